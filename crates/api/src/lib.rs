@@ -1,0 +1,22 @@
+//! The vocabulary of fos: what users write (manifests), what the system records (node info, desired and actual
+//! instance records), the one entity lifecycle state machine, and the store's key layout with the seed's
+//! `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it.
+
+pub mod keys;
+pub mod lifecycle;
+pub mod manifest;
+pub mod names;
+pub mod node;
+pub mod quantity;
+pub mod record;
+
+pub use keys::{Keys, StoreUri, UriError};
+pub use lifecycle::{Action, Lifecycle, State, TransitionError};
+pub use manifest::{
+    Application, ApplicationSpec, Component, Constraints, EntityKind, EntitySpec, Image, ImageSpec, Metadata,
+    NetworkSpec, Object, ObjectKind, Plugin, PluginSpec, API_VERSION,
+};
+pub use names::{validate_name, NameError};
+pub use node::{Node, NodeInfo, NodeStatus};
+pub use quantity::{ByteSize, CpuQuantity, QuantityError};
+pub use record::{ActualInstance, DesiredInstance, InstanceId};

@@ -1,0 +1,234 @@
+//! Instance records: the desired record the controller writes under a node (placement, entity, desired state,
+//! generation) and the actual record the node's agent writes back (state, readiness, error, addresses, observed
+//! generation). An instance is one replica of one component of one application.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{Lifecycle, State};
+use crate::manifest::EntitySpec;
+use crate::names::validate_name;
+
+/// An instance's identity: `<component>-<replica>.<app>.<tenant>`, most specific first like a host name. It is a
+/// single store key segment (names are DNS labels, so `.` separates them unambiguously).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId {
+    /// The tenant.
+    pub tenant: String,
+    /// The application.
+    pub app: String,
+    /// The component.
+    pub component: String,
+    /// The replica number, from 0.
+    pub replica: u32,
+}
+
+impl InstanceId {
+    /// The id of replica `replica` of `component` in `tenant`/`app`.
+    pub fn new(tenant: &str, app: &str, component: &str, replica: u32) -> Self {
+        InstanceId { tenant: tenant.into(), app: app.into(), component: component.into(), replica }
+    }
+
+    /// `<component>-<replica>`, the name shown in the application's context.
+    pub fn short(&self) -> String {
+        format!("{}-{}", self.component, self.replica)
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}.{}.{}", self.component, self.replica, self.app, self.tenant)
+    }
+}
+
+/// A string that is not an instance id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an instance id (<component>-<replica>.<app>.<tenant>)")]
+pub struct InstanceIdError(pub String);
+
+impl FromStr for InstanceId {
+    type Err = InstanceIdError;
+
+    fn from_str(s: &str) -> Result<Self, InstanceIdError> {
+        let bad = || InstanceIdError(s.to_string());
+        let mut parts = s.split('.');
+        let (Some(first), Some(app), Some(tenant), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let (component, replica) = first.rsplit_once('-').ok_or_else(bad)?;
+        let replica: u32 = replica.parse().map_err(|_| bad())?;
+        for name in [component, app, tenant] {
+            validate_name(name).map_err(|_| bad())?;
+        }
+        Ok(InstanceId::new(tenant, app, component, replica))
+    }
+}
+
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstanceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Devices allocated to an instance by the scheduler (names of the node's I/O devices and accelerators).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedDevices {
+    /// I/O device names (`gpiochip0`, `ttyUSB0`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub io: Vec<String>,
+    /// Accelerator names (`gpu0`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accelerators: Vec<String>,
+}
+
+/// The role a node plays in a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "role")]
+pub enum MigrationRole {
+    /// This node sends the instance to `destination`.
+    Source {
+        /// The node receiving the instance.
+        destination: String,
+    },
+    /// This node receives the instance from `source`.
+    Destination {
+        /// The node sending the instance.
+        source: String,
+    },
+}
+
+/// What the controller wants of an instance on one node (`desired/nodes/<node>/instances/<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredInstance {
+    /// Which instance.
+    pub id: InstanceId,
+    /// The node it is placed on.
+    pub node: String,
+    /// What to run.
+    pub entity: EntitySpec,
+    /// The state to reach: Defined, Configured, Running or Paused.
+    pub state: State,
+    /// Bumped whenever `entity` or `env` changes; the agent restarts an instance whose running generation is older.
+    pub generation: u64,
+    /// Environment injected for `need` (`FOS_NEED_DB_HOST`, …), on top of the entity's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Devices allocated by the scheduler.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub devices: AssignedDevices,
+    /// Set while the instance migrates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationRole>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// What a node's agent reports of an instance (`actual/nodes/<node>/instances/<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActualInstance {
+    /// Which instance.
+    pub id: InstanceId,
+    /// The node reporting.
+    pub node: String,
+    /// Where it is in the lifecycle.
+    #[serde(flatten)]
+    pub lifecycle: Lifecycle,
+    /// The readiness probe passes (or, without a probe, it is running).
+    #[serde(default)]
+    pub ready: bool,
+    /// Why it is in Error, or the last failure while retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Addresses it can be reached at (IPs on the node or its networks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// The desired generation this record reflects.
+    pub observed_generation: u64,
+    /// The main process id, for native entities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Exit status of the last run, when it has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// Restarts by the restart policy so far.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When it last started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When this record was written.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ActualInstance {
+    /// A record for an instance that is not defined yet.
+    pub fn new(id: InstanceId, node: &str) -> Self {
+        ActualInstance {
+            id,
+            node: node.to_string(),
+            lifecycle: Lifecycle::new(),
+            ready: false,
+            error: None,
+            addresses: Vec::new(),
+            observed_generation: 0,
+            pid: None,
+            exit_status: None,
+            restarts: 0,
+            started_at: None,
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> Option<State> {
+        self.lifecycle.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_round_trip() {
+        let id = InstanceId::new("default", "wordpress", "db", 0);
+        assert_eq!(id.to_string(), "db-0.wordpress.default");
+        assert_eq!("db-0.wordpress.default".parse::<InstanceId>(), Ok(id.clone()));
+        assert_eq!("my-web-12.app.t1".parse::<InstanceId>().unwrap().component, "my-web");
+        assert_eq!(id.short(), "db-0");
+    }
+
+    #[test]
+    fn malformed_instance_ids_are_refused() {
+        for bad in ["db.wordpress.default", "db-x.a.b", "db-0.a", "db-0.a.b.c", "Db-0.a.b", "db-0..b", "-0.a.b"] {
+            assert!(bad.parse::<InstanceId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn actual_record_serializes_lifecycle_inline() {
+        let mut a = ActualInstance::new(InstanceId::new("default", "a", "c", 0), "n1");
+        a.lifecycle = Lifecycle::at(Some(State::Running));
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["state"], "Running");
+        assert_eq!(v["id"], "c-0.a.default");
+        let back: ActualInstance = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+    }
+}
