@@ -9,6 +9,7 @@ pub mod names;
 pub mod node;
 pub mod quantity;
 pub mod record;
+pub mod validate;
 
 pub use keys::{Keys, StoreUri, UriError};
 pub use lifecycle::{Action, Lifecycle, State, TransitionError};
@@ -20,3 +21,4 @@ pub use names::{validate_name, NameError};
 pub use node::{Node, NodeInfo, NodeStatus};
 pub use quantity::{ByteSize, CpuQuantity, QuantityError};
 pub use record::{ActualInstance, DesiredInstance, InstanceId};
+pub use validate::{validate, validate_with, Existing, ObjectRef, Violation};
