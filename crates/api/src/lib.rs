@@ -9,6 +9,8 @@ pub mod names;
 pub mod node;
 pub mod quantity;
 pub mod record;
+pub mod seed;
+pub mod source;
 pub mod validate;
 
 pub use keys::{Keys, StoreUri, UriError};

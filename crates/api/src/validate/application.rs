@@ -87,11 +87,19 @@ fn check_component(c: &Component, at: &str, index: &BTreeMap<&str, usize>, repor
         if p.to == c.name {
             report.push(format!("{path}.to"), format!("component `{}` cannot be near itself", p.to));
         } else if !index.contains_key(p.to.as_str()) {
-            report.hint(format!("{path}.to"), format!("`{}` is not a component of this application", p.to), known(index, &p.to));
+            report.hint(
+                format!("{path}.to"),
+                format!("`{}` is not a component of this application", p.to),
+                known(index, &p.to),
+            );
         }
         match &p.within {
-            Within::LatencyMs(ms) if *ms <= 0.0 => report.push(format!("{path}.within"), "a latency bound must be more than 0"),
-            Within::DistanceM(m) if *m <= 0.0 => report.push(format!("{path}.within"), "a distance bound must be more than 0"),
+            Within::LatencyMs(ms) if *ms <= 0.0 => {
+                report.push(format!("{path}.within"), "a latency bound must be more than 0")
+            }
+            Within::DistanceM(m) if *m <= 0.0 => {
+                report.push(format!("{path}.within"), "a distance bound must be more than 0")
+            }
             _ => {}
         }
     }
@@ -172,7 +180,11 @@ fn check_cycles(spec: &ApplicationSpec, index: &BTreeMap<&str, usize>, report: &
         report.hint(
             format!("spec.components[{last}].need[{entry}]"),
             format!("dependency cycle: {}", names.join(" -> ")),
-            format!("`{}` needs `{}`, which closes the cycle; remove one of these needs", names[names.len() - 2], names[0]),
+            format!(
+                "`{}` needs `{}`, which closes the cycle; remove one of these needs",
+                names[names.len() - 2],
+                names[0]
+            ),
         );
     }
 }

@@ -104,11 +104,9 @@ fn check_size(size: &ByteSize, path: String, what: &str, report: &mut Report<'_>
     match size.bytes() {
         Err(e) => report.push(path, e.to_string()),
         Ok(0) => report.push(path, format!("{what} must be more than 0")),
-        Ok(n) if n < MIB => report.hint(
-            path,
-            format!("{what} `{size}` is {n} bytes, less than 1Mi"),
-            format!("did you mean {n}Mi?"),
-        ),
+        Ok(n) if n < MIB => {
+            report.hint(path, format!("{what} `{size}` is {n} bytes, less than 1Mi"), format!("did you mean {n}Mi?"))
+        }
         Ok(_) => {}
     }
 }
@@ -166,10 +164,8 @@ fn check_networks(
                 Err(_) => report.push(format!("{path}.ip"), format!("`{ip}` is not an IP address")),
                 Ok(addr) => {
                     if replicas > 1 {
-                        report.push(
-                            format!("{path}.ip"),
-                            format!("a fixed ip cannot be shared by {replicas} replicas"),
-                        );
+                        report
+                            .push(format!("{path}.ip"), format!("a fixed ip cannot be shared by {replicas} replicas"));
                     }
                     let range = net.flatten().and_then(|n| n.ip_range.as_deref()).and_then(|r| parse_cidr(r).ok());
                     if let Some(c) = range {
@@ -221,7 +217,11 @@ fn check_ports_and_probe(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
                 report.push(format!("{path}.http.port"), "port 0 is not a port");
             }
             if !h.path.starts_with('/') {
-                report.hint(format!("{path}.http.path"), format!("path `{}` is not absolute", h.path), "start it with `/`");
+                report.hint(
+                    format!("{path}.http.path"),
+                    format!("path `{}` is not absolute", h.path),
+                    "start it with `/`",
+                );
             }
         }
         Some(Probe::Exec(argv)) if argv.first().is_none_or(|c| c.trim().is_empty()) => {

@@ -86,10 +86,8 @@ pub fn validate_with(objects: &[Object], existing: &Existing) -> Vec<Violation> 
     }
     let mut seen: BTreeMap<(&'static str, String, String), usize> = BTreeMap::new();
     for (index, object) in objects.iter().enumerate() {
-        let mut report = Report {
-            object: ObjectRef { index, kind: object.kind(), name: object.name().to_string() },
-            out: &mut out,
-        };
+        let mut report =
+            Report { object: ObjectRef { index, kind: object.kind(), name: object.name().to_string() }, out: &mut out };
         check_metadata(object, &mut report);
         let tenant = object.metadata().tenant().to_string();
         let (namespace, tenant_key) = match object.kind() {
@@ -103,7 +101,11 @@ pub fn validate_with(objects: &[Object], existing: &Existing) -> Vec<Violation> 
         match seen.get(&(namespace, tenant_key.clone(), object.name().to_string())) {
             Some(first) => report.push(
                 "metadata.name",
-                format!("duplicate {namespace} name `{}`: object #{} of this apply has it too", object.name(), first + 1),
+                format!(
+                    "duplicate {namespace} name `{}`: object #{} of this apply has it too",
+                    object.name(),
+                    first + 1
+                ),
             ),
             None => {
                 seen.insert((namespace, tenant_key, object.name().to_string()), index);
@@ -149,7 +151,12 @@ pub(crate) struct Report<'a> {
 impl Report<'_> {
     /// Records a violation at `path`.
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.out.push(Violation { object: self.object.clone(), path: path.into(), message: message.into(), hint: None });
+        self.out.push(Violation {
+            object: self.object.clone(),
+            path: path.into(),
+            message: message.into(),
+            hint: None,
+        });
     }
 
     /// Records a violation at `path` with a hint.

@@ -77,7 +77,7 @@ fn counts_must_be_at_least_one() {
 fn duplicate_names_in_one_apply() {
     let yaml = app(&format!("  - {{name: a, entity: {NATIVE}}}\n  - {{name: a, entity: {NATIVE}}}\n"));
     assert_one(&yaml, "spec.components[1].name", "duplicate component name `a`");
-    let two = format!("{yaml}---\n{}", yaml.replace("kind: Application", "kind: Application"));
+    let two = format!("{yaml}---\n{yaml}");
     let v = validate(&objects(&two));
     assert!(v.iter().any(|v| v.object.index == 1 && v.path == "metadata.name" && v.message.contains("duplicate")));
 }
