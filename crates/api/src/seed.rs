@@ -189,7 +189,14 @@ impl Cx<'_> {
 
     fn standalone_entity(&mut self, m: &Map<String, Value>) -> Vec<Converted> {
         let meta = self.metadata(m, "");
-        let (entity, _constraints, bridges, renames) = self.entity(m, "", "spec");
+        let (entity, constraints, bridges, renames) = self.entity(m, "", "spec");
+        if constraints.as_object().is_some_and(|c| !c.is_empty()) {
+            self.errors.push(SeedError {
+                path: "constraints".into(),
+                message: "a standalone entity has no constraints in fos".into(),
+                hint: Some("make it a component of an application, whose components take constraints".into()),
+            });
+        }
         let mut out: Vec<Converted> = bridges
             .into_iter()
             .map(|(name, path)| Converted {
