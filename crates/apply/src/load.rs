@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use fos_api::manifest::Object;
-use fos_api::source::{check, load_str_with, parse_documents, Diagnostic, LoadedObject};
+use fos_api::manifest::{NetworkKind, NetworkSpec, Object};
+use fos_api::source::{check_with, load_partial, parse_documents, Diagnostic, LoadedObject};
+use fos_api::Existing;
 
 /// The name standard input is reported under.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -40,13 +41,29 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Each file's text, by the name diagnostics use.
     pub sources: BTreeMap<String, String>,
+    /// `(tenant, name)` of Network documents with structural errors: references to them are not reported again.
+    pub broken_networks: Vec<(String, String)>,
 }
 
 impl Loaded {
     /// Structural errors plus every violation of validating all objects as one apply.
     pub fn all_diagnostics(&self) -> Vec<Diagnostic> {
+        let mut existing = Existing::default();
+        for (tenant, name) in &self.broken_networks {
+            // Known by name only: no address checks against it.
+            let placeholder = NetworkSpec {
+                kind: NetworkKind::Bridge,
+                vxlan_id: None,
+                multicast_address: None,
+                vlan_id: None,
+                ip_range: None,
+                gateway: None,
+                dhcp: false,
+            };
+            existing.networks.insert((tenant.clone(), name.clone()), placeholder);
+        }
         let mut out = self.diagnostics.clone();
-        out.extend(check(&self.objects));
+        out.extend(check_with(&self.objects, &existing));
         out
     }
 
@@ -135,10 +152,10 @@ pub fn load_text(loaded: &mut Loaded, name: &str, text: String, base: &Path) {
         }
         Ok(docs.swap_remove(0).0)
     };
-    match load_str_with(name, &text, &resolve) {
-        Ok(objects) => loaded.objects.extend(objects),
-        Err(d) => loaded.diagnostics.extend(d),
-    }
+    let partial = load_partial(name, &text, &resolve);
+    loaded.objects.extend(partial.objects);
+    loaded.diagnostics.extend(partial.diagnostics);
+    loaded.broken_networks.extend(partial.broken_networks);
     loaded.sources.insert(name.to_string(), text);
 }
 

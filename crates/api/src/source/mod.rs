@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Object;
-use crate::validate::{validate, Violation};
+use crate::validate::{validate_with, Existing, Violation};
 
 pub use text::{parse_documents, ParseError, PathMap};
 
@@ -88,39 +88,86 @@ pub fn load_str_with(
     text: &str,
     resolve: crate::seed::Resolver<'_>,
 ) -> Result<Vec<LoadedObject>, Vec<Diagnostic>> {
-    let docs = parse_documents(text).map_err(|e| {
-        vec![Diagnostic { file: file.to_string(), position: e.position, message: e.message, hint: None }]
-    })?;
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
+    let partial = load_partial(file, text, resolve);
+    if partial.diagnostics.is_empty() {
+        Ok(partial.objects)
+    } else {
+        Err(partial.diagnostics)
+    }
+}
+
+/// What one text yields when some of its documents are wrong: the objects that loaded, the errors of the others,
+/// and the names of the Network objects among the others (so that references to them are not reported as well).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Partial {
+    /// The objects read without error.
+    pub objects: Vec<LoadedObject>,
+    /// Every structural error.
+    pub diagnostics: Vec<Diagnostic>,
+    /// `(tenant, name)` of each Network document that did not load.
+    pub broken_networks: Vec<(String, String)>,
+}
+
+/// Loads what can be loaded of a text, document by document.
+pub fn load_partial(file: &str, text: &str, resolve: crate::seed::Resolver<'_>) -> Partial {
+    let mut partial = Partial::default();
+    let docs = match parse_documents(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let d = Diagnostic { file: file.to_string(), position: e.position, message: e.message, hint: None };
+            partial.diagnostics.push(d);
+            return partial;
+        }
+    };
+    if docs.is_empty() {
+        partial.diagnostics.push(Diagnostic {
+            file: file.to_string(),
+            position: Position { line: 1, column: 1, offset: 0, len: 0 },
+            message: "no manifest in this file".into(),
+            hint: Some("a manifest has apiVersion, kind, metadata and spec".into()),
+        });
+    }
     for (document, (value, positions)) in docs.into_iter().enumerate() {
+        let network = network_name(&value);
         match structural::objects_from_document(value, &positions, resolve) {
-            Ok(loaded) => objects.extend(loaded.into_iter().map(|(object, positions, converted)| LoadedObject {
-                object,
-                file: file.to_string(),
-                document,
-                positions,
-                converted,
+            Ok(loaded) => partial.objects.extend(loaded.into_iter().map(|(object, positions, converted)| {
+                LoadedObject { object, file: file.to_string(), document, positions, converted }
             })),
-            Err(problems) => errors.extend(problems.into_iter().map(|p| Diagnostic {
-                file: file.to_string(),
-                position: p.position,
-                message: p.message,
-                hint: p.hint,
-            })),
+            Err(problems) => {
+                partial.broken_networks.extend(network);
+                partial.diagnostics.extend(problems.into_iter().map(|p| Diagnostic {
+                    file: file.to_string(),
+                    position: p.position,
+                    message: p.message,
+                    hint: p.hint,
+                }))
+            }
         }
     }
-    if errors.is_empty() {
-        Ok(objects)
-    } else {
-        Err(errors)
+    partial
+}
+
+/// `(tenant, name)` when a raw document is a Network (fos/v1 or fog05).
+fn network_name(value: &serde_json::Value) -> Option<(String, String)> {
+    let tenant = value.pointer("/metadata/tenant").and_then(|t| t.as_str()).unwrap_or(crate::manifest::DEFAULT_TENANT);
+    if value.get("kind").and_then(|k| k.as_str()) == Some("Network") {
+        let name = value.pointer("/metadata/name")?.as_str()?;
+        return Some((tenant.to_string(), name.to_string()));
     }
+    let fog05_network =
+        crate::seed::is_fog05(value) && !["components", "entity_data", "type"].iter().any(|k| value.get(*k).is_some());
+    fog05_network.then(|| Some((tenant.to_string(), crate::seed::dns_name(value.get("name")?.as_str()?))))?
 }
 
 /// Validates loaded objects as one apply and returns every violation as a diagnostic.
 pub fn check(loaded: &[LoadedObject]) -> Vec<Diagnostic> {
+    check_with(loaded, &Existing::default())
+}
+
+/// [`check`], against what already exists (or is known to exist, such as networks whose documents are wrong).
+pub fn check_with(loaded: &[LoadedObject], existing: &Existing) -> Vec<Diagnostic> {
     let objects: Vec<Object> = loaded.iter().map(|l| l.object.clone()).collect();
-    validate(&objects).iter().filter_map(|v| locate(loaded, v)).collect()
+    validate_with(&objects, existing).iter().filter_map(|v| locate(loaded, v)).collect()
 }
 
 /// Maps a violation (from [`validate`] here, or from the API server for the same list of objects) to its position:
