@@ -5,6 +5,7 @@
 pub mod election;
 pub mod embedded;
 pub mod keepalive;
+pub mod typed;
 mod types;
 
 pub use election::{Election, Leadership};
