@@ -136,19 +136,22 @@ impl<'s> Run<'s> {
             checkpoints.push((state.clone(), plan.placements.len()));
             let mut best = self.place_group(state.clone(), group, &todo, &[]);
             // Backtracking 1: another node for the group's first component.
+            // An attempt counts only if the first component still fits entirely.
+            let root_name = &comps[group[0]].name;
+            let root_fits = |r: &GroupResult<'_>| !r.failures.iter().any(|f| &f.component == root_name);
             let mut root_excluded: Vec<NodeIdx> = Vec::new();
-            while best.unplaced() > 0 && budget > 0 && group.len() > 1 {
-                let Some(root) = best.root else { break };
-                if best.failures.iter().any(|f| f.component == comps[group[0]].name) {
-                    break;
-                }
+            let mut last_root = best.root;
+            while best.unplaced() > 0 && budget > 0 && group.len() > 1 && root_fits(&best) {
+                let Some(root) = last_root else { break };
                 budget -= 1;
                 root_excluded.push(root);
                 let attempt = self.place_group(state.clone(), group, &todo, &root_excluded);
+                if !root_fits(&attempt) {
+                    break;
+                }
+                last_root = attempt.root;
                 if attempt.unplaced() < best.unplaced() {
                     best = attempt;
-                } else {
-                    best.root = attempt.root;
                 }
             }
             // Backtracking 2: place this group before an earlier one, then the earlier ones again.
