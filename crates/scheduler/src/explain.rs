@@ -27,6 +27,8 @@ pub struct Failure {
     pub placed: u32,
     /// Replicas asked for.
     pub replicas: u32,
+    /// The instances are being moved (node loss, migration), so asking for fewer replicas is no answer.
+    pub moving: bool,
 }
 
 /// Explains why the request in `cx` fits no node.
@@ -87,7 +89,7 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
 /// The smallest change that lets one more instance be placed: fewer replicas, a required proximity made a
 /// preference, a selector label or the node list dropped, capacity freed on a node, or one more node.
 fn relax(cx: &Context<'_>, failure: &Failure) -> Option<Relaxation> {
-    if failure.placed > 0 {
+    if failure.placed > 0 && !failure.moving {
         return Some(Relaxation::FewerReplicas { replicas: failure.placed });
     }
     let mut proximity: Vec<((String, String), usize, Rejection)> = Vec::new();

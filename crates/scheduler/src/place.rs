@@ -54,6 +54,7 @@ struct Run<'s> {
     graph: AppGraph,
     needs: Vec<Needs>,
     excluded: Vec<NodeIdx>,
+    moving: bool,
 }
 
 /// The outcome of placing one group.
@@ -80,7 +81,7 @@ impl<'s> Run<'s> {
     ) -> Result<Self, ScheduleError> {
         let graph = AppGraph::build(spec)?;
         let needs = spec.components.iter().map(|c| Needs::of(c, snapshot)).collect();
-        Ok(Run { snapshot, tenant, app, spec, options, graph, needs, excluded: Vec::new() })
+        Ok(Run { snapshot, tenant, app, spec, options, graph, needs, excluded: Vec::new(), moving: false })
     }
 
     fn run(
@@ -92,6 +93,7 @@ impl<'s> Run<'s> {
         self.excluded = exclude_nodes.iter().filter_map(|n| self.snapshot.index_of(n)).collect();
         self.excluded.sort_unstable();
         self.excluded.dedup();
+        self.moving = !replace.is_empty();
         let mut state = Working::new(self.snapshot);
         let mut plan = Plan::default();
         let comps = &self.spec.components;
@@ -243,6 +245,7 @@ impl<'s> Run<'s> {
                             unplaced: replicas[k..].iter().map(|r| self.id(c, *r)).collect(),
                             placed: state.placed(&comp.name).len() as u32,
                             replicas: comp.replicas,
+                            moving: self.moving,
                         };
                         failures.push(explain(&cx, failure));
                         break;

@@ -254,7 +254,9 @@ impl fmt::Display for Relaxation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nodes = |n: &usize| format!("{n} node{}", if *n == 1 { "" } else { "s" });
         match self {
-            Relaxation::FewerReplicas { replicas } => write!(f, "ask for {replicas} replicas: that many fit"),
+            Relaxation::FewerReplicas { replicas } => {
+                write!(f, "ask for {replicas} replica{}: that many fit", if *replicas == 1 { "" } else { "s" })
+            }
             Relaxation::PreferProximity { from, to, within, nodes: n } => write!(
                 f,
                 "make {from}'s proximity to {to} (within {within}) a preference (required: false): {} would fit",
