@@ -132,10 +132,11 @@ impl<'s> Run<'s> {
         plan.surplus.sort();
 
         let mut budget = self.options.max_backtracks;
-        let mut checkpoints: Vec<(Working<'s>, usize)> = Vec::new();
+        // checkpoints[g]: the state and placement count before group g, while that is a prefix of the order used.
+        let mut checkpoints: Vec<Option<(Working<'s>, usize)>> = Vec::new();
         let groups = self.graph.groups.clone();
         for (gi, group) in groups.iter().enumerate() {
-            checkpoints.push((state.clone(), plan.placements.len()));
+            checkpoints.push(Some((state.clone(), plan.placements.len())));
             let mut best = self.place_group(state.clone(), group, &todo, &[]);
             // Backtracking 1: another node for the group's first component.
             // An attempt counts only if the first component still fits entirely.
@@ -160,8 +161,8 @@ impl<'s> Run<'s> {
             let mut k = gi;
             while best.unplaced() > 0 && budget > 0 && k > 0 {
                 k -= 1;
+                let Some((before, len)) = checkpoints[k].clone() else { continue };
                 budget -= 1;
-                let (before, len) = checkpoints[k].clone();
                 let first = self.place_group(before, group, &todo, &[]);
                 if first.unplaced() > 0 {
                     continue;
@@ -180,8 +181,10 @@ impl<'s> Run<'s> {
                 if let Some(s) = s {
                     plan.placements = placements;
                     best = GroupResult { state: s, placements: Vec::new(), failures: Vec::new(), root: None };
-                    // Checkpoints after k no longer describe this order; do not go back past it again.
-                    checkpoints.truncate(k + 1);
+                    // The states before groups k+1..=gi are no longer prefixes of the order used.
+                    for c in &mut checkpoints[k + 1..=gi] {
+                        *c = None;
+                    }
                     break;
                 }
             }
@@ -253,7 +256,143 @@ impl<'s> Run<'s> {
                 }
             }
         }
+        self.repair(&mut state, &mut placements, &mut failures);
         GroupResult { state, placements, failures, root }
+    }
+
+    /// An instance placed before a component of its group failed may be left without the neighbour its required
+    /// proximity asks for. Such an instance is placed again, or, when nothing fits, taken back and explained.
+    fn repair(&self, state: &mut Working<'s>, placements: &mut Vec<Placement>, failures: &mut Vec<Unschedulable>) {
+        loop {
+            self.repair_new(state, placements, failures);
+            if !self.repair_kept(state, placements, failures) {
+                break;
+            }
+        }
+    }
+
+    /// An instance kept from before may only lose its "vacuous" proximity (no target placed at all) if the new
+    /// targets cover it; when the target component did not fit, its new instances are taken back and explained.
+    fn repair_kept(
+        &self,
+        state: &mut Working<'s>,
+        placements: &mut Vec<Placement>,
+        failures: &mut Vec<Unschedulable>,
+    ) -> bool {
+        let comps = &self.spec.components;
+        let mut broken: Option<usize> = None;
+        'find: for a in comps {
+            for r in a.proximity.iter().filter(|r| r.required) {
+                for (replica, n) in state.placed(&a.name) {
+                    let new =
+                        placements.iter().any(|p| p.instance.component == a.name && p.instance.replica == *replica);
+                    if new {
+                        continue;
+                    }
+                    let mut targets =
+                        state.placed(&r.to).iter().filter(|(t, _)| !(r.to == a.name && t == replica)).peekable();
+                    if targets.peek().is_some() && !targets.any(|(_, m)| near(self.snapshot, *n, *m, &r.within)) {
+                        broken = comps.iter().position(|c| c.name == r.to);
+                        if placements.iter().any(|p| p.instance.component == r.to) {
+                            break 'find;
+                        }
+                        broken = None;
+                    }
+                }
+            }
+        }
+        let Some(t) = broken else { return false };
+        let name = &comps[t].name;
+        let mut removed: Vec<InstanceId> = Vec::new();
+        placements.retain(|p| {
+            if &p.instance.component != name {
+                return true;
+            }
+            state.give_back(&p.allocation());
+            state.unrecord(&p.instance);
+            removed.push(p.instance.clone());
+            false
+        });
+        removed.sort();
+        let request = self.request(t, &removed[0], true, state, self.excluded.clone());
+        let cx = Context { snapshot: self.snapshot, state, request: &request, options: self.options };
+        let mut unplaced = removed;
+        for f in failures.iter().filter(|f| &f.component == name) {
+            unplaced.extend(f.unplaced.iter().cloned());
+        }
+        failures.retain(|f| &f.component != name);
+        unplaced.sort();
+        unplaced.dedup();
+        let failure = Failure {
+            component: name.clone(),
+            unplaced,
+            placed: state.placed(name).len() as u32,
+            replicas: comps[t].replicas,
+            moving: true,
+        };
+        failures.push(explain(&cx, failure));
+        true
+    }
+
+    fn repair_new(&self, state: &mut Working<'s>, placements: &mut Vec<Placement>, failures: &mut Vec<Unschedulable>) {
+        let mut rounds = 4 * placements.len();
+        while let Some(i) = placements.iter().position(|p| self.lacks_neighbour(state, p)) {
+            let p = placements.remove(i);
+            state.give_back(&p.allocation());
+            state.unrecord(&p.instance);
+            let Some(c) = self.spec.components.iter().position(|c| c.name == p.instance.component) else { continue };
+            let request = self.request(c, &p.instance, true, state, self.excluded.clone());
+            let cx = Context { snapshot: self.snapshot, state, request: &request, options: self.options };
+            let again = if rounds > 0 { select(&cx) } else { None };
+            rounds = rounds.saturating_sub(1);
+            match again {
+                Some(choice) => {
+                    drop(request);
+                    let devices = state.allocate(choice.node, &self.needs[c]);
+                    state.record(&p.instance, choice.node);
+                    placements.push(Placement {
+                        node: self.snapshot.node(choice.node).name.clone(),
+                        devices,
+                        score: choice.score,
+                        ..p
+                    });
+                }
+                None => {
+                    let comp = &self.spec.components[c];
+                    match failures.iter_mut().find(|f| f.component == comp.name) {
+                        Some(f) => {
+                            f.unplaced.push(p.instance);
+                            f.unplaced.sort();
+                            f.placed = f.placed.saturating_sub(1);
+                        }
+                        None => {
+                            let failure = Failure {
+                                component: comp.name.clone(),
+                                unplaced: vec![p.instance],
+                                placed: state.placed(&comp.name).len() as u32,
+                                replicas: comp.replicas,
+                                moving: self.moving,
+                            };
+                            failures.push(explain(&cx, failure));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when a required proximity rule of the placed instance has targets placed, none of them near it.
+    fn lacks_neighbour(&self, state: &Working<'_>, p: &Placement) -> bool {
+        let Some(comp) = self.spec.component(&p.instance.component) else { return false };
+        let Some(n) = self.snapshot.index_of(&p.node) else { return false };
+        comp.proximity.iter().filter(|r| r.required).any(|r| {
+            let mut targets = state
+                .placed(&r.to)
+                .iter()
+                .filter(|(replica, _)| !(r.to == comp.name && *replica == p.instance.replica))
+                .peekable();
+            targets.peek().is_some() && !targets.any(|(_, m)| near(self.snapshot, n, *m, &r.within))
+        })
     }
 
     /// The request of instance `id` of component `c`, given what is placed in `state`.
@@ -292,6 +431,25 @@ impl<'s> Run<'s> {
                 required.push(t);
             } else {
                 preferred.push(t);
+            }
+        }
+        // A required rule to its own component: every placed replica needs another replica near it.
+        for p in me.proximity.iter().filter(|p| p.required && p.to == me.name) {
+            let placed = state.placed(&me.name);
+            let uncovered: Vec<NodeIdx> = placed
+                .iter()
+                .filter(|(r, n)| !placed.iter().any(|(r2, n2)| r2 != r && near(self.snapshot, *n, *n2, &p.within)))
+                .map(|(_, n)| *n)
+                .collect();
+            if let Some(&first) = uncovered.first() {
+                required.push(ProximityTarget {
+                    from: me.name.clone(),
+                    to: me.name.clone(),
+                    within: p.within.clone(),
+                    nodes: if last { uncovered } else { vec![first] },
+                    all: last,
+                    reverse: true,
+                });
             }
         }
         for other in comps.iter().filter(|o| o.name != me.name) {
