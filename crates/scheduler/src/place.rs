@@ -180,6 +180,9 @@ impl<'s> Run<'s> {
                 }
                 if let Some(s) = s {
                     plan.placements = placements;
+                    // The earlier groups were placed again, completely this time.
+                    let replaced: Vec<&str> = groups[k..gi].iter().flatten().map(|c| comps[*c].name.as_str()).collect();
+                    plan.unschedulable.retain(|u| !replaced.contains(&u.component.as_str()));
                     best = GroupResult { state: s, placements: Vec::new(), failures: Vec::new(), root: None };
                     // The states before groups k+1..=gi are no longer prefixes of the order used.
                     for c in &mut checkpoints[k + 1..=gi] {
