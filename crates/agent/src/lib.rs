@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod driver;
 pub mod runtime;
 
 pub use config::NodeConfig;
