@@ -53,7 +53,10 @@ struct Task {
 /// Runs an instance task until the instance is gone and undesired, or the driver stops (channel closed).
 pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Receiver<Option<DesiredInstance>>) {
     let mut t = Task::new(shared, start);
-    t.write().await;
+    if t.runtime.is_some() {
+        // Recovered: publish what is really there before moving anything.
+        t.write().await;
+    }
     loop {
         let desired = desired_rx.borrow_and_update().clone();
         t.observe(desired.as_ref());
