@@ -4,12 +4,16 @@
 
 pub mod election;
 pub mod embedded;
+pub mod etcd;
 pub mod keepalive;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod typed;
 mod types;
 
 pub use election::{Election, Leadership};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
+pub use etcd::{EtcdAuth, EtcdConfig, EtcdStats, EtcdStore, EtcdTls};
 pub use keepalive::LeaseKeeper;
 
 pub use types::{
