@@ -175,7 +175,7 @@ impl Endpoints {
                     self.fail_over(index);
                     attempt += 1;
                     // A full round over the endpoints without success: back off before the next.
-                    if attempt as usize % self.urls.len() == 0 {
+                    if (attempt as usize).is_multiple_of(self.urls.len()) {
                         let pause = Duration::from_millis(50 * u64::from(attempt.min(20)));
                         tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
                     }
