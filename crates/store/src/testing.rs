@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{EtcdConfig, EtcdStore, Store, StoreError};
+use crate::{EtcdConfig, EtcdStore, EtcdTls, Store, StoreError};
 
 /// The etcd binary: `$FOS_ETCD_BIN`, else `/usr/bin/etcd`.
 pub fn etcd_binary() -> PathBuf {
@@ -26,6 +26,7 @@ fn free_port() -> Result<u16, StoreError> {
 /// One etcd member process.
 struct Member {
     name: String,
+    extra_args: Vec<String>,
     client_url: String,
     peer_url: String,
     data_dir: PathBuf,
@@ -34,10 +35,24 @@ struct Member {
 }
 
 impl Member {
-    fn new(name: &str, root: &Path) -> Result<Member, StoreError> {
+    fn new(name: &str, root: &Path, tls: Option<&ServerTls>) -> Result<Member, StoreError> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let extra_args = tls.map_or_else(Vec::new, |t| {
+            let path = |p: &Path| p.display().to_string();
+            vec![
+                "--cert-file".into(),
+                path(&t.cert),
+                "--key-file".into(),
+                path(&t.key),
+                "--trusted-ca-file".into(),
+                path(&t.ca),
+                "--client-cert-auth".into(),
+            ]
+        });
         Ok(Member {
             name: name.to_string(),
-            client_url: format!("http://127.0.0.1:{}", free_port()?),
+            extra_args,
+            client_url: format!("{scheme}://127.0.0.1:{}", free_port()?),
             peer_url: format!("http://127.0.0.1:{}", free_port()?),
             data_dir: root.join(name),
             log: root.join(format!("{name}.log")),
@@ -56,6 +71,7 @@ impl Member {
             .args(["--listen-peer-urls", &self.peer_url, "--initial-advertise-peer-urls", &self.peer_url])
             .args(["--initial-cluster", initial_cluster, "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "fos-test", "--logger", "zap", "--log-level", "warn"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -80,7 +96,19 @@ impl Member {
 /// A set of etcd members forming one cluster.
 pub struct EtcdCluster {
     members: Vec<Member>,
+    client_tls: Option<EtcdTls>,
     _root: TempDir,
+}
+
+/// TLS for a test etcd's client port (clients must present a certificate signed by `ca`).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The server certificate (PEM), valid for 127.0.0.1.
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// The CA that signs client certificates (PEM).
+    pub ca: PathBuf,
 }
 
 /// A single-member etcd.
@@ -96,7 +124,7 @@ impl EtcdCluster {
     pub async fn start_members(n: usize) -> Result<EtcdCluster, StoreError> {
         let mut last = None;
         for _ in 0..3 {
-            match EtcdCluster::try_start(n).await {
+            match EtcdCluster::try_start(n, None, None).await {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
@@ -104,15 +132,26 @@ impl EtcdCluster {
         Err(last.unwrap_or_else(|| StoreError::Other("etcd did not start".into())))
     }
 
-    async fn try_start(n: usize) -> Result<EtcdCluster, StoreError> {
+    /// Starts a single-member etcd serving clients over TLS with client-certificate authentication; `client` is
+    /// what the readiness check and [`EtcdCluster::store`] connect with.
+    pub async fn start_tls(server: ServerTls, client: EtcdTls) -> Result<EtcdCluster, StoreError> {
+        EtcdCluster::try_start(1, Some(server), Some(client)).await
+    }
+
+    async fn try_start(
+        n: usize,
+        tls: Option<ServerTls>,
+        client_tls: Option<EtcdTls>,
+    ) -> Result<EtcdCluster, StoreError> {
         let root = tempfile::Builder::new()
             .prefix("fos-etcd-")
             .tempdir()
             .map_err(|e| StoreError::Other(format!("temp dir: {e}")))?;
-        let mut members = (0..n).map(|i| Member::new(&format!("m{i}"), root.path())).collect::<Result<Vec<_>, _>>()?;
+        let mut members =
+            (0..n).map(|i| Member::new(&format!("m{i}"), root.path(), tls.as_ref())).collect::<Result<Vec<_>, _>>()?;
         let initial: Vec<String> = members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect();
         let initial = initial.join(",");
-        let mut cluster = EtcdCluster { members: Vec::new(), _root: root };
+        let mut cluster = EtcdCluster { members: Vec::new(), client_tls, _root: root };
         for m in &mut members {
             m.spawn(&initial)?;
         }
@@ -130,6 +169,7 @@ impl EtcdCluster {
                     return Err(StoreError::Other(format!("etcd {} exited: {log}", self.members[i].name)));
                 }
                 let mut config = EtcdConfig::new([self.members[i].client_url.clone()]);
+                config.tls = self.client_tls.clone();
                 config.retry_for = Duration::from_millis(500);
                 config.request_timeout = Duration::from_secs(1);
                 if EtcdStore::connect(config).await.is_ok() {
@@ -161,7 +201,9 @@ impl EtcdCluster {
 
     /// A store connected to every member (default settings).
     pub async fn store(&self) -> Result<Arc<dyn Store>, StoreError> {
-        Ok(Arc::new(EtcdStore::connect(EtcdConfig::new(self.endpoints())).await?))
+        let mut config = EtcdConfig::new(self.endpoints());
+        config.tls = self.client_tls.clone();
+        Ok(Arc::new(EtcdStore::connect(config).await?))
     }
 }
 
