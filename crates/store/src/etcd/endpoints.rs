@@ -2,6 +2,7 @@
 //! when an endpoint is unreachable or has no leader, until the retry budget is spent.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
@@ -15,7 +16,7 @@ use crate::StoreError;
 pub struct Endpoints {
     urls: Vec<String>,
     options: ConnectOptions,
-    clients: Vec<OnceCell<Client>>,
+    clients: Vec<OnceCell<Arc<Client>>>,
     current: AtomicUsize,
     retry_for: Duration,
     request_timeout: Duration,
@@ -77,7 +78,6 @@ impl Endpoints {
         let mut options = ConnectOptions::new()
             .with_require_leader(true)
             .with_connect_timeout(config.connect_timeout)
-            .with_timeout(config.request_timeout)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         if let Some(auth) = &config.auth {
             options = options.with_user(auth.user.clone(), auth.password.clone());
@@ -124,10 +124,12 @@ impl Endpoints {
         &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()]
     }
 
-    async fn client(&self, index: usize) -> Result<Client, Attempt> {
+    async fn client(&self, index: usize) -> Result<Arc<Client>, Attempt> {
         let url = &self.urls[index];
         self.clients[index]
-            .get_or_try_init(|| Client::connect([url.as_str()], Some(self.options.clone())))
+            .get_or_try_init(|| async {
+                Client::connect([url.as_str()], Some(self.options.clone())).await.map(Arc::new)
+            })
             .await
             .cloned()
             .map_err(classify)
@@ -145,7 +147,7 @@ impl Endpoints {
     /// Runs `op` against the current endpoint, failing over and retrying while it is retryable and the budget lasts.
     pub async fn call<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
     where
-        F: FnMut(Client) -> Fut,
+        F: FnMut(Arc<Client>) -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
         let deadline = Instant::now() + self.retry_for;

@@ -169,8 +169,8 @@ fn lease_error(lease: LeaseId) -> impl Fn(etcd_client::Error) -> Attempt {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                let r = c.get(key.as_bytes(), None).await.map_err(classify)?;
+            .call(|c| async move {
+                let r = c.kv_client().get(key.as_bytes(), None).await.map_err(classify)?;
                 Ok(r.kvs().first().map(key_value))
             })
             .await
@@ -178,8 +178,8 @@ impl Store for EtcdStore {
 
     async fn list(&self, prefix: &str) -> Result<ListResult, StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                let r = c.get(prefix.as_bytes(), Some(prefix_get(prefix))).await.map_err(classify)?;
+            .call(|c| async move {
+                let r = c.kv_client().get(prefix.as_bytes(), Some(prefix_get(prefix))).await.map_err(classify)?;
                 Ok(ListResult { kvs: r.kvs().iter().map(key_value).collect(), revision: revision_of(r.header()) })
             })
             .await
@@ -188,11 +188,11 @@ impl Store for EtcdStore {
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, StoreError> {
         let lease = lease.unwrap_or(0);
         self.endpoints
-            .call(|mut c| {
+            .call(|c| {
                 let value = value.clone();
                 async move {
                     let options = (lease != 0).then(|| PutOptions::new().with_lease(lease));
-                    let r = c.put(key.as_bytes(), value, options).await.map_err(lease_error(lease))?;
+                    let r = c.kv_client().put(key.as_bytes(), value, options).await.map_err(lease_error(lease))?;
                     Ok(revision_of(r.header()))
                 }
             })
@@ -201,8 +201,8 @@ impl Store for EtcdStore {
 
     async fn delete(&self, key: &str) -> Result<(Revision, bool), StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                let r = c.delete(key.as_bytes(), None).await.map_err(classify)?;
+            .call(|c| async move {
+                let r = c.kv_client().delete(key.as_bytes(), None).await.map_err(classify)?;
                 Ok((revision_of(r.header()), r.deleted() > 0))
             })
             .await
@@ -210,8 +210,8 @@ impl Store for EtcdStore {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(Revision, u64), StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                let r = c.delete(prefix.as_bytes(), Some(prefix_delete(prefix))).await.map_err(classify)?;
+            .call(|c| async move {
+                let r = c.kv_client().delete(prefix.as_bytes(), Some(prefix_delete(prefix))).await.map_err(classify)?;
                 Ok((revision_of(r.header()), r.deleted().max(0) as u64))
             })
             .await
@@ -224,10 +224,10 @@ impl Store for EtcdStore {
             .and_then(txn.success.iter().map(txn_op).collect::<Vec<_>>())
             .or_else(txn.failure.iter().map(txn_op).collect::<Vec<_>>());
         self.endpoints
-            .call(|mut c| {
+            .call(|c| {
                 let request = request.clone();
                 async move {
-                    let r = c.txn(request).await.map_err(lease_error(lease))?;
+                    let r = c.kv_client().txn(request).await.map_err(lease_error(lease))?;
                     let gets = r
                         .op_responses()
                         .into_iter()
@@ -248,14 +248,16 @@ impl Store for EtcdStore {
 
     async fn grant(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
         let seconds = ttl.as_millis().div_ceil(1000).max(1) as i64;
-        self.endpoints.call(|mut c| async move { Ok(c.lease_grant(seconds, None).await.map_err(classify)?.id()) }).await
+        self.endpoints
+            .call(|c| async move { Ok(c.lease_client().grant(seconds, None).await.map_err(classify)?.id()) })
+            .await
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
         self.endpoints
-            .call(|mut c| async move {
+            .call(|c| async move {
                 // Opening the keep-alive stream sends one refresh and waits for its answer (TTL 0: no lease).
-                c.lease_keep_alive(lease).await.map_err(lease_error(lease))?;
+                c.lease_client().keep_alive(lease).await.map_err(lease_error(lease))?;
                 Ok(())
             })
             .await
@@ -263,8 +265,8 @@ impl Store for EtcdStore {
 
     async fn revoke(&self, lease: LeaseId) -> Result<(), StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                c.lease_revoke(lease).await.map_err(lease_error(lease))?;
+            .call(|c| async move {
+                c.lease_client().revoke(lease).await.map_err(lease_error(lease))?;
                 Ok(())
             })
             .await
@@ -272,8 +274,8 @@ impl Store for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                match c.compact(revision, None).await.map_err(classify) {
+            .call(|c| async move {
+                match c.kv_client().compact(revision, None).await.map_err(classify) {
                     Ok(_) => Ok(()),
                     // At or below the current compaction point: nothing to do.
                     Err(Attempt::Fail(StoreError::Compacted { .. })) => Ok(()),
@@ -285,8 +287,8 @@ impl Store for EtcdStore {
 
     async fn revision(&self) -> Result<Revision, StoreError> {
         self.endpoints
-            .call(|mut c| async move {
-                let r = c.get("\0", Some(GetOptions::new().with_count_only())).await.map_err(classify)?;
+            .call(|c| async move {
+                let r = c.kv_client().get("\0", Some(GetOptions::new().with_count_only())).await.map_err(classify)?;
                 Ok(revision_of(r.header()))
             })
             .await

@@ -25,19 +25,21 @@ struct Created {
 /// Creates a watch of `prefix` from `from` (0: from the next change) on whichever endpoint answers.
 async fn create(endpoints: &Endpoints, prefix: &str, from: Revision) -> Result<Created, StoreError> {
     endpoints
-        .call(|mut c| async move {
+        .call(|c| async move {
             let mut options = WatchOptions::new();
             options = if prefix.is_empty() { options.with_all_keys() } else { options.with_prefix() };
             if from > 0 {
                 options = options.with_start_revision(from);
             }
-            let stream = c.watch(prefix.as_bytes(), Some(options)).await.map_err(super::endpoints::classify)?;
+            let stream =
+                c.watch_client().watch(prefix.as_bytes(), Some(options)).await.map_err(super::endpoints::classify)?;
             let (requests, mut responses) = stream.split();
             // etcd reports a compacted start revision only after the creation: ask for it directly, so that the
             // caller gets the error from `watch` itself rather than on the stream.
             let compacted_start = from > 0
                 && matches!(
-                    c.get(prefix.as_bytes(), Some(GetOptions::new().with_revision(from).with_count_only()))
+                    c.kv_client()
+                        .get(prefix.as_bytes(), Some(GetOptions::new().with_revision(from).with_count_only()))
                         .await
                         .map_err(super::endpoints::classify),
                     Err(Attempt::Fail(StoreError::Compacted { .. }))
