@@ -3,7 +3,7 @@
 
 use fos_api::manifest::Within;
 
-use crate::snapshot::{ClusterSnapshot, NodeIdx};
+use crate::snapshot::{ClusterSnapshot, NodeIdx, NO_LABEL};
 
 /// Labels read as topology domains when a preference says only "near" (same node): most specific first.
 pub const TOPOLOGY_KEYS: [&str; 3] = ["zone", "site", "region"];
@@ -22,12 +22,24 @@ pub fn near(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &Within)
     }
 }
 
+/// The label key id a `within` names, for topology rules whose key some node has.
+pub fn label_key_of(snapshot: &ClusterSnapshot, within: &Within) -> Option<u32> {
+    match within {
+        Within::Topology(key) => snapshot.label_key(key),
+        _ => None,
+    }
+}
+
 /// True when both nodes carry label `key` with the same value.
 pub fn same_label(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, key: &str) -> bool {
-    match (snapshot.node(a).labels.get(key), snapshot.node(b).labels.get(key)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
+    snapshot.label_key(key).is_some_and(|k| same_label_id(snapshot, a, b, k))
+}
+
+/// True when both nodes carry the label with key id `key` with the same value.
+#[inline]
+pub fn same_label_id(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, key: u32) -> bool {
+    let v = snapshot.label_at(key, a);
+    v != NO_LABEL && v == snapshot.label_at(key, b)
 }
 
 /// Geographic distance between two nodes, when both positions are known.

@@ -5,7 +5,7 @@
 
 use fos_api::manifest::Within;
 
-use crate::hash::stable_hash;
+use crate::hash::{splitmix, stable_hash};
 use crate::plugins::filter::feasible;
 use crate::plugins::score;
 use crate::plugins::Context;
@@ -101,7 +101,8 @@ pub fn select(cx: &Context<'_>) -> Option<Choice> {
     let limit = cx.options.scored_nodes(cx.snapshot.len());
     let seed = cx.options.seed;
     let instance = cx.request.instance.as_bytes();
-    let tie = |n: NodeIdx| stable_hash(seed, &[instance, cx.snapshot.node(n).name.as_bytes()]);
+    let instance_hash = stable_hash(seed, &[instance]);
+    let tie = |n: NodeIdx| splitmix(instance_hash ^ cx.snapshot.name_hash(n));
     let mut best: Option<(Choice, u64)> = None;
     let mut found = 0usize;
     let consider = |n: NodeIdx, best: &mut Option<(Choice, u64)>| {
@@ -133,7 +134,7 @@ pub fn select(cx: &Context<'_>) -> Option<Choice> {
             }
         }
     }
-    let start = (stable_hash(seed, &[instance]) % len as u64) as usize;
+    let start = (instance_hash % len as u64) as usize;
     for i in 0..len {
         if found >= limit {
             break;
