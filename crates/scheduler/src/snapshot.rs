@@ -222,6 +222,7 @@ pub struct ClusterSnapshot {
     label_table: Vec<Vec<u32>>,
     topology_keys: Vec<u32>,
     name_hash: Vec<u64>,
+    geo: Vec<Option<[f64; 3]>>,
     rtt: Vec<Vec<(NodeIdx, f64)>>,
     allocations: HashMap<InstanceId, Allocation>,
 }
@@ -252,6 +253,7 @@ impl ClusterSnapshot {
             label_table: Vec::new(),
             topology_keys: Vec::new(),
             name_hash: Vec::with_capacity(nodes.len()),
+            geo: Vec::with_capacity(nodes.len()),
             rtt: Vec::with_capacity(nodes.len()),
             allocations: HashMap::new(),
         };
@@ -273,6 +275,10 @@ impl ClusterSnapshot {
             }
             snap.free.push(NodeFree::of(&sn));
             snap.name_hash.push(crate::hash::stable_hash(0, &[sn.name.as_bytes()]));
+            snap.geo.push(sn.position.map(|p| {
+                let lat = p.lat.to_radians();
+                [lat, p.lon.to_radians(), lat.cos()]
+            }));
             snap.nodes.push(sn);
         }
         // Round-trip times, made symmetric: the larger of the two measured directions (the conservative one).
@@ -384,6 +390,20 @@ impl ClusterSnapshot {
     #[inline]
     pub fn name_hash(&self, n: NodeIdx) -> u64 {
         self.name_hash[n as usize]
+    }
+
+    /// Approximate distance in metres between two nodes' positions (equirectangular: fast, good to a fraction of a
+    /// percent at the distances proximity is about), when both are known. For scoring only.
+    #[inline]
+    pub fn approx_distance_m(&self, a: NodeIdx, b: NodeIdx) -> Option<f64> {
+        let (pa, pb) = (self.geo[a as usize]?, self.geo[b as usize]?);
+        let mut dl = (pb[1] - pa[1]).abs();
+        if dl > std::f64::consts::PI {
+            dl = 2.0 * std::f64::consts::PI - dl;
+        }
+        let x = dl * (pa[2] + pb[2]) / 2.0;
+        let y = pb[0] - pa[0];
+        Some(6_371_000.0 * (x * x + y * y).sqrt())
     }
 
     /// Ids of the well-known topology keys (`zone`, `site`, `region`) some node has.

@@ -3,7 +3,7 @@
 
 use super::{Context, ScorePlugin, MAX_SCORE};
 use crate::options::Options;
-use crate::proximity::{distance_m, same_label_id};
+use crate::proximity::same_label_id;
 use crate::snapshot::{ClusterSnapshot, NodeIdx};
 use fos_api::manifest::Within;
 
@@ -28,7 +28,7 @@ pub fn nearness(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &Wit
     if let Some(rtt) = snapshot.rtt_ms(a, b) {
         return 25 + (25.0 / (1.0 + rtt / 10.0)).ceil() as u32;
     }
-    if let Some(d) = distance_m(snapshot, a, b) {
+    if let Some(d) = snapshot.approx_distance_m(a, b) {
         return (25.0 / (1.0 + d / 50_000.0)).ceil() as u32;
     }
     0
