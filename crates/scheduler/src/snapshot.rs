@@ -220,6 +220,7 @@ pub struct ClusterSnapshot {
     label_keys: HashMap<String, u32>,
     label_values: HashMap<String, u32>,
     label_table: Vec<Vec<u32>>,
+    label_nodes: HashMap<(u32, u32), Vec<NodeIdx>>,
     topology_keys: Vec<u32>,
     name_hash: Vec<u64>,
     geo: Vec<Option<[f64; 3]>>,
@@ -251,6 +252,7 @@ impl ClusterSnapshot {
             label_keys: HashMap::new(),
             label_values: HashMap::new(),
             label_table: Vec::new(),
+            label_nodes: HashMap::new(),
             topology_keys: Vec::new(),
             name_hash: Vec::with_capacity(nodes.len()),
             geo: Vec::with_capacity(nodes.len()),
@@ -272,6 +274,7 @@ impl ClusterSnapshot {
                     snap.label_table.push(vec![NO_LABEL; nodes.len()]);
                 }
                 snap.label_table[key as usize][i] = value;
+                snap.label_nodes.entry((key, value)).or_default().push(idx);
             }
             snap.free.push(NodeFree::of(&sn));
             snap.name_hash.push(crate::hash::stable_hash(0, &[sn.name.as_bytes()]));
@@ -378,6 +381,11 @@ impl ClusterSnapshot {
     /// The id of label value `value`, when some node has it.
     pub fn label_value(&self, value: &str) -> Option<u32> {
         self.label_values.get(value).copied()
+    }
+
+    /// Nodes whose label with key id `key` has value id `value`.
+    pub fn nodes_with_label_id(&self, key: u32, value: u32) -> &[NodeIdx] {
+        self.label_nodes.get(&(key, value)).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// The value id of label `key` on node `n` ([`NO_LABEL`] when absent).
