@@ -38,7 +38,7 @@ async fn spawn_baseline(dir: &std::path::Path) -> Vec<f64> {
         let file = std::fs::File::create(&path).unwrap();
         let mut cmd = tokio::process::Command::new("date");
         cmd.arg("+%s%N").stdout(file).stdin(Stdio::null());
-        process::isolate(&mut cmd, &[]);
+        process::isolate(&mut cmd);
         let t0 = now_ns();
         cmd.spawn().unwrap().wait().await.unwrap();
         let stamp: i128 = std::fs::read_to_string(&path).unwrap().trim().parse().unwrap();
