@@ -49,7 +49,7 @@ async fn spawn_baseline(dir: &std::path::Path) -> Vec<f64> {
 
 async fn overhead() {
     let tmp = tempfile::tempdir().unwrap();
-    let spawn = stats("spawn itself (date +%s%N, own session)", spawn_baseline(tmp.path()).await);
+    let spawn = stats("spawn itself (date +%s%N, own group)", spawn_baseline(tmp.path()).await);
 
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(tmp.path().join("store"))).unwrap());
     // Store delivery: put a record, see it on a watch.
@@ -78,7 +78,8 @@ async fn agent_total(store: &Arc<dyn Store>, dir: &std::path::Path, cgroups: boo
     let keys = Keys::default();
     let name = if cgroups { "bench-cg" } else { "bench" };
     let data = dir.join(name);
-    let node = NodeConfig::parse(&format!("name: {name}\ndataDir: {}\nprobePort: 0\n", data.display()), "bench").unwrap();
+    let node =
+        NodeConfig::parse(&format!("name: {name}\ndataDir: {}\nprobePort: 0\n", data.display()), "bench").unwrap();
     let mut config = AgentConfig::new(node);
     config.use_cgroups = cgroups;
     let agent = Agent::start(config, store.clone()).await.unwrap();
