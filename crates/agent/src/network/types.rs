@@ -55,7 +55,7 @@ pub struct NetworkPluginConfig {
 }
 
 /// How a network's segment spans nodes, with its id resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum Segment {
     /// A VxLAN with this VNI; multicast to `group` when given, else unicast to the other nodes.
