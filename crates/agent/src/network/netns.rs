@@ -38,6 +38,7 @@ pub fn current() -> io::Result<File> {
 }
 
 /// Whether `file` is a namespace file (a bind-mounted namespace, not a plain file).
+#[allow(clippy::unnecessary_cast)] // the field's integer type differs between libcs and architectures
 fn is_namespace(file: &File) -> bool {
     fstatfs(file).map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC).unwrap_or(false)
 }
