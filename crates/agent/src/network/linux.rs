@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use fos_api::manifest::PortMapping;
 use fos_api::record::InstanceId;
 use ipnet::Ipv4Net;
-use rtnetlink::packet_route::link::InfoKind;
-use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, LinkVlan, LinkVxlan};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVlan, LinkVxlan};
 
 use super::netlink::{LinkView, Netlink};
 use super::ports::PortProxy;
@@ -308,8 +308,8 @@ impl LinuxNetworks {
         Ok(InstanceNetworking { netns: netns::path(&self.netns_dir, &ns_name), interfaces })
     }
 
-    /// The veth pair of an instance's `index`-th interface: reused when both ends exist, else made anew with the
-    /// instance end moved into the namespace, renamed `eth<index>` and given its MAC.
+    /// The veth pair of an instance's `index`-th interface: reused when both ends exist with the right MAC, else made
+    /// anew with the instance end `eth<index>` created inside the namespace with its MAC.
     async fn ensure_veth(
         &self,
         instance: &InstanceId,
@@ -320,7 +320,6 @@ impl LinuxNetworks {
         mtu: u32,
     ) -> Result<(LinkView, LinkView), NetworkError> {
         let host_name = names::host_veth(instance, index);
-        let peer_name = names::peer_veth(instance, index);
         let inside_name = names::instance_interface(index);
         let host_end = self.host.link(&host_name).await?;
         let inside = inner.link(&inside_name).await?;
@@ -329,22 +328,26 @@ impl LinuxNetworks {
                 return Ok((host_end.clone(), inside.clone()));
             }
         }
-        for stale in [host_end, self.host.link(&peer_name).await?].into_iter().flatten() {
+        if let Some(stale) = host_end {
             self.host.delete_link(&stale).await?;
         }
         if let Some(stale) = inside {
             inner.delete_link(&stale).await?;
         }
+        // The instance end is made directly inside the namespace, named and addressed: moving a device between
+        // namespaces afterwards costs the kernel an RCU grace period.
         let doing = format!("creating veth {host_name} for {instance}");
-        self.host.add_link(LinkVeth::new(&host_name, &peer_name).mtu(mtu).build(), &doing).await?;
-        let peer = self.host.require_link(&peer_name, &doing).await?;
-        let msg = LinkUnspec::new_with_index(peer.index).address(nic.mac.to_vec()).mtu(mtu).build();
-        self.host.set_link(msg, &format!("setting the MAC of {peer_name}")).await?;
-        let msg = LinkUnspec::new_with_index(peer.index).setns_by_fd(ns.as_raw_fd()).build();
-        self.host.set_link(msg, &format!("moving {peer_name} into the namespace of {instance}")).await?;
-        let moved = inner.require_link(&peer_name, &doing).await?;
-        let msg = LinkUnspec::new_with_index(moved.index).name(inside_name.clone()).build();
-        inner.set_link(msg, &format!("renaming {peer_name} to {inside_name}")).await?;
+        let peer = LinkUnspec::new_with_name(&inside_name)
+            .address(nic.mac.to_vec())
+            .mtu(mtu)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(host_name.clone())
+            .mtu(mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        self.host.add_link(msg, &doing).await?;
         let host_end = self.host.require_link(&host_name, &doing).await?;
         let inside = inner.require_link(&inside_name, &doing).await?;
         Ok((host_end, inside))
@@ -364,7 +367,7 @@ impl LinuxNetworks {
             }
         }
         let hash = names::short_hash(&instance.to_string());
-        let ours = |name: &str| name.starts_with(&format!("fosv{hash}-")) || name.starts_with(&format!("fosp{hash}-"));
+        let ours = |name: &str| name.starts_with(&format!("fosv{hash}-"));
         for link in self.host.links().await?.iter().filter(|l| ours(&l.name)) {
             self.host.delete_link(link).await?;
         }

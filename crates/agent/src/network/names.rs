@@ -36,11 +36,6 @@ pub fn host_veth(instance: &InstanceId, nic: usize) -> String {
     format!("fosv{}-{nic}", short_hash(&instance.to_string()))
 }
 
-/// The instance-side end of the veth pair, before it moves into the instance's namespace.
-pub fn peer_veth(instance: &InstanceId, nic: usize) -> String {
-    format!("fosp{}-{nic}", short_hash(&instance.to_string()))
-}
-
 /// The interface name of the `nic`-th network inside the instance's namespace.
 pub fn instance_interface(nic: usize) -> String {
     format!("eth{nic}")
@@ -76,7 +71,7 @@ mod tests {
     fn names_fit_the_kernel_limit_and_are_stable() {
         let net = NetworkName::new("a-rather-long-tenant-name", "and-a-long-network-name");
         let id = InstanceId::new("default", "wordpress", "database", 12);
-        for name in [bridge(&net), segment_device(&net), instance_netns(&id), host_veth(&id, 7), peer_veth(&id, 7)] {
+        for name in [bridge(&net), segment_device(&net), instance_netns(&id), host_veth(&id, 7)] {
             assert!(name.len() <= 15, "{name} is too long");
             assert!(name.starts_with("fos"));
         }
