@@ -46,7 +46,10 @@ async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) 
     if spec.multicast_address.is_none() {
         assert!(fdb.contains(&format!("00:00:00:00:00:00 dst {}", hosts.addrs[1])), "unicast flood entry: {fdb}");
     } else {
-        assert!(!fdb.contains(&format!("dst {}", hosts.addrs[1])), "multicast needs no per-node entry: {fdb}");
+        assert!(
+            !fdb.contains(&format!("00:00:00:00:00:00 dst {}", hosts.addrs[1])),
+            "multicast needs no per-node entry: {fdb}"
+        );
     }
 
     let web = InstanceId::new("default", "app", "web", 0);
@@ -74,8 +77,14 @@ async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) 
 
     managers[0].detach(&web).await.expect("detach web");
     managers[1].detach(&db).await.expect("detach db");
-    managers[0].teardown(&net).await.expect("teardown a");
+    // Host b leaves the network: host a's forwarding entries to it go at the next sync (unicast).
     managers[1].teardown(&net).await.expect("teardown b");
+    managers[0].sync(&net).await.expect("sync a after b left");
+    let fdb = ip(&["netns", "exec", &hosts.names[0], "bridge", "fdb", "show", "dev", &names::segment_device(&net)]);
+    if spec.multicast_address.is_none() {
+        assert!(!fdb.contains(&format!("dst {}", hosts.addrs[1])), "entry to a node that left: {fdb}");
+    }
+    managers[0].teardown(&net).await.expect("teardown a");
     assert_eq!([hosts.links(0), hosts.links(1)], before, "link lists as before");
     assert_eq!([hosts.addresses(0), hosts.addresses(1)], addrs_before, "addresses as before");
     assert!(hosts.instance_namespaces(0).is_empty() && hosts.instance_namespaces(1).is_empty());

@@ -218,15 +218,18 @@ impl LinuxNetworks {
         self.host.require_link(name, &doing).await
     }
 
-    /// Makes the unicast VxLAN flooding entries of `net` exactly `peers` (the other nodes' VTEPs).
+    /// Makes the unicast VxLAN flooding entries of `net` exactly `peers` (the other nodes' VTEPs), and drops the
+    /// entries the kernel learned towards nodes no longer in `peers`.
     pub async fn set_flood_destinations(&self, net: &NetworkName, peers: &[Ipv4Addr]) -> Result<(), NetworkError> {
         let device =
             self.host.link(&names::segment_device(net)).await?.ok_or_else(|| NetworkError::NotUp(net.to_string()))?;
-        let present = self.host.flood_destinations(&device).await?;
-        for stale in present.iter().filter(|p| !matches!(p, IpAddr::V4(v4) if peers.contains(v4))) {
-            self.host.remove_flood_destination(&device, *stale).await?;
+        let entries = self.host.remote_entries(&device).await?;
+        let wanted = |dst: &IpAddr| matches!(dst, IpAddr::V4(v4) if peers.contains(v4));
+        // Entries to nodes that left go, the flooding ones and those the kernel learned behind them.
+        for (mac, dst) in entries.iter().filter(|(_, dst)| !wanted(dst)) {
+            self.host.remove_remote_entry(&device, *mac, *dst).await?;
         }
-        for peer in peers.iter().filter(|p| !present.contains(&IpAddr::V4(**p))) {
+        for peer in peers.iter().filter(|p| !entries.contains(&([0; 6], IpAddr::V4(**p)))) {
             self.host.add_flood_destination(&device, IpAddr::V4(*peer)).await?;
         }
         Ok(())

@@ -35,6 +35,20 @@ fn failed(doing: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetworkE
     move |e| NetworkError::Kernel { doing, source: kernel_reason(e) }
 }
 
+/// The IP address of a forwarding entry's destination (bridge-family messages carry it as raw bytes).
+fn destination(address: &NeighbourAddress) -> Option<IpAddr> {
+    match address {
+        NeighbourAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        NeighbourAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        NeighbourAddress::Other(bytes) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// What fos reads back from a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkView {
@@ -306,8 +320,9 @@ impl Netlink {
         self.handle.route().add(route).execute().await.map_err(failed(format!("adding a default route via {gateway}")))
     }
 
-    /// The unicast flooding destinations of a VxLAN device: its all-zero-MAC forwarding entries.
-    pub async fn flood_destinations(&self, link: &LinkView) -> Result<Vec<IpAddr>, NetworkError> {
+    /// The forwarding entries of a VxLAN device that send to a remote endpoint: (MAC, destination). The all-zero
+    /// MAC entries are the flooding destinations fos sets; the others the kernel learned.
+    pub async fn remote_entries(&self, link: &LinkView) -> Result<Vec<([u8; 6], IpAddr)>, NetworkError> {
         let msgs: Vec<NeighbourMessage> = self
             .handle
             .neighbours()
@@ -320,26 +335,27 @@ impl Netlink {
         Ok(msgs
             .iter()
             .filter(|m| m.header.ifindex == link.index)
-            .filter(|m| {
-                m.attributes.iter().any(|a| matches!(a, NeighbourAttribute::LinkLayerAddress(l) if l == &[0u8; 6]))
-            })
             .filter_map(|m| {
-                m.attributes.iter().find_map(|a| match a {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
+                let mac = m.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::LinkLayerAddress(l) => <[u8; 6]>::try_from(l.as_slice()).ok(),
                     _ => None,
-                })
+                })?;
+                let dst = m.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::Destination(address) => destination(address),
+                    _ => None,
+                })?;
+                Some((mac, dst))
             })
             .collect())
     }
 
-    fn flood_entry(link: &LinkView, dst: IpAddr) -> NeighbourMessage {
+    fn fdb_entry(link: &LinkView, mac: [u8; 6], dst: IpAddr) -> NeighbourMessage {
         let mut msg = NeighbourMessage::default();
         msg.header.family = AddressFamily::Bridge;
         msg.header.ifindex = link.index;
         msg.header.state = rtnetlink::packet_route::neighbour::NeighbourState::Permanent;
         msg.header.flags = NeighbourFlags::Own;
-        msg.attributes.push(NeighbourAttribute::LinkLayerAddress(vec![0; 6]));
+        msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
         msg.attributes.push(NeighbourAttribute::Destination(match dst {
             IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
             IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
@@ -351,7 +367,7 @@ impl Netlink {
     /// <dst>`), so broadcast and unknown unicast reach that node.
     pub async fn add_flood_destination(&self, link: &LinkView, dst: IpAddr) -> Result<(), NetworkError> {
         let doing = format!("adding forwarding entry to {dst} on {}", link.name);
-        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(Self::flood_entry(link, dst)));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(Self::fdb_entry(link, [0; 6], dst)));
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
         let mut handle = self.handle.clone();
         let mut response = handle.request(req).map_err(failed(doing.clone()))?;
@@ -363,9 +379,13 @@ impl Netlink {
         Ok(())
     }
 
-    /// Removes the all-zero-MAC forwarding entry to `dst`.
-    pub async fn remove_flood_destination(&self, link: &LinkView, dst: IpAddr) -> Result<(), NetworkError> {
-        let doing = format!("removing forwarding entry to {dst} from {}", link.name);
-        self.handle.neighbours().del(Self::flood_entry(link, dst)).execute().await.map_err(failed(doing))
+    /// Removes the forwarding entry for `mac` to `dst` (already gone is fine).
+    pub async fn remove_remote_entry(&self, link: &LinkView, mac: [u8; 6], dst: IpAddr) -> Result<(), NetworkError> {
+        const ENOENT: i32 = 2;
+        match self.handle.neighbours().del(Self::fdb_entry(link, mac, dst)).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.code.map(|c| -c.get()) == Some(ENOENT) => Ok(()),
+            Err(e) => Err(failed(format!("removing forwarding entry to {dst} from {}", link.name))(e)),
+        }
     }
 }
