@@ -4,10 +4,7 @@
 //! - `kernel/*`: the kernel side alone ([`LinuxNetworks`]): bridge + VxLAN device + MTU; namespace + veth pair +
 //!   address + MAC + routes.
 //! - `manager/*`: the whole [`StoreNetworkManager`] with its store allocations (segment id, address) and actual
-//!   state, on an in-memory store.
-
-#[path = "../tests/network_support/mem_store.rs"]
-mod mem_store;
+//!   state, on the embedded store (SQLite) in a temporary directory.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -23,6 +20,7 @@ use fos_agent::network::{
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
+use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
 
 /// A host namespace with a physical interface `phys` (a veth to a peer namespace), removed on drop.
 struct BenchHost {
@@ -163,7 +161,8 @@ fn bench(c: &mut Criterion) {
     });
     rt.block_on(linux.teardown(&net)).expect("teardown");
 
-    let store = Arc::new(mem_store::MemStore::default());
+    let store_dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(store_dir.path())).expect("store"));
     let manager = StoreNetworkManager::new(store, Keys::default(), "bench", host.linux());
     group.bench_function("manager/network_up", |b| {
         b.iter_custom(|iters| {

@@ -5,19 +5,13 @@ mod network_support;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 use fos_agent::network::alloc::{self, AddressHolder};
 use fos_agent::network::{NetworkError, NetworkName, Segment};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::Keys;
-use fos_store::Store;
 use ipnet::Ipv4Net;
-use network_support::mem_store::MemStore;
-
-fn store() -> Arc<dyn Store> {
-    Arc::new(MemStore::default())
-}
+use network_support::TestStore;
 
 fn holder(node: usize, instance: usize) -> AddressHolder {
     AddressHolder {
@@ -43,7 +37,8 @@ fn vlan_spec(id: Option<u16>) -> NetworkSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_address_allocations_never_collide() {
-    let store = store();
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let keys = Keys::default();
     let net = NetworkName::new("default", "race");
     let subnet: Ipv4Net = "10.80.0.0/26".parse().unwrap();
@@ -85,7 +80,8 @@ async fn concurrent_address_allocations_never_collide() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fixed_addresses_are_refused_when_taken() {
-    let store = store();
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let keys = Keys::default();
     let net = NetworkName::new("default", "fixed");
     let subnet: Ipv4Net = "10.81.0.0/24".parse().unwrap();
@@ -101,7 +97,8 @@ async fn fixed_addresses_are_refused_when_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_vlan_allocations_give_each_network_its_own_id() {
-    let store = store();
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let keys = Keys::default();
     // Eight networks, each brought up by three nodes at once.
     let tasks: Vec<_> = (0..24)
@@ -160,7 +157,8 @@ async fn concurrent_vlan_allocations_give_each_network_its_own_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_one_node_holds_the_gateway() {
-    let store = store();
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let keys = Keys::default();
     let net = NetworkName::new("default", "gw");
     let gw: Ipv4Addr = "10.82.0.1".parse().unwrap();
@@ -184,7 +182,8 @@ async fn exactly_one_node_holds_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vxlan_vnis_are_shared_by_nodes_and_distinct_between_networks() {
-    let store = store();
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let keys = Keys::default();
     let spec = NetworkSpec {
         kind: NetworkKind::Vxlan,

@@ -8,14 +8,12 @@ use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fos_agent::network::{dhcp, names, netns, NetworkManager, NetworkName, NicRequest};
 use fos_api::manifest::{NetworkKind, NetworkSpec, PortMapping, Protocol};
 use fos_api::record::InstanceId;
-use network_support::mem_store::MemStore;
-use network_support::{serve_in, tcp_client_process, TestHosts};
+use network_support::{serve_in, tcp_client_process, TestHosts, TestStore};
 
 fn local(range: &str, gateway: Option<&str>, dhcp: bool) -> NetworkSpec {
     NetworkSpec {
@@ -39,7 +37,8 @@ fn ip_in(ns: &Path, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exposed_ports_are_reachable_from_another_host() {
     let hosts = TestHosts::new(false);
-    let store = Arc::new(MemStore::default());
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let manager = hosts.manager(0, store.clone());
     let net = NetworkName::new("default", "web");
     manager.ensure(&net, &local("10.85.0.0/24", None, false)).await.unwrap();
@@ -88,7 +87,8 @@ async fn exposed_ports_are_reachable_from_another_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_fixed_addresses_several_networks_and_restart() {
     let hosts = TestHosts::new(false);
-    let store = Arc::new(MemStore::default());
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let before = hosts.links(0);
     let front = NetworkName::new("default", "front");
     let back = NetworkName::new("default", "back");
@@ -150,7 +150,8 @@ async fn gateway_fixed_addresses_several_networks_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhcp_runs_dnsmasq_on_the_gateway_bridge_and_stops_it() {
     let hosts = TestHosts::new(false);
-    let store = Arc::new(MemStore::default());
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let net = NetworkName::new("default", "vms");
     let spec = local("10.88.0.0/24", Some("10.88.0.1"), true);
     let run_dir = hosts.config(0).run_dir.unwrap();

@@ -5,15 +5,11 @@
 
 mod network_support;
 
-use std::sync::Arc;
-
 use fos_agent::network::{NetworkError, NetworkManager, NetworkName, NicRequest, Segment};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
-use fos_store::Store;
-use network_support::mem_store::MemStore;
-use network_support::{serve_in, tcp_client_process, TestHosts, PHYS};
+use network_support::{serve_in, tcp_client_process, TestHosts, TestStore, PHYS};
 
 fn vlan(vlan_id: Option<u16>) -> NetworkSpec {
     NetworkSpec {
@@ -41,7 +37,8 @@ fn kernel_has_vlan() -> bool {
 async fn vlan_network_carries_tcp_between_hosts() {
     let hosts = TestHosts::new(false);
     let before = [hosts.links(0), hosts.links(1)];
-    let store = Arc::new(MemStore::default());
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let managers = [hosts.manager(0, store.clone()), hosts.manager(1, store.clone())];
     let net = NetworkName::new("default", "vl");
 

@@ -3,15 +3,11 @@
 
 mod network_support;
 
-use std::sync::Arc;
-
 use fos_agent::network::{names, NetworkManager, NetworkName, NicRequest};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
-use fos_store::Store;
-use network_support::mem_store::MemStore;
-use network_support::{ip, serve_in, tcp_client_process, TestHosts};
+use network_support::{ip, serve_in, tcp_client_process, TestHosts, TestStore};
 
 fn vxlan(range: &str, group: Option<&str>) -> NetworkSpec {
     NetworkSpec {
@@ -27,11 +23,12 @@ fn vxlan(range: &str, group: Option<&str>) -> NetworkSpec {
 
 /// Brings `spec` up on both hosts, attaches one instance on each, checks TCP both ways, then removes everything
 /// and checks both hosts are as before.
-async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) -> (TestHosts, Arc<MemStore>) {
+async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) -> (TestHosts, TestStore) {
     let hosts = TestHosts::new(default_route);
     let before = [hosts.links(0), hosts.links(1)];
     let addrs_before = [hosts.addresses(0), hosts.addresses(1)];
-    let store = Arc::new(MemStore::default());
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
     let managers = [hosts.manager(0, store.clone()), hosts.manager(1, store.clone())];
     let net = NetworkName::new("default", net_name);
 
@@ -90,7 +87,7 @@ async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) 
     assert!(hosts.instance_namespaces(0).is_empty() && hosts.instance_namespaces(1).is_empty());
     let left = store.list(Keys::default().root()).await.expect("list");
     assert!(left.kvs.is_empty(), "allocations and actual state released: {:?}", left.kvs);
-    (hosts, store)
+    (hosts, test_store)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

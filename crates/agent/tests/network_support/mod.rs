@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod mem_store;
-
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
@@ -16,12 +14,27 @@ use std::sync::Arc;
 
 use fos_agent::network::{netns, LinuxNetworks, NetworkPluginConfig, StoreNetworkManager};
 use fos_api::Keys;
-use fos_store::Store;
+use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
 
 /// The name of the hosts' physical interface.
 pub const PHYS: &str = "phys";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The embedded store in a temporary directory (removed when the test ends).
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    /// Opens a fresh store.
+    pub fn new() -> TestStore {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open store"));
+        TestStore { store, _dir: dir }
+    }
+}
 
 /// Runs `ip` with `args`, panicking with its stderr on failure.
 pub fn ip(args: &[&str]) -> String {
