@@ -11,7 +11,8 @@ use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, PortMapping};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
-use fos_store::Store;
+use fos_store::{LeaseId, Store};
+use futures::StreamExt;
 use ipnet::Ipv4Net;
 
 use super::alloc::{self, AddressHolder};
@@ -33,6 +34,7 @@ pub struct StoreNetworkManager {
     keys: Keys,
     node: String,
     linux: LinuxNetworks,
+    lease: Option<LeaseId>,
     up: Mutex<HashMap<NetworkName, UpNetwork>>,
 }
 
@@ -43,7 +45,59 @@ fn config_error(net: &NetworkName, message: String) -> NetworkError {
 impl StoreNetworkManager {
     /// The manager of node `node`, building with `linux`, allocating in `store` under `keys`.
     pub fn new(store: Arc<dyn Store>, keys: Keys, node: &str, linux: LinuxNetworks) -> Self {
-        StoreNetworkManager { store, keys, node: node.to_string(), linux, up: Mutex::new(HashMap::new()) }
+        StoreNetworkManager { store, keys, node: node.to_string(), linux, lease: None, up: Mutex::new(HashMap::new()) }
+    }
+
+    /// Binds the node's actual network records to `lease` (the agent's heartbeat lease), so they vanish with the
+    /// node and the other nodes drop their forwarding entries to it.
+    pub fn with_lease(mut self, lease: LeaseId) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Keeps the networks up on this node in step with the store until the watch ends or fails: whenever a node
+    /// brings one of them up or tears it down (or its record expires with its lease), or an address allocation of
+    /// one of them changes, that network is [`NetworkManager::sync`]ed. The agent runs it as a task; on an error
+    /// (e.g. [`fos_store::StoreError::Compacted`]) it calls it again, which starts with a full sync.
+    pub async fn follow(&self) -> Result<(), NetworkError> {
+        let from = self.store.revision().await? + 1;
+        let mut nodes = self.store.watch(&self.keys.actual_nodes_prefix(), from).await?;
+        let mut ipam = self.store.watch(&self.keys.ipam_prefix(), from).await?;
+        let up: Vec<NetworkName> = self.up.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for net in up {
+            self.sync_logged(&net).await;
+        }
+        loop {
+            let event = tokio::select! {
+                e = nodes.next() => e,
+                e = ipam.next() => e,
+            };
+            let Some(event) = event else {
+                return Ok(());
+            };
+            let key = event?.kv.key;
+            let touched = match self.keys.parse(&key) {
+                Some(KeyRef::ActualNetwork { node, net }) if node != self.node => {
+                    let up = self.up.lock().unwrap_or_else(|e| e.into_inner());
+                    up.keys().find(|n| n.to_string() == net).cloned()
+                }
+                _ => key.strip_prefix(&self.keys.ipam_prefix()).and_then(|rest| {
+                    let mut parts = rest.split('/');
+                    let (tenant, name) = (parts.next()?, parts.next()?);
+                    let net = NetworkName::new(tenant, name);
+                    self.up.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&net).then_some(net)
+                }),
+            };
+            if let Some(net) = touched {
+                self.sync_logged(&net).await;
+            }
+        }
+    }
+
+    async fn sync_logged(&self, net: &NetworkName) {
+        if let Err(e) = self.sync(net).await {
+            tracing::warn!(network = %net, error = %e, "syncing network");
+        }
     }
 
     /// The kernel side.
@@ -137,7 +191,7 @@ impl NetworkManager for StoreNetworkManager {
         let key = self.keys.actual_node_network(&self.node, &net.to_string());
         let value = serde_json::to_vec(&state)
             .map_err(|e| fos_store::StoreError::Codec { key: key.clone(), message: e.to_string() })?;
-        self.store.put(&key, value, None).await?;
+        self.store.put(&key, value, self.lease).await?;
         let up = UpNetwork { segment, subnet, gateway, dhcp_here: state.dhcp };
         self.up.lock().unwrap_or_else(|e| e.into_inner()).insert(net.clone(), up);
         self.sync(net).await?;
