@@ -173,6 +173,15 @@ async fn dhcp_runs_dnsmasq_on_the_gateway_bridge_and_stops_it() {
     let hosts_file = run_dir.join(format!("dhcp-hosts-{bridge}")).join(lease.mac.replace(':', ""));
     assert_eq!(std::fs::read_to_string(&hosts_file).unwrap(), format!("{},{ip}\n", lease.mac));
 
+    // A client with the reserved MAC (on a veth into the bridge, as a VM's tap would be) is offered its address.
+    let client = manager
+        .attach(&vm, &[NicRequest { network: net.clone(), ip: None, mac: names::parse_mac(&lease.mac) }], &[])
+        .await
+        .unwrap();
+    let mac = names::parse_mac(&lease.mac).unwrap();
+    let offered = netns::run_in(&File::open(&client.netns).unwrap(), || dhcp_discover(mac)).unwrap();
+    assert_eq!(offered, ip, "dnsmasq offers the store's reservation");
+
     manager.detach(&vm).await.unwrap();
     manager.sync(&net).await.unwrap();
     assert!(!hosts_file.exists(), "released reservations leave dnsmasq's hosts");
@@ -182,4 +191,32 @@ async fn dhcp_runs_dnsmasq_on_the_gateway_bridge_and_stops_it() {
         .exists()
         .then(|| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default())
         .is_none_or(|c| !c.contains("dnsmasq")));
+}
+
+/// Broadcasts a DHCPDISCOVER for `mac` and returns the address of the first DHCPOFFER.
+fn dhcp_discover(mac: [u8; 6]) -> Ipv4Addr {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut packet = vec![0u8; 240];
+    packet[0] = 1; // BOOTREQUEST
+    packet[1] = 1; // Ethernet
+    packet[2] = 6;
+    packet[4..8].copy_from_slice(&0x0f05_1234u32.to_be_bytes());
+    packet[10] = 0x80; // answer by broadcast
+    packet[28..34].copy_from_slice(&mac);
+    packet[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    packet.extend_from_slice(&[53, 1, 1, 255]); // DHCPDISCOVER
+    let mut buf = [0u8; 1500];
+    for _ in 0..5 {
+        socket.send_to(&packet, (Ipv4Addr::BROADCAST, 67)).unwrap();
+        while let Ok(n) = socket.recv(&mut buf) {
+            let offer =
+                n > 243 && buf[0] == 2 && buf[4..8] == packet[4..8] && buf[240..n].windows(3).any(|w| w == [53, 1, 2]);
+            if offer {
+                return Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
+            }
+        }
+    }
+    panic!("no DHCPOFFER for {}", names::format_mac(&mac));
 }
