@@ -18,6 +18,8 @@ enum Command {
     /// Check and convert manifest files offline.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Plan an application offline against a file of nodes: where each instance goes, or why it cannot.
+    Plan(fos_apply::plan_cmd::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -25,5 +27,6 @@ fn main() -> ExitCode {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     match cli.command {
         Command::Manifest(cmd) => cmd.run(&mut out, &mut err),
+        Command::Plan(args) => ExitCode::from(fos_apply::plan_cmd::plan(&args, &mut out, &mut err)),
     }
 }
