@@ -77,7 +77,7 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
                 None => merged.push(g),
             }
         }
-        merged.sort_by(|a, b| b.count.cmp(&a.count));
+        merged.sort_by_key(|g| std::cmp::Reverse(g.count));
         groups.extend(merged);
     }
     let relaxation = relax(cx, &failure, &firsts);
@@ -130,18 +130,18 @@ fn relax(cx: &Context<'_>, failure: &Failure, firsts: &[Option<Rejection>]) -> O
                 }
             }
             Rejection::NotListed if all.len() == 1 => listed += 1,
-            _ if all.iter().all(Rejection::is_capacity) => {
-                if capacity.as_ref().is_none_or(|(_, missing)| all.len() < missing.len()) {
-                    capacity = Some((i, all));
-                }
+            _ if all.iter().all(Rejection::is_capacity)
+                && capacity.as_ref().is_none_or(|(_, missing)| all.len() < missing.len()) =>
+            {
+                capacity = Some((i, all));
             }
             _ => {}
         }
     }
-    if let Some(((from, to), nodes, r)) = proximity.into_iter().max_by_key(|(_, c, _)| *c) {
-        if let Rejection::Proximity { within, .. } = r {
-            return Some(Relaxation::PreferProximity { from, to, within, nodes });
-        }
+    if let Some(((from, to), nodes, Rejection::Proximity { within, .. })) =
+        proximity.into_iter().max_by_key(|(_, c, _)| *c)
+    {
+        return Some(Relaxation::PreferProximity { from, to, within, nodes });
     }
     if let Some(((key, value), nodes)) = selector.into_iter().max_by_key(|(_, c)| *c) {
         return Some(Relaxation::DropSelector { key, value, nodes });

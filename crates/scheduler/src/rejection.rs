@@ -204,7 +204,7 @@ impl Rejection {
 
 /// Formats millicores as cpus (`2`, `1.5`).
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{}", millis as f64 / 1000.0)
