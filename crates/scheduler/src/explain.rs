@@ -61,7 +61,9 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
     }
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.examples.cmp(&b.examples)));
     if groups.len() > MAX_EXACT_GROUPS {
-        let rest = groups.split_off(MAX_EXACT_GROUPS - 1);
+        // Too many different reasons: keep the repeated ones, merge the rest per filter.
+        let repeated = groups.iter().take(MAX_EXACT_GROUPS - 1).take_while(|g| g.count > 1).count();
+        let rest = groups.split_off(repeated);
         let mut merged: Vec<ReasonGroup> = Vec::new();
         for g in rest {
             match merged.iter_mut().find(|m| m.rejection.filter() == g.rejection.filter()) {
