@@ -116,11 +116,7 @@ async fn pause_stops_the_process_and_resume_continues_it() {
     let pid = running_pid(&rt, &d.id).await;
     rt.pause(&d.id).await.unwrap();
     // Frozen (freezer: D/S with the freezer state) or stopped (T): either way it no longer runs.
-    let frozen = || {
-        let freezer = format!("/sys/fs/cgroup/freezer/fos/{}/freezer.state", d.id);
-        std::fs::read_to_string(freezer).map(|s| s.trim() == "FROZEN").unwrap_or(false)
-            || process::proc_state(pid) == Some('T')
-    };
+    let frozen = || rt.is_frozen(&d.id) || process::proc_state(pid) == Some('T');
     wait_for(frozen).await;
     rt.resume(&d.id).await.unwrap();
     wait_for(|| !frozen()).await;
@@ -161,11 +157,14 @@ async fn memory_limit_is_set_in_the_cgroup_when_the_machine_has_one() {
     let pid = running_pid(&rt, &d.id).await;
     if rt.cgroups().describe() != "no cgroups" {
         assert_eq!(rt.memory_limit(&d.id), Some(64 << 20));
+        assert!(!rt.cgroup_dirs(&d.id).is_empty());
         assert!(rt.cgroup_pids(&d.id).contains(&(pid as i32)), "the process runs inside its cgroup");
     }
     rt.stop(&d.id).await.unwrap();
+    let dirs = rt.cgroup_dirs(&d.id);
     rt.clean(&d.id).await.unwrap();
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/fos/{}", d.id)).exists(), "cgroup removed");
+    assert!(rt.cgroup_dirs(&d.id).is_empty(), "cgroups removed");
+    assert!(dirs.iter().all(|d| !d.exists()));
     rt.undefine(&d.id).await.unwrap();
 }
 
