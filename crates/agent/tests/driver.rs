@@ -226,3 +226,26 @@ async fn the_heartbeat_publishes_status_on_a_lease_and_measures_round_trips() {
     assert!(store.get(&n1.keys.node_status("n2")).await.unwrap().is_none(), "status gone with the lease");
     n1.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_is_suspended_and_resumed() {
+    let mut env = Env::start("n1").await;
+    let mut d = env.desired("pausable", &["sleep", "300"]);
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let pid = w.state(State::Running).await.pid.unwrap();
+    d.state = State::Paused;
+    env.put(&d).await;
+    let paused = w.state(State::Paused).await;
+    assert!(!paused.ready, "a paused instance is not ready");
+    assert_eq!(paused.pid, Some(pid));
+    d.state = State::Running;
+    env.put(&d).await;
+    let resumed = w.state(State::Running).await;
+    assert_eq!(resumed.pid, Some(pid), "the same process continues");
+    assert!(resumed.ready);
+    env.delete(&d.id).await;
+    w.deleted().await;
+    assert!(!proc_exists(pid));
+    env.shutdown().await;
+}

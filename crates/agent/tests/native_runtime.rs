@@ -200,3 +200,28 @@ async fn recover_adopts_a_live_process_and_notices_a_dead_one() {
         rt.undefine(&d.id).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn output_is_rotated_by_size_while_the_process_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.log_max_bytes = 4096;
+    c.log_keep = 2;
+    c.log_check_interval = Duration::from_millis(20);
+    let rt = NativeRuntime::new(c).unwrap();
+    let d =
+        desired("chatty", &["/bin/sh", "-c", "while :; do echo 0123456789abcdef0123456789abcdef; sleep 0.001; done"]);
+    rt.define(&d).await.unwrap();
+    rt.configure(&d).await.unwrap();
+    rt.run(&d).await.unwrap();
+    let logs = tmp.path().join("native").join(d.id.to_string()).join("logs");
+    wait_for(|| logs.join("stdout.log.2").exists()).await;
+    rt.stop(&d.id).await.unwrap();
+    assert!(!logs.join("stdout.log.3").exists(), "only two rotated copies are kept");
+    let rotated = std::fs::metadata(logs.join("stdout.log.1")).unwrap().len();
+    assert!(rotated > 4096, "a copy is made once the file passes the limit ({rotated} bytes)");
+    let tail = rt.logs(&d.id, 1).await.unwrap();
+    assert!(tail.is_empty() || tail == "0123456789abcdef0123456789abcdef\n", "{tail:?}");
+    rt.clean(&d.id).await.unwrap();
+    rt.undefine(&d.id).await.unwrap();
+}
