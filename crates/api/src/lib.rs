@@ -9,6 +9,7 @@ pub mod names;
 pub mod node;
 pub mod quantity;
 pub mod record;
+pub mod wire;
 
 pub use keys::{Keys, StoreUri, UriError};
 pub use lifecycle::{Action, Lifecycle, State, TransitionError};
