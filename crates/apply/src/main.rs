@@ -1,13 +1,33 @@
-//! `fosctl`, the fos command-line client.
+//! `fosctl`, the fos command-line client: a thin dispatcher over the command modules.
 
-use clap::Parser;
+mod client;
+mod cmd;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// fosctl: apply, inspect and check fos applications.
 #[derive(Parser)]
 #[command(name = "fosctl", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Client(cmd::ClientCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Client(c) => cmd::run(&cli.global, c, Cli::command),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(cmd::exit_code(&e));
+    }
 }

@@ -256,11 +256,21 @@ pub fn plan(ctx: &Context, view: &ClusterView, app: &Application) -> AppPlan {
     let existing: BTreeMap<_, _> =
         view.desired.iter().filter(|(id, _)| wanted.contains(id)).map(|(id, d)| (id.clone(), d.node.clone())).collect();
     let nodes: Vec<_> = view.nodes.values().cloned().collect();
-    let placement = ctx.placer.place(&nodes, &tenant, &name, &app.spec, &existing);
+    let placed: Vec<_> = view
+        .desired
+        .values()
+        .filter(|d| wanted.contains(&d.id) || d.id.app != name || d.id.tenant != tenant)
+        .cloned()
+        .collect();
+    let placement = ctx.placer.place(&nodes, &placed, &tenant, &name, &app.spec);
     AppPlan {
         tenant,
         app: name,
-        start_order: graph::start_waves(&app.spec),
+        start_order: if placement.start_order.is_empty() {
+            graph::start_waves(&app.spec)
+        } else {
+            placement.start_order.clone()
+        },
         placements: placement
             .assigned
             .iter()

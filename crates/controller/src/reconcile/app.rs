@@ -167,7 +167,10 @@ pub fn reconcile_app(
                 state,
                 generation,
                 env,
-                devices: prior.map(|p| p.devices.clone()).unwrap_or_default(),
+                devices: prior
+                    .map(|p| p.devices.clone())
+                    .or_else(|| placement.devices.get(&id).cloned())
+                    .unwrap_or_default(),
                 migration: prior.and_then(|p| p.migration.clone()),
             };
             if prior == Some(&record) {

@@ -118,10 +118,11 @@ pub async fn reconcile_all(ctx: &Context) -> Result<(), StoreError> {
             .collect();
         let wanted = app::wanted_instances(tenant, name, &app.spec);
         let placement = if stored.record.deleting || wanted.iter().all(|id| existing.contains_key(id)) {
-            Placement { assigned: existing, unplaced: Vec::new() }
+            Placement { assigned: existing, ..Default::default() }
         } else {
             let nodes: Vec<_> = view.nodes.values().cloned().collect();
-            ctx.placer.place(&nodes, tenant, name, &app.spec, &existing)
+            let placed: Vec<_> = view.desired.values().cloned().collect();
+            ctx.placer.place(&nodes, &placed, tenant, name, &app.spec)
         };
         let actions = app::reconcile_app(&view, tenant, name, stored, &placement, Utc::now());
         let mut ops = Vec::new();
