@@ -2,7 +2,15 @@
 //! transactions, watch from a revision, leases with TTL, leader election) so that everything above it runs
 //! unchanged on the embedded backend (one node, nothing to install) or on an etcd cluster.
 
+pub mod election;
+pub mod embedded;
+pub mod keepalive;
+pub mod typed;
 mod types;
+
+pub use election::{Election, Leadership};
+pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
+pub use keepalive::LeaseKeeper;
 
 pub use types::{
     Compare, CompareTarget, Event, EventKind, KeyValue, LeaseId, ListResult, Revision, StoreError, Txn, TxnOp,
