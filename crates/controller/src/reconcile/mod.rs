@@ -2,7 +2,6 @@
 //! looks at changes (applications, nodes, actual instances) and at least every few seconds.
 
 pub mod app;
-pub mod leader;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fos_api::keys::KeyRef;
 use fos_api::wire::AppRecord;
-use fos_store::{StoreError, TxnOp};
+use fos_store::{Election, LeaseKeeper, StoreError, TxnOp};
 use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 
@@ -23,33 +22,56 @@ use crate::Context;
 /// How often the controller reconciles when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(5);
 
-/// Runs the controller until `shutdown` turns true: campaigns for leadership, and reconciles while leading.
+/// The election lease's time to live: how long a crashed leader holds the others back.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
+/// Runs the controller until `shutdown` turns true: campaigns for leadership (the store's election), and
+/// reconciles while leading.
 pub async fn run(ctx: Context, mut shutdown: watch::Receiver<bool>) {
-    let election = ctx.keys.election("controller");
+    let election = Election::new(ctx.store.clone(), ctx.keys.election("controller"));
     while !*shutdown.borrow() {
-        let leadership = tokio::select! {
-            l = leader::campaign(&ctx.store, &election, &ctx.node_name) => l,
-            _ = shutdown.changed() => return,
-        };
-        let mut lost = match leadership {
-            Ok(l) => l,
+        let mut keeper = match LeaseKeeper::grant(ctx.store.clone(), LEASE_TTL).await {
+            Ok(k) => k,
             Err(e) => {
-                tracing::warn!("leader election failed: {e}");
+                tracing::warn!("cannot grant the election lease: {e}");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = shutdown.changed() => return,
                 }
             }
         };
+        let campaign = election.campaign(keeper.id(), ctx.node_name.as_bytes().to_vec());
+        let leadership = tokio::select! {
+            l = campaign => l,
+            reason = keeper.lost() => {
+                tracing::warn!("election lease lost while campaigning: {reason}");
+                continue;
+            }
+            _ = shutdown.changed() => {
+                let _ = keeper.revoke().await;
+                return;
+            }
+        };
+        let leadership = match leadership {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("leader election failed: {e}");
+                let _ = keeper.revoke().await;
+                continue;
+            }
+        };
         tracing::info!(node = ctx.node_name, "leading the controllers");
         ctx.metrics.leader.store(1, Ordering::Relaxed);
         tokio::select! {
             r = lead(&ctx) => if let Err(e) = r { tracing::warn!("controller stopped: {e}") },
-            _ = lost.wait() => tracing::warn!("lost leadership"),
+            reason = keeper.lost() => tracing::warn!("lost leadership: {reason}"),
             _ = shutdown.changed() => {}
         }
         ctx.metrics.leader.store(0, Ordering::Relaxed);
-        lost.resign().await;
+        if let Err(e) = leadership.resign().await {
+            tracing::debug!("resigning: {e}");
+        }
+        let _ = keeper.revoke().await;
     }
 }
 
