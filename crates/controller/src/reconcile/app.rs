@@ -67,7 +67,12 @@ fn env_prefix(component: &str) -> String {
 
 /// Whether an instance runs at the generation desired of it, and is ready.
 fn instance_ready(view: &ClusterView, id: &InstanceId) -> (bool, bool) {
-    let (Some(d), Some(a)) = (view.desired.get(id), view.actual.get(id)) else {
+    running_ready(view.desired.get(id), view.actual.get(id))
+}
+
+/// Whether an actual record shows its desired record running (at its generation), and ready.
+fn running_ready(desired: Option<&DesiredInstance>, actual: Option<&fos_api::ActualInstance>) -> (bool, bool) {
+    let (Some(d), Some(a)) = (desired, actual) else {
         return (false, false);
     };
     let current = a.observed_generation == d.generation && a.node == d.node;
@@ -99,7 +104,7 @@ pub fn reconcile_app(
         let status = AppStatus {
             phase: Phase::Deleting,
             observed_generation: stored.record.generation,
-            components: component_counts(view, spec, tenant, name, &BTreeMap::new()).0,
+            components: component_counts(view, &out, spec, tenant, name, &BTreeMap::new()).0,
             unschedulable: false,
             message: None,
             since: now,
@@ -201,7 +206,7 @@ pub fn reconcile_app(
         }
     }
 
-    let components = component_counts(view, spec, tenant, name, &messages);
+    let components = component_counts(view, &out, spec, tenant, name, &messages);
     let status = aggregate(previous, stored.record.generation, components, !placement.unplaced.is_empty(), target, now);
     if status.unschedulable && previous.map(|p| &p.message) != Some(&status.message) {
         for (component, reason) in &placement.unplaced {
@@ -245,8 +250,10 @@ fn teardown(view: &ClusterView, spec: &ApplicationSpec, existing: &[InstanceId],
     }
 }
 
+/// Per-component counts, as they will be once `pending` is written.
 fn component_counts(
     view: &ClusterView,
+    pending: &AppActions,
     spec: &ApplicationSpec,
     tenant: &str,
     name: &str,
@@ -259,10 +266,13 @@ fn component_counts(
             ComponentStatus { replicas: c.replicas, message: messages.get(&c.name).cloned(), ..Default::default() };
         for r in 0..c.replicas {
             let id = InstanceId::new(tenant, name, &c.name, r);
-            if view.desired.contains_key(&id) {
-                s.placed += 1;
-            }
-            let (running, ready) = instance_ready(view, &id);
+            let desired = if pending.deletes.iter().any(|(_, d)| d == &id) {
+                None
+            } else {
+                pending.puts.iter().find(|d| d.id == id).or_else(|| view.desired.get(&id))
+            };
+            s.placed += u32::from(desired.is_some());
+            let (running, ready) = running_ready(desired, view.actual.get(&id));
             s.running += u32::from(running);
             s.ready += u32::from(ready);
             if let Some(a) = view.actual.get(&id).filter(|a| a.state() == Some(State::Error)) {
