@@ -9,6 +9,9 @@ pub mod names;
 pub mod node;
 pub mod quantity;
 pub mod record;
+pub mod seed;
+pub mod source;
+pub mod validate;
 pub mod wire;
 
 pub use keys::{Keys, StoreUri, UriError};
@@ -21,3 +24,4 @@ pub use names::{validate_name, NameError};
 pub use node::{Node, NodeInfo, NodeStatus};
 pub use quantity::{ByteSize, CpuQuantity, QuantityError};
 pub use record::{ActualInstance, DesiredInstance, InstanceId};
+pub use validate::{validate, validate_with, Existing, ObjectRef, Violation};

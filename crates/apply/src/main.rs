@@ -1,13 +1,17 @@
-//! `fosctl`, the fos command-line client: a thin dispatcher over the command modules.
+//! `fosctl`, the fos command-line client: a thin dispatcher over the `manifest` subcommands of the `fos_apply`
+//! library and the API-client commands of [`cmd`].
 
 mod client;
 mod cmd;
 
+use std::process::ExitCode;
+
 use clap::{CommandFactory, Parser, Subcommand};
+use fos_apply::manifest_cmd::ManifestCommand;
 
 /// fosctl: apply, inspect and check fos applications.
 #[derive(Parser)]
-#[command(name = "fosctl", version, about)]
+#[command(name = "fosctl", version, about, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: cmd::Global,
@@ -17,17 +21,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check and convert manifest files offline.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     #[command(flatten)]
     Client(cmd::ClientCommand),
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Client(c) => cmd::run(&cli.global, c, Cli::command),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(cmd::exit_code(&e));
+    match cli.command {
+        Command::Manifest(cmd) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            cmd.run(&mut out, &mut err)
+        }
+        Command::Client(c) => match cmd::run(&cli.global, c, Cli::command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(cmd::exit_code(&e))
+            }
+        },
     }
 }

@@ -127,8 +127,9 @@ fn proximity_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Proximity>, D::
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
-        One(Item),
+        // A list first: a struct also reads from a sequence, so `[a, b]` would otherwise become `{to: a, within: b}`.
         Many(Vec<Item>),
+        One(Item),
     }
     let items = match OneOrMany::deserialize(d).map_err(|_| {
         serde::de::Error::custom(

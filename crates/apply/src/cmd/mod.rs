@@ -129,7 +129,7 @@ impl fmt::Display for NotDone {
 impl std::error::Error for NotDone {}
 
 /// The exit code for a failure.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
+pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.is::<NotDone>() {
         3
     } else {

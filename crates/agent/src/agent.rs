@@ -1,0 +1,246 @@
+//! The agent's entry point: discovers the node, probes the runtimes, publishes info, plugin and status records,
+//! recovers what a previous run left, and starts the driver, the heartbeat and periodic rediscovery.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fos_api::manifest::EntityKind;
+use fos_api::node::{Node, NodeInfo};
+use fos_api::Keys;
+use fos_store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::discovery::{self, net, DiscoveryError};
+use crate::driver::{Driver, DriverError, DriverSettings, Runtimes, Shared};
+use crate::heartbeat::Heartbeat;
+use crate::rtt::RttProbe;
+use crate::runtime::native::{NativeConfig, NativeRuntime};
+use crate::runtime::{Runtime, RuntimeError};
+
+/// Everything the agent needs to start.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The node configuration file.
+    pub node: NodeConfig,
+    /// Driver timing (backoff, probes).
+    pub driver: DriverSettings,
+    /// Time between SIGTERM and SIGKILL when stopping a native instance.
+    pub stop_grace: Duration,
+    /// Size at which an instance's output file is rotated.
+    pub log_max_bytes: u64,
+    /// How often round-trip times to other nodes are measured.
+    pub rtt_interval: Duration,
+    /// How often the node is rediscovered (its info record is republished when it changed).
+    pub rediscover_interval: Duration,
+    /// Whether native instances go into cgroups when the machine has them.
+    pub use_cgroups: bool,
+}
+
+impl AgentConfig {
+    /// Defaults around a node configuration.
+    pub fn new(node: NodeConfig) -> Self {
+        AgentConfig {
+            node,
+            driver: DriverSettings::default(),
+            stop_grace: Duration::from_secs(10),
+            log_max_bytes: 10 << 20,
+            rtt_interval: Duration::from_secs(10),
+            rediscover_interval: Duration::from_secs(60),
+            use_cgroups: true,
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// Node discovery failed.
+    #[error("discovery: {0}")]
+    Discovery(#[from] DiscoveryError),
+    /// The store refused a record.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The native runtime could not start.
+    #[error("native runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    /// Recovering instances failed.
+    #[error("{0}")]
+    Driver(#[from] DriverError),
+    /// The probe port could not be bound.
+    #[error("cannot bind the probe on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A runtime plugin's actual record (`actual/nodes/<node>/plugins/<plugin>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginRecord {
+    /// Plugin type (`runtime`).
+    #[serde(rename = "type")]
+    pub plugin_type: String,
+    /// The entity kind it runs.
+    pub entity_kind: EntityKind,
+    /// Its probe succeeded.
+    pub ready: bool,
+    /// Why the probe failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What it found (e.g. cgroup support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The node agent.
+pub struct Agent;
+
+/// A running agent.
+pub struct AgentHandle {
+    node: String,
+    probe_address: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl AgentHandle {
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The bound address of the round-trip-time probe.
+    pub fn probe_address(&self) -> SocketAddr {
+        self.probe_address
+    }
+
+    /// Stops the agent: the driver and heartbeat end, the status record is revoked. Instances keep running and are
+    /// adopted by the next start.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn discover(config: &NodeConfig) -> Result<NodeInfo, AgentError> {
+    let (data_dir, cfg) = (config.data_dir(), config.clone());
+    let found = tokio::task::spawn_blocking(move || discovery::discover(&data_dir)).await;
+    let mut info = found.map_err(|e| AgentError::Discovery(DiscoveryError::UnsupportedArch(e.to_string())))??;
+    discovery::apply_config(&mut info, &cfg);
+    Ok(info)
+}
+
+impl Agent {
+    /// Starts the agent on `store`. Returns once the node's info, plugin and status records are published and the
+    /// instances left by a previous run are recovered.
+    pub async fn start(config: AgentConfig, store: Arc<dyn Store>) -> Result<AgentHandle, AgentError> {
+        let data_dir = config.node.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|source| AgentError::DataDir { path: data_dir.clone(), source })?;
+        let mut info = discover(&config.node).await?;
+        let name = discovery::node_name(&config.node, &info);
+        let keys = Keys::new(config.node.system());
+        let ips = net::node_ips(&info.interfaces);
+        let advertise = config.node.advertise.or(ips.first().copied()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+
+        let bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), config.node.probe_port());
+        let probe = RttProbe::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
+        let probe_address = SocketAddr::new(advertise, probe.local_addr().map(|a| a.port()).unwrap_or(0));
+
+        let mut native_cfg = NativeConfig::new(&data_dir);
+        native_cfg.stop_grace = config.stop_grace;
+        native_cfg.log_max_bytes = config.log_max_bytes;
+        native_cfg.use_cgroups = config.use_cgroups;
+        native_cfg.addresses = ips.iter().map(IpAddr::to_string).collect();
+        let native = NativeRuntime::new(native_cfg)?;
+        let mut runtimes: Runtimes = Runtimes::new();
+        let probed = native.probe().await;
+        let record = PluginRecord {
+            plugin_type: "runtime".into(),
+            entity_kind: EntityKind::Native,
+            ready: probed.is_ok(),
+            error: probed.as_ref().err().map(ToString::to_string),
+            detail: Some(native.cgroups().describe()),
+        };
+        let plugin_key = keys.actual_node_plugin(&name, "native");
+        let value = serde_json::to_vec(&record).map_err(|e| StoreError::Codec { key: plugin_key.clone(), message: e.to_string() })?;
+        store.put(&plugin_key, value, None).await?;
+        if probed.is_ok() {
+            info.runtimes.push(EntityKind::Native);
+            runtimes.insert(EntityKind::Native, native as Arc<dyn Runtime>);
+        }
+
+        let node = discovery::node_record(&name, &config.node, info);
+        let heartbeat = Heartbeat {
+            store: store.clone(),
+            keys: keys.clone(),
+            node: name.clone(),
+            ttl: config.node.heartbeat_ttl(),
+            probe: Arc::new(probe),
+            probe_address: probe_address.to_string(),
+            rtt_interval: config.rtt_interval,
+        };
+        let beat = heartbeat.start(&node).await?;
+
+        let mut driver = Driver::new(Shared {
+            store: store.clone(),
+            keys,
+            node: name.clone(),
+            runtimes,
+            settings: config.driver.clone(),
+        });
+        let recovered = driver.recover().await?;
+        tracing::info!(node = %name, recovered, "agent started");
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (info_tx, info_rx) = watch::channel(node);
+        let tasks = vec![
+            tokio::spawn(driver.run(shutdown_rx.clone())),
+            tokio::spawn(heartbeat.run(beat, info_rx, shutdown_rx.clone())),
+            tokio::spawn(rediscover(config, info_tx, shutdown_rx)),
+        ];
+        Ok(AgentHandle { node: name, probe_address, shutdown, tasks })
+    }
+}
+
+/// Rediscovers the node periodically and hands a changed info record to the heartbeat.
+async fn rediscover(config: AgentConfig, info_tx: watch::Sender<Node>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(config.rediscover_interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(mut info) = discover(&config.node).await else { continue };
+        info_tx.send_if_modified(|node| {
+            info.runtimes = node.spec.runtimes.clone();
+            // Free space changes constantly; only a change in what the node has is news.
+            let mut old = node.spec.clone();
+            old.disk = info.disk.clone();
+            old.disks.iter_mut().zip(info.disks.iter()).for_each(|(o, n)| o.available = n.available.clone());
+            if old == info {
+                return false;
+            }
+            node.spec = info;
+            true
+        });
+    }
+}

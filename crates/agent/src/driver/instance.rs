@@ -1,0 +1,397 @@
+//! One instance's task: drives its runtime one lifecycle step at a time toward the desired state, writes the actual
+//! record after each step, retries failures with exponential backoff, applies the restart policy when the process
+//! exits, restarts the instance on a generation bump, follows its readiness probe, and tears it down when its
+//! desired record is deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use fos_api::lifecycle::{Action, Lifecycle, State};
+use fos_api::manifest::RestartPolicy;
+use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Shared;
+use crate::runtime::{Recovered, RunState, Runtime, RuntimeError};
+
+/// Where an instance task starts from.
+pub struct Start {
+    /// The instance.
+    pub id: InstanceId,
+    /// What the runtime found of it after a restart.
+    pub recovered: Option<(Recovered, Arc<dyn Runtime>)>,
+    /// The actual record a previous agent left, if any.
+    pub previous: Option<ActualInstance>,
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    id: InstanceId,
+    actual: ActualInstance,
+    runtime: Option<Arc<dyn Runtime>>,
+    run_rx: Option<watch::Receiver<RunState>>,
+    /// The generation the runtime was last configured or run with.
+    applied: Option<u64>,
+    /// The (generation, state) last seen in the desired record.
+    seen: Option<(u64, State)>,
+    /// Consecutive step failures.
+    failures: u32,
+    /// Consecutive crashes (reset once a run lasted `stable_after`).
+    crashes: u32,
+    retry_at: Instant,
+    /// Do not retry from Error until the desired record changes (restart policy said no).
+    no_retry: bool,
+    /// Do not run again until the desired record changes (the process completed and the policy says no restart).
+    hold: bool,
+    /// The next successful run is a restart by the policy.
+    restarting: bool,
+    running_since: Option<Instant>,
+}
+
+/// Runs an instance task until the instance is gone and undesired, or the driver stops (channel closed).
+pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Receiver<Option<DesiredInstance>>) {
+    let mut t = Task::new(shared, start);
+    if t.runtime.is_some() {
+        // Recovered: publish what is really there before moving anything.
+        t.write().await;
+    }
+    loop {
+        let desired = desired_rx.borrow_and_update().clone();
+        t.observe(desired.as_ref());
+        let target = t.target(desired.as_ref());
+        match t.actual.lifecycle.next_toward(target) {
+            None => {
+                if t.actual.state().is_none() && desired.is_none() {
+                    t.remove().await;
+                    return;
+                }
+                if !t.rest(&mut desired_rx, desired.as_ref()).await {
+                    return;
+                }
+            }
+            Some(Action::Retry) => {
+                if t.no_retry || Instant::now() < t.retry_at {
+                    let wait = if t.no_retry { None } else { Some(t.retry_at) };
+                    tokio::select! {
+                        changed = desired_rx.changed() => if changed.is_err() { return },
+                        _ = sleep_until(wait) => {}
+                    }
+                    continue;
+                }
+                if t.actual.lifecycle.apply(Action::Retry).is_ok() {
+                    t.write().await;
+                }
+            }
+            Some(action) => t.step(action, desired.as_ref()).await,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn backoff(shared: &Shared, n: u32) -> Duration {
+    let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
+    shared.settings.backoff_base.saturating_mul(factor).min(shared.settings.backoff_max)
+}
+
+impl Task {
+    fn new(shared: Arc<Shared>, start: Start) -> Self {
+        let mut actual = start.previous.unwrap_or_else(|| ActualInstance::new(start.id.clone(), &shared.node));
+        actual.node = shared.node.clone();
+        let (mut runtime, mut applied, mut run_rx) = (None, None, None);
+        let mut running_since = None;
+        match start.recovered {
+            Some((rec, rt)) => {
+                actual.lifecycle = Lifecycle::at(Some(rec.state));
+                actual.pid = rec.pid;
+                actual.started_at = rec.started_at.or(actual.started_at);
+                actual.observed_generation = rec.desired.generation;
+                applied = Some(rec.desired.generation);
+                if rec.pid.is_some() {
+                    run_rx = rt.subscribe(&start.id);
+                    running_since = Some(Instant::now());
+                } else {
+                    actual.pid = None;
+                    actual.ready = false;
+                }
+                runtime = Some(rt);
+            }
+            None => {
+                // Nothing of it survives in any runtime: whatever the store said, it does not exist here.
+                actual.lifecycle = Lifecycle::new();
+                actual.pid = None;
+                actual.ready = false;
+            }
+        }
+        Task {
+            shared,
+            id: start.id,
+            actual,
+            runtime,
+            run_rx,
+            applied,
+            seen: None,
+            failures: 0,
+            crashes: 0,
+            retry_at: Instant::now(),
+            no_retry: false,
+            hold: false,
+            restarting: false,
+            running_since,
+        }
+    }
+
+    /// A changed desired generation or state lifts the holds the restart policy placed.
+    fn observe(&mut self, desired: Option<&DesiredInstance>) {
+        let now = desired.map(|d| (d.generation, d.state));
+        if now != self.seen {
+            self.seen = now;
+            self.no_retry = false;
+            self.hold = false;
+            self.crashes = 0;
+            self.failures = 0;
+            self.retry_at = Instant::now();
+        }
+    }
+
+    /// The state to drive toward now.
+    fn target(&self, desired: Option<&DesiredInstance>) -> Option<State> {
+        let Some(d) = desired else { return None };
+        if d.migration.is_some() {
+            // Migrations are driven by their own hooks; hold where we are.
+            return self.actual.state();
+        }
+        let current = self.actual.state();
+        let configured = matches!(current, Some(State::Configured | State::Running | State::Paused | State::Error));
+        if configured && self.applied.is_some_and(|g| g != d.generation) {
+            // A new generation: back down to Defined, then up again with the new spec.
+            return Some(State::Defined);
+        }
+        let want = if d.state.is_desirable() { d.state } else { State::Running };
+        if self.hold && matches!(want, State::Running | State::Paused) && current == Some(State::Configured) {
+            return current;
+        }
+        Some(want)
+    }
+
+    fn runtime_for(&mut self, desired: Option<&DesiredInstance>) -> Result<Arc<dyn Runtime>, String> {
+        if let Some(rt) = &self.runtime {
+            return Ok(rt.clone());
+        }
+        let kind = desired.map(|d| d.entity.kind).ok_or_else(|| "no runtime holds this instance".to_string())?;
+        let rt = self.shared.runtimes.get(&kind).cloned().ok_or_else(|| format!("no {kind} runtime on this node"))?;
+        self.runtime = Some(rt.clone());
+        Ok(rt)
+    }
+
+    async fn call(&mut self, action: Action, desired: Option<&DesiredInstance>) -> Result<(), String> {
+        let rt = self.runtime_for(desired)?;
+        let need = || desired.ok_or_else(|| format!("cannot {action} without a desired record"));
+        let id = &self.id;
+        let result = match action {
+            Action::Define => rt.define(need()?).await,
+            Action::Configure => rt.configure(need()?).await,
+            Action::Run => rt.run(need()?).await,
+            Action::Stop => rt.stop(id).await,
+            Action::Pause => rt.pause(id).await,
+            Action::Resume => rt.resume(id).await,
+            Action::Clean => rt.clean(id).await,
+            Action::Undefine => rt.undefine(id).await,
+            _ => Err(RuntimeError::Unsupported("migration")),
+        };
+        match result {
+            // Tearing down something the runtime does not hold (its define failed) is done already.
+            Err(RuntimeError::NotDefined(_)) if matches!(action, Action::Clean | Action::Undefine | Action::Stop) => {
+                Ok(())
+            }
+            other => other.map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn step(&mut self, action: Action, desired: Option<&DesiredInstance>) {
+        match self.call(action, desired).await {
+            Ok(()) => {
+                if self.actual.lifecycle.apply(action).is_err() {
+                    return;
+                }
+                self.failures = 0;
+                self.actual.error = None;
+                if let (Some(d), Action::Define | Action::Configure | Action::Run) = (desired, action) {
+                    self.applied = Some(d.generation);
+                    self.actual.observed_generation = d.generation;
+                }
+                self.after(action, desired).await;
+            }
+            Err(message) => {
+                self.failures += 1;
+                let delay = backoff(&self.shared, self.failures);
+                self.retry_at = Instant::now() + delay;
+                let _ = self.actual.lifecycle.apply(Action::Fail);
+                self.actual.error = Some(format!("{action} failed: {message} (retry in {delay:?})"));
+                self.actual.ready = false;
+                tracing::warn!(instance = %self.id, %action, error = %message, "step failed");
+            }
+        }
+        self.write().await;
+    }
+
+    /// Bookkeeping after a successful step.
+    async fn after(&mut self, action: Action, desired: Option<&DesiredInstance>) {
+        match action {
+            Action::Run => {
+                let rt = self.runtime.clone();
+                if let Some(rt) = rt {
+                    self.run_rx = rt.subscribe(&self.id);
+                    if let Ok(RunState::Running { pid, started_at }) = rt.status(&self.id).await {
+                        self.actual.pid = (pid > 0).then_some(pid);
+                        self.actual.started_at = Some(started_at);
+                    }
+                    self.actual.addresses = rt.addresses(&self.id);
+                    if let Some(d) = desired {
+                        self.actual.ready = d.entity.readiness.is_none() && rt.ready(d).await;
+                    }
+                }
+                if std::mem::take(&mut self.restarting) {
+                    self.actual.restarts += 1;
+                }
+                self.running_since = Some(Instant::now());
+            }
+            Action::Stop => {
+                self.actual.pid = None;
+                self.actual.ready = false;
+                self.run_rx = None;
+            }
+            Action::Pause => self.actual.ready = false,
+            Action::Resume => {
+                if let (Some(rt), Some(d)) = (self.runtime.clone(), desired) {
+                    self.actual.ready = rt.ready(d).await;
+                }
+            }
+            Action::Undefine => {
+                self.runtime = None;
+                self.applied = None;
+                self.actual.addresses.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits at the target for something to change: the desired record, the process (exit), readiness. Returns
+    /// false when the driver stops.
+    async fn rest(&mut self, desired_rx: &mut watch::Receiver<Option<DesiredInstance>>, desired: Option<&DesiredInstance>) -> bool {
+        if let Some(d) = desired {
+            if self.applied == Some(d.generation) && self.actual.observed_generation != d.generation {
+                self.actual.observed_generation = d.generation;
+                self.write().await;
+            }
+        }
+        let running = self.actual.state() == Some(State::Running);
+        let probing = running && desired.is_some_and(|d| d.entity.readiness.is_some());
+        let mut tick = tokio::time::interval(self.shared.settings.probe_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut run_rx = self.run_rx.take();
+        let exit = loop {
+            let exited = async {
+                match run_rx.as_mut() {
+                    Some(rx) => rx.wait_for(|s| matches!(s, RunState::Exited { .. })).await.map(|s| s.clone()).ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = desired_rx.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                    break None;
+                }
+                Some(state) = exited => break Some(state),
+                _ = tick.tick(), if probing => {
+                    if let (Some(rt), Some(d)) = (self.runtime.clone(), desired) {
+                        let ready = rt.ready(d).await;
+                        if ready != self.actual.ready {
+                            self.actual.ready = ready;
+                            self.write().await;
+                        }
+                    }
+                }
+            }
+        };
+        self.run_rx = run_rx;
+        if let Some(state) = exit {
+            self.exited(state, desired).await;
+        }
+        true
+    }
+
+    /// The process exited by itself: restart per policy (through Error and a backoff), or stay down.
+    async fn exited(&mut self, state: RunState, desired: Option<&DesiredInstance>) {
+        let RunState::Exited { status, signal, .. } = state.clone() else { return };
+        self.run_rx = None;
+        self.actual.exit_status = status;
+        self.actual.pid = None;
+        self.actual.ready = false;
+        if self.running_since.take().is_some_and(|t| t.elapsed() >= self.shared.settings.stable_after) {
+            self.crashes = 0;
+        }
+        let success = status == Some(0) && signal.is_none();
+        let policy = desired.map(|d| d.entity.restart).unwrap_or_default();
+        let restart = match policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Never => false,
+        };
+        let what = state.describe_exit().unwrap_or_default();
+        if restart {
+            self.crashes += 1;
+            let delay = backoff(&self.shared, self.crashes);
+            self.retry_at = Instant::now() + delay;
+            self.restarting = true;
+            let _ = self.actual.lifecycle.apply(Action::Fail);
+            let n = self.actual.restarts + 1;
+            self.actual.error = Some(format!("{what}; restart {n} in {delay:?}"));
+        } else if success {
+            // Completed: stop cleanly (the group may hold leftovers) and stay Configured until the record changes.
+            self.hold = true;
+            if let Some(rt) = self.runtime.clone() {
+                let _ = rt.stop(&self.id).await;
+            }
+            let _ = self.actual.lifecycle.apply(Action::Stop);
+            self.actual.error = None;
+        } else {
+            self.no_retry = true;
+            let _ = self.actual.lifecycle.apply(Action::Fail);
+            self.actual.error = Some(format!("{what} (restart policy {policy})"));
+        }
+        tracing::info!(instance = %self.id, exit = %what, restart, "process exited");
+        self.write().await;
+    }
+
+    async fn write(&mut self) {
+        self.actual.updated_at = Utc::now();
+        let key = self.shared.keys.actual_instance(&self.shared.node, &self.id);
+        let value = match serde_json::to_vec(&self.actual) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(instance = %self.id, error = %e, "cannot encode actual record");
+                return;
+            }
+        };
+        if let Err(e) = self.shared.store.put(&key, value, None).await {
+            tracing::warn!(instance = %self.id, error = %e, "cannot write actual record");
+        }
+    }
+
+    async fn remove(&mut self) {
+        let key = self.shared.keys.actual_instance(&self.shared.node, &self.id);
+        if let Err(e) = self.shared.store.delete(&key).await {
+            tracing::warn!(instance = %self.id, error = %e, "cannot delete actual record");
+        }
+    }
+}

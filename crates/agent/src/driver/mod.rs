@@ -1,0 +1,241 @@
+//! The lifecycle driver: lists and watches the node's desired instance records (re-listing after a compaction or a
+//! broken watch), keeps one task per instance (so a slow or failing instance never blocks another), and on start
+//! resumes the instances the runtimes recovered, tearing down those no longer desired.
+
+mod instance;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fos_api::manifest::EntityKind;
+use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
+use fos_api::Keys;
+use fos_store::{EventKind, Store, StoreError};
+use futures::StreamExt;
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::instance::Start;
+use crate::runtime::{Recovered, Runtime};
+
+/// The runtimes available on this node, by entity kind.
+pub type Runtimes = HashMap<EntityKind, Arc<dyn Runtime>>;
+
+/// Timing of the driver.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    /// First retry delay after a failure or crash (doubled each time).
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// How often readiness probes run.
+    pub probe_interval: Duration,
+    /// A run lasting this long resets the crash backoff.
+    pub stable_after: Duration,
+    /// Pause before re-listing after the store failed.
+    pub relist_delay: Duration,
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        DriverSettings {
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(1),
+            stable_after: Duration::from_secs(10),
+            relist_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the instance tasks share.
+pub struct Shared {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The key layout.
+    pub keys: Keys,
+    /// This node's name.
+    pub node: String,
+    /// The runtimes.
+    pub runtimes: Runtimes,
+    /// Timing.
+    pub settings: DriverSettings,
+}
+
+/// Driver failures that stop it.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// A runtime could not report what it left behind.
+    #[error("recovering {kind} instances: {message}")]
+    Recover {
+        /// The runtime's kind.
+        kind: EntityKind,
+        /// What failed.
+        message: String,
+    },
+}
+
+struct Handle {
+    tx: watch::Sender<Option<DesiredInstance>>,
+    task: JoinHandle<()>,
+}
+
+/// The lifecycle driver of one node.
+pub struct Driver {
+    shared: Arc<Shared>,
+    tasks: HashMap<InstanceId, Handle>,
+    recovered: HashMap<InstanceId, (Recovered, Arc<dyn Runtime>)>,
+}
+
+impl Driver {
+    /// A driver; call [`Driver::recover`] then [`Driver::run`].
+    pub fn new(shared: Shared) -> Self {
+        Driver { shared: Arc::new(shared), tasks: HashMap::new(), recovered: HashMap::new() }
+    }
+
+    /// Collects the instances every runtime left behind (adopting live processes).
+    pub async fn recover(&mut self) -> Result<usize, DriverError> {
+        for (kind, rt) in &self.shared.runtimes {
+            let found =
+                rt.recover().await.map_err(|e| DriverError::Recover { kind: *kind, message: e.to_string() })?;
+            for r in found {
+                self.recovered.insert(r.desired.id.clone(), (r, rt.clone()));
+            }
+        }
+        Ok(self.recovered.len())
+    }
+
+    /// Watches the desired records until `shutdown` turns true; instance tasks stop with it (their processes keep
+    /// running, to be adopted by the next start).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let prefix = self.shared.keys.desired_instances_prefix(&self.shared.node);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let revision = match self.relist(&prefix).await {
+                Ok(rev) => rev,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing desired instances failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(self.shared.settings.relist_delay) => {}
+                    }
+                    continue;
+                }
+            };
+            let mut stream = match self.shared.store.watch(&prefix, revision + 1).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching desired instances failed; re-listing");
+                    continue;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    event = stream.next() => match event {
+                        Some(Ok(ev)) => self.on_event(ev.kind, &ev.kv.key, &ev.kv.value),
+                        Some(Err(StoreError::Compacted { .. })) => break,
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "desired instance watch failed; re-listing");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+        for (_, h) in self.tasks.drain() {
+            drop(h.tx);
+            h.task.abort();
+        }
+    }
+
+    /// Lists the desired records and brings every task in line with them; returns the list's revision.
+    async fn relist(&mut self, prefix: &str) -> Result<i64, StoreError> {
+        let list = self.shared.store.list(prefix).await?;
+        let mut desired: HashMap<InstanceId, DesiredInstance> = HashMap::new();
+        for kv in &list.kvs {
+            if let Some(d) = self.decode(&kv.key, &kv.value) {
+                desired.insert(d.id.clone(), d);
+            }
+        }
+        let mut ids: Vec<InstanceId> = self.tasks.keys().cloned().collect();
+        ids.extend(self.recovered.keys().cloned());
+        for id in ids {
+            if !desired.contains_key(&id) {
+                self.send(id, None);
+            }
+        }
+        for (id, d) in desired {
+            self.send(id, Some(d));
+        }
+        Ok(list.revision)
+    }
+
+    fn decode(&self, key: &str, value: &[u8]) -> Option<DesiredInstance> {
+        match serde_json::from_slice::<DesiredInstance>(value) {
+            Ok(d) if d.node == self.shared.node => Some(d),
+            Ok(d) => {
+                tracing::warn!(key, node = %d.node, "desired record names another node; ignored");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "undecodable desired record; ignored");
+                None
+            }
+        }
+    }
+
+    fn on_event(&mut self, kind: EventKind, key: &str, value: &[u8]) {
+        match kind {
+            EventKind::Put => {
+                if let Some(d) = self.decode(key, value) {
+                    self.send(d.id.clone(), Some(d));
+                }
+            }
+            EventKind::Delete => {
+                let Some(fos_api::keys::KeyRef::DesiredInstance { id, .. }) = self.shared.keys.parse(key) else {
+                    return;
+                };
+                self.send(id, None);
+            }
+        }
+    }
+
+    /// Hands `desired` to the instance's task, starting one when there is none (or the last one finished).
+    fn send(&mut self, id: InstanceId, desired: Option<DesiredInstance>) {
+        if let Some(h) = self.tasks.get(&id) {
+            if !h.task.is_finished() && h.tx.send(desired.clone()).is_ok() {
+                return;
+            }
+            self.tasks.remove(&id);
+        }
+        let recovered = self.recovered.remove(&id);
+        if desired.is_none() && recovered.is_none() {
+            return; // nothing here to tear down
+        }
+        let (tx, rx) = watch::channel(desired);
+        let shared = self.shared.clone();
+        let start_id = id.clone();
+        let task = tokio::spawn(async move {
+            let previous = match recovered {
+                Some(_) => previous_actual(&shared, &start_id).await,
+                None => None,
+            };
+            instance::drive(shared, Start { id: start_id, recovered, previous }, rx).await;
+        });
+        self.tasks.insert(id, Handle { tx, task });
+        self.tasks.retain(|_, h| !h.task.is_finished());
+    }
+}
+
+/// The actual record a previous agent left (to keep its restart count and start time).
+async fn previous_actual(shared: &Shared, id: &InstanceId) -> Option<ActualInstance> {
+    let key = shared.keys.actual_instance(&shared.node, id);
+    let kv = shared.store.get(&key).await.ok()??;
+    serde_json::from_slice(&kv.value).ok()
+}

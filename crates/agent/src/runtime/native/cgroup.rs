@@ -1,0 +1,177 @@
+//! Control groups for native instances: one group per instance under `fos/`, on cgroup v2 (unified) or v1
+//! (per-controller hierarchies), for cpu and memory limits, freezing (pause) and killing everything an instance
+//! started, including processes that left its process group.
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use fos_api::record::InstanceId;
+
+/// CFS period used for cpu limits, in microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The cgroup hierarchies this machine offers to fos.
+#[derive(Debug, Clone, Default)]
+pub struct Cgroups {
+    /// cgroup v2: the `fos` group under the unified root.
+    v2: Option<PathBuf>,
+    /// cgroup v1: the `fos` group under the cpu hierarchy.
+    cpu: Option<PathBuf>,
+    /// cgroup v1: the `fos` group under the memory hierarchy.
+    memory: Option<PathBuf>,
+    /// cgroup v1: the `fos` group under the freezer hierarchy.
+    freezer: Option<PathBuf>,
+}
+
+impl Cgroups {
+    /// Finds the usable hierarchies under `/sys/fs/cgroup` (creating the `fos` groups); none when not root.
+    pub fn detect() -> Self {
+        Self::detect_at(Path::new("/sys/fs/cgroup"))
+    }
+
+    fn detect_at(root: &Path) -> Self {
+        if root.join("cgroup.controllers").exists() {
+            let fos = root.join("fos");
+            let ok = fs::create_dir_all(&fos).is_ok()
+                && fs::write(root.join("cgroup.subtree_control"), "+cpu +memory").is_ok()
+                && fs::write(fos.join("cgroup.subtree_control"), "+cpu +memory").is_ok();
+            return Cgroups { v2: ok.then_some(fos), ..Default::default() };
+        }
+        let v1 = |ctl: &str| {
+            let base = root.join(ctl);
+            let fos = base.join("fos");
+            (base.join("cgroup.procs").exists() && fs::create_dir_all(&fos).is_ok()).then_some(fos)
+        };
+        Cgroups { v2: None, cpu: v1("cpu"), memory: v1("memory"), freezer: v1("freezer") }
+    }
+
+    /// Describes what was found, for logs and node info.
+    pub fn describe(&self) -> String {
+        if self.v2.is_some() {
+            return "cgroup v2".to_string();
+        }
+        let v1: Vec<&str> = [("cpu", &self.cpu), ("memory", &self.memory), ("freezer", &self.freezer)]
+            .iter()
+            .filter(|(_, p)| p.is_some())
+            .map(|(n, _)| *n)
+            .collect();
+        if v1.is_empty() {
+            "no cgroups".to_string()
+        } else {
+            format!("cgroup v1 ({})", v1.join(", "))
+        }
+    }
+
+    /// The (not yet created) groups of one instance.
+    pub fn instance(&self, id: &InstanceId) -> InstanceCgroup {
+        let name = id.to_string();
+        let sub = |p: &Option<PathBuf>| p.as_ref().map(|p| p.join(&name));
+        InstanceCgroup { v2: sub(&self.v2), cpu: sub(&self.cpu), memory: sub(&self.memory), freezer: sub(&self.freezer) }
+    }
+}
+
+/// One instance's groups.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceCgroup {
+    v2: Option<PathBuf>,
+    cpu: Option<PathBuf>,
+    memory: Option<PathBuf>,
+    freezer: Option<PathBuf>,
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
+    fs::write(dir.join(file), value).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.join(file).display())))
+}
+
+impl InstanceCgroup {
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.v2, &self.cpu, &self.memory, &self.freezer].into_iter().flatten()
+    }
+
+    /// Whether the instance has any group at all.
+    pub fn is_enabled(&self) -> bool {
+        self.dirs().next().is_some()
+    }
+
+    /// Creates the groups and sets the limits (`cpu_millis` = 0 / `memory_bytes` = 0: unlimited).
+    pub fn create(&self, cpu_millis: u64, memory_bytes: u64) -> io::Result<()> {
+        for dir in self.dirs() {
+            fs::create_dir_all(dir)?;
+        }
+        let quota = (cpu_millis > 0).then(|| cpu_millis * CPU_PERIOD_US / 1000);
+        if let Some(dir) = &self.v2 {
+            let cpu = quota.map(|q| format!("{q} {CPU_PERIOD_US}")).unwrap_or_else(|| format!("max {CPU_PERIOD_US}"));
+            write(dir, "cpu.max", &cpu)?;
+            write(dir, "memory.max", &if memory_bytes > 0 { memory_bytes.to_string() } else { "max".into() })?;
+        }
+        if let Some(dir) = &self.cpu {
+            write(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+            write(dir, "cpu.cfs_quota_us", &quota.map(|q| q as i64).unwrap_or(-1).to_string())?;
+        }
+        if let Some(dir) = &self.memory {
+            let limit = if memory_bytes > 0 { memory_bytes.to_string() } else { "-1".to_string() };
+            write(dir, "memory.limit_in_bytes", &limit)?;
+        }
+        Ok(())
+    }
+
+    /// Opens every group's `cgroup.procs` for a new process to join before it executes.
+    pub fn open_procs(&self) -> io::Result<Vec<OwnedFd>> {
+        self.dirs()
+            .map(|d| fs::OpenOptions::new().write(true).open(d.join("cgroup.procs")).map(OwnedFd::from))
+            .collect()
+    }
+
+    /// Freezes or thaws the instance; `Ok(false)` when there is no freezer to do it.
+    pub fn freeze(&self, frozen: bool) -> io::Result<bool> {
+        if let Some(dir) = &self.v2 {
+            write(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+            return Ok(true);
+        }
+        if let Some(dir) = &self.freezer {
+            write(dir, "freezer.state", if frozen { "FROZEN" } else { "THAWED" })?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Every process in the instance's groups.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .dirs()
+            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>())
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Sends SIGKILL to every process in the instance's groups.
+    pub fn kill_all(&self) {
+        for pid in self.pids() {
+            super::process::signal_pid(pid, libc::SIGKILL);
+        }
+    }
+
+    /// Removes the groups (they must be empty); missing groups are fine.
+    pub fn remove(&self) -> io::Result<()> {
+        for dir in self.dirs() {
+            match fs::remove_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The memory limit in force, in bytes (`None`: no memory group or unlimited).
+    pub fn memory_limit(&self) -> Option<u64> {
+        let read = |d: &PathBuf, f: &str| fs::read_to_string(d.join(f)).ok()?.trim().parse::<u64>().ok();
+        self.v2.as_ref().and_then(|d| read(d, "memory.max")).or_else(|| {
+            self.memory.as_ref().and_then(|d| read(d, "memory.limit_in_bytes")).filter(|v| *v < (1u64 << 62))
+        })
+    }
+}

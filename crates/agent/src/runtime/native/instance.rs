@@ -1,0 +1,254 @@
+//! One native instance: its directories, cgroup, state file and process, with the operations the runtime's
+//! lifecycle steps are made of (setup, spawn, stop with SIGTERM then SIGKILL, pause, resume).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use fos_api::lifecycle::State;
+use fos_api::record::{DesiredInstance, InstanceId};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::cgroup::InstanceCgroup;
+use super::logs::{open_append, LOG_FILES};
+use super::process::{self, group_alive, signal_group};
+use super::state::{self, ProcessRecord, StateFile};
+use crate::runtime::{RunState, RuntimeError};
+
+/// How often a stopping group is checked for remaining processes.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// A native instance known to the runtime.
+pub struct Instance {
+    /// Which instance.
+    pub id: InstanceId,
+    /// `<data>/native/<id>`.
+    pub dir: PathBuf,
+    /// Its cgroups (possibly none).
+    pub cgroup: InstanceCgroup,
+    /// What the state file holds.
+    pub record: Mutex<StateFile>,
+    /// Run state, published to subscribers.
+    pub run: watch::Sender<RunState>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Instance {
+    /// A new instance record in `dir`, in `state`.
+    pub fn new(dir: PathBuf, cgroup: InstanceCgroup, desired: DesiredInstance, state: State) -> Self {
+        let (run, _) = watch::channel(RunState::Idle);
+        Instance { id: desired.id.clone(), dir, cgroup, record: Mutex::new(StateFile { desired, state, process: None }), run }
+    }
+
+    /// The instance's own working area, made at configure and removed at clean.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    /// Where its output goes.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// The state file.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    fn setup_marker(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("setup-{n}.done"))
+    }
+
+    /// The working directory of its processes (the entity's `workingDir` inside the work area).
+    pub fn cwd(&self) -> Result<PathBuf, RuntimeError> {
+        let desired = lock(&self.record).desired.clone();
+        let work = self.work_dir();
+        match desired.entity.working_dir.as_deref() {
+            None | Some("") | Some(".") => Ok(work),
+            Some(rel) => {
+                let p = Path::new(rel);
+                if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+                    return Err(RuntimeError::Invalid(format!("workingDir `{rel}` must stay inside the instance")));
+                }
+                Ok(work.join(p))
+            }
+        }
+    }
+
+    /// Updates the lifecycle state (and desired record) and writes the state file.
+    pub fn persist(&self, state: State, desired: Option<&DesiredInstance>) -> Result<(), RuntimeError> {
+        let mut rec = lock(&self.record);
+        rec.state = state;
+        if let Some(d) = desired {
+            rec.desired = d.clone();
+        }
+        state::save(&self.state_path(), &rec).map_err(|e| RuntimeError::io(self.state_path(), e))
+    }
+
+    /// The recorded process, if any.
+    pub fn process(&self) -> Option<ProcessRecord> {
+        lock(&self.record).process
+    }
+
+    fn set_process(&self, p: Option<ProcessRecord>) {
+        lock(&self.record).process = p;
+    }
+
+    /// The environment of its processes: a minimal base, the entity's env, then the injected env.
+    fn env(&self, desired: &DesiredInstance) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
+        env.insert("PATH".to_string(), path);
+        env.insert("HOME".to_string(), self.work_dir().display().to_string());
+        env.insert("FOS_INSTANCE".to_string(), desired.id.to_string());
+        env.insert("FOS_NODE".to_string(), desired.node.clone());
+        env.extend(desired.entity.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(desired.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    /// Runs the setup commands not run yet (each leaves a marker once it succeeded, so a retried configure does not
+    /// repeat the ones that worked).
+    pub async fn setup(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+        let cwd = self.cwd()?;
+        let log_path = self.log_dir().join("setup.log");
+        for (n, argv) in desired.entity.setup.iter().enumerate() {
+            if self.setup_marker(n).exists() {
+                continue;
+            }
+            let Some((program, args)) = argv.split_first() else { continue };
+            let joined = argv.join(" ");
+            let log = open_append(&log_path).map_err(|e| RuntimeError::io(&log_path, e))?;
+            let err_log = log.try_clone().map_err(|e| RuntimeError::io(&log_path, e))?;
+            let mut cmd = Command::new(program);
+            cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
+            cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
+            process::isolate(&mut cmd, &[]);
+            let status = cmd.status().await.map_err(|e| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() })?;
+            if !status.success() {
+                return Err(RuntimeError::Setup { command: joined, reason: status.to_string() });
+            }
+            std::fs::write(self.setup_marker(n), b"").map_err(|e| RuntimeError::io(self.setup_marker(n), e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the setup markers (at clean).
+    pub fn forget_setup(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("setup-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Starts the main process with `desired`'s argv and env, in its own session and cgroups.
+    pub fn spawn(&self, desired: &DesiredInstance) -> Result<ProcessRecord, RuntimeError> {
+        self.kill_leftovers();
+        let Some((program, args)) = desired.entity.command.split_first() else {
+            return Err(RuntimeError::Invalid("a native entity needs a command".into()));
+        };
+        let cwd = self.cwd()?;
+        let logs = self.log_dir();
+        std::fs::create_dir_all(&logs).map_err(|e| RuntimeError::io(&logs, e))?;
+        let open = |name: &str| open_append(&logs.join(name)).map_err(|e| RuntimeError::io(logs.join(name), e));
+        let (stdout, stderr) = (open(LOG_FILES[0])?, open(LOG_FILES[1])?);
+        let procs = self.cgroup.open_procs().map_err(|e| RuntimeError::io("cgroup.procs", e))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        process::isolate(&mut cmd, &procs);
+        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;
+        drop(procs);
+        let pid = child.id().ok_or_else(|| RuntimeError::Invalid("process exited before its pid was read".into()))?;
+        let start_time = process::start_time(pid).unwrap_or(0);
+        let record = ProcessRecord { pid, start_time, started_at: Utc::now() };
+        self.set_process(Some(record));
+        self.run.send_replace(RunState::Running { pid, started_at: record.started_at });
+        tokio::spawn(process::watch_child(child, self.run.clone()));
+        Ok(record)
+    }
+
+    /// Takes over a process found alive after a restart.
+    pub fn adopt(&self, record: ProcessRecord) {
+        self.set_process(Some(record));
+        self.run.send_replace(RunState::Running { pid: record.pid, started_at: record.started_at });
+        tokio::spawn(process::watch_adopted(record.pid, record.start_time, self.run.clone()));
+    }
+
+    /// Kills whatever is left of a previous run (a crashed main process's children, a group member that escaped).
+    pub fn kill_leftovers(&self) {
+        if let Some(p) = self.process() {
+            if !matches!(*self.run.borrow(), RunState::Running { .. }) {
+                let _ = signal_group(p.pid as i32, libc::SIGKILL);
+            }
+        }
+        self.cgroup.kill_all();
+    }
+
+    fn main_running(&self) -> bool {
+        matches!(*self.run.borrow(), RunState::Running { .. })
+    }
+
+    /// Stops the process group: SIGTERM, then SIGKILL after `grace`, until the main process is reaped and no
+    /// process is left in its group or cgroups.
+    pub async fn stop(&self, grace: Duration) -> Result<(), RuntimeError> {
+        let Some(p) = self.process() else {
+            return Ok(());
+        };
+        let pgid = p.pid as i32;
+        // A paused instance must run to handle SIGTERM.
+        let _ = self.cgroup.freeze(false);
+        let _ = signal_group(pgid, libc::SIGCONT);
+        signal_group(pgid, libc::SIGTERM).map_err(|source| RuntimeError::Signal { pgid, source })?;
+        let deadline = tokio::time::Instant::now() + grace;
+        while (self.main_running() || group_alive(pgid)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(STOP_POLL).await;
+        }
+        let hard_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.main_running() || group_alive(pgid) || !self.cgroup.pids().is_empty() {
+            if tokio::time::Instant::now() > hard_deadline {
+                return Err(RuntimeError::Signal {
+                    pgid,
+                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "processes survive SIGKILL"),
+                });
+            }
+            signal_group(pgid, libc::SIGKILL).map_err(|source| RuntimeError::Signal { pgid, source })?;
+            self.cgroup.kill_all();
+            tokio::time::sleep(STOP_POLL).await;
+        }
+        self.set_process(None);
+        self.run.send_replace(RunState::Idle);
+        Ok(())
+    }
+
+    /// Suspends the instance (freezer, else SIGSTOP to the group).
+    pub fn pause(&self) -> Result<(), RuntimeError> {
+        self.signal_or_freeze(true, libc::SIGSTOP)
+    }
+
+    /// Resumes a suspended instance (thaw, else SIGCONT to the group).
+    pub fn resume(&self) -> Result<(), RuntimeError> {
+        self.signal_or_freeze(false, libc::SIGCONT)
+    }
+
+    fn signal_or_freeze(&self, frozen: bool, signal: i32) -> Result<(), RuntimeError> {
+        let p = self.process().ok_or_else(|| RuntimeError::Invalid("no running process".into()))?;
+        match self.cgroup.freeze(frozen) {
+            Ok(true) => Ok(()),
+            _ => {
+                let pgid = p.pid as i32;
+                signal_group(pgid, signal).map_err(|source| RuntimeError::Signal { pgid, source })
+            }
+        }
+    }
+}

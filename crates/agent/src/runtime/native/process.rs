@@ -1,0 +1,148 @@
+//! Process plumbing for the native runtime: spawning a command in its own session and cgroups, identifying a
+//! process by pid + start time (so a reused pid is never mistaken for ours), signalling whole process groups, and
+//! watching a process's exit whether it is our child (reaped) or an adopted one (pidfd).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::io::unix::AsyncFd;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use crate::runtime::RunState;
+
+/// The start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`), if it exists.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the fields after it start after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The one-letter state of `pid` (`R`, `S`, `T`, `Z`, …), if it exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.get(stat.rfind(')')? + 2..)?.chars().next()
+}
+
+/// Whether `pid` is the process that started at `start` (not a later process that reused the pid), still alive.
+pub fn is_same_process(pid: u32, start: u64) -> bool {
+    start_time(pid) == Some(start) && proc_state(pid) != Some('Z')
+}
+
+/// Sends `signal` to every process of group `pgid`. A group that no longer exists is not an error.
+pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal process group <= 1"));
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(-pgid, signal) } == -1 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ESRCH) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Whether any process (zombies included) is left in group `pgid`.
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks for existence.
+    pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0
+}
+
+/// Sends `signal` to one process.
+pub fn signal_pid(pid: i32, signal: i32) {
+    if pid > 1 {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Prepares `cmd` to start in a new session (its own process group, pgid = pid) and to join the cgroups whose
+/// `cgroup.procs` files are open as `cgroup_procs` before it executes.
+pub fn isolate(cmd: &mut Command, cgroup_procs: &[OwnedFd]) {
+    let fds: Vec<RawFd> = cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect();
+    // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe functions
+    // (setsid, write) on pre-opened descriptors; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            for fd in &fds {
+                // Writing "0" moves the writing process (this child) into the cgroup.
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+fn exited(status: Option<i32>, signal: Option<i32>) -> RunState {
+    RunState::Exited { status, signal, at: Utc::now() }
+}
+
+/// Waits for our child to exit (reaping it, so it never lingers as a zombie) and publishes the exit.
+pub async fn watch_child(mut child: Child, tx: watch::Sender<RunState>) {
+    let state = match child.wait().await {
+        Ok(s) => exited(s.code().or(s.signal().map(|sig| 128 + sig)), s.signal()),
+        Err(_) => exited(None, None),
+    };
+    tx.send_replace(state);
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) returns a new descriptor or -1; the descriptor is owned from here on.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Waits for an adopted process (not our child: its exit status cannot be known) to exit and publishes the exit.
+pub async fn watch_adopted(pid: u32, start: u64, tx: watch::Sender<RunState>) {
+    if let Ok(fd) = pidfd_open(pid) {
+        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and unchanged until the AsyncFd is dropped.
+        if let Ok(async_fd) = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
+            // A pidfd becomes readable when the process exits; it was opened after checking the start time, so
+            // re-check once to close the race with a pid reused in between.
+            if is_same_process(pid, start) {
+                let _ = async_fd.readable().await;
+            }
+            tx.send_replace(exited(None, None));
+            return;
+        }
+    }
+    while is_same_process(pid, start) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tx.send_replace(exited(None, None));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_identifies_this_process() {
+        let me = std::process::id();
+        let t = start_time(me).unwrap();
+        assert!(is_same_process(me, t));
+        assert!(!is_same_process(me, t + 1), "another start time is another process");
+        assert_eq!(start_time(u32::MAX), None);
+    }
+
+    #[test]
+    fn group_one_is_never_signalled() {
+        assert!(signal_group(1, 0).is_err());
+        assert!(signal_group(0, 0).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! The agent on a real embedded store with real processes: the lifecycle walk, crashes and the restart policy,
+//! readiness, generation bumps, failing instances, and the heartbeat.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{free_port, group_alive, proc_exists, Env};
+use fos_api::lifecycle::State;
+use fos_api::manifest::{Probe, RestartPolicy};
+use fos_api::node::NodeStatus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_walks_up_and_down_the_lifecycle_and_leaves_nothing() {
+    let mut env = Env::start("n1").await;
+    let mut d = env.desired("web", &["/bin/sh", "-c", "sleep 300 & exec sleep 301"]);
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let running = w.state(State::Running).await;
+    let pid = running.pid.expect("pid");
+    assert!(proc_exists(pid));
+    assert_eq!(running.observed_generation, 1);
+    assert!(running.ready, "no probe: ready once running");
+    assert!(running.started_at.is_some());
+    let work = env.data.path().join("native").join(d.id.to_string()).join("work");
+    assert!(work.is_dir());
+
+    d.state = State::Configured;
+    env.put(&d).await;
+    let configured = w.state(State::Configured).await;
+    assert_eq!(configured.pid, None);
+    assert!(!configured.ready);
+    assert!(!proc_exists(pid), "the process is gone (reaped, not a zombie)");
+    assert!(!group_alive(pid), "nothing left in its process group");
+
+    d.state = State::Defined;
+    env.put(&d).await;
+    w.state(State::Defined).await;
+    assert!(!work.exists(), "working directory removed at clean");
+
+    env.delete(&d.id).await;
+    w.until("deleted", |a| a.is_none()).await;
+    assert_eq!(
+        w.states(),
+        [Some(State::Defined), Some(State::Configured), Some(State::Running), Some(State::Configured), Some(State::Defined), None]
+    );
+    assert!(!env.data.path().join("native").join(d.id.to_string()).exists());
+    env.shutdown().await;
+}
+
+/// The delay announced in an Error record (`...; restart N in 400ms`).
+fn announced_delay(error: &str) -> Duration {
+    let text = error.rsplit(" in ").next().unwrap();
+    if let Some(ms) = text.strip_suffix("ms") {
+        Duration::from_secs_f64(ms.parse::<f64>().unwrap() / 1000.0)
+    } else {
+        Duration::from_secs_f64(text.strip_suffix('s').unwrap().parse().unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_command_is_restarted_with_growing_delays_and_shows_its_exit_status() {
+    let mut env = Env::start("n1").await;
+    let d = env.desired("crash", &["/bin/sh", "-c", "exit 3"]);
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let mut delays = Vec::new();
+    let mut restarts = Vec::new();
+    while delays.len() < 4 {
+        let a = w
+            .until("an error", |a| {
+                a.is_some_and(|a| a.state() == Some(State::Error) && a.restarts as usize == delays.len())
+            })
+            .await
+            .unwrap();
+        assert_eq!(a.exit_status, Some(3));
+        let error = a.error.clone().unwrap();
+        assert!(error.starts_with("exited with status 3; restart"), "{error}");
+        delays.push(announced_delay(&error));
+        restarts.push(a.restarts);
+    }
+    assert_eq!(restarts, [0, 1, 2, 3]);
+    assert!(delays.windows(2).all(|w| w[1] > w[0]), "growing delays: {delays:?}");
+    env.delete(&d.id).await;
+    w.until("deleted", |a| a.is_none()).await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policies_never_and_on_failure_keep_a_finished_process_down() {
+    let mut env = Env::start("n1").await;
+    let mut done = env.desired("done", &["true"]);
+    done.entity.restart = RestartPolicy::OnFailure;
+    let mut failed = env.desired("failed", &["/bin/sh", "-c", "exit 7"]);
+    failed.entity.restart = RestartPolicy::Never;
+    let mut wd = env.watch_actual(&done.id).await;
+    let mut wf = env.watch_actual(&failed.id).await;
+    env.put(&done).await;
+    env.put(&failed).await;
+    wd.state(State::Running).await;
+    let a = wd.state(State::Configured).await;
+    assert_eq!((a.exit_status, a.error), (Some(0), None));
+    let a = wf.state(State::Error).await;
+    assert_eq!(a.exit_status, Some(7));
+    assert!(a.error.unwrap().contains("exited with status 7 (restart policy never)"));
+    // No restart happens: the records stay as they are.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = env.actual(&failed.id).await.unwrap();
+    assert_eq!((now.state(), now.restarts), (Some(State::Error), 0));
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_flips_only_when_the_port_answers() {
+    let mut env = Env::start("n1").await;
+    let port = free_port();
+    let mut d = env.desired("probed", &["sleep", "300"]);
+    d.entity.readiness = Some(Probe::Tcp(port));
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let a = w.state(State::Running).await;
+    assert!(!a.ready);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let now = env.actual(&d.id).await.unwrap();
+    assert!(!now.ready, "not ready while nothing listens");
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    w.until("ready", |a| a.is_some_and(|a| a.ready)).await;
+    drop(listener);
+    w.until("not ready", |a| a.is_some_and(|a| !a.ready)).await;
+    env.delete(&d.id).await;
+    w.until("deleted", |a| a.is_none()).await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_bump_restarts_the_instance_with_the_new_spec() {
+    let mut env = Env::start("n1").await;
+    let mut d = env.desired("gen", &["/bin/sh", "-c", "echo v=$VERSION; exec sleep 300"]);
+    d.entity.env.insert("VERSION".into(), "1".into());
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let first = w.state(State::Running).await.pid.unwrap();
+    d.entity.env.insert("VERSION".into(), "2".into());
+    d.generation = 2;
+    env.put(&d).await;
+    let a = w.until("generation 2 running", |a| a.is_some_and(|a| a.observed_generation == 2 && a.state() == Some(State::Running))).await.unwrap();
+    assert_ne!(a.pid, Some(first));
+    assert!(!proc_exists(first), "the old process is stopped");
+    let env_of = std::fs::read(format!("/proc/{}/environ", a.pid.unwrap())).unwrap();
+    assert!(String::from_utf8_lossy(&env_of).split('\0').any(|v| v == "VERSION=2"));
+    env.delete(&d.id).await;
+    w.until("deleted", |a| a.is_none()).await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_failing_instance_does_not_hold_up_the_others() {
+    let mut env = Env::start("n1").await;
+    let mut slow = env.desired("slow", &["sleep", "300"]);
+    slow.entity.setup = vec![vec!["sleep".into(), "30".into()]];
+    let broken = env.desired("broken", &["/nonexistent/program"]);
+    let fine = env.desired("fine", &["sleep", "300"]);
+    let mut ws = env.watch_actual(&slow.id).await;
+    let mut wb = env.watch_actual(&broken.id).await;
+    let mut wf = env.watch_actual(&fine.id).await;
+    env.put(&slow).await;
+    env.put(&broken).await;
+    env.put(&fine).await;
+    wf.state(State::Running).await;
+    let b = wb.state(State::Error).await;
+    assert!(b.error.unwrap().contains("cannot start `/nonexistent/program`"));
+    let s = env.actual(&slow.id).await.unwrap();
+    assert_eq!(s.state(), Some(State::Defined), "still configuring");
+    for d in [&slow, &broken, &fine] {
+        env.delete(&d.id).await;
+    }
+    for w in [&mut ws, &mut wb, &mut wf] {
+        w.until("deleted", |a| a.is_none()).await;
+    }
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_publishes_status_on_a_lease_and_measures_round_trips() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn fos_store::Store> = std::sync::Arc::new(
+        fos_store::EmbeddedStore::open(fos_store::EmbeddedConfig::new(store_dir.path())).unwrap(),
+    );
+    let mut n1 = Env::start_on("n1", store.clone(), tempfile::tempdir().unwrap()).await;
+    let mut n2 = Env::start_on("n2", store.clone(), tempfile::tempdir().unwrap()).await;
+    let status_key = n1.keys.node_status("n1");
+    let kv = store.get(&status_key).await.unwrap().expect("status record");
+    assert_ne!(kv.lease, 0, "bound to a lease");
+    let info = store.get(&n1.keys.node_info("n1")).await.unwrap().expect("info record");
+    let node: fos_api::Node = serde_json::from_slice(&info.value).unwrap();
+    assert_eq!(node.metadata.name, "n1");
+    assert_eq!(node.spec.runtimes, [fos_api::EntityKind::Native]);
+    assert!(store.get(&n1.keys.actual_node_plugin("n1", "native")).await.unwrap().is_some());
+    let mut rtt = None;
+    for _ in 0..100 {
+        let kv = store.get(&status_key).await.unwrap().unwrap();
+        let status: NodeStatus = serde_json::from_slice(&kv.value).unwrap();
+        if let Some(ms) = status.rtt_ms.get("n2") {
+            rtt = Some(*ms);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rtt.is_some_and(|ms| ms >= 0.0), "n1 measured its round trip to n2");
+    n2.shutdown().await;
+    assert!(store.get(&n1.keys.node_status("n2")).await.unwrap().is_none(), "status gone with the lease");
+    n1.shutdown().await;
+}

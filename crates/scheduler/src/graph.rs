@@ -1,0 +1,158 @@
+//! The application's graph: `need` edges give the start order (topological layers: components of one layer can
+//! start together), required `proximity` edges bind components into groups placed together; the placement order
+//! is the groups in `need` order, each group ordered so that a rule's target is placed before the rule's owner.
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::unionfind::UnionFind;
+
+use fos_api::ApplicationSpec;
+
+use crate::error::ScheduleError;
+
+/// The application's components, their start layers and their placement groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppGraph {
+    /// Start layers: component indexes (into `spec.components`) that can start together, in start order.
+    pub layers: Vec<Vec<usize>>,
+    /// Each component's layer.
+    pub layer_of: Vec<usize>,
+    /// Placement groups (components bound by required proximity), in placement order, each in placement order.
+    pub groups: Vec<Vec<usize>>,
+}
+
+impl AppGraph {
+    /// Builds the graph, refusing duplicate names, unknown references and `need` cycles.
+    pub fn build(spec: &ApplicationSpec) -> Result<Self, ScheduleError> {
+        let comps = &spec.components;
+        let index = |name: &str| comps.iter().position(|c| c.name == name);
+        for (i, c) in comps.iter().enumerate() {
+            if comps[..i].iter().any(|o| o.name == c.name) {
+                return Err(ScheduleError::DuplicateComponent(c.name.clone()));
+            }
+        }
+        let mut need: DiGraph<usize, ()> = DiGraph::new();
+        let ids: Vec<NodeIndex> = (0..comps.len()).map(|i| need.add_node(i)).collect();
+        for (i, c) in comps.iter().enumerate() {
+            for n in &c.need {
+                let j = index(n)
+                    .ok_or_else(|| ScheduleError::UnknownNeed { component: c.name.clone(), need: n.clone() })?;
+                // Edge from the needed component to the one that needs it: start order.
+                need.update_edge(ids[j], ids[i], ());
+            }
+            for p in &c.proximity {
+                if index(&p.to).is_none() {
+                    return Err(ScheduleError::UnknownProximity { component: c.name.clone(), to: p.to.clone() });
+                }
+            }
+        }
+        let order = toposort(&need, None).map_err(|_| {
+            let cycle = tarjan_scc(&need)
+                .into_iter()
+                .find(|scc| scc.len() > 1 || need.contains_edge(scc[0], scc[0]))
+                .unwrap_or_default();
+            let mut names: Vec<String> = cycle.iter().map(|n| comps[need[*n]].name.clone()).collect();
+            names.sort();
+            ScheduleError::NeedCycle(names)
+        })?;
+        let mut layer_of = vec![0usize; comps.len()];
+        for n in order {
+            let i = need[n];
+            for pred in need.neighbors_directed(n, petgraph::Direction::Incoming) {
+                layer_of[i] = layer_of[i].max(layer_of[need[pred]] + 1);
+            }
+        }
+        let depth = layer_of.iter().copied().max().map_or(0, |d| d + 1);
+        let mut layers = vec![Vec::new(); depth];
+        for (i, l) in layer_of.iter().enumerate() {
+            layers[*l].push(i);
+        }
+
+        let mut uf = UnionFind::<usize>::new(comps.len());
+        for (i, c) in comps.iter().enumerate() {
+            for p in c.proximity.iter().filter(|p| p.required) {
+                if let Some(j) = index(&p.to) {
+                    uf.union(i, j);
+                }
+            }
+        }
+        let rank = |i: usize| (layer_of[i], i);
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut by_root: Vec<Option<usize>> = vec![None; comps.len()];
+        let mut by_rank: Vec<usize> = (0..comps.len()).collect();
+        by_rank.sort_by_key(|i| rank(*i));
+        for &i in &by_rank {
+            let root = uf.find(i);
+            match by_root[root] {
+                Some(g) => groups[g].push(i),
+                None => {
+                    by_root[root] = Some(groups.len());
+                    groups.push(vec![i]);
+                }
+            }
+        }
+        // Inside a group, place a rule's target before its owner where the rules allow it.
+        for g in &mut groups {
+            let members = std::mem::take(g);
+            let mut left = members.clone();
+            while !left.is_empty() {
+                let ready = left.iter().position(|&i| {
+                    comps[i].proximity.iter().filter(|p| p.required && p.to != comps[i].name).all(|p| {
+                        let j = index(&p.to).unwrap_or(i);
+                        !members.contains(&j) || g.contains(&j)
+                    })
+                });
+                g.push(left.remove(ready.unwrap_or(0)));
+            }
+        }
+        Ok(AppGraph { layers, layer_of, groups })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::component;
+    use fos_api::manifest::{Proximity, Within};
+
+    fn spec(comps: Vec<fos_api::Component>) -> ApplicationSpec {
+        ApplicationSpec { description: None, networks: vec![], components: comps }
+    }
+
+    fn needs(name: &str, need: &[&str]) -> fos_api::Component {
+        let mut c = component(name);
+        c.need = need.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    #[test]
+    fn layers_follow_need() {
+        let s =
+            spec(vec![needs("web", &["db", "cache"]), needs("db", &[]), needs("cache", &[]), needs("lb", &["web"])]);
+        let g = AppGraph::build(&s).unwrap();
+        assert_eq!(g.layers, vec![vec![1, 2], vec![0], vec![3]]);
+        assert_eq!(g.groups, vec![vec![1], vec![2], vec![0], vec![3]]);
+    }
+
+    #[test]
+    fn cycles_and_unknown_names_are_refused() {
+        let s = spec(vec![needs("a", &["b"]), needs("b", &["c"]), needs("c", &["a"]), needs("d", &[])]);
+        assert_eq!(AppGraph::build(&s), Err(ScheduleError::NeedCycle(vec!["a".into(), "b".into(), "c".into()])));
+        let s = spec(vec![needs("a", &["zz"])]);
+        assert!(matches!(AppGraph::build(&s), Err(ScheduleError::UnknownNeed { .. })));
+        let s = spec(vec![needs("a", &[]), needs("a", &[])]);
+        assert_eq!(AppGraph::build(&s), Err(ScheduleError::DuplicateComponent("a".into())));
+    }
+
+    #[test]
+    fn required_proximity_groups_place_the_target_first() {
+        // db needs nothing; web needs db; agent (layer 0) must be on the same node as web (layer 1).
+        let mut agent = needs("agent", &[]);
+        agent.proximity = vec![Proximity { to: "web".into(), within: Within::Node, required: true }];
+        let s = spec(vec![agent, needs("db", &[]), needs("web", &["db"])]);
+        let g = AppGraph::build(&s).unwrap();
+        assert_eq!(g.layers, vec![vec![0, 1], vec![2]]);
+        // The group {agent, web} comes first (agent is layer 0) and places web before agent.
+        assert_eq!(g.groups, vec![vec![2, 0], vec![1]]);
+    }
+}
