@@ -180,7 +180,8 @@ impl Agent {
             detail: Some(native.cgroups().describe()),
         };
         let plugin_key = keys.actual_node_plugin(&name, "native");
-        let value = serde_json::to_vec(&record).map_err(|e| StoreError::Codec { key: plugin_key.clone(), message: e.to_string() })?;
+        let value = serde_json::to_vec(&record)
+            .map_err(|e| StoreError::Codec { key: plugin_key.clone(), message: e.to_string() })?;
         store.put(&plugin_key, value, None).await?;
         if probed.is_ok() {
             info.runtimes.push(EntityKind::Native);

@@ -96,7 +96,8 @@ impl NodeConfig {
 
     /// Parses YAML text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })
     }
 
     /// The heartbeat TTL in force.

@@ -60,15 +60,16 @@ impl Heartbeat {
 
     async fn put_info(&self, info: &Node) -> Result<(), StoreError> {
         let key = self.keys.node_info(&self.node);
-        let value = serde_json::to_vec(info).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
+        let value =
+            serde_json::to_vec(info).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
         self.store.put(&key, value, None).await.map(|_| ())
     }
 
     async fn put_status(&self, beat: &mut Beat) -> Result<(), StoreError> {
         let key = self.keys.node_status(&self.node);
         beat.status.heartbeat = Some(Utc::now());
-        let value =
-            serde_json::to_vec(&beat.status).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
+        let value = serde_json::to_vec(&beat.status)
+            .map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
         self.store.put(&key, value, Some(beat.lease)).await.map(|_| ())
     }
 

@@ -67,7 +67,8 @@ fn discovery_matches_this_machine() {
 
     // Serial ports: exactly those with a device behind them (and, for ttyS, a known UART type).
     let serial: Vec<&str> = info.io.iter().filter(|d| d.kind == IoType::Com).map(|d| d.name.as_str()).collect();
-    let expect = sh("for t in /sys/class/tty/ttyS* /sys/class/tty/ttyUSB* /sys/class/tty/ttyACM* /sys/class/tty/ttyAMA*; do \
+    let expect =
+        sh("for t in /sys/class/tty/ttyS* /sys/class/tty/ttyUSB* /sys/class/tty/ttyACM* /sys/class/tty/ttyAMA*; do \
                      [ -e \"$t/device\" ] || continue; n=$(basename $t); [ -e /dev/$n ] || continue; \
                      case $n in ttyS*) [ \"$(cat $t/type)\" != 0 ] || continue;; esac; echo $n; done");
     assert_eq!(serial, expect.lines().collect::<Vec<_>>());

@@ -42,7 +42,14 @@ async fn an_instance_walks_up_and_down_the_lifecycle_and_leaves_nothing() {
     w.until("deleted", |a| a.is_none()).await;
     assert_eq!(
         w.states(),
-        [Some(State::Defined), Some(State::Configured), Some(State::Running), Some(State::Configured), Some(State::Defined), None]
+        [
+            Some(State::Defined),
+            Some(State::Configured),
+            Some(State::Running),
+            Some(State::Configured),
+            Some(State::Defined),
+            None
+        ]
     );
     assert!(!env.data.path().join("native").join(d.id.to_string()).exists());
     env.shutdown().await;
@@ -143,7 +150,12 @@ async fn a_generation_bump_restarts_the_instance_with_the_new_spec() {
     d.entity.env.insert("VERSION".into(), "2".into());
     d.generation = 2;
     env.put(&d).await;
-    let a = w.until("generation 2 running", |a| a.is_some_and(|a| a.observed_generation == 2 && a.state() == Some(State::Running))).await.unwrap();
+    let a = w
+        .until("generation 2 running", |a| {
+            a.is_some_and(|a| a.observed_generation == 2 && a.state() == Some(State::Running))
+        })
+        .await
+        .unwrap();
     assert_ne!(a.pid, Some(first));
     assert!(!proc_exists(first), "the old process is stopped");
     let env_of = std::fs::read(format!("/proc/{}/environ", a.pid.unwrap())).unwrap();
@@ -183,9 +195,8 @@ async fn a_slow_or_failing_instance_does_not_hold_up_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_heartbeat_publishes_status_on_a_lease_and_measures_round_trips() {
     let store_dir = tempfile::tempdir().unwrap();
-    let store: std::sync::Arc<dyn fos_store::Store> = std::sync::Arc::new(
-        fos_store::EmbeddedStore::open(fos_store::EmbeddedConfig::new(store_dir.path())).unwrap(),
-    );
+    let store: std::sync::Arc<dyn fos_store::Store> =
+        std::sync::Arc::new(fos_store::EmbeddedStore::open(fos_store::EmbeddedConfig::new(store_dir.path())).unwrap());
     let mut n1 = Env::start_on("n1", store.clone(), tempfile::tempdir().unwrap()).await;
     let mut n2 = Env::start_on("n2", store.clone(), tempfile::tempdir().unwrap()).await;
     let status_key = n1.keys.node_status("n1");

@@ -8,6 +8,7 @@ pub mod graph;
 pub mod metrics;
 pub mod placement;
 pub mod reconcile;
+pub mod scheduler;
 pub mod view;
 
 use std::path::PathBuf;
@@ -18,9 +19,10 @@ use fos_store::Store;
 
 pub use metrics::{MeteredStore, Metrics};
 pub use placement::{Placement, Placer};
+pub use scheduler::SchedulerPlacer;
 
-/// Where the local node keeps an instance's log (stdout and stderr of its process), as the agent writes it.
-pub type LogLocator = Arc<dyn Fn(&InstanceId) -> PathBuf + Send + Sync>;
+/// Where the local node keeps an instance's output files (stdout, then stderr), as its agent writes them.
+pub type LogLocator = Arc<dyn Fn(&InstanceId) -> Vec<PathBuf> + Send + Sync>;
 
 /// What the API server and the controller share.
 #[derive(Clone)]

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use fos_agent::{Agent, AgentConfig, NodeConfig};
 use fos_api::{InstanceId, Keys};
-use fos_controller::{Context, MeteredStore, Metrics};
+use fos_controller::{Context, MeteredStore, Metrics, SchedulerPlacer};
 use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
 use tokio::sync::watch;
 
@@ -42,15 +43,19 @@ async fn terminated() {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts)?, metrics.clone()));
-    let node_name = opts.node_name();
-    let logs_dir = opts.data_dir.join("instances");
+    let node_config = node_config(&opts)?;
+    let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
+    let logs_root = node_config.data_dir().join("native");
     let ctx = Context {
         store: store.clone(),
         keys: Keys::new(&opts.system),
-        placer: crate::roles::placer(),
+        placer: Arc::new(SchedulerPlacer::default()),
         metrics,
         node_name: node_name.clone(),
-        logs: Arc::new(move |id: &InstanceId| logs_dir.join(id.to_string()).join("log")),
+        logs: Arc::new(move |id: &InstanceId| {
+            let dir = logs_root.join(id.to_string()).join("logs");
+            fos_agent::runtime::native::logs::LOG_FILES.iter().map(|f| dir.join(f)).collect()
+        }),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -71,6 +76,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }));
     }
+    let agent = if opts.no_agent {
+        None
+    } else {
+        let mut config = AgentConfig::new(node_config);
+        config.node.name = Some(node_name.clone());
+        let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
+        tracing::info!(node = agent.node(), "agent started");
+        Some(agent)
+    };
     if !opts.no_controller {
         tasks.push(tokio::spawn(fos_controller::reconcile::run(ctx.clone(), stop_rx.clone())));
     }
@@ -80,32 +94,25 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    if let Some(agent) = agent {
+        agent.shutdown().await;
+    }
     tracing::info!("fosd stopped");
     Ok(())
 }
 
-/// The placer of this build. The scheduler crate is wired in here once it is part of the workspace; until then
-/// every new instance is reported unplaceable with that reason.
-fn placer() -> Arc<dyn fos_controller::Placer> {
-    struct Unavailable;
-    impl fos_controller::Placer for Unavailable {
-        fn place(
-            &self,
-            _nodes: &[fos_api::Node],
-            placed: &[fos_api::DesiredInstance],
-            tenant: &str,
-            name: &str,
-            app: &fos_api::ApplicationSpec,
-        ) -> fos_controller::Placement {
-            let assigned = placed
-                .iter()
-                .filter(|d| d.id.tenant == tenant && d.id.app == name)
-                .map(|d| (d.id.clone(), d.node.clone()))
-                .collect();
-            let unplaced =
-                app.components.iter().map(|c| (c.name.clone(), "no scheduler in this build".to_string())).collect();
-            fos_controller::Placement { assigned, unplaced, ..Default::default() }
-        }
+/// The node configuration: `--config` when given, with the command line's data directory and system; the RTT probe
+/// on a free port unless the file fixes one (so several `fosd` can share a machine).
+fn node_config(opts: &Options) -> anyhow::Result<NodeConfig> {
+    let mut config = match &opts.config {
+        Some(path) => NodeConfig::load(path).with_context(|| format!("reading {}", path.display()))?,
+        None => NodeConfig::default(),
+    };
+    if opts.node_name.is_some() || config.name.is_none() {
+        config.name = Some(opts.node_name());
     }
-    Arc::new(Unavailable)
+    config.data_dir.get_or_insert_with(|| opts.data_dir.clone());
+    config.system.get_or_insert_with(|| opts.system.clone());
+    config.probe_port.get_or_insert(0);
+    Ok(config)
 }

@@ -40,7 +40,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if args.store.as_os_str().is_empty() || args.config.as_os_str().is_empty() {
-        return Err("usage: fos-agent-host --store DIR --config FILE [--instances N] [--print] [--command ARGV...]".into());
+        return Err(
+            "usage: fos-agent-host --store DIR --config FILE [--instances N] [--print] [--command ARGV...]".into()
+        );
     }
     if args.command.is_empty() {
         args.command = vec!["sleep".into(), "3600".into()];

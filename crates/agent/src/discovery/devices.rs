@@ -100,7 +100,9 @@ pub fn accelerators() -> Vec<AcceleratorDevice> {
     let mut out = nvidia();
     for name in names_with_prefix(Path::new("/dev/dri"), "renderD") {
         let sys = Path::new("/sys/class/drm").join(&name).join("device");
-        let driver = fs::read_link(sys.join("driver")).ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
+        let driver = fs::read_link(sys.join("driver"))
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
         let ids = read(&sys.join("vendor")).zip(read(&sys.join("device"))).map(|(v, d)| format!("{v}:{d}"));
         let model = match (driver, ids) {
             (Some(d), Some(i)) => Some(format!("{d} ({i})")),
@@ -115,7 +117,12 @@ pub fn accelerators() -> Vec<AcceleratorDevice> {
     for file in names_with_prefix(Path::new("/etc/OpenCL/vendors"), "") {
         let Some(stem) = file.strip_suffix(".icd") else { continue };
         let library = read(&Path::new("/etc/OpenCL/vendors").join(&file));
-        out.push(AcceleratorDevice { kind: Accelerator::Opencl, name: format!("opencl-{stem}"), model: library, path: None });
+        out.push(AcceleratorDevice {
+            kind: Accelerator::Opencl,
+            name: format!("opencl-{stem}"),
+            model: library,
+            path: None,
+        });
     }
     out
 }

@@ -113,7 +113,8 @@ pub fn interfaces() -> (Vec<InterfaceInfo>, Vec<IoDevice>) {
         }
         let kind = interface_type(&dir);
         let mac = read(&dir.join("address")).filter(|m| !m.is_empty() && m != "00:00:00:00:00:00");
-        let speed_mbps = read(&dir.join("speed")).and_then(|s| s.parse::<i64>().ok()).filter(|s| *s > 0).map(|s| s as u32);
+        let speed_mbps =
+            read(&dir.join("speed")).and_then(|s| s.parse::<i64>().ok()).filter(|s| *s > 0).map(|s| s as u32);
         let addresses = addrs.get(&name).cloned().unwrap_or_default();
         ifaces.push(InterfaceInfo { name, kind, mac, speed_mbps, addresses });
     }

@@ -285,7 +285,11 @@ impl Task {
 
     /// Waits at the target for something to change: the desired record, the process (exit), readiness. Returns
     /// false when the driver stops.
-    async fn rest(&mut self, desired_rx: &mut watch::Receiver<Option<DesiredInstance>>, desired: Option<&DesiredInstance>) -> bool {
+    async fn rest(
+        &mut self,
+        desired_rx: &mut watch::Receiver<Option<DesiredInstance>>,
+        desired: Option<&DesiredInstance>,
+    ) -> bool {
         if let Some(d) = desired {
             if self.applied == Some(d.generation) && self.actual.observed_generation != d.generation {
                 self.actual.observed_generation = d.generation;

@@ -98,8 +98,7 @@ impl Driver {
     /// Collects the instances every runtime left behind (adopting live processes).
     pub async fn recover(&mut self) -> Result<usize, DriverError> {
         for (kind, rt) in &self.shared.runtimes {
-            let found =
-                rt.recover().await.map_err(|e| DriverError::Recover { kind: *kind, message: e.to_string() })?;
+            let found = rt.recover().await.map_err(|e| DriverError::Recover { kind: *kind, message: e.to_string() })?;
             for r in found {
                 self.recovered.insert(r.desired.id.clone(), (r, rt.clone()));
             }

@@ -106,7 +106,11 @@ pub struct ActualWatch {
 
 impl ActualWatch {
     /// Waits (up to 20 s) for a record satisfying `pred` (`None`: the record deleted).
-    pub async fn until(&mut self, what: &str, mut pred: impl FnMut(Option<&ActualInstance>) -> bool) -> Option<ActualInstance> {
+    pub async fn until(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(Option<&ActualInstance>) -> bool,
+    ) -> Option<ActualInstance> {
         if pred(self.current.as_ref()) {
             return self.current.clone();
         }

@@ -46,26 +46,35 @@ pub async fn logs(
             })?;
         return proxy(&addr, &entity.id.to_string(), &q).await;
     }
-    let path = (ctx.logs)(&entity.id);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::NotFound(format!("no log for {} ({}): {e}", entity.id, path.display())))?;
-    let len = file.metadata().await.map_err(|e| ApiError::Upstream(e.to_string()))?.len();
-    if let Some(tail) = q.tail_bytes {
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(tail))).await;
+    let mut files = Vec::new();
+    for path in (ctx.logs)(&entity.id) {
+        let Ok(mut file) = tokio::fs::File::open(&path).await else { continue };
+        if let (Some(tail), Ok(meta)) = (q.tail_bytes, file.metadata().await) {
+            let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(tail))).await;
+        }
+        files.push(file);
+    }
+    if files.is_empty() {
+        return Err(ApiError::NotFound(format!("no output of {} on {} yet", entity.id, ctx.node_name)));
     }
     let follow = q.follow;
-    let stream = futures::stream::unfold(file, move |mut file| async move {
-        let mut buf = vec![0u8; 64 * 1024];
+    // Reads whatever the files have; when following, waits for more instead of ending.
+    let stream = futures::stream::unfold(files, move |mut files| async move {
         loop {
-            match file.read(&mut buf).await {
-                Ok(0) if follow => tokio::time::sleep(Duration::from_millis(200)).await,
-                Ok(0) | Err(_) => return None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Some((Ok::<_, std::io::Error>(buf), file));
+            let mut chunk = Vec::new();
+            for file in files.iter_mut() {
+                let mut buf = vec![0u8; 64 * 1024];
+                if let Ok(n) = file.read(&mut buf).await {
+                    chunk.extend_from_slice(&buf[..n]);
                 }
             }
+            if !chunk.is_empty() {
+                return Some((Ok::<_, std::io::Error>(chunk), files));
+            }
+            if !follow {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())

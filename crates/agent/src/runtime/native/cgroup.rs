@@ -68,7 +68,12 @@ impl Cgroups {
     pub fn instance(&self, id: &InstanceId) -> InstanceCgroup {
         let name = id.to_string();
         let sub = |p: &Option<PathBuf>| p.as_ref().map(|p| p.join(&name));
-        InstanceCgroup { v2: sub(&self.v2), cpu: sub(&self.cpu), memory: sub(&self.memory), freezer: sub(&self.freezer) }
+        InstanceCgroup {
+            v2: sub(&self.v2),
+            cpu: sub(&self.cpu),
+            memory: sub(&self.memory),
+            freezer: sub(&self.freezer),
+        }
     }
 }
 

@@ -44,7 +44,13 @@ impl Instance {
     /// A new instance record in `dir`, in `state`.
     pub fn new(dir: PathBuf, cgroup: InstanceCgroup, desired: DesiredInstance, state: State) -> Self {
         let (run, _) = watch::channel(RunState::Idle);
-        Instance { id: desired.id.clone(), dir, cgroup, record: Mutex::new(StateFile { desired, state, process: None }), run }
+        Instance {
+            id: desired.id.clone(),
+            dir,
+            cgroup,
+            record: Mutex::new(StateFile { desired, state, process: None }),
+            run,
+        }
     }
 
     /// The instance's own working area, made at configure and removed at clean.
@@ -131,7 +137,10 @@ impl Instance {
             cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
             cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
             process::isolate(&mut cmd, &[]);
-            let status = cmd.status().await.map_err(|e| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() })?;
+            let status = cmd
+                .status()
+                .await
+                .map_err(|e| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() })?;
             if !status.success() {
                 return Err(RuntimeError::Setup { command: joined, reason: status.to_string() });
             }
