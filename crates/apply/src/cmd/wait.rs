@@ -1,11 +1,13 @@
 //! Waiting for applications: until running (with a progress line per component as it goes placed → starting →
-//! ready) or deleted; unschedulable and timeouts end with exit code 3, a failed instance with 1.
+//! ready) or deleted; unschedulable and timeouts end with exit code 3. A failing instance is shown and waited on
+//! (its node retries it with backoff) until the timeout.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use fos_api::wire::{AppView, ComponentStatus, Phase};
+
 use tokio::time::Instant;
 
 use super::{Global, NotDone, Timeout};
@@ -80,9 +82,6 @@ pub async fn wait_running(client: &Client, tenant: &str, name: &str, deadline: I
             }
             if current && st.unschedulable {
                 return Err(NotDone(format!("{name}: {}", st.message.as_deref().unwrap_or("cannot be placed"))).into());
-            }
-            if current && st.phase == Phase::Failed {
-                anyhow::bail!("{name} failed: {}", st.message.as_deref().unwrap_or("an instance failed"));
             }
         }
         if Instant::now() >= deadline {
