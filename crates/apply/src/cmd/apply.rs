@@ -7,9 +7,9 @@ use clap::Args;
 use fos_api::wire::{AppPlan, AppView, ApplyResponse, Change, SOURCE_ANNOTATION};
 use fos_api::Object;
 
-use super::load::{self, Loaded};
+use super::load::{self, locate, Manifests};
 use super::wait::{wait_deleted, wait_running};
-use super::{locate, Files, Global, NotDone, Timeout};
+use super::{Files, Global, NotDone, Timeout};
 use crate::client::Client;
 
 /// Arguments of `apply`.
@@ -72,12 +72,13 @@ fn source_of(files: &[String]) -> String {
 
 async fn send(
     client: &Client,
-    loaded: &[Loaded],
+    manifests: &Manifests,
     global: &Global,
     dry_run: bool,
     prune: Option<String>,
 ) -> anyhow::Result<ApplyResponse> {
-    let objects: Vec<serde_json::Value> = loaded
+    let objects: Vec<serde_json::Value> = manifests
+        .objects()
         .iter()
         .map(|l| {
             let mut obj = with_tenant(l.object.clone(), global);
@@ -92,7 +93,7 @@ async fn send(
         })
         .collect();
     let body = serde_json::json!({ "objects": objects, "dryRun": dry_run, "pruneSource": prune });
-    client.post("/v1/apply", &body).await.map_err(|e| locate(e, loaded))
+    client.post("/v1/apply", &body).await.map_err(|e| locate(e, manifests))
 }
 
 fn print_changes(resp: &ApplyResponse, fields: bool) {
@@ -133,9 +134,9 @@ fn unschedulable(resp: &ApplyResponse) -> Option<NotDone> {
 
 /// `fosctl apply`.
 pub async fn apply(client: &Client, global: &Global, args: ApplyArgs) -> anyhow::Result<()> {
-    let loaded = load::load(&args.files.files)?;
+    let manifests = load::load(&args.files.files)?;
     let prune = args.prune.then(|| source_of(&args.files.files));
-    let resp = send(client, &loaded, global, args.dry_run, prune).await?;
+    let resp = send(client, &manifests, global, args.dry_run, prune).await?;
     print_changes(&resp, args.dry_run);
     if args.dry_run {
         resp.plans.iter().for_each(print_plan);
@@ -145,7 +146,7 @@ pub async fn apply(client: &Client, global: &Global, args: ApplyArgs) -> anyhow:
     }
     if args.wait && !args.dry_run {
         let deadline = tokio::time::Instant::now() + args.timeout.timeout;
-        for l in &loaded {
+        for l in manifests.objects() {
             if l.object.as_application().is_some() {
                 let obj = with_tenant(l.object.clone(), global);
                 wait_running(client, obj.metadata().tenant(), obj.name(), deadline).await?;
@@ -161,9 +162,9 @@ pub async fn apply(client: &Client, global: &Global, args: ApplyArgs) -> anyhow:
 
 /// `fosctl diff`.
 pub async fn diff(client: &Client, files: Files) -> anyhow::Result<()> {
-    let loaded = load::load(&files.files)?;
+    let manifests = load::load(&files.files)?;
     let global = Global { server: None, tenant: fos_api::manifest::DEFAULT_TENANT.into() };
-    let resp = send(client, &loaded, &global, true, None).await?;
+    let resp = send(client, &manifests, &global, true, None).await?;
     print_changes(&resp, true);
     resp.plans.iter().for_each(print_plan);
     Ok(())
@@ -173,14 +174,14 @@ pub async fn diff(client: &Client, files: Files) -> anyhow::Result<()> {
 pub async fn delete(client: &Client, global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
     let mut targets: Vec<(String, String)> = Vec::new();
     if !args.files.is_empty() {
-        for l in load::load(&args.files)? {
-            let obj = with_tenant(l.object, global);
+        for l in load::load(&args.files)?.objects() {
+            let obj = with_tenant(l.object.clone(), global);
             if obj.as_application().is_some() {
                 targets.push((obj.metadata().tenant().to_string(), obj.name().to_string()));
             } else {
                 eprintln!(
                     "{}: {} {} is kept (only applications and entities are deleted)",
-                    l.source,
+                    l.file,
                     obj.kind(),
                     obj.name()
                 );

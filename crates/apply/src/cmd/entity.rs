@@ -6,7 +6,8 @@ use clap::Subcommand;
 use fos_api::wire::{AppView, ApplyResponse, STATE_ANNOTATION};
 use fos_api::Object;
 
-use super::{load, locate, Global};
+use super::load::{self, locate};
+use super::Global;
 use crate::client::Client;
 
 /// `entity` subcommands.
@@ -73,17 +74,17 @@ pub async fn entity(client: &Client, global: &Global, cmd: EntityCommand) -> any
 }
 
 async fn define(client: &Client, file: &str) -> anyhow::Result<()> {
-    let loaded = load::load(&[file.to_string()])?;
+    let manifests = load::load(&[file.to_string()])?;
     let mut objects = Vec::new();
-    for l in &loaded {
+    for l in manifests.objects() {
         let Object::Entity(mut e) = l.object.clone() else {
-            anyhow::bail!("{}: {} {} is not an Entity", l.source, l.object.kind(), l.object.name());
+            anyhow::bail!("{}: {} {} is not an Entity", l.file, l.object.kind(), l.object.name());
         };
         e.metadata.annotations.insert(STATE_ANNOTATION.into(), "Defined".into());
         objects.push(Object::Entity(e).to_value());
     }
     let body = serde_json::json!({ "objects": objects });
-    let resp: ApplyResponse = client.post("/v1/apply", &body).await.map_err(|e| locate(e, &loaded))?;
+    let resp: ApplyResponse = client.post("/v1/apply", &body).await.map_err(|e| locate(e, &manifests))?;
     for c in &resp.changes {
         println!("entity/{} defined ({})", c.name, c.change);
     }

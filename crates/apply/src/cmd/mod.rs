@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::client::{Client, ServerError};
+use crate::client::Client;
 
 /// Options every API command shares.
 #[derive(Debug, Args)]
@@ -161,15 +161,6 @@ pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) 
             ClientCommand::Completion(_) => Ok(()),
         }
     })
-}
-
-/// Explains a server error about object `index` of `loaded` at its file and line.
-pub fn locate(e: anyhow::Error, loaded: &[load::Loaded]) -> anyhow::Error {
-    let Some(se) = e.downcast_ref::<ServerError>() else { return e };
-    let Some(obj) = se.body.index.and_then(|i| loaded.get(i)) else { return e };
-    let what = format!("{} {}", obj.object.kind(), obj.object.name());
-    let path = se.body.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
-    load::ManifestError(format!("{}: {what}{path}: {}", obj.source, se.body.message)).into()
 }
 
 /// Parses `90s`, `5m`, `1h`, `500ms` or a number of seconds.

@@ -44,22 +44,19 @@ const ATTEMPTS: usize = 5;
 /// `POST /v1/apply`.
 pub async fn apply(State(ctx): State<Context>, Json(body): Json<ApplyBody>) -> Result<Json<ApplyResponse>, ApiError> {
     let mut objects = Vec::with_capacity(body.objects.len());
-    let mut seen = BTreeSet::new();
     for (i, v) in body.objects.into_iter().enumerate() {
         let obj = admission::decode(i, v)?;
         admission::check(i, &obj)?;
-        let id = (obj.kind(), obj.metadata().tenant().to_string(), obj.name().to_string());
-        let app_like = matches!(obj.kind(), ObjectKind::Application | ObjectKind::Entity);
-        let dedup = if app_like { (ObjectKind::Application, id.1.clone(), id.2.clone()) } else { id };
-        if !seen.insert(dedup) {
-            return Err(ApiError::invalid(format!(
-                "object {i} ({} {}) appears twice in this apply",
-                obj.kind(),
-                obj.name()
-            )));
-        }
         objects.push(obj);
     }
+    let networks = ctx.store.list(&ctx.keys.desired_networks_prefix()).await?;
+    let stored = networks.kvs.iter().filter_map(|kv| match ctx.keys.parse(&kv.key) {
+        Some(fos_api::keys::KeyRef::DesiredNetwork { tenant, net }) => {
+            serde_json::from_slice(&kv.value).ok().map(|v| (tenant, net, v))
+        }
+        _ => None,
+    });
+    admission::validate(&objects, &admission::existing(stored))?;
     if body.prune_source.is_some() && !objects.iter().any(|o| o.as_application().is_some()) {
         return Err(ApiError::invalid(
             "refusing to prune with no application in the set: that would delete everything from this source",
