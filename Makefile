@@ -58,6 +58,8 @@ demo-down:
 ## bench: benchmarks (figures printed by each)
 bench: deps
 	$(CARGO) bench --workspace
+	$(CARGO) build --release -p fos-fosd -p fos-apply -p fos-e2e
+	./target/release/fos-bench 200
 
 fmt:
 	$(CARGO) fmt --all

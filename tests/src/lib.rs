@@ -8,8 +8,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-/// The workspace's target directory for this profile.
-fn bin_dir() -> PathBuf {
+/// Where `fosd` and `fosctl` are: `FOS_BIN_DIR` when set (used as is), else the workspace's debug build.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FOS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| manifest.join("../target"));
     target.join("debug")
@@ -17,8 +20,12 @@ fn bin_dir() -> PathBuf {
 
 static BUILD: Once = Once::new();
 
-/// Builds `fosd` and `fosctl` once per test process (a no-op when they are current).
+/// Builds `fosd` and `fosctl` once per test process (a no-op when they are current, or when `FOS_BIN_DIR` names
+/// prebuilt ones).
 fn build() {
+    if std::env::var_os("FOS_BIN_DIR").is_some() {
+        return;
+    }
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
@@ -62,7 +69,8 @@ pub struct Fos {
     pub dir: tempfile::TempDir,
     /// The API address.
     pub server: String,
-    fosd: Child,
+    /// The `fosd` process.
+    pub fosd: Child,
 }
 
 impl Fos {
