@@ -168,6 +168,10 @@ pub async fn plugin(client: &Client, cmd: PluginCommand) -> anyhow::Result<()> {
 /// `fosctl completion`.
 pub fn completion(args: &CompletionArgs, mut cli: clap::Command) -> anyhow::Result<()> {
     let name = cli.get_name().to_string();
-    clap_complete::generate(args.shell, &mut cli, name, &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cli, name, &mut script);
+    match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
