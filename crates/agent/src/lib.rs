@@ -6,6 +6,7 @@ pub mod config;
 pub mod discovery;
 pub mod driver;
 pub mod heartbeat;
+pub mod network;
 pub mod rtt;
 pub mod runtime;
 

@@ -16,6 +16,10 @@
 //! /fos/<sys>/actual/apps/<tenant>/<app>
 //! /fos/<sys>/system/election/<name>                 leader election (controller)
 //! /fos/<sys>/system/events/<seq>                    bounded event log
+//! /fos/<sys>/system/segments/<tenant>/<net>         a network's VxLAN/VLAN id (network plugin)
+//! /fos/<sys>/system/vlans/<id>                      VLAN id allocations
+//! /fos/<sys>/system/vnis/<id>                       VxLAN VNI allocations
+//! /fos/<sys>/system/ipam/<tenant>/<net>/<ip>        address allocations
 //! ```
 
 use std::fmt;
@@ -158,6 +162,36 @@ impl Keys {
     /// The event log prefix.
     pub fn events_prefix(&self) -> String {
         format!("{}system/events/", self.root)
+    }
+
+    /// A network's segment (VxLAN/VLAN id) as allocated.
+    pub fn network_segment(&self, tenant: &str, net: &str) -> String {
+        format!("{}system/segments/{tenant}/{net}", self.root)
+    }
+
+    /// A VLAN id's allocation.
+    pub fn vlan(&self, id: u16) -> String {
+        format!("{}system/vlans/{id}", self.root)
+    }
+
+    /// A VxLAN VNI's allocation.
+    pub fn vni(&self, id: u32) -> String {
+        format!("{}system/vnis/{id}", self.root)
+    }
+
+    /// An address allocation in a network.
+    pub fn ipam_address(&self, tenant: &str, net: &str, ip: &str) -> String {
+        format!("{}system/ipam/{tenant}/{net}/{ip}", self.root)
+    }
+
+    /// Every address allocation of a network.
+    pub fn ipam_network_prefix(&self, tenant: &str, net: &str) -> String {
+        format!("{}system/ipam/{tenant}/{net}/", self.root)
+    }
+
+    /// Every address allocation (all networks).
+    pub fn ipam_prefix(&self) -> String {
+        format!("{}system/ipam/", self.root)
     }
 
     /// Parses a key of this system into what it names, if it is one of the layout's keys.
@@ -434,6 +468,11 @@ mod tests {
         assert_eq!(k.parse("/fos/1/desired/apps/default/wp"), None, "other system");
         assert_eq!(k.parse("/fos/0/desired/apps/default"), None);
         assert_eq!(Keys::new("7").actual_app("t", "a"), "/fos/7/actual/apps/t/a");
+        assert_eq!(k.ipam_address("t", "n", "10.0.0.2"), "/fos/0/system/ipam/t/n/10.0.0.2");
+        assert!(k.ipam_address("t", "n", "10.0.0.2").starts_with(&k.ipam_network_prefix("t", "n")));
+        assert_eq!(k.vlan(100), "/fos/0/system/vlans/100");
+        assert_eq!(k.vni(5), "/fos/0/system/vnis/5");
+        assert_eq!(k.network_segment("t", "n"), "/fos/0/system/segments/t/n");
     }
 
     #[test]

@@ -380,7 +380,8 @@ impl Cx<'_> {
                     _ => Vec::new(),
                 }
             };
-            let mut comp = json!({"name": self.name(c, &old), "need": names(c.get("need")), "proximity": names(c.get("proximity"))});
+            let name = self.name(c, &old);
+            let mut comp = json!({"name": name, "need": names(c.get("need")), "proximity": names(c.get("proximity"))});
             for (field, list) in [("need", c.get("need")), ("proximity", c.get("proximity"))] {
                 renames.push((format!("{new}.{field}"), format!("{old}.{field}")));
                 if let Some(Value::Array(a)) = list {

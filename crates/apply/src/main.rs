@@ -24,6 +24,8 @@ enum Command {
     /// Check and convert manifest files offline.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Plan an application offline against a file of nodes: where each instance goes, or why it cannot.
+    Plan(fos_apply::plan_cmd::PlanArgs),
     #[command(flatten)]
     Client(cmd::ClientCommand),
 }
@@ -34,6 +36,10 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             cmd.run(&mut out, &mut err)
+        }
+        Command::Plan(args) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            ExitCode::from(fos_apply::plan_cmd::plan(&args, &mut out, &mut err))
         }
         Command::Client(c) => match cmd::run(&cli.global, c, Cli::command) {
             Ok(()) => ExitCode::SUCCESS,

@@ -44,9 +44,9 @@ pub struct Options {
     pub weights: ScoreWeights,
     /// How many alternative placements are tried when a later component cannot fit because of an earlier choice.
     pub max_backtracks: u32,
-    /// Stop scanning once this many feasible nodes were found for one instance (`None`: an adaptive number, as
-    /// Kubernetes' percentageOfNodesToScore; `Some(0)`: score every feasible node). Filters are never skipped:
-    /// only fewer feasible nodes are compared.
+    /// Stop scanning once this many feasible nodes were found for one instance (`None`: 5% of the nodes, at least
+    /// 100, as Kubernetes' percentageOfNodesToScore; `Some(0)`: score every feasible node). Nodes near preferred
+    /// proximity targets are always scored first. Filters are never skipped: only fewer feasible nodes compared.
     pub max_scored_nodes: Option<usize>,
 }
 
@@ -68,11 +68,8 @@ impl Options {
         match self.max_scored_nodes {
             Some(0) => usize::MAX,
             Some(n) => n,
-            // As kube-scheduler: 50% minus 1% per 125 nodes, at least 5%, never fewer than 100 nodes.
-            None => {
-                let percent = 50usize.saturating_sub(nodes / 125).max(5);
-                (nodes * percent / 100).max(100)
-            }
+            // At least 100 nodes (kube-scheduler's floor) or 5% of the cluster, whichever is more.
+            None => (nodes / 20).max(100),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::graph::AppGraph;
 use crate::options::Options;
 use crate::plan::{Placement, Plan, Unschedulable};
 use crate::plugins::Context;
-use crate::proximity::near;
+use crate::proximity::{label_key_of, near};
 use crate::request::{Needs, ProximityTarget, Request};
 use crate::select::select;
 use crate::snapshot::{Allocation, ClusterSnapshot, NodeIdx};
@@ -426,6 +426,7 @@ impl<'s> Run<'s> {
                 from: me.name.clone(),
                 to: p.to.clone(),
                 within: p.within.clone(),
+                label_key: label_key_of(self.snapshot, &p.within),
                 nodes,
                 all: false,
                 reverse: false,
@@ -449,6 +450,7 @@ impl<'s> Run<'s> {
                     from: me.name.clone(),
                     to: me.name.clone(),
                     within: p.within.clone(),
+                    label_key: label_key_of(self.snapshot, &p.within),
                     nodes: if last { uncovered } else { vec![first] },
                     all: last,
                     reverse: true,
@@ -466,6 +468,7 @@ impl<'s> Run<'s> {
                         from: other.name.clone(),
                         to: me.name.clone(),
                         within: p.within.clone(),
+                        label_key: label_key_of(self.snapshot, &p.within),
                         nodes: theirs,
                         all: false,
                         reverse: true,
@@ -486,12 +489,14 @@ impl<'s> Run<'s> {
                     from: other.name.clone(),
                     to: me.name.clone(),
                     within: p.within.clone(),
+                    label_key: label_key_of(self.snapshot, &p.within),
                     nodes,
                     all: last,
                     reverse: true,
                 });
             }
         }
-        Request { needs: &self.needs[c], instance: id.to_string(), required, preferred, excluded }
+        let same_component = state.placed(&me.name).iter().map(|(_, n)| *n).collect();
+        Request { needs: &self.needs[c], instance: id.to_string(), required, preferred, excluded, same_component }
     }
 }

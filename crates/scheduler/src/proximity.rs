@@ -3,7 +3,7 @@
 
 use fos_api::manifest::Within;
 
-use crate::snapshot::{ClusterSnapshot, NodeIdx};
+use crate::snapshot::{ClusterSnapshot, NodeIdx, NO_LABEL};
 
 /// Labels read as topology domains when a preference says only "near" (same node): most specific first.
 pub const TOPOLOGY_KEYS: [&str; 3] = ["zone", "site", "region"];
@@ -22,12 +22,24 @@ pub fn near(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &Within)
     }
 }
 
+/// The label key id a `within` names, for topology rules whose key some node has.
+pub fn label_key_of(snapshot: &ClusterSnapshot, within: &Within) -> Option<u32> {
+    match within {
+        Within::Topology(key) => snapshot.label_key(key),
+        _ => None,
+    }
+}
+
 /// True when both nodes carry label `key` with the same value.
 pub fn same_label(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, key: &str) -> bool {
-    match (snapshot.node(a).labels.get(key), snapshot.node(b).labels.get(key)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
+    snapshot.label_key(key).is_some_and(|k| same_label_id(snapshot, a, b, k))
+}
+
+/// True when both nodes carry the label with key id `key` with the same value.
+#[inline]
+pub fn same_label_id(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, key: u32) -> bool {
+    let v = snapshot.label_at(key, a);
+    v != NO_LABEL && v == snapshot.label_at(key, b)
 }
 
 /// Geographic distance between two nodes, when both positions are known.
@@ -63,4 +75,46 @@ pub fn miss_detail(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{labelled_at, rtt};
+
+    #[test]
+    fn near_for_each_form_of_within() {
+        let snap = ClusterSnapshot::new(
+            vec![
+                labelled_at("milan", &[("site", "a")], 45.4642, 9.19),
+                labelled_at("milan-2", &[("site", "a")], 45.4700, 9.20),
+                labelled_at("turin", &[("site", "b")], 45.0703, 7.6869),
+                rtt("lab", &[("milan", 3.0)]),
+            ],
+            [],
+        )
+        .unwrap();
+        let i = |n: &str| snap.index_of(n).unwrap();
+        assert!(near(&snap, i("milan"), i("milan"), &Within::Node));
+        assert!(!near(&snap, i("milan"), i("milan-2"), &Within::Node));
+        assert!(near(&snap, i("milan"), i("milan-2"), &Within::Topology("site".into())));
+        assert!(!near(&snap, i("milan"), i("turin"), &Within::Topology("site".into())));
+        assert!(near(&snap, i("lab"), i("milan"), &Within::LatencyMs(5.0)));
+        assert!(near(&snap, i("milan"), i("lab"), &Within::LatencyMs(5.0)), "round-trip times are symmetric");
+        assert!(!near(&snap, i("lab"), i("turin"), &Within::LatencyMs(500.0)), "unmeasured is never near");
+        assert!(near(&snap, i("milan"), i("turin"), &Within::DistanceM(130_000.0)));
+        assert!(!near(&snap, i("milan"), i("turin"), &Within::DistanceM(120_000.0)));
+    }
+
+    #[test]
+    fn the_fast_distance_is_close_to_the_great_circle() {
+        let snap = ClusterSnapshot::new(
+            vec![labelled_at("milan", &[], 45.4642, 9.19), labelled_at("turin", &[], 45.0703, 7.6869)],
+            [],
+        )
+        .unwrap();
+        let exact = distance_m(&snap, 0, 1).unwrap();
+        let fast = snap.approx_distance_m(0, 1).unwrap();
+        assert!((fast - exact).abs() / exact < 0.005, "{fast} vs {exact}");
+    }
 }

@@ -36,6 +36,8 @@ pub struct Needs {
     pub unknown_nodes: Vec<String>,
     /// Labels the node must carry.
     pub selector: Vec<(String, String)>,
+    /// The same labels as snapshot ids, `None` when some key or value is on no node (then no node matches).
+    pub selector_ids: Option<Vec<(u32, u32)>>,
 }
 
 fn merge<T: Copy + PartialEq>(items: impl Iterator<Item = (T, u32)>) -> Vec<(T, u32)> {
@@ -70,6 +72,15 @@ impl Needs {
             known.dedup();
             (Some(known), unknown)
         };
+        let selector: Vec<(String, String)> = c
+            .node_selector
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        let selector_ids =
+            selector.iter().map(|(k, v)| Some((snapshot.label_key(k)?, snapshot.label_value(v)?))).collect();
         Needs {
             component: component.name.clone(),
             kind: e.kind,
@@ -83,13 +94,8 @@ impl Needs {
             accelerators: merge(c.accelerators.iter().map(|r| (r.kind, r.number))),
             nodes,
             unknown_nodes,
-            selector: c
-                .node_selector
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
+            selector,
+            selector_ids,
         }
     }
 }
@@ -103,6 +109,8 @@ pub struct ProximityTarget {
     pub to: String,
     /// How near.
     pub within: Within,
+    /// For a topology rule, the id of its label key in the snapshot (none when no node has the key).
+    pub label_key: Option<u32>,
     /// The nodes to be near (where the other side's instances are).
     pub nodes: Vec<NodeIdx>,
     /// `true`: near every one of `nodes`; `false`: near at least one.
@@ -125,4 +133,6 @@ pub struct Request<'a> {
     pub preferred: Vec<ProximityTarget>,
     /// Nodes this instance must not use (the source of a migration, choices undone by backtracking), sorted.
     pub excluded: Vec<NodeIdx>,
+    /// The nodes of the component's placed replicas (one entry per replica).
+    pub same_component: Vec<NodeIdx>,
 }

@@ -5,7 +5,7 @@
 
 use fos_api::manifest::Within;
 
-use crate::hash::stable_hash;
+use crate::hash::{splitmix, stable_hash};
 use crate::plugins::filter::feasible;
 use crate::plugins::score;
 use crate::plugins::Context;
@@ -91,6 +91,36 @@ fn candidates<'a>(cx: &Context<'a>) -> Candidates<'a> {
     best
 }
 
+/// Nodes most likely to score best on preferred proximity: the targets' nodes, their measured neighbours and
+/// some nodes of their topology domain. Sorted, without repeats.
+fn preferred_neighbourhood(cx: &Context<'_>) -> Vec<NodeIdx> {
+    const PER_DOMAIN: usize = 32;
+    let snap = cx.snapshot;
+    let mut out: Vec<NodeIdx> = Vec::new();
+    for t in &cx.request.preferred {
+        for &m in t.nodes.iter().take(8) {
+            out.push(m);
+            out.extend(snap.rtt_row(m).iter().map(|(n, _)| *n));
+            let keys: &[u32] = match (&t.within, t.label_key) {
+                (Within::Topology(_), Some(k)) => &[k][..],
+                (Within::Topology(_), None) => &[],
+                _ => snap.topology_keys(),
+            };
+            for &k in keys.iter().take(1) {
+                let v = snap.label_at(k, m);
+                if v != crate::snapshot::NO_LABEL {
+                    let domain = snap.nodes_with_label_id(k, v);
+                    let start = (m as usize) % domain.len().max(1);
+                    out.extend(domain.iter().cycle().skip(start).take(PER_DOMAIN.min(domain.len())));
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Picks the best feasible node for the request in `cx`, or `None` when no node passes every filter.
 pub fn select(cx: &Context<'_>) -> Option<Choice> {
     let cands = candidates(cx);
@@ -101,7 +131,8 @@ pub fn select(cx: &Context<'_>) -> Option<Choice> {
     let limit = cx.options.scored_nodes(cx.snapshot.len());
     let seed = cx.options.seed;
     let instance = cx.request.instance.as_bytes();
-    let tie = |n: NodeIdx| stable_hash(seed, &[instance, cx.snapshot.node(n).name.as_bytes()]);
+    let instance_hash = stable_hash(seed, &[instance]);
+    let tie = |n: NodeIdx| splitmix(instance_hash ^ cx.snapshot.name_hash(n));
     let mut best: Option<(Choice, u64)> = None;
     let mut found = 0usize;
     let consider = |n: NodeIdx, best: &mut Option<(Choice, u64)>| {
@@ -121,25 +152,20 @@ pub fn select(cx: &Context<'_>) -> Option<Choice> {
         }
         true
     };
-    // Nodes of preferred proximity targets first: with sampling they would otherwise be missed.
-    let mut seen: Vec<NodeIdx> = Vec::new();
-    for t in &cx.request.preferred {
-        for &m in &t.nodes {
-            if !seen.contains(&m) {
-                seen.push(m);
-                if consider(m, &mut best) {
-                    found += 1;
-                }
-            }
+    // Nodes near preferred proximity targets first: with sampling they would otherwise be missed.
+    let seen = preferred_neighbourhood(cx);
+    for &m in &seen {
+        if consider(m, &mut best) {
+            found += 1;
         }
     }
-    let start = (stable_hash(seed, &[instance]) % len as u64) as usize;
+    let start = (instance_hash % len as u64) as usize;
     for i in 0..len {
         if found >= limit {
             break;
         }
         let n = cands.get((start + i) % len);
-        if !seen.is_empty() && seen.contains(&n) {
+        if !seen.is_empty() && seen.binary_search(&n).is_ok() {
             continue;
         }
         if consider(n, &mut best) {

@@ -217,9 +217,19 @@ pub struct ClusterSnapshot {
     by_name: HashMap<String, NodeIdx>,
     by_arch: Vec<Vec<NodeIdx>>,
     by_label: HashMap<String, HashMap<String, Vec<NodeIdx>>>,
+    label_keys: HashMap<String, u32>,
+    label_values: HashMap<String, u32>,
+    label_table: Vec<Vec<u32>>,
+    label_nodes: HashMap<(u32, u32), Vec<NodeIdx>>,
+    topology_keys: Vec<u32>,
+    name_hash: Vec<u64>,
+    geo: Vec<Option<[f64; 3]>>,
     rtt: Vec<Vec<(NodeIdx, f64)>>,
     allocations: HashMap<InstanceId, Allocation>,
 }
+
+/// The value id of an absent label in [`ClusterSnapshot::label_at`].
+pub const NO_LABEL: u32 = u32::MAX;
 
 impl ClusterSnapshot {
     /// Builds a snapshot from nodes and the instances already placed on them. Allocations on nodes that are not in
@@ -239,6 +249,13 @@ impl ClusterSnapshot {
             by_name: HashMap::with_capacity(nodes.len()),
             by_arch: vec![Vec::new(); Arch::ALL.len()],
             by_label: HashMap::new(),
+            label_keys: HashMap::new(),
+            label_values: HashMap::new(),
+            label_table: Vec::new(),
+            label_nodes: HashMap::new(),
+            topology_keys: Vec::new(),
+            name_hash: Vec::with_capacity(nodes.len()),
+            geo: Vec::with_capacity(nodes.len()),
             rtt: Vec::with_capacity(nodes.len()),
             allocations: HashMap::new(),
         };
@@ -249,8 +266,22 @@ impl ClusterSnapshot {
             snap.by_arch[sn.arch as usize].push(idx);
             for (k, v) in &sn.labels {
                 snap.by_label.entry(k.clone()).or_default().entry(v.clone()).or_default().push(idx);
+                let next = snap.label_keys.len() as u32;
+                let key = *snap.label_keys.entry(k.clone()).or_insert(next);
+                let next = snap.label_values.len() as u32;
+                let value = *snap.label_values.entry(v.clone()).or_insert(next);
+                if key as usize == snap.label_table.len() {
+                    snap.label_table.push(vec![NO_LABEL; nodes.len()]);
+                }
+                snap.label_table[key as usize][i] = value;
+                snap.label_nodes.entry((key, value)).or_default().push(idx);
             }
             snap.free.push(NodeFree::of(&sn));
+            snap.name_hash.push(crate::hash::stable_hash(0, &[sn.name.as_bytes()]));
+            snap.geo.push(sn.position.map(|p| {
+                let lat = p.lat.to_radians();
+                [lat, p.lon.to_radians(), lat.cos()]
+            }));
             snap.nodes.push(sn);
         }
         // Round-trip times, made symmetric: the larger of the two measured directions (the conservative one).
@@ -268,6 +299,7 @@ impl ClusterSnapshot {
             }
         }
         snap.rtt = rtt.into_iter().map(|m| m.into_iter().collect()).collect();
+        snap.topology_keys = crate::proximity::TOPOLOGY_KEYS.iter().filter_map(|k| snap.label_key(k)).collect();
         for a in allocations {
             snap.add_allocation(a);
         }
@@ -339,6 +371,52 @@ impl ClusterSnapshot {
     /// Nodes whose label `key` has value `value`.
     pub fn nodes_with_label(&self, key: &str, value: &str) -> &[NodeIdx] {
         self.by_label.get(key).and_then(|m| m.get(value)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The id of label key `key`, when some node has it.
+    pub fn label_key(&self, key: &str) -> Option<u32> {
+        self.label_keys.get(key).copied()
+    }
+
+    /// The id of label value `value`, when some node has it.
+    pub fn label_value(&self, value: &str) -> Option<u32> {
+        self.label_values.get(value).copied()
+    }
+
+    /// Nodes whose label with key id `key` has value id `value`.
+    pub fn nodes_with_label_id(&self, key: u32, value: u32) -> &[NodeIdx] {
+        self.label_nodes.get(&(key, value)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The value id of label `key` on node `n` ([`NO_LABEL`] when absent).
+    #[inline]
+    pub fn label_at(&self, key: u32, n: NodeIdx) -> u32 {
+        self.label_table[key as usize][n as usize]
+    }
+
+    /// A stable hash of node `n`'s name (for tie-breaking).
+    #[inline]
+    pub fn name_hash(&self, n: NodeIdx) -> u64 {
+        self.name_hash[n as usize]
+    }
+
+    /// Approximate distance in metres between two nodes' positions (equirectangular: fast, good to a fraction of a
+    /// percent at the distances proximity is about), when both are known. For scoring only.
+    #[inline]
+    pub fn approx_distance_m(&self, a: NodeIdx, b: NodeIdx) -> Option<f64> {
+        let (pa, pb) = (self.geo[a as usize]?, self.geo[b as usize]?);
+        let mut dl = (pb[1] - pa[1]).abs();
+        if dl > std::f64::consts::PI {
+            dl = 2.0 * std::f64::consts::PI - dl;
+        }
+        let x = dl * (pa[2] + pb[2]) / 2.0;
+        let y = pb[0] - pa[0];
+        Some(6_371_000.0 * (x * x + y * y).sqrt())
+    }
+
+    /// Ids of the well-known topology keys (`zone`, `site`, `region`) some node has.
+    pub fn topology_keys(&self) -> &[u32] {
+        &self.topology_keys
     }
 
     /// Measured round-trip time between two nodes (0 for a node and itself), when measured.

@@ -167,6 +167,7 @@ impl Fixture {
             required: self.required.clone(),
             preferred: self.preferred.clone(),
             excluded: self.excluded.clone(),
+            same_component: state.placed(&self.needs.component).iter().map(|(_, n)| *n).collect(),
         };
         let cx = Context { snapshot: &self.snapshot, state: &state, request: &request, options: &self.options };
         f(&cx)

@@ -2,14 +2,20 @@
 //! transactions, watch from a revision, leases with TTL, leader election) so that everything above it runs
 //! unchanged on the embedded backend (one node, nothing to install) or on an etcd cluster.
 
+mod config;
 pub mod election;
 pub mod embedded;
+pub mod etcd;
 pub mod keepalive;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod typed;
 mod types;
 
+pub use config::{open, StoreConfig};
 pub use election::{Election, Leadership};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
+pub use etcd::{EtcdAuth, EtcdConfig, EtcdStats, EtcdStore, EtcdTls};
 pub use keepalive::LeaseKeeper;
 
 pub use types::{

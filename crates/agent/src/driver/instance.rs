@@ -163,7 +163,7 @@ impl Task {
 
     /// The state to drive toward now.
     fn target(&self, desired: Option<&DesiredInstance>) -> Option<State> {
-        let Some(d) = desired else { return None };
+        let d = desired?;
         if d.migration.is_some() {
             // Migrations are driven by their own hooks; hold where we are.
             return self.actual.state();

@@ -251,9 +251,25 @@ impl Object {
     }
 }
 
-/// Deserializes without path tracking; the loader tracks paths itself.
+/// Deserializes, naming the first field at fault as a path (`spec.components[0].need`). The manifest loader
+/// (`crate::source`) goes further: every error, each at its file position.
 fn serde_path_to_error_free<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ObjectError> {
-    serde_json::from_value(v).map_err(|e| ObjectError { path: String::new(), message: e.to_string() })
+    serde_path_to_error::deserialize(&v).map_err(|e| {
+        let mut path = String::new();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                serde_path_to_error::Segment::Map { key } | serde_path_to_error::Segment::Enum { variant: key } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        ObjectError { path, message: e.into_inner().to_string() }
+    })
 }
 
 /// An object that does not have the shape of its kind.

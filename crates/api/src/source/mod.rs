@@ -170,8 +170,8 @@ pub fn check_with(loaded: &[LoadedObject], existing: &Existing) -> Vec<Diagnosti
     validate_with(&objects, existing).iter().filter_map(|v| locate(loaded, v)).collect()
 }
 
-/// Maps a violation (from [`validate`] here, or from the API server for the same list of objects) to its position:
-/// by object index, checked against the name, else by kind and name.
+/// Maps a violation (from [`crate::validate::validate`] here, or from the API server for the same list of
+/// objects) to its position: by object index, checked against the name, else by kind and name.
 pub fn locate(loaded: &[LoadedObject], violation: &Violation) -> Option<Diagnostic> {
     let o = &violation.object;
     let same = |l: &&LoadedObject| l.object.kind() == o.kind && l.object.name() == o.name;

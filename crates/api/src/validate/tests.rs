@@ -156,3 +156,12 @@ fn probes_ports_and_migration() {
     assert_one(&yaml, "spec.components[0].entity.ports[1]", "exposed twice");
     assert_one(&yaml, "spec.components[0].entity.readiness.http.path", "not absolute");
 }
+
+#[test]
+fn object_errors_name_the_field_at_fault() {
+    let v = serde_json::json!({"apiVersion": "fos/v1", "kind": "Application", "metadata": {"name": "a"},
+        "spec": {"components": [{"name": "c", "replicas": "x", "entity": {"kind": "native", "command": ["x"]}}]}});
+    let e = Object::from_value(v).unwrap_err();
+    assert_eq!(e.path, "spec.components[0].replicas");
+    assert!(e.to_string().starts_with("spec.components[0].replicas: invalid type"), "{e}");
+}

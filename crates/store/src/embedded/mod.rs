@@ -86,6 +86,8 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `config.dir`, taking ownership of it: fails with [`StoreError::Locked`] when
     /// another process (or another open store) holds it. Must be called inside a Tokio runtime (background tasks).
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedStore, StoreError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::Other("the embedded store must be opened inside a Tokio runtime".into()))?;
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| StoreError::Database(format!("creating {}: {e}", config.dir.display())))?;
         let lock = lock_dir(&config.dir)?;
@@ -111,9 +113,11 @@ impl EmbeddedStore {
             readers: Mutex::new(Vec::new()),
             events,
         });
-        spawn_ticker(Arc::downgrade(&inner), config.lease_sweep_interval, || Command::SweepLeases);
+        spawn_ticker(&runtime, Arc::downgrade(&inner), config.lease_sweep_interval, || Command::SweepLeases);
         let window = config.compaction_window.max(1);
-        spawn_ticker(Arc::downgrade(&inner), config.compaction_interval, move || Command::AutoCompact(window));
+        spawn_ticker(&runtime, Arc::downgrade(&inner), config.compaction_interval, move || {
+            Command::AutoCompact(window)
+        });
         Ok(EmbeddedStore { inner })
     }
 
@@ -141,8 +145,13 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 }
 
 /// Sends `command()` to the writer every `period` while the store lives.
-fn spawn_ticker(inner: Weak<Inner>, period: Duration, command: impl Fn() -> Command + Send + 'static) {
-    tokio::spawn(async move {
+fn spawn_ticker(
+    runtime: &tokio::runtime::Handle,
+    inner: Weak<Inner>,
+    period: Duration,
+    command: impl Fn() -> Command + Send + 'static,
+) {
+    runtime.spawn(async move {
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;

@@ -162,7 +162,7 @@ fn apply_command(
     let reply = match command {
         Command::Txn(txn, reply) => Reply::Txn(reply, run_txn(&sp, revision, &txn, &mut changes)),
         Command::Grant(ttl, reply) => Reply::Lease(reply, grant(&sp, ttl)),
-        Command::KeepAlive(id, reply) => Reply::Unit(reply, keep_alive(&sp, revision, id, &mut changes)),
+        Command::KeepAlive(id, reply) => Reply::Unit(reply, keep_alive(&sp, id)),
         Command::Revoke(id, reply) => Reply::Unit(reply, revoke(&sp, revision, id, &mut changes)),
         Command::Compact(rev, reply) => Reply::Unit(reply, compact(&sp, *revision, rev)),
         Command::SweepLeases => {
@@ -321,15 +321,9 @@ fn grant(conn: &Connection, ttl: Duration) -> Result<LeaseId, StoreError> {
     Ok(id)
 }
 
-fn keep_alive(
-    conn: &Connection,
-    revision: &mut Revision,
-    id: LeaseId,
-    changes: &mut Vec<Event>,
-) -> Result<(), StoreError> {
+fn keep_alive(conn: &Connection, id: LeaseId) -> Result<(), StoreError> {
     if !lease_exists(conn, id)? {
-        // Expired but not swept yet: end it now, so that a late keep-alive never revives it.
-        let _ = end_lease(conn, revision, id, changes)?;
+        // Expired (the sweeper deletes it and its keys shortly): a late keep-alive never revives it.
         return Err(StoreError::LeaseNotFound(id));
     }
     conn.execute("UPDATE lease SET expires_ms = ?2 + ttl_ms WHERE id = ?1", params![id, now_ms()]).map_err(db_err)?;

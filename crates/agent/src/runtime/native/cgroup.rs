@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use fos_api::record::InstanceId;
@@ -100,33 +99,37 @@ impl InstanceCgroup {
         self.dirs().next().is_some()
     }
 
-    /// Creates the groups and sets the limits (`cpu_millis` = 0 / `memory_bytes` = 0: unlimited).
+    /// Creates the groups and sets the limits (`cpu_millis` = 0 / `memory_bytes` = 0: unlimited). On cgroup v1 the
+    /// cpu and memory groups are made only when limited; the freezer group always (pause, and finding every process).
     pub fn create(&self, cpu_millis: u64, memory_bytes: u64) -> io::Result<()> {
-        for dir in self.dirs() {
-            fs::create_dir_all(dir)?;
-        }
         let quota = (cpu_millis > 0).then(|| cpu_millis * CPU_PERIOD_US / 1000);
         if let Some(dir) = &self.v2 {
+            fs::create_dir_all(dir)?;
             let cpu = quota.map(|q| format!("{q} {CPU_PERIOD_US}")).unwrap_or_else(|| format!("max {CPU_PERIOD_US}"));
             write(dir, "cpu.max", &cpu)?;
             write(dir, "memory.max", &if memory_bytes > 0 { memory_bytes.to_string() } else { "max".into() })?;
         }
-        if let Some(dir) = &self.cpu {
+        if let (Some(dir), Some(quota)) = (&self.cpu, quota) {
+            fs::create_dir_all(dir)?;
             write(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-            write(dir, "cpu.cfs_quota_us", &quota.map(|q| q as i64).unwrap_or(-1).to_string())?;
+            write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
         }
-        if let Some(dir) = &self.memory {
-            let limit = if memory_bytes > 0 { memory_bytes.to_string() } else { "-1".to_string() };
-            write(dir, "memory.limit_in_bytes", &limit)?;
+        if let (Some(dir), true) = (&self.memory, memory_bytes > 0) {
+            fs::create_dir_all(dir)?;
+            write(dir, "memory.limit_in_bytes", &memory_bytes.to_string())?;
+        }
+        if let Some(dir) = &self.freezer {
+            fs::create_dir_all(dir)?;
         }
         Ok(())
     }
 
-    /// Opens every group's `cgroup.procs` for a new process to join before it executes.
-    pub fn open_procs(&self) -> io::Result<Vec<OwnedFd>> {
-        self.dirs()
-            .map(|d| fs::OpenOptions::new().write(true).open(d.join("cgroup.procs")).map(OwnedFd::from))
-            .collect()
+    /// Moves process `pid` into every group that exists (called right after spawn, before the program can fork).
+    pub fn add(&self, pid: u32) -> io::Result<()> {
+        for dir in self.dirs().filter(|d| d.exists()) {
+            write(dir, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
     }
 
     /// Freezes or thaws the instance; `Ok(false)` when there is no freezer to do it.

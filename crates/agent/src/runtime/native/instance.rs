@@ -98,6 +98,11 @@ impl Instance {
         state::save(&self.state_path(), &rec).map_err(|e| RuntimeError::io(self.state_path(), e))
     }
 
+    /// Sets the desired record used by the next steps (the working directory, env), without writing the file.
+    pub fn set_desired(&self, desired: &DesiredInstance) {
+        lock(&self.record).desired = desired.clone();
+    }
+
     /// The recorded process, if any.
     pub fn process(&self) -> Option<ProcessRecord> {
         lock(&self.record).process
@@ -136,7 +141,7 @@ impl Instance {
             let mut cmd = Command::new(program);
             cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
             cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
-            process::isolate(&mut cmd, &[]);
+            process::isolate(&mut cmd);
             let status = cmd
                 .status()
                 .await
@@ -171,14 +176,18 @@ impl Instance {
         std::fs::create_dir_all(&logs).map_err(|e| RuntimeError::io(&logs, e))?;
         let open = |name: &str| open_append(&logs.join(name)).map_err(|e| RuntimeError::io(logs.join(name), e));
         let (stdout, stderr) = (open(LOG_FILES[0])?, open(LOG_FILES[1])?);
-        let procs = self.cgroup.open_procs().map_err(|e| RuntimeError::io("cgroup.procs", e))?;
         let mut cmd = Command::new(program);
         cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        process::isolate(&mut cmd, &procs);
-        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;
-        drop(procs);
+        process::isolate(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;
         let pid = child.id().ok_or_else(|| RuntimeError::Invalid("process exited before its pid was read".into()))?;
+        if let Err(e) = self.cgroup.add(pid) {
+            let _ = signal_group(pid as i32, libc::SIGKILL);
+            let _ = child.start_kill();
+            tokio::spawn(async move { child.wait().await });
+            return Err(RuntimeError::io("cgroup.procs", e));
+        }
         let start_time = process::start_time(pid).unwrap_or(0);
         let record = ProcessRecord { pid, start_time, started_at: Utc::now() };
         self.set_process(Some(record));

@@ -220,7 +220,7 @@ impl Runtime for NativeRuntime {
     async fn configure(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
         let inst = self.get(&desired.id)?;
-        inst.persist(State::Defined, Some(desired))?;
+        inst.set_desired(desired);
         for dir in [inst.work_dir(), inst.cwd()?, inst.log_dir()] {
             std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
         }
@@ -229,15 +229,16 @@ impl Runtime for NativeRuntime {
             inst.cgroup.create(cpu, mem).map_err(|e| RuntimeError::io("cgroup", e))?;
         }
         inst.setup(desired).await?;
-        inst.persist(State::Configured, None)
+        inst.persist(State::Configured, Some(desired))
     }
 
     async fn run(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
         let inst = self.get(&desired.id)?;
-        inst.persist(State::Configured, Some(desired))?;
+        inst.set_desired(desired);
         inst.spawn(desired)?;
-        inst.persist(State::Running, None)
+        // Recorded right after the spawn: a restarted agent adopts the process instead of starting another.
+        inst.persist(State::Running, Some(desired))
     }
 
     async fn stop(&self, id: &InstanceId) -> Result<(), RuntimeError> {

@@ -52,7 +52,15 @@ mod tests {
     use fos_api::manifest::Within;
 
     fn target(within: Within, on: &[NodeIdx], all: bool) -> ProximityTarget {
-        ProximityTarget { from: "web".into(), to: "db".into(), within, nodes: on.to_vec(), all, reverse: false }
+        ProximityTarget {
+            from: "web".into(),
+            to: "db".into(),
+            within,
+            label_key: None,
+            nodes: on.to_vec(),
+            all,
+            reverse: false,
+        }
     }
 
     #[test]

@@ -20,8 +20,10 @@ impl FilterPlugin for Selection {
                 return false;
             }
         }
-        let labels = &cx.snapshot.node(n).labels;
-        needs.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        match &needs.selector_ids {
+            Some(ids) => ids.iter().all(|(k, v)| cx.snapshot.label_at(*k, n) == *v),
+            None => false,
+        }
     }
 
     fn explain(&self, cx: &Context<'_>, n: NodeIdx) -> Option<Rejection> {

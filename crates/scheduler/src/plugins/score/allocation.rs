@@ -9,11 +9,12 @@ use crate::snapshot::NodeIdx;
 #[derive(Debug, Clone, Copy)]
 pub struct Allocation;
 
-fn left_share(free: u64, needs: u64, total: u64) -> f64 {
+/// Percent of `total` left after taking `needs` from `free` (100 when the node has none of it).
+fn left_percent(free: u64, needs: u64, total: u64) -> u64 {
     if total == 0 {
-        1.0
+        100
     } else {
-        free.saturating_sub(needs) as f64 / total as f64
+        (u128::from(free.saturating_sub(needs)) * 100 / u128::from(total)) as u64
     }
 }
 
@@ -28,9 +29,9 @@ impl ScorePlugin for Allocation {
 
     fn score(&self, cx: &Context<'_>, n: NodeIdx) -> u32 {
         let (free, node, needs) = (cx.state.free(n), cx.snapshot.node(n), cx.request.needs);
-        let cpu = left_share(free.cpu_millis, needs.cpu_millis, node.cpu_millis);
-        let mem = left_share(free.memory_bytes, needs.memory_bytes, node.memory_bytes);
-        let least = ((cpu + mem) / 2.0 * f64::from(MAX_SCORE)).round() as u32;
+        let cpu = left_percent(free.cpu_millis, needs.cpu_millis, node.cpu_millis);
+        let mem = left_percent(free.memory_bytes, needs.memory_bytes, node.memory_bytes);
+        let least = ((cpu + mem) / 2).min(u64::from(MAX_SCORE)) as u32;
         match cx.options.strategy {
             AllocationStrategy::LeastAllocated => least,
             AllocationStrategy::MostAllocated => MAX_SCORE - least.min(MAX_SCORE),

@@ -3,7 +3,7 @@
 
 use super::{Context, ScorePlugin, MAX_SCORE};
 use crate::options::Options;
-use crate::proximity::{distance_m, same_label, TOPOLOGY_KEYS};
+use crate::proximity::same_label_id;
 use crate::snapshot::{ClusterSnapshot, NodeIdx};
 use fos_api::manifest::Within;
 
@@ -11,15 +11,16 @@ use fos_api::manifest::Within;
 #[derive(Debug, Clone, Copy)]
 pub struct PreferredProximity;
 
-/// How near node `a` is to node `b`, in tiers: 100 same node; 75 same topology domain; (25, 50] by round-trip
-/// time; (0, 25] by distance; 0 when nothing is known.
-pub fn nearness(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &Within) -> u32 {
+/// How near node `a` is to node `b`, in tiers: 100 same node; 75 same topology domain (the rule's label key id
+/// `key`, else the well-known ones); (25, 50] by round-trip time; (0, 25] by distance; 0 when nothing is known.
+pub fn nearness(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &Within, key: Option<u32>) -> u32 {
     if a == b {
         return MAX_SCORE;
     }
-    let same_domain = match within {
-        Within::Topology(key) => same_label(snapshot, a, b, key),
-        _ => TOPOLOGY_KEYS.iter().any(|k| same_label(snapshot, a, b, k)),
+    let same_domain = match (within, key) {
+        (Within::Topology(_), Some(k)) => same_label_id(snapshot, a, b, k),
+        (Within::Topology(_), None) => false,
+        _ => snapshot.topology_keys().iter().any(|k| same_label_id(snapshot, a, b, *k)),
     };
     if same_domain {
         return 75;
@@ -27,7 +28,7 @@ pub fn nearness(snapshot: &ClusterSnapshot, a: NodeIdx, b: NodeIdx, within: &Wit
     if let Some(rtt) = snapshot.rtt_ms(a, b) {
         return 25 + (25.0 / (1.0 + rtt / 10.0)).ceil() as u32;
     }
-    if let Some(d) = distance_m(snapshot, a, b) {
+    if let Some(d) = snapshot.approx_distance_m(a, b) {
         return (25.0 / (1.0 + d / 50_000.0)).ceil() as u32;
     }
     0
@@ -49,7 +50,13 @@ impl ScorePlugin for PreferredProximity {
         }
         let sum: u32 = targets
             .iter()
-            .map(|t| t.nodes.iter().map(|m| nearness(cx.snapshot, n, *m, &t.within)).max().unwrap_or(0))
+            .map(|t| {
+                let key = match &t.within {
+                    Within::Topology(_) => t.label_key,
+                    _ => None,
+                };
+                t.nodes.iter().map(|m| nearness(cx.snapshot, n, *m, &t.within, key)).max().unwrap_or(0)
+            })
             .sum();
         sum / targets.len() as u32
     }
@@ -80,6 +87,7 @@ mod tests {
             from: "web".into(),
             to: "db".into(),
             within: Within::Node,
+            label_key: None,
             nodes: vec![db],
             all: false,
             reverse: false,

@@ -19,7 +19,7 @@ impl ScorePlugin for Spread {
     }
 
     fn score(&self, cx: &Context<'_>, n: NodeIdx) -> u32 {
-        let same = cx.state.count_on(&cx.request.needs.component, n) as u32;
+        let same = cx.request.same_component.iter().filter(|m| **m == n).count() as u32;
         MAX_SCORE / (1 + same)
     }
 }
