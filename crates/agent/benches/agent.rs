@@ -97,6 +97,7 @@ async fn agent_total(store: &Arc<dyn Store>, dir: &std::path::Path, cgroups: boo
             env: Default::default(),
             devices: Default::default(),
             migration: None,
+            networks: Default::default(),
         };
         let key = keys.desired_instance(name, &id);
         let log = data.join("native").join(id.to_string()).join("logs").join("stdout.log");

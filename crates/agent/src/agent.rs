@@ -16,8 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::NodeConfig;
 use crate::discovery::{self, net, DiscoveryError};
-use crate::driver::{Driver, DriverError, DriverSettings, Runtimes, Shared};
+use crate::driver::{Driver, DriverError, DriverSettings, Networking, Runtimes, Shared};
 use crate::heartbeat::Heartbeat;
+use crate::network::{LinuxNetworks, NetworkManager, NetworkPluginConfig, StoreNetworkManager};
 use crate::rtt::RttProbe;
 use crate::runtime::native::{NativeConfig, NativeRuntime};
 use crate::runtime::{Runtime, RuntimeError};
@@ -169,6 +170,10 @@ impl Agent {
         native_cfg.log_max_bytes = config.log_max_bytes;
         native_cfg.use_cgroups = config.use_cgroups;
         native_cfg.addresses = ips.iter().map(IpAddr::to_string).collect();
+        let network_cfg = config.node.network.clone();
+        if let Some(dir) = &network_cfg.netns_dir {
+            native_cfg.netns_dir = dir.clone();
+        }
         let native = NativeRuntime::new(native_cfg)?;
         let mut runtimes: Runtimes = Runtimes::new();
         let probed = native.probe().await;
@@ -188,6 +193,8 @@ impl Agent {
             runtimes.insert(EntityKind::Native, native as Arc<dyn Runtime>);
         }
 
+        let networks = start_networks(store.as_ref(), &keys, &name, network_cfg, store.clone()).await?;
+
         let node = discovery::node_record(&name, &config.node, info);
         let heartbeat = Heartbeat {
             store: store.clone(),
@@ -206,18 +213,72 @@ impl Agent {
             node: name.clone(),
             runtimes,
             settings: config.driver.clone(),
+            networking: networks.clone().map(|m| Networking::new(m as Arc<dyn NetworkManager>)),
         });
         let recovered = driver.recover().await?;
         tracing::info!(node = %name, recovered, "agent started");
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (info_tx, info_rx) = watch::channel(node);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(driver.run(shutdown_rx.clone())),
             tokio::spawn(heartbeat.run(beat, info_rx, shutdown_rx.clone())),
-            tokio::spawn(rediscover(config, info_tx, shutdown_rx)),
+            tokio::spawn(rediscover(config, info_tx, shutdown_rx.clone())),
         ];
+        if let Some(manager) = networks {
+            tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
+        }
         Ok(AgentHandle { node: name, probe_address, shutdown, tasks })
+    }
+}
+
+/// Builds the node's network manager and publishes the network plugin's record (`actual/nodes/<node>/plugins/
+/// network`). A node where netlink cannot be used runs without one: its instances with `networks` fail to configure
+/// with that reason.
+async fn start_networks(
+    store: &dyn Store,
+    keys: &Keys,
+    node: &str,
+    config: NetworkPluginConfig,
+    shared: Arc<dyn Store>,
+) -> Result<Option<Arc<StoreNetworkManager>>, AgentError> {
+    let built = LinuxNetworks::new(config, None);
+    let record = PluginRecord {
+        plugin_type: "network".into(),
+        entity_kind: EntityKind::Native,
+        ready: built.is_ok(),
+        error: built.as_ref().err().map(ToString::to_string),
+        detail: Some("linuxbridge: bridge + VxLAN/VLAN".into()),
+    };
+    let key = keys.actual_node_plugin(node, "network");
+    let value =
+        serde_json::to_vec(&record).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
+    store.put(&key, value, None).await?;
+    match built {
+        Ok(linux) => Ok(Some(Arc::new(StoreNetworkManager::new(shared, keys.clone(), node, linux)))),
+        Err(e) => {
+            tracing::warn!(error = %e, "no network manager on this node");
+            Ok(None)
+        }
+    }
+}
+
+/// Keeps the node's networks in step with the store (forwarding entries, DHCP hosts, gateway take-over) until
+/// `shutdown`, restarting the watch after a failure.
+async fn follow_networks(manager: Arc<StoreNetworkManager>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            done = manager.follow() => {
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "following networks failed; restarting");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 

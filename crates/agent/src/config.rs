@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::network::NetworkPluginConfig;
 use fos_api::node::{AcceleratorDevice, IoDevice, Position};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
@@ -85,6 +86,10 @@ pub struct NodeConfig {
     /// The address other nodes reach this node at (default: its first non-loopback address).
     #[serde(default)]
     pub advertise: Option<IpAddr>,
+    /// The network plugin's configuration (data-plane interface, VLAN interface and range); virtual networks are
+    /// built with the defaults when it is absent.
+    #[serde(default)]
+    pub network: NetworkPluginConfig,
 }
 
 impl NodeConfig {

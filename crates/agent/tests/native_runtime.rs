@@ -19,6 +19,7 @@ fn desired(name: &str, argv: &[&str]) -> DesiredInstance {
         env: BTreeMap::new(),
         devices: Default::default(),
         migration: None,
+        networks: Default::default(),
     }
 }
 

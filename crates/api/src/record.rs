@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{Lifecycle, State};
-use crate::manifest::EntitySpec;
+use crate::manifest::{EntitySpec, NetworkSpec};
 use crate::names::validate_name;
 
 /// An instance's identity: `<component>-<replica>.<app>.<tenant>`, most specific first like a host name. It is a
@@ -132,6 +132,10 @@ pub struct DesiredInstance {
     /// Set while the instance migrates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationRole>,
+    /// The specs of the virtual networks the entity attaches to (`entity.networks`), by network name, resolved by
+    /// the controller from the application's inline networks or the tenant's Network objects.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, NetworkSpec>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -158,6 +162,9 @@ pub struct ActualInstance {
     /// Addresses it can be reached at (IPs on the node or its networks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// Its address on each virtual network it is attached to, by network name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, String>,
     /// The desired generation this record reflects.
     pub observed_generation: u64,
     /// The main process id, for native entities.
@@ -186,6 +193,7 @@ impl ActualInstance {
             ready: false,
             error: None,
             addresses: Vec::new(),
+            networks: BTreeMap::new(),
             observed_generation: 0,
             pid: None,
             exit_status: None,

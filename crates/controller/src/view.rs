@@ -1,9 +1,10 @@
 //! A consistent-enough read of the cluster from the store: applications, desired and actual instances, nodes (info
-//! plus heartbeat status) and application statuses, decoded once for the API and the controller.
+//! plus heartbeat status), application statuses and Network objects, decoded once for the API and the controller.
 
 use std::collections::BTreeMap;
 
 use fos_api::keys::KeyRef;
+use fos_api::manifest::{NetworkSpec, Object};
 use fos_api::node::NodeStatus;
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Keys, Metadata, Node, NodeInfo};
@@ -34,6 +35,8 @@ pub struct ClusterView {
     pub nodes: BTreeMap<String, Node>,
     /// Aggregated application statuses.
     pub statuses: BTreeMap<AppKey, AppStatus>,
+    /// Network objects by `(tenant, network)`.
+    pub networks: BTreeMap<(String, String), NetworkSpec>,
 }
 
 /// Decodes a node's info record: a whole [`Node`], or only its [`NodeInfo`].
@@ -49,9 +52,22 @@ impl ClusterView {
     /// Reads everything the control plane looks at.
     pub async fn read(store: &dyn Store, keys: &Keys) -> Result<ClusterView, StoreError> {
         let (p_apps, p_desired, p_actual) = (keys.desired_apps_prefix(), keys.desired_nodes_prefix(), keys.actual());
-        let (apps, desired, actual) =
-            tokio::try_join!(store.list(&p_apps), store.list(&p_desired), store.list(&p_actual))?;
+        let p_networks = keys.desired_networks_prefix();
+        let (apps, desired, actual, networks) = tokio::try_join!(
+            store.list(&p_apps),
+            store.list(&p_desired),
+            store.list(&p_actual),
+            store.list(&p_networks)
+        )?;
         let mut view = ClusterView::default();
+        for kv in networks.kvs {
+            if let Some(KeyRef::DesiredNetwork { tenant, net }) = keys.parse(&kv.key) {
+                let object = serde_json::from_slice(&kv.value).ok().and_then(|v| Object::from_value(v).ok());
+                if let Some(Object::Network(n)) = object {
+                    view.networks.insert((tenant, net), n.spec);
+                }
+            }
+        }
         for kv in apps.kvs {
             if let Some(KeyRef::DesiredApp { tenant, app }) = keys.parse(&kv.key) {
                 match serde_json::from_slice::<AppRecord>(&kv.value) {

@@ -72,6 +72,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             env: Default::default(),
             devices: Default::default(),
             migration: None,
+            networks: Default::default(),
         };
         let key = keys.desired_instance(&name, &id);
         let put = TxnOp::Put { key: key.clone(), value: serde_json::to_vec(&desired)?, lease: None };

@@ -48,6 +48,8 @@ struct Task {
     /// The next successful run is a restart by the policy.
     restarting: bool,
     running_since: Option<Instant>,
+    /// The desired record a runtime recovered the instance with (for re-attaching its networks).
+    recovered_desired: Option<DesiredInstance>,
 }
 
 /// Runs an instance task until the instance is gone and undesired, or the driver stops (channel closed).
@@ -56,6 +58,7 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
     if t.runtime.is_some() {
         // Recovered: publish what is really there before moving anything.
         t.write().await;
+        t.reattach().await;
     }
     loop {
         let desired = desired_rx.borrow_and_update().clone();
@@ -119,6 +122,7 @@ impl Task {
         actual.node = shared.node.clone();
         let (mut runtime, mut applied, mut run_rx) = (None, None, None);
         let mut running_since = None;
+        let recovered_desired = start.recovered.as_ref().map(|(rec, _)| rec.desired.clone());
         match start.recovered {
             Some((rec, rt)) => {
                 actual.lifecycle = Lifecycle::at(Some(rec.state));
@@ -157,6 +161,7 @@ impl Task {
             hold: false,
             restarting: false,
             running_since,
+            recovered_desired,
         }
     }
 
@@ -206,6 +211,9 @@ impl Task {
     async fn call(&mut self, action: Action, desired: Option<&DesiredInstance>) -> Result<(), String> {
         let rt = self.runtime_for(desired)?;
         let need = || desired.ok_or_else(|| format!("cannot {action} without a desired record"));
+        if action == Action::Configure {
+            self.attach_networks(need()?).await?;
+        }
         let id = &self.id;
         let result = match action {
             Action::Define => rt.define(need()?).await,
@@ -218,13 +226,49 @@ impl Task {
             Action::Undefine => rt.undefine(id).await,
             _ => Err(RuntimeError::Unsupported("migration")),
         };
-        match result {
+        let result = match result {
             // Tearing down something the runtime does not hold (its define failed) is done already.
             Err(RuntimeError::NotDefined(_)) if matches!(action, Action::Clean | Action::Undefine | Action::Stop) => {
                 Ok(())
             }
             other => other.map_err(|e| e.to_string()),
+        };
+        if result.is_ok() && matches!(action, Action::Clean | Action::Undefine) {
+            if let Some(networking) = &self.shared.networking {
+                networking.release(&self.id).await.map_err(|e| format!("detaching from networks: {e}"))?;
+            }
+            self.actual.networks.clear();
         }
+        result
+    }
+
+    /// Brings up the instance's networks and attaches it (nothing for an entity without `networks`), recording its
+    /// addresses.
+    async fn attach_networks(&mut self, desired: &DesiredInstance) -> Result<(), String> {
+        if desired.entity.networks.is_empty() {
+            return Ok(());
+        }
+        let networking =
+            self.shared.networking.as_ref().ok_or_else(|| "this node has no network manager".to_string())?;
+        let addresses = networking.attach(desired).await.map_err(|e| format!("attaching to networks: {e}"))?;
+        self.actual.addresses = addresses.values().cloned().collect();
+        self.actual.networks = addresses;
+        Ok(())
+    }
+
+    /// After a restart, re-attaches an adopted instance that was configured with networks (idempotent: it finds
+    /// its namespace and addresses, and restarts its exposed ports).
+    async fn reattach(&mut self) {
+        let configured = matches!(self.actual.state(), Some(State::Configured | State::Running | State::Paused));
+        let Some(desired) = self.recovered_desired.take() else { return };
+        if !configured || desired.entity.networks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.attach_networks(&desired).await {
+            tracing::warn!(instance = %self.id, error = %e, "re-attaching an adopted instance");
+            self.actual.error = Some(e);
+        }
+        self.write().await;
     }
 
     async fn step(&mut self, action: Action, desired: Option<&DesiredInstance>) {
@@ -265,7 +309,11 @@ impl Task {
                         self.actual.pid = (pid > 0).then_some(pid);
                         self.actual.started_at = Some(started_at);
                     }
-                    self.actual.addresses = rt.addresses(&self.id);
+                    self.actual.addresses = if self.actual.networks.is_empty() {
+                        rt.addresses(&self.id)
+                    } else {
+                        self.actual.networks.values().cloned().collect()
+                    };
                     if let Some(d) = desired {
                         self.actual.ready = d.entity.readiness.is_none() && rt.ready(d).await;
                     }

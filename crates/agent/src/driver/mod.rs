@@ -3,6 +3,7 @@
 //! resumes the instances the runtimes recovered, tearing down those no longer desired.
 
 mod instance;
+mod networking;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::instance::Start;
+pub use self::networking::Networking;
 use crate::runtime::{Recovered, Runtime};
 
 /// The runtimes available on this node, by entity kind.
@@ -62,6 +64,8 @@ pub struct Shared {
     pub runtimes: Runtimes,
     /// Timing.
     pub settings: DriverSettings,
+    /// The node's networks, when it has a network manager (instances with `networks` fail to configure without).
+    pub networking: Option<Networking>,
 }
 
 /// Driver failures that stop it.

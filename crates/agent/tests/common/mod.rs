@@ -62,6 +62,7 @@ impl Env {
             env: BTreeMap::new(),
             devices: Default::default(),
             migration: None,
+            networks: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use fos_api::manifest::Probe;
+use fos_api::manifest::{NetworkRef, NetworkSpec, Probe};
 use fos_api::wire::{AppStatus, ComponentStatus, Phase, STATE_ANNOTATION};
 use fos_api::{ApplicationSpec, DesiredInstance, EntitySpec, InstanceId, State};
 
@@ -63,6 +63,43 @@ pub fn service_port(entity: &EntitySpec) -> Option<u16> {
 /// `FOS_NEED_<NAME>_` for a component name.
 fn env_prefix(component: &str) -> String {
     format!("FOS_NEED_{}_", component.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The specs of the networks `entity` attaches to: the application's inline definition, else the tenant's Network
+/// object of that name (a network known in neither is left out; admission refuses such applications).
+fn entity_networks(
+    view: &ClusterView,
+    tenant: &str,
+    spec: &ApplicationSpec,
+    entity: &EntitySpec,
+) -> BTreeMap<String, NetworkSpec> {
+    let mut out = BTreeMap::new();
+    for attachment in &entity.networks {
+        let name = &attachment.network;
+        let inline = spec.networks.iter().find_map(|n| match n {
+            NetworkRef::Inline { name: n, spec } if n == name => Some(spec.clone()),
+            _ => None,
+        });
+        if let Some(net) = inline.or_else(|| view.networks.get(&(tenant.to_string(), name.clone())).cloned()) {
+            out.insert(name.clone(), net);
+        }
+    }
+    out
+}
+
+/// The address of instance `needed` on the first network both `from` and `to` attach to, once its agent reported
+/// it (`None`: no shared network, or no address yet).
+fn shared_network_address(
+    view: &ClusterView,
+    from: &EntitySpec,
+    to: &EntitySpec,
+    needed: &InstanceId,
+) -> Option<String> {
+    let actual = view.actual.get(needed)?;
+    from.networks
+        .iter()
+        .filter(|a| to.networks.iter().any(|b| b.network == a.network))
+        .find_map(|a| actual.networks.get(&a.network).cloned())
 }
 
 /// Whether an instance runs at the generation desired of it, and is ready.
@@ -153,15 +190,18 @@ pub fn reconcile_app(
                 let nid = InstanceId::new(tenant, name, need, 0);
                 let Some(nnode) = node_of(&nid) else { continue };
                 let p = env_prefix(need);
-                env.insert(format!("{p}HOST"), need_host(view, &node, &nnode));
+                let host = shared_network_address(view, &c.entity, &nc.entity, &nid)
+                    .unwrap_or_else(|| need_host(view, &node, &nnode));
+                env.insert(format!("{p}HOST"), host);
                 env.insert(format!("{p}NODE"), nnode);
                 if let Some(port) = service_port(&nc.entity) {
                     env.insert(format!("{p}PORT"), port.to_string());
                 }
             }
             let prior = view.desired.get(&id);
+            let networks = entity_networks(view, tenant, spec, &c.entity);
             let generation = match prior {
-                Some(p) if p.entity == c.entity && p.env == env => p.generation,
+                Some(p) if p.entity == c.entity && p.env == env && p.networks == networks => p.generation,
                 Some(p) => p.generation + 1,
                 None => 1,
             };
@@ -177,6 +217,7 @@ pub fn reconcile_app(
                     .or_else(|| placement.devices.get(&id).cloned())
                     .unwrap_or_default(),
                 migration: prior.and_then(|p| p.migration.clone()),
+                networks,
             };
             if prior == Some(&record) {
                 continue;

@@ -17,6 +17,7 @@ use super::cgroup::InstanceCgroup;
 use super::logs::{open_append, LOG_FILES};
 use super::process::{self, group_alive, signal_group};
 use super::state::{self, ProcessRecord, StateFile};
+use crate::network::netns;
 use crate::runtime::{RunState, RuntimeError};
 
 /// How often a stopping group is checked for remaining processes.
@@ -34,6 +35,14 @@ pub struct Instance {
     pub record: Mutex<StateFile>,
     /// Run state, published to subscribers.
     pub run: watch::Sender<RunState>,
+}
+
+/// Makes `cmd` start inside the network namespace `netns`, if any.
+fn enter_netns(cmd: &mut Command, netns: Option<&Path>) -> Result<(), RuntimeError> {
+    match netns {
+        Some(path) => netns::enter_on_spawn(cmd.as_std_mut(), path).map_err(|e| RuntimeError::io(path, e)),
+        None => Ok(()),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,7 +136,7 @@ impl Instance {
 
     /// Runs the setup commands not run yet (each leaves a marker once it succeeded, so a retried configure does not
     /// repeat the ones that worked).
-    pub async fn setup(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+    pub async fn setup(&self, desired: &DesiredInstance, netns: Option<&Path>) -> Result<(), RuntimeError> {
         let cwd = self.cwd()?;
         let log_path = self.log_dir().join("setup.log");
         for (n, argv) in desired.entity.setup.iter().enumerate() {
@@ -142,6 +151,7 @@ impl Instance {
             cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
             cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
             process::isolate(&mut cmd);
+            enter_netns(&mut cmd, netns)?;
             let status = cmd
                 .status()
                 .await
@@ -165,8 +175,9 @@ impl Instance {
         }
     }
 
-    /// Starts the main process with `desired`'s argv and env, in its own session and cgroups.
-    pub fn spawn(&self, desired: &DesiredInstance) -> Result<ProcessRecord, RuntimeError> {
+    /// Starts the main process with `desired`'s argv and env, in its own session and cgroups (and in the network
+    /// namespace `netns` when the instance has one).
+    pub fn spawn(&self, desired: &DesiredInstance, netns: Option<&Path>) -> Result<ProcessRecord, RuntimeError> {
         self.kill_leftovers();
         let Some((program, args)) = desired.entity.command.split_first() else {
             return Err(RuntimeError::Invalid("a native entity needs a command".into()));
@@ -180,6 +191,7 @@ impl Instance {
         cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         process::isolate(&mut cmd);
+        enter_netns(&mut cmd, netns)?;
         let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;
         let pid = child.id().ok_or_else(|| RuntimeError::Invalid("process exited before its pid was read".into()))?;
         if let Err(e) = self.cgroup.add(pid) {

@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fos_api::lifecycle::State;
-use fos_api::manifest::EntityKind;
+use fos_api::manifest::{EntityKind, Probe};
 use fos_api::record::{DesiredInstance, InstanceId};
 use tokio::sync::watch;
 
 use self::cgroup::Cgroups;
 use self::instance::Instance;
 use self::logs::LOG_FILES;
+use crate::network::{names, netns};
 use crate::runtime::{probe, Recovered, RunState, Runtime, RuntimeError};
 
 /// Settings of the native runtime.
@@ -42,6 +43,9 @@ pub struct NativeConfig {
     pub addresses: Vec<String>,
     /// Whether to put instances in cgroups when the machine has them.
     pub use_cgroups: bool,
+    /// Where the network manager names instance network namespaces: an instance with `networks` runs (setup,
+    /// main process, readiness probe) inside `<netns_dir>/<names::instance_netns>`.
+    pub netns_dir: PathBuf,
 }
 
 impl NativeConfig {
@@ -55,6 +59,7 @@ impl NativeConfig {
             log_check_interval: Duration::from_secs(5),
             addresses: Vec::new(),
             use_cgroups: true,
+            netns_dir: PathBuf::from(netns::NETNS_DIR),
         }
     }
 }
@@ -85,6 +90,12 @@ impl NativeRuntime {
     /// What cgroup support this runtime found.
     pub fn cgroups(&self) -> &Cgroups {
         &self.cgroups
+    }
+
+    /// The network namespace an instance runs in: its own when it attaches to networks, else the node's (`None`).
+    fn netns_of(&self, desired: &DesiredInstance) -> Option<PathBuf> {
+        (!desired.entity.networks.is_empty())
+            .then(|| netns::path(&self.config.netns_dir, &names::instance_netns(&desired.id)))
     }
 
     fn root(&self) -> PathBuf {
@@ -150,6 +161,21 @@ async fn rotate_logs(rt: Weak<NativeRuntime>, every: Duration) {
         let Some(rt) = rt.upgrade() else { return };
         let _ = tokio::task::spawn_blocking(move || rt.rotate_all()).await;
     }
+}
+
+/// Runs a readiness probe from inside the network namespace at `ns` (the instance's loopback is its own).
+async fn probe_in_namespace(p: Probe, cwd: PathBuf, ns: PathBuf) -> bool {
+    let checked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&ns).ok()?;
+        netns::run_in(&file, || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            Some(rt.block_on(probe::check(&p, &cwd)))
+        })
+        .ok()
+        .flatten()
+    })
+    .await;
+    matches!(checked, Ok(Some(true)))
 }
 
 fn check_native(desired: &DesiredInstance) -> Result<(), RuntimeError> {
@@ -248,7 +274,7 @@ impl Runtime for NativeRuntime {
             let (cpu, mem) = (desired.entity.cpu_millis(), desired.entity.memory_bytes());
             inst.cgroup.create(cpu, mem).map_err(|e| RuntimeError::io("cgroup", e))?;
         }
-        inst.setup(desired).await?;
+        inst.setup(desired, self.netns_of(desired).as_deref()).await?;
         inst.persist(State::Configured, Some(desired))
     }
 
@@ -256,7 +282,7 @@ impl Runtime for NativeRuntime {
         check_native(desired)?;
         let inst = self.get(&desired.id)?;
         inst.set_desired(desired);
-        inst.spawn(desired)?;
+        inst.spawn(desired, self.netns_of(desired).as_deref())?;
         // Recorded right after the spawn: a restarted agent adopts the process instead of starting another.
         inst.persist(State::Running, Some(desired))
     }
@@ -318,10 +344,11 @@ impl Runtime for NativeRuntime {
         if !matches!(*inst.run.borrow(), RunState::Running { .. }) {
             return false;
         }
-        match (&desired.entity.readiness, inst.cwd()) {
-            (None, _) => true,
-            (Some(p), Ok(cwd)) => probe::check(p, &cwd).await,
-            (Some(_), Err(_)) => false,
+        match (&desired.entity.readiness, inst.cwd(), self.netns_of(desired)) {
+            (None, _, _) => true,
+            (Some(p), Ok(cwd), None) => probe::check(p, &cwd).await,
+            (Some(p), Ok(cwd), Some(ns)) => probe_in_namespace(p.clone(), cwd, ns).await,
+            (Some(_), Err(_), _) => false,
         }
     }
 
