@@ -137,7 +137,47 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
                 t.row(vec![name_of(v), if wide { detail } else { detail.chars().take(60).collect() }]);
             }
             t.print();
+            if args.resource == Resource::Networks {
+                print_node_networks(client, &args.name).await?;
+            }
         }
+    }
+    Ok(())
+}
+
+/// Prints, per node, the networks it has up: bridge, VxLAN/VLAN id, addresses in use.
+async fn print_node_networks(client: &Client, name: &Option<String>) -> anyhow::Result<()> {
+    let list: Vec<serde_json::Value> = client.get("/v1/networks/nodes").await?;
+    let text = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or("-").to_string();
+    let mut t = Table::new(&["NETWORK", "NODE", "BRIDGE", "SEGMENT", "ADDRESSES"]);
+    let mut rows = 0;
+    for v in &list {
+        let net = text(v, "/network/name");
+        if !matches(name, &[&net]) {
+            continue;
+        }
+        let segment = match (text(v, "/segment/type").as_str(), v.pointer("/segment")) {
+            ("vxlan", Some(s)) => format!("vxlan {}", s.get("vni").map(|n| n.to_string()).unwrap_or_default()),
+            ("vlan", Some(s)) => format!("vlan {}", s.get("id").map(|n| n.to_string()).unwrap_or_default()),
+            (other, _) => other.to_string(),
+        };
+        let addresses: Vec<&str> = v
+            .get("addresses")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        t.row(vec![
+            format!("{}.{}", net, text(v, "/network/tenant")),
+            text(v, "/node"),
+            text(v, "/bridge"),
+            segment,
+            if addresses.is_empty() { "-".into() } else { addresses.join(", ") },
+        ]);
+        rows += 1;
+    }
+    if rows > 0 {
+        println!();
+        t.print();
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/nodes", get(read::list_nodes))
         .route("/v1/nodes/{name}", get(read::get_node))
         .route("/v1/networks", get(read::list_networks))
+        .route("/v1/networks/nodes", get(read::list_node_networks))
         .route("/v1/plugins", get(read::list_plugins))
         .route("/v1/images", get(read::list_images))
         .route("/v1/events", get(read::list_events))

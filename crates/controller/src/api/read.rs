@@ -146,6 +146,41 @@ pub async fn list_networks(State(ctx): State<Context>) -> Result<Json<Vec<serde_
     Ok(Json(values_under(&ctx, &ctx.keys.desired_networks_prefix()).await?))
 }
 
+/// `GET /v1/networks/nodes`: every node's actual state of every network it has up
+/// (`actual/nodes/<node>/networks/<net>`: bridge, VxLAN/VLAN device and id, MTU, gateway), with `addresses`: the
+/// addresses of the network allocated by that node.
+pub async fn list_node_networks(State(ctx): State<Context>) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let (pa, pi) = (ctx.keys.actual_nodes_prefix(), ctx.keys.ipam_prefix());
+    let (actual, ipam) = tokio::try_join!(ctx.store.list(&pa), ctx.store.list(&pi))?;
+    // (tenant, network, node) -> addresses allocated there.
+    let mut held: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for kv in &ipam.kvs {
+        let Some(rest) = kv.key.strip_prefix(&pi) else { continue };
+        let mut parts = rest.split('/');
+        let (Some(tenant), Some(net), Some(ip)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let holder: serde_json::Value = serde_json::from_slice(&kv.value).unwrap_or(serde_json::Value::Null);
+        let Some(node) = holder.get("node").and_then(|n| n.as_str()) else { continue };
+        let what = match (holder.get("instance").and_then(|i| i.as_str()), holder.get("gateway")) {
+            (Some(instance), _) => format!("{ip} ({instance})"),
+            (None, Some(serde_json::Value::Bool(true))) => format!("{ip} (gateway)"),
+            _ => ip.to_string(),
+        };
+        held.entry((tenant.to_string(), net.to_string(), node.to_string())).or_default().push(what);
+    }
+    let mut out = Vec::new();
+    for kv in actual.kvs {
+        let Some(fos_api::keys::KeyRef::ActualNetwork { node, .. }) = ctx.keys.parse(&kv.key) else { continue };
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&kv.value) else { continue };
+        let tenant = value.pointer("/network/tenant").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let net = value.pointer("/network/name").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let addresses = held.remove(&(tenant, net, node.clone())).unwrap_or_default();
+        value["node"] = serde_json::Value::String(node);
+        value["addresses"] = serde_json::json!(addresses);
+        out.push(value);
+    }
+    Ok(Json(out))
+}
+
 /// `GET /v1/images`: the Image objects applied.
 pub async fn list_images(State(ctx): State<Context>) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     Ok(Json(values_under(&ctx, &ctx.keys.desired_images_prefix()).await?))
