@@ -71,17 +71,37 @@ pub struct Fos {
     pub server: String,
     /// The `fosd` process.
     pub fosd: Child,
+    /// The network namespace `fosd` and `fosctl` run in (`None`: the caller's).
+    pub netns: Option<PathBuf>,
+}
+
+/// A command running `program`, inside the network namespace `netns` when given (through `nsenter`, which leaves
+/// the mounts alone, so the namespaces the agent names under `/run/netns` are the host's).
+fn command_in(netns: Option<&Path>, program: PathBuf) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("nsenter");
+            cmd.arg(format!("--net={}", ns.display())).arg("--").arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
 }
 
 impl Fos {
     /// Starts `fosd` and waits for its API.
     pub fn start() -> Fos {
+        Fos::start_in(None)
+    }
+
+    /// Starts `fosd` inside the network namespace `netns` (when given) and waits for its API.
+    pub fn start_in(netns: Option<PathBuf>) -> Fos {
         build();
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let server = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("fosd.log")).expect("log file");
-        let fosd = Command::new(bin_dir().join("fosd"))
+        let fosd = command_in(netns.as_deref(), bin_dir().join("fosd"))
             .args(["--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--listen", &server, "--node-name", "e2e", "--log", "info"])
@@ -89,7 +109,7 @@ impl Fos {
             .stderr(log)
             .spawn()
             .expect("starting fosd");
-        let fos = Fos { dir, server, fosd };
+        let fos = Fos { dir, server, fosd, netns };
         let deadline = Instant::now() + Duration::from_secs(30);
         while fos.fosctl(&["node", "list"]).code != 0 || !fos.fosctl(&["node", "list"]).stdout.contains("e2e") {
             assert!(Instant::now() < deadline, "fosd did not come up:\n{}", fos.log());
@@ -100,7 +120,7 @@ impl Fos {
 
     /// Runs `fosctl` with `args` against this fos.
     pub fn fosctl(&self, args: &[&str]) -> Run {
-        Command::new(bin_dir().join("fosctl"))
+        command_in(self.netns.as_deref(), bin_dir().join("fosctl"))
             .args(["--server", &self.server])
             .args(args)
             .output()

@@ -242,6 +242,7 @@ async fn start_networks(
     config: NetworkPluginConfig,
     shared: Arc<dyn Store>,
 ) -> Result<Option<Arc<StoreNetworkManager>>, AgentError> {
+    let config = plugin_configuration(store, keys, node).await?.unwrap_or(config);
     let built = LinuxNetworks::new(config, None);
     let record = PluginRecord {
         plugin_type: "network".into(),
@@ -261,6 +262,28 @@ async fn start_networks(
             Ok(None)
         }
     }
+}
+
+/// The configuration of the node's `network` Plugin object (`desired/nodes/<node>/plugins/<plugin>` with
+/// `spec.type: network`), when one is applied; it takes precedence over the node configuration file's `network`.
+async fn plugin_configuration(
+    store: &dyn Store,
+    keys: &Keys,
+    node: &str,
+) -> Result<Option<NetworkPluginConfig>, AgentError> {
+    let listed = store.list(&keys.desired_node_plugin(node, "")).await?;
+    for kv in listed.kvs {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&kv.value) else { continue };
+        if value.pointer("/spec/type").and_then(|t| t.as_str()) != Some("network") {
+            continue;
+        }
+        let configuration = value.pointer("/spec/configuration").cloned().unwrap_or(serde_json::Value::Null);
+        match serde_json::from_value::<NetworkPluginConfig>(configuration) {
+            Ok(config) => return Ok(Some(config)),
+            Err(e) => tracing::warn!(key = kv.key, error = %e, "unreadable network plugin configuration; ignored"),
+        }
+    }
+    Ok(None)
 }
 
 /// Keeps the node's networks in step with the store (forwarding entries, DHCP hosts, gateway take-over) until
