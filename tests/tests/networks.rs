@@ -1,5 +1,5 @@
 //! Virtual networks end to end, through the real `fosd` and `fosctl`, run inside a network namespace the test makes
-//! (with a dummy data-plane interface and a default route), so everything the network manager builds stays out of
+//! (with a veth pair as the data-plane interface and a default route), so everything the network manager builds stays out of
 //! the machine's own namespace: two components on a VxLAN network talk over it (the client reaches the server at
 //! the address fos injects), `fosctl get networks` shows the network on the node, and after the application is
 //! deleted the namespace's links and the named namespaces are exactly as before.
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fos_e2e::Fos;
 
-/// A network namespace made for one test (loopback up, a dummy `dp0` with an address and the default route), removed
+/// A network namespace made for one test (loopback up, a veth `dp0` with an address and the default route), removed
 /// on drop.
 struct TestNamespace {
     name: String,
@@ -24,12 +24,13 @@ fn ip(args: &[&str]) -> String {
 
 impl TestNamespace {
     fn new(name: &str) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        let _ = Command::new("ip").args(["netns", "del", name]).stderr(std::process::Stdio::null()).status();
         ip(&["netns", "add", name]);
         let ns = TestNamespace { name: name.to_string() };
         ip(&["-n", name, "link", "set", "lo", "up"]);
-        ip(&["-n", name, "link", "add", "dp0", "type", "dummy"]);
+        ip(&["-n", name, "link", "add", "dp0", "type", "veth", "peer", "name", "dp1"]);
         ip(&["-n", name, "addr", "add", "192.0.2.10/24", "dev", "dp0"]);
+        ip(&["-n", name, "link", "set", "dp1", "up"]);
         ip(&["-n", name, "link", "set", "dp0", "up"]);
         ip(&["-n", name, "route", "add", "default", "via", "192.0.2.1", "dev", "dp0"]);
         ns
