@@ -263,6 +263,10 @@ impl Runtime for NativeRuntime {
     async fn run(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
         let inst = self.get(&desired.id)?;
+        if matches!(*inst.run.borrow(), RunState::Running { .. }) {
+            // A run retried after it started the process but failed later: never two copies.
+            inst.stop(self.config.stop_grace).await?;
+        }
         inst.set_desired(desired);
         inst.spawn(desired)?;
         // Recorded right after the spawn: a restarted agent adopts the process instead of starting another.
