@@ -6,7 +6,7 @@ CARGO ?= cargo
 APT_PACKAGES := protobuf-compiler etcd-server etcd-client runc iproute2 libvirt-dev pkg-config dnsmasq-base \
 	mariadb-server php-cli php-mysql wordpress curl
 
-.PHONY: deps build test demo bench fmt lint clean
+.PHONY: deps build test demo demo-down bench fmt lint clean
 
 ## deps: install the Debian packages fos needs (idempotent; quiet when already installed)
 deps:
@@ -29,14 +29,37 @@ test: deps
 	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc
 
-## demo: build, start a one-node fos, deploy the WordPress example, show it running
+## demo: build, start a one-node fos (data in ./.fos-demo), deploy the WordPress example, show it running
+DEMO_DIR := $(CURDIR)/.fos-demo
+DEMO_LISTEN := 127.0.0.1:7887
+DEMO_URL := http://127.0.0.1:8080/wp-admin/install.php
+FOSCTL_DEMO = ./target/release/fosctl --server http://$(DEMO_LISTEN)
 demo: deps
-	$(CARGO) build --workspace --release
-	./target/release/fosctl manifest check examples/wordpress
+	$(CARGO) build --release -p fos-fosd -p fos-apply
+	@mkdir -p $(DEMO_DIR)
+	@if [ -f $(DEMO_DIR)/fosd.pid ] && kill -0 $$(cat $(DEMO_DIR)/fosd.pid) 2>/dev/null; then \
+		echo "fosd already running (pid $$(cat $(DEMO_DIR)/fosd.pid))"; \
+	else \
+		./target/release/fosd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) --node-name demo \
+			>$(DEMO_DIR)/fosd.log 2>&1 & echo $$! >$(DEMO_DIR)/fosd.pid; \
+		echo "fosd started (pid $$(cat $(DEMO_DIR)/fosd.pid), log $(DEMO_DIR)/fosd.log)"; \
+	fi
+	@for i in $$(seq 100); do curl -sf http://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done
+	$(FOSCTL_DEMO) apply -f examples/wordpress --wait --timeout 180s
+	$(FOSCTL_DEMO) get entities
+	@curl -sf $(DEMO_URL) | grep -q 'WordPress' && echo "WordPress answers at $(DEMO_URL)"
+	@echo "stop it with: make demo-down"
+
+## demo-down: delete the demo's application (components stop in reverse order) and stop its fosd
+demo-down:
+	-$(FOSCTL_DEMO) delete wordpress --wait --timeout 60s
+	-@[ -f $(DEMO_DIR)/fosd.pid ] && kill $$(cat $(DEMO_DIR)/fosd.pid) && rm -f $(DEMO_DIR)/fosd.pid
 
 ## bench: benchmarks (figures printed by each)
 bench: deps
 	$(CARGO) bench --workspace
+	$(CARGO) build --release -p fos-fosd -p fos-apply -p fos-e2e
+	./target/release/fos-bench 200
 
 fmt:
 	$(CARGO) fmt --all

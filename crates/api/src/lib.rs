@@ -12,6 +12,7 @@ pub mod record;
 pub mod seed;
 pub mod source;
 pub mod validate;
+pub mod wire;
 
 pub use keys::{Keys, StoreUri, UriError};
 pub use lifecycle::{Action, Lifecycle, State, TransitionError};

@@ -1,14 +1,20 @@
-//! `fosctl`, the fos command-line client: a thin dispatcher over the subcommands in the `fos_apply` library.
+//! `fosctl`, the fos command-line client: a thin dispatcher over the `manifest` subcommands of the `fos_apply`
+//! library and the API-client commands of [`cmd`].
+
+mod client;
+mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use fos_apply::manifest_cmd::ManifestCommand;
 
 /// fosctl: apply, inspect and check fos applications.
 #[derive(Parser)]
 #[command(name = "fosctl", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,13 +26,27 @@ enum Command {
     Manifest(ManifestCommand),
     /// Plan an application offline against a file of nodes: where each instance goes, or why it cannot.
     Plan(fos_apply::plan_cmd::PlanArgs),
+    #[command(flatten)]
+    Client(cmd::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     match cli.command {
-        Command::Manifest(cmd) => cmd.run(&mut out, &mut err),
-        Command::Plan(args) => ExitCode::from(fos_apply::plan_cmd::plan(&args, &mut out, &mut err)),
+        Command::Manifest(cmd) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            cmd.run(&mut out, &mut err)
+        }
+        Command::Plan(args) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            ExitCode::from(fos_apply::plan_cmd::plan(&args, &mut out, &mut err))
+        }
+        Command::Client(c) => match cmd::run(&cli.global, c, Cli::command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(cmd::exit_code(&e))
+            }
+        },
     }
 }

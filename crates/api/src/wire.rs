@@ -1,0 +1,321 @@
+//! The records and bodies the control plane speaks besides manifests: the stored application record, the aggregated
+//! application status, apply requests/results and plans, events, and the JSON error body of the HTTP API. Shared by
+//! the API server and `fosctl` so both read the same shapes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Object, ObjectKind};
+use crate::record::{ActualInstance, DesiredInstance, InstanceId};
+
+/// The annotation holding the lifecycle state a standalone entity is asked to reach (`Defined`, `Configured`,
+/// `Running`, `Paused`); absent means `Running`. Set by the imperative `entity` verbs.
+pub const STATE_ANNOTATION: &str = "fos/state";
+
+/// The annotation naming where an object was applied from (`fosctl apply --prune` only prunes within one source).
+pub const SOURCE_ANNOTATION: &str = "fos/source";
+
+/// What is stored at `desired/apps/<tenant>/<app>`: the applied object (an Application or a standalone Entity),
+/// its generation (bumped on every change) and whether it is being deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRecord {
+    /// The object as applied.
+    pub object: Object,
+    /// 1 on creation, +1 on every change of the object.
+    pub generation: u64,
+    /// Set by delete: the controller tears the application down in reverse dependency order, then removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+}
+
+/// An application's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Not every component is placed yet (or cannot be placed).
+    Pending,
+    /// Placed; not every instance is ready yet.
+    Deploying,
+    /// Every instance is ready.
+    Running,
+    /// It was running, and some instance is no longer ready or failed.
+    Degraded,
+    /// Some instance failed and none of its component is ready.
+    Failed,
+    /// Being torn down.
+    Deleting,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Pending => "Pending",
+            Phase::Deploying => "Deploying",
+            Phase::Running => "Running",
+            Phase::Degraded => "Degraded",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+        })
+    }
+}
+
+/// How one component is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Instances wanted.
+    pub replicas: u32,
+    /// Instances placed on a node.
+    pub placed: u32,
+    /// Instances running (at the current generation).
+    pub running: u32,
+    /// Instances ready.
+    pub ready: u32,
+    /// Why it is not progressing (unschedulable, waiting for a need, an instance error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An application's aggregated status (`actual/apps/<tenant>/<app>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// The phase.
+    pub phase: Phase,
+    /// The application generation this status reflects.
+    pub observed_generation: u64,
+    /// Per component, by name.
+    pub components: BTreeMap<String, ComponentStatus>,
+    /// Some component cannot be placed; `message` says why.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
+    /// A summary of what holds the application back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the phase last changed.
+    pub since: DateTime<Utc>,
+}
+
+/// An application as the API shows it: record plus status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppView {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: AppRecord,
+    /// The status, once the controller has aggregated one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AppStatus>,
+}
+
+/// An instance as the API shows it: what is wanted of it and what its node reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityView {
+    /// Which instance.
+    pub id: InstanceId,
+    /// The node it is placed on (or was reported by).
+    pub node: String,
+    /// The desired record, while there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<DesiredInstance>,
+    /// The actual record, once the node has reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<ActualInstance>,
+}
+
+/// A request to apply a set of objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyRequest {
+    /// The objects, in manifest order (errors refer to them by index).
+    pub objects: Vec<Object>,
+    /// Compute and return the changes and the plan; store nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Delete the applications of this source (see [`SOURCE_ANNOTATION`]) that `objects` no longer contains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_source: Option<String>,
+}
+
+/// What an apply does to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// It did not exist.
+    Created,
+    /// It existed and differs.
+    Updated,
+    /// It exists as given; nothing is written.
+    Unchanged,
+    /// It is deleted (prune).
+    Deleted,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+            Change::Deleted => "deleted",
+        })
+    }
+}
+
+/// One object's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectChange {
+    /// Its kind.
+    pub kind: ObjectKind,
+    /// Its tenant, for tenant-scoped kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// What happens to it.
+    pub change: Change,
+    /// For an update: the top-level fields that differ (`spec.components[1].entity`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// Where one instance goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedInstance {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The node.
+    pub node: String,
+    /// Already placed there (not a new placement).
+    #[serde(default)]
+    pub existing: bool,
+}
+
+/// A component that cannot be placed, with the scheduler's explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unplaced {
+    /// The component.
+    pub component: String,
+    /// Why no node fits.
+    pub reason: String,
+}
+
+/// The plan for one application: placements, start order, what cannot be placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPlan {
+    /// Tenant.
+    pub tenant: String,
+    /// Application.
+    pub app: String,
+    /// Components in start order: each wave starts once the previous ones are ready.
+    pub start_order: Vec<Vec<String>>,
+    /// Where each instance goes.
+    pub placements: Vec<PlannedInstance>,
+    /// What cannot be placed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unschedulable: Vec<Unplaced>,
+}
+
+/// The answer to an apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    /// One entry per object given (and per pruned application).
+    pub changes: Vec<ObjectChange>,
+    /// The plan of every application created or updated (and of all of them on a dry run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<AppPlan>,
+    /// Whether anything was stored.
+    pub dry_run: bool,
+    /// The store revision after the apply.
+    pub revision: i64,
+}
+
+/// A control-plane event (`system/events/<seq>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// Tenant of the application concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Application concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// A short machine-friendly reason (`Scheduled`, `Waiting`, `Unschedulable`, `Released`, `Deleted`).
+    pub reason: String,
+    /// What happened, in words.
+    pub message: String,
+}
+
+/// The error body of every failed API call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub message: String,
+    /// The index of the object at fault in an apply request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The kind of the object at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The name of the object at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The field at fault inside the object (`spec.components[1].need[0]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A store key-value as the store view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreEntry {
+    /// The key.
+    pub key: String,
+    /// The value (JSON when it parses as JSON, else a string).
+    pub value: serde_json::Value,
+    /// The key's last change.
+    pub mod_revision: i64,
+}
+
+/// A change seen by the API's watch stream (one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchEvent {
+    /// `put` or `delete`.
+    pub kind: String,
+    /// The entry after the change (for a delete: the key with a null value).
+    #[serde(flatten)]
+    pub entry: StoreEntry,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{EntitySpec, Metadata, Typed};
+
+    #[test]
+    fn app_record_round_trips_with_kind() {
+        let rec = AppRecord {
+            object: Object::Entity(Typed { metadata: Metadata::named("e"), spec: EntitySpec::native(["true"]) }),
+            generation: 3,
+            deleting: false,
+        };
+        let v = serde_json::to_value(&rec).unwrap();
+        assert_eq!(v["object"]["kind"], "Entity");
+        assert!(v.get("deleting").is_none());
+        let back: AppRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, rec);
+    }
+}

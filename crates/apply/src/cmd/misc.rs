@@ -1,0 +1,177 @@
+//! The smaller commands: `logs [-f]`, `events`, `store get URI` (the seed's fos-get), `node list|info`, `plugin
+//! list`, and `completion bash|zsh|fish`.
+
+use clap::{Args, Subcommand};
+use clap_complete::Shell;
+use fos_api::wire::{EventRecord, StoreEntry};
+use fos_api::Node;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::get::print_nodes;
+use super::table::{age, Table};
+use super::{Global, Output};
+use crate::client::{encode_query, Client};
+
+/// Arguments of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The entity: an instance id (`db-0.wp.default`) or a standalone entity's name.
+    entity: String,
+    /// Keep printing what the entity writes.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last this many bytes of what is there already.
+    #[arg(long)]
+    tail_bytes: Option<u64>,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only the events of this application.
+    #[arg(long)]
+    app: Option<String>,
+    /// At most this many, the most recent.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+/// `store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Print the keys an `afos://<sys>/…` or `dfos://<sys>/…` URI matches, with their values.
+    Get {
+        /// The URI (`*` matches one segment, `**` any number).
+        uri: String,
+    },
+}
+
+/// `node` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List the nodes.
+    List {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show one node's information (hardware, software, status).
+    Info {
+        /// The node.
+        name: String,
+    },
+}
+
+/// `plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the plugins of every node (or of one).
+    List {
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+    },
+}
+
+/// Arguments of `completion`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: Shell,
+}
+
+/// `fosctl logs`.
+pub async fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<()> {
+    let mut path = format!("/v1/logs/{}?follow={}", args.entity, args.follow);
+    if let Some(t) = args.tail_bytes {
+        path.push_str(&format!("&tail_bytes={t}"));
+    }
+    let resp = client.stream(&path).await?;
+    let mut body = resp.bytes_stream();
+    let mut out = tokio::io::stdout();
+    while let Some(chunk) = body.next().await {
+        out.write_all(&chunk?).await?;
+        out.flush().await?;
+    }
+    Ok(())
+}
+
+/// `fosctl events`.
+pub async fn events(client: &Client, global: &Global, args: EventsArgs) -> anyhow::Result<()> {
+    let mut q = format!("limit={}", args.limit);
+    if let Some(app) = &args.app {
+        q.push_str(&format!("&tenant={}&app={}", encode_query(&global.tenant), encode_query(app)));
+    }
+    let list: Vec<EventRecord> = client.get(&format!("/v1/events?{q}")).await?;
+    let mut t = Table::new(&["AGE", "APP", "REASON", "MESSAGE"]);
+    for e in &list {
+        t.row(vec![age(e.time), e.app.clone().unwrap_or_default(), e.reason.clone(), e.message.clone()]);
+    }
+    t.print();
+    Ok(())
+}
+
+/// `fosctl store get`.
+pub async fn store(client: &Client, cmd: StoreCommand) -> anyhow::Result<()> {
+    let StoreCommand::Get { uri } = cmd;
+    let list: Vec<StoreEntry> = client.get(&format!("/v1/store?uri={}", encode_query(&uri))).await?;
+    for e in &list {
+        println!("{} (rev {})", e.key, e.mod_revision);
+        println!("{}", serde_json::to_string_pretty(&e.value)?);
+    }
+    if list.is_empty() {
+        eprintln!("no key matches {uri}");
+    }
+    Ok(())
+}
+
+/// `fosctl node`.
+pub async fn node(client: &Client, cmd: NodeCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodeCommand::List { output } => {
+            let nodes: Vec<Node> = client.get("/v1/nodes").await?;
+            print_nodes(&nodes, output)
+        }
+        NodeCommand::Info { name } => {
+            let node: Node = client.get(&format!("/v1/nodes/{name}")).await?;
+            print!("{}", serde_yaml_ng::to_string(&node)?);
+            Ok(())
+        }
+    }
+}
+
+/// `fosctl plugin list`.
+pub async fn plugin(client: &Client, cmd: PluginCommand) -> anyhow::Result<()> {
+    let PluginCommand::List { node } = cmd;
+    let list: Vec<serde_json::Value> = client.get("/v1/plugins").await?;
+    let mut t = Table::new(&["NODE", "PLUGIN", "TYPE", "ENABLED", "STATE"]);
+    for p in &list {
+        let s = |v: Option<&serde_json::Value>| v.and_then(|x| x.as_str()).unwrap_or("-").to_string();
+        let n = s(p.get("node"));
+        if node.as_ref().is_some_and(|x| x != &n) {
+            continue;
+        }
+        t.row(vec![
+            n,
+            s(p.get("name")),
+            s(p.pointer("/desired/spec/type").or_else(|| p.pointer("/actual/type"))),
+            p.pointer("/desired/spec/enabled").map_or("-".into(), |v| v.to_string()),
+            s(p.pointer("/actual/state")),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+/// `fosctl completion`.
+pub fn completion(args: &CompletionArgs, mut cli: clap::Command) -> anyhow::Result<()> {
+    let name = cli.get_name().to_string();
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cli, name, &mut script);
+    match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

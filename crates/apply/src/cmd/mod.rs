@@ -1,0 +1,194 @@
+//! The API-client commands of `fosctl` (apply, diff, delete, get, describe, wait, logs, events, store, node,
+//! plugin, entity, completion): their arguments, and how failures map to exit codes (1 failure, 3 unschedulable or
+//! timed out; clap answers usage errors with 2).
+
+mod apply;
+mod entity;
+mod get;
+pub mod load;
+mod misc;
+mod table;
+mod wait;
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::client::Client;
+
+/// Options every API command shares.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The fos API server (`http://host:port`); else `~/.config/fos/config.yaml`'s `server`, else 127.0.0.1:7887.
+    #[arg(long, global = true, env = "FOS_SERVER")]
+    pub server: Option<String>,
+    /// The tenant (default `default`).
+    #[arg(long, global = true, default_value = "default")]
+    pub tenant: String,
+}
+
+/// The kinds `get` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Resource {
+    /// Applications (and standalone entities) with their status.
+    #[value(alias = "app", alias = "application", alias = "applications")]
+    Apps,
+    /// Instances: what runs where, desired and actual state.
+    #[value(alias = "entity", alias = "instances", alias = "instance")]
+    Entities,
+    /// Nodes.
+    #[value(alias = "node")]
+    Nodes,
+    /// Networks.
+    #[value(alias = "network", alias = "net")]
+    Networks,
+    /// Plugins per node.
+    #[value(alias = "plugin")]
+    Plugins,
+    /// Images.
+    #[value(alias = "image")]
+    Images,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// More columns.
+    Wide,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// Manifest files to read.
+#[derive(Debug, Args)]
+pub struct Files {
+    /// A manifest file, a directory of them, or `-` for standard input (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+}
+
+/// How long to wait.
+#[derive(Debug, Args)]
+pub struct Timeout {
+    /// Give up after this long (`90s`, `5m`, `500ms`; a bare number is seconds).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The API-client commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Apply manifests: create or update what they describe (unchanged objects are left alone).
+    Apply(apply::ApplyArgs),
+    /// Show what `apply` would change, and where things would be placed.
+    Diff(Files),
+    /// Delete applications: by manifest (`-f`) or by name (components stop in reverse dependency order).
+    Delete(apply::DeleteArgs),
+    /// List objects of a kind, or show one.
+    Get(get::GetArgs),
+    /// Show an application or entity in detail: status, instances, recent events.
+    Describe(get::DescribeArgs),
+    /// Wait until an application is running or deleted.
+    Wait(wait::WaitArgs),
+    /// Print an entity's log (served by the node that runs it).
+    Logs(misc::LogsArgs),
+    /// Print the control plane's recent events.
+    Events(misc::EventsArgs),
+    /// Read the store by `afos://` / `dfos://` URI (with `*` and `**`).
+    #[command(subcommand)]
+    Store(misc::StoreCommand),
+    /// Nodes: list them, or show one's information.
+    #[command(subcommand)]
+    Node(misc::NodeCommand),
+    /// Plugins: list them per node.
+    #[command(subcommand)]
+    Plugin(misc::PluginCommand),
+    /// Drive a standalone entity through its lifecycle step by step.
+    #[command(subcommand)]
+    Entity(entity::EntityCommand),
+    /// Print a shell completion script.
+    Completion(misc::CompletionArgs),
+}
+
+/// The command could not place something, or gave up waiting (exit code 3).
+#[derive(Debug)]
+pub struct NotDone(pub String);
+
+impl fmt::Display for NotDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotDone {}
+
+/// The exit code for a failure.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.is::<NotDone>() {
+        3
+    } else {
+        1
+    }
+}
+
+/// Runs an API-client command; `cli` builds the whole command tree (for completions).
+pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) -> anyhow::Result<()> {
+    if let ClientCommand::Completion(args) = &command {
+        return misc::completion(args, cli());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = Client::new(global.server.as_deref())?;
+        match command {
+            ClientCommand::Apply(a) => apply::apply(&client, global, a).await,
+            ClientCommand::Diff(f) => apply::diff(&client, f).await,
+            ClientCommand::Delete(a) => apply::delete(&client, global, a).await,
+            ClientCommand::Get(a) => get::get(&client, global, a).await,
+            ClientCommand::Describe(a) => get::describe(&client, global, a).await,
+            ClientCommand::Wait(a) => wait::wait_cmd(&client, global, a).await,
+            ClientCommand::Logs(a) => misc::logs(&client, a).await,
+            ClientCommand::Events(a) => misc::events(&client, global, a).await,
+            ClientCommand::Store(c) => misc::store(&client, c).await,
+            ClientCommand::Node(c) => misc::node(&client, c).await,
+            ClientCommand::Plugin(c) => misc::plugin(&client, c).await,
+            ClientCommand::Entity(c) => entity::entity(&client, global, c).await,
+            ClientCommand::Completion(_) => Ok(()),
+        }
+    })
+}
+
+/// Parses `90s`, `5m`, `1h`, `500ms` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 90s, 5m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3d").is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! Admission: every object of an apply is decoded and validated with the api crate's rules before anything is
+//! stored (the server is the authority; `fosctl` runs the same rules locally for early feedback). Errors name the
+//! object's index, kind and name and the field's path.
+
+use fos_api::manifest::ObjectError;
+use fos_api::wire::ErrorBody;
+use fos_api::{Existing, Object};
+
+use super::error::ApiError;
+
+fn fault(index: usize, kind: Option<&str>, name: Option<&str>, path: String, message: String) -> ApiError {
+    ApiError::Invalid(ErrorBody {
+        message,
+        index: Some(index),
+        kind: kind.map(str::to_string),
+        name: name.map(str::to_string),
+        path: if path.is_empty() { None } else { Some(path) },
+    })
+}
+
+/// Decodes object `index` of a request.
+pub fn decode(index: usize, value: serde_json::Value) -> Result<Object, ApiError> {
+    let kind = value.get("kind").and_then(|k| k.as_str()).map(str::to_string);
+    let name = value.pointer("/metadata/name").and_then(|k| k.as_str()).map(str::to_string);
+    Object::from_value(value)
+        .map_err(|ObjectError { path, message }| fault(index, kind.as_deref(), name.as_deref(), path, message))
+}
+
+/// Refuses what cannot be applied at all: Node objects (nodes are published by their agents).
+pub fn check(index: usize, obj: &Object) -> Result<(), ApiError> {
+    if let Object::Node(_) = obj {
+        return Err(fault(
+            index,
+            Some(obj.kind().as_str()),
+            Some(obj.name()),
+            String::new(),
+            "nodes are published by their agents; a Node object is only used for offline planning".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates the objects of one apply with the api crate's rules, against the networks already stored; the first
+/// violation is the error.
+pub fn validate(objects: &[Object], existing: &Existing) -> Result<(), ApiError> {
+    match fos_api::validate_with(objects, existing).into_iter().next() {
+        None => Ok(()),
+        Some(v) => {
+            let message = match &v.hint {
+                Some(h) => format!("{} ({h})", v.message),
+                None => v.message.clone(),
+            };
+            Err(fault(v.object.index, Some(v.object.kind.as_str()), Some(&v.object.name), v.path, message))
+        }
+    }
+}
+
+/// The Network objects stored, for validating references to them.
+pub fn existing(view_networks: impl IntoIterator<Item = (String, String, serde_json::Value)>) -> Existing {
+    let mut out = Existing::default();
+    for (tenant, name, value) in view_networks {
+        if let Ok(Object::Network(n)) = Object::from_value(value) {
+            out.networks.insert((tenant, name), n.spec);
+        }
+    }
+    out
+}

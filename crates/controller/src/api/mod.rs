@@ -1,0 +1,63 @@
+//! The HTTP/JSON API of `fosd` (axum): apply, reads and deletes of every kind, the store view and watch, logs,
+//! events, imperative entity verbs, `/healthz` and Prometheus `/metrics`. It is the only way `fosctl` talks to fos.
+
+pub mod admission;
+pub mod apply;
+pub mod entity;
+pub mod error;
+pub mod logs;
+pub mod read;
+pub mod store_view;
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::Context;
+
+/// The API's routes over `ctx`.
+pub fn router(ctx: Context) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/apply", post(apply::apply))
+        .route("/v1/apps", get(read::list_apps))
+        .route("/v1/apps/{tenant}/{name}", get(read::get_app).delete(read::delete_app))
+        .route("/v1/entities", get(read::list_entities))
+        .route("/v1/entities/{id}", get(read::get_entity))
+        .route("/v1/entities/{tenant}/{name}/{action}", post(entity::lifecycle))
+        .route("/v1/nodes", get(read::list_nodes))
+        .route("/v1/nodes/{name}", get(read::get_node))
+        .route("/v1/networks", get(read::list_networks))
+        .route("/v1/plugins", get(read::list_plugins))
+        .route("/v1/images", get(read::list_images))
+        .route("/v1/events", get(read::list_events))
+        .route("/v1/store", get(store_view::get))
+        .route("/v1/watch", get(store_view::watch))
+        .route("/v1/logs/{id}", get(logs::logs))
+        .layer(middleware::from_fn_with_state(ctx.clone(), count))
+        .with_state(ctx)
+}
+
+async fn count(State(ctx): State<Context>, req: Request, next: Next) -> Response {
+    ctx.metrics.api_requests.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
+}
+
+async fn metrics(State(ctx): State<Context>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ctx.metrics.render())
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    ctx: Context,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ctx)).with_graceful_shutdown(shutdown).await
+}

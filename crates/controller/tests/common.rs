@@ -1,0 +1,128 @@
+//! Shared set-up of the controller's tests: a real embedded store in a temp dir, a one-node placer standing in for
+//! the scheduler seam, a context, and helpers that play the agent's part by writing actual records.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use fos_api::wire::{AppRecord, AppStatus};
+use fos_api::{ActualInstance, ApplicationSpec, DesiredInstance, InstanceId, Keys, Lifecycle, Node, State};
+use fos_controller::{Context, Metrics, Placement, Placer};
+use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
+
+/// Places everything on the first ready node, or reports the component unplaceable.
+pub struct FirstNode;
+
+impl Placer for FirstNode {
+    fn place(&self, nodes: &[Node], placed: &[DesiredInstance], t: &str, a: &str, app: &ApplicationSpec) -> Placement {
+        let mut out = Placement::default();
+        for d in placed.iter().filter(|d| d.id.tenant == t && d.id.app == a) {
+            out.assigned.insert(d.id.clone(), d.node.clone());
+        }
+        let node = nodes.iter().find(|n| n.status.ready).map(|n| n.metadata.name.clone());
+        for c in &app.components {
+            for r in 0..c.replicas {
+                let id = InstanceId::new(t, a, &c.name, r);
+                match &node {
+                    Some(n) => {
+                        out.assigned.entry(id).or_insert_with(|| n.clone());
+                    }
+                    None if !out.assigned.contains_key(&id) => {
+                        out.unplaced.push((c.name.clone(), "0 of 0 nodes are ready".into()));
+                        break;
+                    }
+                    None => {}
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A test world: a temp dir, a store, a context.
+pub struct World {
+    pub _dir: tempfile::TempDir,
+    pub ctx: Context,
+}
+
+pub fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap());
+    let ctx = Context {
+        store,
+        keys: Keys::default(),
+        placer: Arc::new(FirstNode),
+        metrics: Arc::new(Metrics::default()),
+        node_name: "n1".into(),
+        logs: Arc::new(|id: &InstanceId| vec![std::path::PathBuf::from(format!("/nonexistent/{id}"))]),
+    };
+    World { _dir: dir, ctx }
+}
+
+impl World {
+    pub async fn add_node(&self, name: &str) {
+        let node: Node = serde_yaml_ng::from_str(&format!(
+            "metadata: {{name: {name}}}\nspec: {{arch: x86_64, cpu: {{count: 2}}, memory: 1Gi, runtimes: [native]}}\n"
+        ))
+        .unwrap();
+        let k = &self.ctx.keys;
+        self.ctx.store.put(&k.node_info(name), serde_json::to_vec(&node).unwrap(), None).await.unwrap();
+        let status = serde_json::json!({ "ready": true, "address": "127.0.0.1:7887" });
+        self.ctx.store.put(&k.node_status(name), serde_json::to_vec(&status).unwrap(), None).await.unwrap();
+    }
+
+    pub async fn desired(&self, id: &InstanceId) -> Option<DesiredInstance> {
+        let list = self.ctx.store.list(&self.ctx.keys.desired_nodes_prefix()).await.unwrap();
+        list.kvs
+            .iter()
+            .filter(|kv| kv.key.ends_with(&format!("/instances/{id}")))
+            .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+            .next()
+    }
+
+    /// Plays the agent: reports `id` in `state` at the desired generation.
+    pub async fn report(&self, id: &InstanceId, state: State, ready: bool) {
+        let d = self.desired(id).await.expect("a desired record to report on");
+        let mut a = ActualInstance::new(id.clone(), &d.node);
+        a.lifecycle = Lifecycle::at(Some(state));
+        a.ready = ready;
+        a.observed_generation = d.generation;
+        self.ctx
+            .store
+            .put(&self.ctx.keys.actual_instance(&d.node, id), serde_json::to_vec(&a).unwrap(), None)
+            .await
+            .unwrap();
+    }
+
+    /// Plays the agent: the instance is gone.
+    pub async fn remove_actual(&self, node: &str, id: &InstanceId) {
+        self.ctx.store.delete(&self.ctx.keys.actual_instance(node, id)).await.unwrap();
+    }
+
+    pub async fn status(&self, tenant: &str, app: &str) -> Option<AppStatus> {
+        let kv = self.ctx.store.get(&self.ctx.keys.actual_app(tenant, app)).await.unwrap()?;
+        Some(serde_json::from_slice(&kv.value).unwrap())
+    }
+
+    pub async fn record(&self, tenant: &str, app: &str) -> Option<AppRecord> {
+        let kv = self.ctx.store.get(&self.ctx.keys.desired_app(tenant, app)).await.unwrap()?;
+        Some(serde_json::from_slice(&kv.value).unwrap())
+    }
+
+    pub async fn reconcile(&self) {
+        fos_controller::reconcile::reconcile_all(&self.ctx).await.unwrap();
+    }
+}
+
+pub const WORDPRESS: &str = r#"
+apiVersion: fos/v1
+kind: Application
+metadata: {name: wp}
+spec:
+  components:
+    - name: web
+      need: [db]
+      entity: {kind: native, command: [sleep, "100"], ports: [{port: 8080}]}
+    - name: db
+      entity: {kind: native, command: [sleep, "100"], readiness: {tcp: 3306}}
+"#;

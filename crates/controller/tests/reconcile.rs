@@ -1,0 +1,125 @@
+//! The application reconciler against a real embedded store: release in `need` order with the injected
+//! environment, status aggregation, restart of only what changed, reverse-order teardown, unschedulable reasons.
+
+mod common;
+
+use common::{world, WORDPRESS};
+use fos_api::wire::Phase;
+use fos_api::{InstanceId, State};
+
+async fn apply(w: &common::World, yaml: &str) {
+    let body = serde_json::json!({ "objects": [serde_yaml_ng::from_str::<serde_json::Value>(yaml).unwrap()] });
+    let app = fos_controller::api::router(w.ctx.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let resp = reqwest::Client::new().post(format!("http://{addr}/v1/apply")).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    server.abort();
+}
+
+#[tokio::test]
+async fn components_are_released_in_need_order_with_their_environment() {
+    let w = world();
+    w.add_node("n1").await;
+    apply(&w, WORDPRESS).await;
+    w.reconcile().await;
+    let (db, web) = (InstanceId::new("default", "wp", "db", 0), InstanceId::new("default", "wp", "web", 0));
+    let d_db = w.desired(&db).await.expect("db placed");
+    let d_web = w.desired(&web).await.expect("web placed");
+    assert_eq!(d_db.state, State::Running);
+    assert_eq!(d_web.state, State::Configured, "web waits for db");
+    assert_eq!(d_web.env.get("FOS_NEED_DB_HOST").map(String::as_str), Some("127.0.0.1"));
+    assert_eq!(d_web.env.get("FOS_NEED_DB_PORT").map(String::as_str), Some("3306"));
+    assert_eq!(d_web.env.get("FOS_NEED_DB_NODE").map(String::as_str), Some("n1"));
+    let st = w.status("default", "wp").await.unwrap();
+    assert_eq!(st.phase, Phase::Deploying);
+    assert!(st.components["web"].message.as_deref().unwrap_or("").contains("waits for db"));
+
+    w.report(&db, State::Running, false).await;
+    w.reconcile().await;
+    assert_eq!(w.desired(&web).await.unwrap().state, State::Configured, "running is not ready");
+    w.report(&db, State::Running, true).await;
+    w.reconcile().await;
+    assert_eq!(w.desired(&web).await.unwrap().state, State::Running, "released once db is ready");
+    w.report(&web, State::Running, true).await;
+    w.reconcile().await;
+    let st = w.status("default", "wp").await.unwrap();
+    assert_eq!(st.phase, Phase::Running);
+    assert_eq!(st.components["db"].ready, 1);
+
+    let events = w.ctx.events().list(None, None, 100).await.unwrap();
+    let text: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert!(text.contains(&"scheduled db-0 on n1"), "{text:?}");
+    assert!(text.contains(&"web-0 waits for db"), "{text:?}");
+    assert!(text.iter().any(|m| m.starts_with("released web-0")), "{text:?}");
+}
+
+#[tokio::test]
+async fn a_second_pass_writes_nothing() {
+    let w = world();
+    w.add_node("n1").await;
+    apply(&w, WORDPRESS).await;
+    w.reconcile().await;
+    let rev = w.ctx.store.revision().await.unwrap();
+    w.reconcile().await;
+    assert_eq!(w.ctx.store.revision().await.unwrap(), rev);
+}
+
+#[tokio::test]
+async fn a_changed_component_alone_gets_a_new_generation() {
+    let w = world();
+    w.add_node("n1").await;
+    apply(&w, WORDPRESS).await;
+    w.reconcile().await;
+    let (db, web) = (InstanceId::new("default", "wp", "db", 0), InstanceId::new("default", "wp", "web", 0));
+    let before = (w.desired(&db).await.unwrap().generation, w.desired(&web).await.unwrap().generation);
+    apply(&w, &WORDPRESS.replace(r#"[sleep, "100"], ports"#, r#"[sleep, "200"], ports"#)).await;
+    assert_eq!(w.record("default", "wp").await.unwrap().generation, 2);
+    w.reconcile().await;
+    assert_eq!(w.desired(&db).await.unwrap().generation, before.0, "db untouched");
+    assert_eq!(w.desired(&web).await.unwrap().generation, before.1 + 1, "web restarted");
+}
+
+#[tokio::test]
+async fn delete_tears_down_in_reverse_order() {
+    let w = world();
+    w.add_node("n1").await;
+    apply(&w, WORDPRESS).await;
+    w.reconcile().await;
+    let (db, web) = (InstanceId::new("default", "wp", "db", 0), InstanceId::new("default", "wp", "web", 0));
+    w.report(&db, State::Running, true).await;
+    w.reconcile().await;
+    w.report(&web, State::Running, true).await;
+
+    let mut rec = w.record("default", "wp").await.unwrap();
+    rec.deleting = true;
+    let key = w.ctx.keys.desired_app("default", "wp");
+    w.ctx.store.put(&key, serde_json::to_vec(&rec).unwrap(), None).await.unwrap();
+    w.reconcile().await;
+    assert!(w.desired(&web).await.is_none(), "web goes first");
+    assert!(w.desired(&db).await.is_some(), "db stays while web still runs");
+    assert_eq!(w.status("default", "wp").await.unwrap().phase, Phase::Deleting);
+    w.reconcile().await;
+    assert!(w.desired(&db).await.is_some(), "db stays until web's actual record is gone");
+    w.remove_actual("n1", &web).await;
+    w.reconcile().await;
+    assert!(w.desired(&db).await.is_none(), "then db");
+    w.remove_actual("n1", &db).await;
+    w.reconcile().await;
+    assert!(w.record("default", "wp").await.is_none(), "the application is removed at the end");
+    assert!(w.status("default", "wp").await.is_none());
+}
+
+#[tokio::test]
+async fn an_unplaceable_component_is_pending_with_the_reason() {
+    let w = world();
+    apply(&w, WORDPRESS).await;
+    w.reconcile().await;
+    let st = w.status("default", "wp").await.unwrap();
+    assert_eq!(st.phase, Phase::Pending);
+    assert!(st.unschedulable);
+    assert!(st.message.unwrap().contains("cannot place db: 0 of 0 nodes are ready"));
+    let events = w.ctx.events().list(Some("default"), Some("wp"), 10).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "Unschedulable"));
+}

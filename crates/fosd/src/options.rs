@@ -1,0 +1,92 @@
+//! `fosd`'s command line (roles, store, listen address, node identity) and its logging set-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// fosd: the fos node daemon (api + controller + agent, with an embedded store unless --etcd is given).
+#[derive(Debug, Parser)]
+#[command(name = "fosd", version, about)]
+pub struct Options {
+    /// Where the embedded store and the instances' files live.
+    #[arg(long, default_value = "/var/lib/fos", env = "FOS_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Use this etcd cluster instead of the embedded store (comma-separated client URLs).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// CA certificate to verify etcd's servers with (PEM).
+    #[arg(long, requires = "etcd")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd (PEM).
+    #[arg(long, requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Client key for etcd (PEM).
+    #[arg(long, requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// Address the API (and /healthz, /metrics) listens on.
+    #[arg(long, default_value = "127.0.0.1:7887", env = "FOS_LISTEN")]
+    pub listen: SocketAddr,
+    /// Address other nodes reach this node's API at (default: the listen address).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// This node's name (default: the host name).
+    #[arg(long, env = "FOS_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The node's configuration file (labels, declared devices, position, runtimes).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The system id (store key prefix `/fos/<sys>/`).
+    #[arg(long, default_value = fos_api::keys::DEFAULT_SYSTEM)]
+    pub system: String,
+    /// Do not serve the API.
+    #[arg(long)]
+    pub no_api: bool,
+    /// Do not run the controller.
+    #[arg(long)]
+    pub no_controller: bool,
+    /// Do not run the node agent.
+    #[arg(long)]
+    pub no_agent: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `fos_controller=debug`); `RUST_LOG` overrides it.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+impl Options {
+    /// The node's name: `--node-name`, else the host name, else `node`.
+    pub fn node_name(&self) -> String {
+        if let Some(n) = &self.node_name {
+            return n.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_ascii_lowercase().replace(['.', '_'], "-"))
+            .ok()
+            .filter(|h| fos_api::validate_name(h).is_ok())
+            .unwrap_or_else(|| "node".to_string())
+    }
+}
+
+/// Installs the `tracing` subscriber.
+pub fn init_logging(opts: &Options) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&opts.log))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match opts.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}

@@ -1,0 +1,118 @@
+//! Wiring of `fosd`'s roles: opens the store (embedded in `--data-dir`, or etcd), then runs the API server, the
+//! controller and the node agent side by side until SIGTERM/SIGINT, and stops them in reverse order.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use fos_agent::{Agent, AgentConfig, NodeConfig};
+use fos_api::{InstanceId, Keys};
+use fos_controller::{Context, MeteredStore, Metrics, SchedulerPlacer};
+use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
+use tokio::sync::watch;
+
+use crate::options::Options;
+
+/// Opens the store the options name.
+fn open_store(opts: &Options) -> anyhow::Result<Arc<dyn Store>> {
+    if !opts.etcd.is_empty() {
+        anyhow::bail!("--etcd: this build has no etcd backend; run with the embedded store (omit --etcd)");
+    }
+    let dir = opts.data_dir.join("store");
+    let store = EmbeddedStore::open(EmbeddedConfig::new(&dir))
+        .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Runs every enabled role until a termination signal.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts)?, metrics.clone()));
+    let node_config = node_config(&opts)?;
+    let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
+    let logs_root = node_config.data_dir().join("native");
+    let ctx = Context {
+        store: store.clone(),
+        keys: Keys::new(&opts.system),
+        placer: Arc::new(SchedulerPlacer::default()),
+        metrics,
+        node_name: node_name.clone(),
+        logs: Arc::new(move |id: &InstanceId| {
+            let dir = logs_root.join(id.to_string()).join("logs");
+            fos_agent::runtime::native::logs::LOG_FILES.iter().map(|f| dir.join(f)).collect()
+        }),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    if !opts.no_api {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("listening on {}", opts.listen))?;
+        tracing::info!(address = %opts.listen, "API listening");
+        let mut rx = stop_rx.clone();
+        let api_ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = fos_controller::api::serve(api_ctx, listener, shutdown).await {
+                tracing::error!("API server: {e}");
+            }
+        }));
+    }
+    let agent = if opts.no_agent {
+        None
+    } else {
+        let mut config = AgentConfig::new(node_config);
+        config.node.name = Some(node_name.clone());
+        let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
+        tracing::info!(node = agent.node(), "agent started");
+        Some(agent)
+    };
+    if !opts.no_controller {
+        tasks.push(tokio::spawn(fos_controller::reconcile::run(ctx.clone(), stop_rx.clone())));
+    }
+    tracing::info!(node = node_name, data_dir = %opts.data_dir.display(), "fosd started");
+    terminated().await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(agent) = agent {
+        agent.shutdown().await;
+    }
+    tracing::info!("fosd stopped");
+    Ok(())
+}
+
+/// The node configuration: `--config` when given, with the command line's data directory and system; the RTT probe
+/// on a free port unless the file fixes one (so several `fosd` can share a machine).
+fn node_config(opts: &Options) -> anyhow::Result<NodeConfig> {
+    let mut config = match &opts.config {
+        Some(path) => NodeConfig::load(path).with_context(|| format!("reading {}", path.display()))?,
+        None => NodeConfig::default(),
+    };
+    if opts.node_name.is_some() || config.name.is_none() {
+        config.name = Some(opts.node_name());
+    }
+    config.data_dir.get_or_insert_with(|| opts.data_dir.clone());
+    config.system.get_or_insert_with(|| opts.system.clone());
+    config.probe_port.get_or_insert(0);
+    Ok(config)
+}

@@ -1,0 +1,209 @@
+//! Harness of the end-to-end tests: builds (if needed) and starts a real `fosd` (all roles, embedded store in a
+//! temp dir, API on a free loopback port), runs the real `fosctl` against it, and on drop deletes what was applied
+//! and stops `fosd`, so no process outlives a test, even a failed one.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// Where `fosd` and `fosctl` are: `FOS_BIN_DIR` when set (used as is), else the workspace's debug build.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FOS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| manifest.join("../target"));
+    target.join("debug")
+}
+
+static BUILD: Once = Once::new();
+
+/// Builds `fosd` and `fosctl` once per test process (a no-op when they are current, or when `FOS_BIN_DIR` names
+/// prebuilt ones).
+fn build() {
+    if std::env::var_os("FOS_BIN_DIR").is_some() {
+        return;
+    }
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "fos-fosd", "-p", "fos-apply"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building fosd and fosctl failed");
+    });
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The result of one `fosctl` run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// A running one-node fos.
+pub struct Fos {
+    /// The temp dir holding the data directory and test files.
+    pub dir: tempfile::TempDir,
+    /// The API address.
+    pub server: String,
+    /// The `fosd` process.
+    pub fosd: Child,
+}
+
+impl Fos {
+    /// Starts `fosd` and waits for its API.
+    pub fn start() -> Fos {
+        build();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let server = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("fosd.log")).expect("log file");
+        let fosd = Command::new(bin_dir().join("fosd"))
+            .args(["--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen", &server, "--node-name", "e2e", "--log", "info"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting fosd");
+        let fos = Fos { dir, server, fosd };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fos.fosctl(&["node", "list"]).code != 0 || !fos.fosctl(&["node", "list"]).stdout.contains("e2e") {
+            assert!(Instant::now() < deadline, "fosd did not come up:\n{}", fos.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        fos
+    }
+
+    /// Runs `fosctl` with `args` against this fos.
+    pub fn fosctl(&self, args: &[&str]) -> Run {
+        Command::new(bin_dir().join("fosctl"))
+            .args(["--server", &self.server])
+            .args(args)
+            .output()
+            .expect("running fosctl")
+            .into()
+    }
+
+    /// Writes `text` to `name` in the temp dir; returns its path.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("writing a test file");
+        path.display().to_string()
+    }
+
+    /// A directory for the marks test entities write.
+    pub fn marks(&self) -> PathBuf {
+        let p = self.dir.path().join("marks");
+        std::fs::create_dir_all(&p).expect("marks dir");
+        p
+    }
+
+    /// The nanosecond timestamp an entity wrote to `marks/<name>`.
+    pub fn mark(&self, name: &str) -> Option<u128> {
+        std::fs::read_to_string(self.marks().join(name)).ok()?.trim().parse().ok()
+    }
+
+    /// `fosd`'s log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("fosd.log")).unwrap_or_default()
+    }
+
+    /// The pids of the running instances, by short name (`db-0`).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let run = self.fosctl(&["get", "entities", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        let mut out = Vec::new();
+        for e in list.as_array().into_iter().flatten() {
+            let id = e["id"].as_str().unwrap_or("");
+            let short = id.split('.').next().unwrap_or("").to_string();
+            if let Some(pid) = e["actual"]["pid"].as_u64() {
+                out.push((short, pid as u32));
+            }
+        }
+        out
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+impl Drop for Fos {
+    fn drop(&mut self) {
+        let apps = self.fosctl(&["get", "apps", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap_or_default();
+        for a in list.as_array().into_iter().flatten() {
+            if let Some(name) = a["object"]["metadata"]["name"].as_str() {
+                self.fosctl(&["delete", name, "--wait", "--timeout", "30s"]);
+            }
+        }
+        // SIGTERM, then SIGKILL if it lingers.
+        let pid = self.fosd.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.fosd.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.fosd.kill();
+        let _ = self.fosd.wait();
+    }
+}
+
+/// A two-component application `app` (names differ between tests: instances of the same name would share a
+/// cgroup across the tests' agents): `db` becomes ready a little after it starts, `web` needs it. Both write
+/// `<marks>/<component>.start` when they start and `<component>.stop` when asked to stop; `web_tag` is passed
+/// to web's environment (change it to change web alone).
+pub fn two_tier(app: &str, marks: &Path, web_tag: &str) -> String {
+    let m = marks.display();
+    format!(
+        r#"apiVersion: fos/v1
+kind: Application
+metadata: {{name: {app}}}
+spec:
+  components:
+    - name: web
+      need: [db]
+      entity:
+        kind: native
+        env: {{TAG: "{web_tag}"}}
+        command: [sh, -c, 'date +%s%N > {m}/web.start; echo "$FOS_NEED_DB_HOST:$FOS_NEED_DB_PORT" > {m}/web.env; trap "date +%s%N > {m}/web.stop; exit 0" TERM; sleep 1000 & wait']
+    - name: db
+      entity:
+        kind: native
+        ports: [{{port: 5432}}]
+        command: [sh, -c, 'date +%s%N > {m}/db.start; sleep 0.3; date +%s%N > {m}/db.ready; touch {m}/db.ok; trap "date +%s%N > {m}/db.stop; exit 0" TERM; sleep 1000 & wait']
+        readiness: {{exec: [test, -f, {m}/db.ok]}}
+"#
+    )
+}
