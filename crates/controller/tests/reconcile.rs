@@ -123,3 +123,44 @@ async fn an_unplaceable_component_is_pending_with_the_reason() {
     let events = w.ctx.events().list(Some("default"), Some("wp"), 10).await.unwrap();
     assert!(events.iter().any(|e| e.reason == "Unschedulable"));
 }
+
+const ON_A_NETWORK: &str = r#"
+apiVersion: fos/v1
+kind: Application
+metadata: {name: wp}
+spec:
+  networks:
+    - {name: wp-net, type: vxlan, ipRange: 10.77.0.0/24}
+  components:
+    - name: web
+      need: [db]
+      entity: {kind: native, command: [sleep, "100"], networks: [{network: wp-net}], ports: [{port: 8080}]}
+    - name: db
+      entity: {kind: native, command: [sleep, "100"], networks: [{network: wp-net}], readiness: {tcp: 3306}}
+"#;
+
+#[tokio::test]
+async fn a_need_on_a_shared_network_is_reached_at_its_network_address() {
+    let w = world();
+    w.add_node("n1").await;
+    apply(&w, ON_A_NETWORK).await;
+    w.reconcile().await;
+    let (db, web) = (InstanceId::new("default", "wp", "db", 0), InstanceId::new("default", "wp", "web", 0));
+    let d_db = w.desired(&db).await.expect("db placed");
+    let net = d_db.networks.get("wp-net").expect("the network's spec travels in the desired record");
+    assert_eq!(net.ip_range.as_deref(), Some("10.77.0.0/24"));
+    let before = w.desired(&web).await.expect("web placed");
+    assert_eq!(before.env.get("FOS_NEED_DB_HOST").map(String::as_str), Some("127.0.0.1"), "no address yet");
+
+    // Play the agent: db is configured on the network and reports its address there.
+    let mut a = fos_api::ActualInstance::new(db.clone(), "n1");
+    a.lifecycle = fos_api::lifecycle::Lifecycle::at(Some(State::Running));
+    a.ready = true;
+    a.observed_generation = d_db.generation;
+    a.networks.insert("wp-net".into(), "10.77.0.7".into());
+    w.ctx.store.put(&w.ctx.keys.actual_instance("n1", &db), serde_json::to_vec(&a).unwrap(), None).await.unwrap();
+    w.reconcile().await;
+    let after = w.desired(&web).await.unwrap();
+    assert_eq!(after.env.get("FOS_NEED_DB_HOST").map(String::as_str), Some("10.77.0.7"));
+    assert_eq!(after.state, State::Running);
+}
