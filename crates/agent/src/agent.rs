@@ -40,6 +40,9 @@ pub struct AgentConfig {
     pub rediscover_interval: Duration,
     /// Whether native instances go into cgroups when the machine has them.
     pub use_cgroups: bool,
+    /// The network namespace the node's virtual networks are built in and exposed ports listen in (default: the
+    /// agent's own; another one lets several agents share a machine, each in its own "host").
+    pub network_namespace: Option<std::path::PathBuf>,
 }
 
 impl AgentConfig {
@@ -53,6 +56,7 @@ impl AgentConfig {
             rtt_interval: Duration::from_secs(10),
             rediscover_interval: Duration::from_secs(60),
             use_cgroups: true,
+            network_namespace: None,
         }
     }
 }
@@ -193,7 +197,13 @@ impl Agent {
             runtimes.insert(EntityKind::Native, native as Arc<dyn Runtime>);
         }
 
-        let networks = start_networks(store.as_ref(), &keys, &name, network_cfg, store.clone()).await?;
+        let host_ns = match &config.network_namespace {
+            Some(path) => {
+                Some(std::fs::File::open(path).map_err(|source| AgentError::DataDir { path: path.clone(), source })?)
+            }
+            None => None,
+        };
+        let networks = start_networks(store.as_ref(), &keys, &name, network_cfg, host_ns, store.clone()).await?;
 
         let node = discovery::node_record(&name, &config.node, info);
         let heartbeat = Heartbeat {
@@ -240,10 +250,11 @@ async fn start_networks(
     keys: &Keys,
     node: &str,
     config: NetworkPluginConfig,
+    host_ns: Option<std::fs::File>,
     shared: Arc<dyn Store>,
 ) -> Result<Option<Arc<StoreNetworkManager>>, AgentError> {
     let config = plugin_configuration(store, keys, node).await?.unwrap_or(config);
-    let built = LinuxNetworks::new(config, None);
+    let built = LinuxNetworks::new(config, host_ns);
     let record = PluginRecord {
         plugin_type: "network".into(),
         entity_kind: EntityKind::Native,

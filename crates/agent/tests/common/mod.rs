@@ -47,8 +47,20 @@ impl Env {
     }
 
     pub async fn start_on(node: &str, store: Arc<dyn Store>, store_dir: tempfile::TempDir) -> Env {
+        Self::start_configured(node, store, store_dir, |_| {}).await
+    }
+
+    /// Starts an agent whose configuration `configure` adjusts (also used by [`Env::restart`]).
+    pub async fn start_configured(
+        node: &str,
+        store: Arc<dyn Store>,
+        store_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut AgentConfig),
+    ) -> Env {
         let data = tempfile::tempdir().unwrap();
-        let agent = Agent::start(agent_config(node, data.path()), store.clone()).await.unwrap();
+        let mut config = agent_config(node, data.path());
+        configure(&mut config);
+        let agent = Agent::start(config, store.clone()).await.unwrap();
         Env { store, keys: Keys::default(), agent: Some(agent), node: node.to_string(), data, _store_dir: store_dir }
     }
 
@@ -88,6 +100,13 @@ impl Env {
     pub async fn actual(&self, id: &InstanceId) -> Option<ActualInstance> {
         let kv = self.store.get(&self.keys.actual_instance(&self.node, id)).await.unwrap()?;
         Some(serde_json::from_slice(&kv.value).unwrap())
+    }
+
+    /// Starts the agent again on the same data directory and store (after [`Env::shutdown`]).
+    pub async fn restart(&mut self, configure: impl FnOnce(&mut AgentConfig)) {
+        let mut config = agent_config(&self.node, self.data.path());
+        configure(&mut config);
+        self.agent = Some(Agent::start(config, self.store.clone()).await.unwrap());
     }
 
     pub async fn shutdown(&mut self) {

@@ -185,12 +185,10 @@ fn check_native(desired: &DesiredInstance) -> Result<(), RuntimeError> {
     if desired.entity.command.is_empty() {
         return Err(RuntimeError::Invalid("a native entity needs a command".into()));
     }
-    // A native process shares the node's network: it cannot honour what would need the network manager (its own
-    // namespace on virtual networks, a host port proxied to another port). Refused loudly rather than run wrongly.
-    if !desired.entity.networks.is_empty() {
-        return Err(RuntimeError::Unsupported("attaching a native process to virtual networks"));
-    }
-    if desired.entity.ports.iter().any(|p| p.host_port.is_some_and(|h| h != p.port)) {
+    // A native process without networks shares the node's network: a host port proxied to another port needs the
+    // network manager's proxy, which only instances on virtual networks get. Refused loudly rather than run wrongly.
+    let remapped = desired.entity.ports.iter().any(|p| p.host_port.is_some_and(|h| h != p.port));
+    if desired.entity.networks.is_empty() && remapped {
         return Err(RuntimeError::Unsupported("exposing a native process's port on another host port"));
     }
     Ok(())
