@@ -168,7 +168,26 @@ fn host_rss(instances: u32) -> u64 {
     for pid in running.values() {
         let _ = process::signal_group(*pid as i32, libc::SIGKILL);
     }
+    for pid in running.values() {
+        while process::proc_state(*pid).is_some_and(|s| s != 'Z') {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    remove_cgroups(".bench.default@");
     rss
+}
+
+/// Removes the (empty) cgroups left by instances whose id contains `pattern` (their agent was killed, not
+/// cleaned).
+fn remove_cgroups(pattern: &str) {
+    for ctl in ["cpu", "memory", "freezer", "unified"] {
+        let Ok(entries) = std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}/fos")) else { continue };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().contains(pattern) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
 }
 
 fn main() {

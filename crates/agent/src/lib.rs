@@ -1,5 +1,24 @@
 //! The node agent: discovers the node, keeps its heartbeat, and drives runtime and network plugins so that the
-//! node's actual instances match its desired instances. `fosd` starts it with [`Agent::start`].
+//! node's actual instances match its desired instances. `fosd` starts it with [`Agent::start`]:
+//!
+//! ```no_run
+//! # async fn example(store: std::sync::Arc<dyn fos_store::Store>) -> Result<(), Box<dyn std::error::Error>> {
+//! use fos_agent::{Agent, AgentConfig, NodeConfig};
+//!
+//! let node = NodeConfig::load(std::path::Path::new("node.yaml"))?;
+//! let agent = Agent::start(AgentConfig::new(node), store).await?;
+//! println!("agent of node {} running, probe on {}", agent.node(), agent.probe_address());
+//! // ... until the daemon stops:
+//! agent.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What it writes: `actual/nodes/<node>/info` (a `Node`: name, labels, discovered and declared hardware),
+//! `actual/nodes/<node>/status` (a `NodeStatus` on the heartbeat lease, with round-trip times to other nodes),
+//! `actual/nodes/<node>/plugins/<runtime>` ([`PluginRecord`]) and one `ActualInstance` per instance. What it reads:
+//! `desired/nodes/<node>/instances/`. Instances keep running when the agent stops or dies; the next start adopts
+//! them from the state files under the data directory.
 
 mod agent;
 pub mod config;

@@ -78,6 +78,25 @@ impl Drop for Reaper {
         for pid in &self.0 {
             let _ = process::signal_group(*pid as i32, libc::SIGKILL);
         }
+        for pid in &self.0 {
+            while process::proc_state(*pid).is_some_and(|s| s != 'Z') {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        remove_cgroups(&format!("{ID}@"));
+    }
+}
+
+/// Removes the (empty) cgroups left by instances whose id starts with `prefix` (their agent was killed, not
+/// cleaned).
+fn remove_cgroups(prefix: &str) {
+    for ctl in ["cpu", "memory", "freezer", "unified"] {
+        let Ok(entries) = std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}/fos")) else { continue };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
     }
 }
 

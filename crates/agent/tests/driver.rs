@@ -39,7 +39,7 @@ async fn an_instance_walks_up_and_down_the_lifecycle_and_leaves_nothing() {
     assert!(!work.exists(), "working directory removed at clean");
 
     env.delete(&d.id).await;
-    w.until("deleted", |a| a.is_none()).await;
+    w.deleted().await;
     assert_eq!(
         w.states(),
         [
@@ -89,7 +89,7 @@ async fn a_crashing_command_is_restarted_with_growing_delays_and_shows_its_exit_
     assert_eq!(restarts, [0, 1, 2, 3]);
     assert!(delays.windows(2).all(|w| w[1] > w[0]), "growing delays: {delays:?}");
     env.delete(&d.id).await;
-    w.until("deleted", |a| a.is_none()).await;
+    w.deleted().await;
     env.shutdown().await;
 }
 
@@ -114,6 +114,10 @@ async fn restart_policies_never_and_on_failure_keep_a_finished_process_down() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let now = env.actual(&failed.id).await.unwrap();
     assert_eq!((now.state(), now.restarts), (Some(State::Error), 0));
+    for (d, w) in [(&done, &mut wd), (&failed, &mut wf)] {
+        env.delete(&d.id).await;
+        w.deleted().await;
+    }
     env.shutdown().await;
 }
 
@@ -135,7 +139,7 @@ async fn readiness_flips_only_when_the_port_answers() {
     drop(listener);
     w.until("not ready", |a| a.is_some_and(|a| !a.ready)).await;
     env.delete(&d.id).await;
-    w.until("deleted", |a| a.is_none()).await;
+    w.deleted().await;
     env.shutdown().await;
 }
 
@@ -161,7 +165,7 @@ async fn a_generation_bump_restarts_the_instance_with_the_new_spec() {
     let env_of = std::fs::read(format!("/proc/{}/environ", a.pid.unwrap())).unwrap();
     assert!(String::from_utf8_lossy(&env_of).split('\0').any(|v| v == "VERSION=2"));
     env.delete(&d.id).await;
-    w.until("deleted", |a| a.is_none()).await;
+    w.deleted().await;
     env.shutdown().await;
 }
 
@@ -187,7 +191,7 @@ async fn a_slow_or_failing_instance_does_not_hold_up_the_others() {
         env.delete(&d.id).await;
     }
     for w in [&mut ws, &mut wb, &mut wf] {
-        w.until("deleted", |a| a.is_none()).await;
+        w.deleted().await;
     }
     env.shutdown().await;
 }
@@ -221,4 +225,27 @@ async fn the_heartbeat_publishes_status_on_a_lease_and_measures_round_trips() {
     n2.shutdown().await;
     assert!(store.get(&n1.keys.node_status("n2")).await.unwrap().is_none(), "status gone with the lease");
     n1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_is_suspended_and_resumed() {
+    let mut env = Env::start("n1").await;
+    let mut d = env.desired("pausable", &["sleep", "300"]);
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let pid = w.state(State::Running).await.pid.unwrap();
+    d.state = State::Paused;
+    env.put(&d).await;
+    let paused = w.state(State::Paused).await;
+    assert!(!paused.ready, "a paused instance is not ready");
+    assert_eq!(paused.pid, Some(pid));
+    d.state = State::Running;
+    env.put(&d).await;
+    let resumed = w.state(State::Running).await;
+    assert_eq!(resumed.pid, Some(pid), "the same process continues");
+    assert!(resumed.ready);
+    env.delete(&d.id).await;
+    w.deleted().await;
+    assert!(!proc_exists(pid));
+    env.shutdown().await;
 }

@@ -116,11 +116,7 @@ async fn pause_stops_the_process_and_resume_continues_it() {
     let pid = running_pid(&rt, &d.id).await;
     rt.pause(&d.id).await.unwrap();
     // Frozen (freezer: D/S with the freezer state) or stopped (T): either way it no longer runs.
-    let frozen = || {
-        let freezer = format!("/sys/fs/cgroup/freezer/fos/{}/freezer.state", d.id);
-        std::fs::read_to_string(freezer).map(|s| s.trim() == "FROZEN").unwrap_or(false)
-            || process::proc_state(pid) == Some('T')
-    };
+    let frozen = || rt.is_frozen(&d.id) || process::proc_state(pid) == Some('T');
     wait_for(frozen).await;
     rt.resume(&d.id).await.unwrap();
     wait_for(|| !frozen()).await;
@@ -161,11 +157,14 @@ async fn memory_limit_is_set_in_the_cgroup_when_the_machine_has_one() {
     let pid = running_pid(&rt, &d.id).await;
     if rt.cgroups().describe() != "no cgroups" {
         assert_eq!(rt.memory_limit(&d.id), Some(64 << 20));
+        assert!(!rt.cgroup_dirs(&d.id).is_empty());
         assert!(rt.cgroup_pids(&d.id).contains(&(pid as i32)), "the process runs inside its cgroup");
     }
     rt.stop(&d.id).await.unwrap();
+    let dirs = rt.cgroup_dirs(&d.id);
     rt.clean(&d.id).await.unwrap();
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/fos/{}", d.id)).exists(), "cgroup removed");
+    assert!(rt.cgroup_dirs(&d.id).is_empty(), "cgroups removed");
+    assert!(dirs.iter().all(|d| !d.exists()));
     rt.undefine(&d.id).await.unwrap();
 }
 
@@ -200,4 +199,29 @@ async fn recover_adopts_a_live_process_and_notices_a_dead_one() {
         rt.clean(&d.id).await.unwrap();
         rt.undefine(&d.id).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn output_is_rotated_by_size_while_the_process_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.log_max_bytes = 4096;
+    c.log_keep = 2;
+    c.log_check_interval = Duration::from_millis(20);
+    let rt = NativeRuntime::new(c).unwrap();
+    let d =
+        desired("chatty", &["/bin/sh", "-c", "while :; do echo 0123456789abcdef0123456789abcdef; sleep 0.001; done"]);
+    rt.define(&d).await.unwrap();
+    rt.configure(&d).await.unwrap();
+    rt.run(&d).await.unwrap();
+    let logs = tmp.path().join("native").join(d.id.to_string()).join("logs");
+    wait_for(|| logs.join("stdout.log.2").exists()).await;
+    rt.stop(&d.id).await.unwrap();
+    assert!(!logs.join("stdout.log.3").exists(), "only two rotated copies are kept");
+    let rotated = std::fs::metadata(logs.join("stdout.log.1")).unwrap().len();
+    assert!(rotated > 4096, "a copy is made once the file passes the limit ({rotated} bytes)");
+    let tail = rt.logs(&d.id, 1).await.unwrap();
+    assert!(tail.is_empty() || tail == "0123456789abcdef0123456789abcdef\n", "{tail:?}");
+    rt.clean(&d.id).await.unwrap();
+    rt.undefine(&d.id).await.unwrap();
 }

@@ -60,3 +60,42 @@ async fn forwarding_entries_follow_nodes_coming_and_going() {
     b.teardown(&net).await.expect("teardown b");
     a.teardown(&net).await.expect("teardown a");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_takes_the_gateway_over_when_its_holder_leaves() {
+    let hosts = TestHosts::new(false);
+    let test_store = TestStore::new();
+    let store = test_store.store.clone();
+    let net = NetworkName::new("default", "gwfollow");
+    let spec = NetworkSpec {
+        kind: NetworkKind::Vxlan,
+        vxlan_id: None,
+        multicast_address: None,
+        vlan_id: None,
+        ip_range: Some("10.91.0.0/24".into()),
+        gateway: Some("10.91.0.1".into()),
+        dhcp: false,
+    };
+    let a = hosts.manager(0, store.clone());
+    let b = Arc::new(hosts.manager(1, store.clone()));
+    assert!(a.ensure(&net, &spec).await.expect("up on a").gateway.is_some(), "a came first and holds the gateway");
+    assert!(b.ensure(&net, &spec).await.expect("up on b").gateway.is_none());
+    let follower = {
+        let b = b.clone();
+        tokio::spawn(async move { b.follow().await })
+    };
+    a.teardown(&net).await.expect("a leaves");
+    let bridge = names::bridge(&net);
+    let mut took_over = false;
+    for _ in 0..200 {
+        let addrs = ip(&["-n", &hosts.names[1], "-4", "-o", "addr", "show", "dev", &bridge]);
+        if addrs.contains("10.91.0.1/24") {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(took_over, "b put the gateway on its bridge");
+    follower.abort();
+    b.teardown(&net).await.expect("teardown b");
+}

@@ -23,8 +23,12 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Check manifests: syntax, shape and every validation rule, all errors at once as FILE:LINE:COL: message.
+    #[command(after_help = "Exit status: 0 all valid, 1 errors found, 2 usage error.\n\nExamples:\n  \
+        fosctl manifest check examples/wordpress\n  fosctl manifest check -n net.json\n  \
+        cat app.yaml | fosctl manifest check -")]
     Check(CheckArgs),
     /// Print a manifest (fos/v1 or fog05 JSON) as fos/v1 YAML, after checking it.
+    #[command(after_help = "Example:\n  fosctl manifest convert manifests/seeds/cirros-entity.json")]
     Convert(ConvertArgs),
 }
 

@@ -32,6 +32,10 @@ pub enum OutputFormat {
 
 /// Arguments of `fosctl plan`.
 #[derive(Debug, Args)]
+#[command(after_help = "Exit status: 0 everything placed, 3 something unschedulable (explained), 1 invalid \
+manifests, 2 usage error.\n\nExamples:\n  \
+fosctl plan -f manifests/scenarios/db-web.app.yaml --nodes manifests/scenarios/db-web.nodes.yaml\n  \
+fosctl plan -f app.yaml --nodes nodes.yaml -o json --seed 7")]
 pub struct PlanArgs {
     /// Application or entity manifests (files, directories, or `-` for standard input).
     #[arg(short = 'f', long = "file", required = true, value_name = "APP")]

@@ -34,28 +34,36 @@ pub struct Failure {
 /// Explains why the request in `cx` fits no node.
 pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
     let n = cx.snapshot.len();
+    let firsts: Vec<Option<Rejection>> = (0..n as NodeIdx).map(|i| first_rejection(cx, i)).collect();
     let mut groups: Vec<ReasonGroup> = Vec::new();
-    let mut by_text: HashMap<String, usize> = HashMap::new();
-    for i in 0..n as NodeIdx {
-        let Some(r) = first_rejection(cx, i) else { continue };
-        let name = &cx.snapshot.node(i).name;
-        let text = r.to_string();
-        match by_text.get(&text) {
-            Some(&g) => {
+    let mut by_key: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, r) in firsts.iter().enumerate() {
+        let Some(r) = r else { continue };
+        let name = &cx.snapshot.node(i as NodeIdx).name;
+        let same = by_key.entry(r.group_key()).or_default();
+        match same.iter().copied().find(|g| groups[*g].rejection == *r) {
+            Some(g) => {
                 groups[g].count += 1;
                 if groups[g].examples.len() < MAX_EXAMPLES {
                     groups[g].examples.push(name.clone());
                 }
             }
             None => {
-                by_text.insert(text, groups.len());
-                groups.push(ReasonGroup { count: 1, examples: vec![name.clone()], rejection: r, merged: false });
+                same.push(groups.len());
+                groups.push(ReasonGroup {
+                    count: 1,
+                    examples: vec![name.clone()],
+                    rejection: r.clone(),
+                    merged: false,
+                });
             }
         }
     }
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.examples.cmp(&b.examples)));
     if groups.len() > MAX_EXACT_GROUPS {
-        let rest = groups.split_off(MAX_EXACT_GROUPS - 1);
+        // Too many different reasons: keep the repeated ones, merge the rest per filter.
+        let repeated = groups.iter().take(MAX_EXACT_GROUPS - 1).take_while(|g| g.count > 1).count();
+        let rest = groups.split_off(repeated);
         let mut merged: Vec<ReasonGroup> = Vec::new();
         for g in rest {
             match merged.iter_mut().find(|m| m.rejection.filter() == g.rejection.filter()) {
@@ -71,10 +79,10 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
                 None => merged.push(g),
             }
         }
-        merged.sort_by(|a, b| b.count.cmp(&a.count));
+        merged.sort_by_key(|g| std::cmp::Reverse(g.count));
         groups.extend(merged);
     }
-    let relaxation = relax(cx, &failure);
+    let relaxation = relax(cx, &failure, &firsts);
     Unschedulable {
         component: failure.component,
         unplaced: failure.unplaced,
@@ -88,7 +96,7 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
 
 /// The smallest change that lets one more instance be placed: fewer replicas, a required proximity made a
 /// preference, a selector label or the node list dropped, capacity freed on a node, or one more node.
-fn relax(cx: &Context<'_>, failure: &Failure) -> Option<Relaxation> {
+fn relax(cx: &Context<'_>, failure: &Failure, firsts: &[Option<Rejection>]) -> Option<Relaxation> {
     if failure.placed > 0 && !failure.moving {
         return Some(Relaxation::FewerReplicas { replicas: failure.placed });
     }
@@ -96,7 +104,15 @@ fn relax(cx: &Context<'_>, failure: &Failure) -> Option<Relaxation> {
     let mut selector: Vec<((String, String), usize)> = Vec::new();
     let mut listed = 0usize;
     let mut capacity: Option<(NodeIdx, Vec<Rejection>)> = None;
-    for i in 0..cx.snapshot.len() as NodeIdx {
+    for (i, first) in firsts.iter().enumerate() {
+        let i = i as NodeIdx;
+        // Only nodes refused for a reason a relaxation removes are worth looking at in full.
+        let relaxable = first.as_ref().is_some_and(|r| {
+            matches!(r, Rejection::Proximity { .. } | Rejection::Label { .. } | Rejection::NotListed) || r.is_capacity()
+        });
+        if !relaxable {
+            continue;
+        }
         let all = all_rejections(cx, i);
         let Some(first) = all.first() else { continue };
         let only = |f: &str| all.iter().all(|r| r.filter() == f);
@@ -116,18 +132,18 @@ fn relax(cx: &Context<'_>, failure: &Failure) -> Option<Relaxation> {
                 }
             }
             Rejection::NotListed if all.len() == 1 => listed += 1,
-            _ if all.iter().all(Rejection::is_capacity) => {
-                if capacity.as_ref().is_none_or(|(_, missing)| all.len() < missing.len()) {
-                    capacity = Some((i, all));
-                }
+            _ if all.iter().all(Rejection::is_capacity)
+                && capacity.as_ref().is_none_or(|(_, missing)| all.len() < missing.len()) =>
+            {
+                capacity = Some((i, all));
             }
             _ => {}
         }
     }
-    if let Some(((from, to), nodes, r)) = proximity.into_iter().max_by_key(|(_, c, _)| *c) {
-        if let Rejection::Proximity { within, .. } = r {
-            return Some(Relaxation::PreferProximity { from, to, within, nodes });
-        }
+    if let Some(((from, to), nodes, Rejection::Proximity { within, .. })) =
+        proximity.into_iter().max_by_key(|(_, c, _)| *c)
+    {
+        return Some(Relaxation::PreferProximity { from, to, within, nodes });
     }
     if let Some(((key, value), nodes)) = selector.into_iter().max_by_key(|(_, c)| *c) {
         return Some(Relaxation::DropSelector { key, value, nodes });

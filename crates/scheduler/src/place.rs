@@ -8,7 +8,7 @@ use crate::error::ScheduleError;
 use crate::explain::{explain, Failure};
 use crate::graph::AppGraph;
 use crate::options::Options;
-use crate::plan::{Placement, Plan, Unschedulable};
+use crate::plan::{Placement, Plan, Relaxation, Unschedulable};
 use crate::plugins::Context;
 use crate::proximity::{label_key_of, near};
 use crate::request::{Needs, ProximityTarget, Request};
@@ -367,6 +367,12 @@ impl<'s> Run<'s> {
                             f.unplaced.push(p.instance);
                             f.unplaced.sort();
                             f.placed = f.placed.saturating_sub(1);
+                            if let Some(Relaxation::FewerReplicas { replicas }) = &mut f.relaxation {
+                                *replicas = f.placed;
+                                if f.placed == 0 {
+                                    f.relaxation = None;
+                                }
+                            }
                         }
                         None => {
                             let failure = Failure {

@@ -203,3 +203,40 @@ fn an_empty_cluster_says_so() {
     assert!(plan.unschedulable[0].to_string().contains("the cluster has no nodes"));
     let _ = ByteSize::from("1");
 }
+
+#[test]
+fn refusals_on_a_big_cluster_are_grouped() {
+    let mut nodes: Vec<Node> = (0..412)
+        .map(|i| {
+            let mut n = node(&format!("arm-{i:03}"), 8);
+            n.spec.arch = fos_api::manifest::Arch::Aarch64;
+            n
+        })
+        .collect();
+    // 88 x86 nodes, each with a different amount of memory: too little for the component on every one.
+    for i in 0..88u64 {
+        let mut n = node(&format!("x86-{i:02}"), 8);
+        n.spec.memory = ByteSize::from_bytes((1 + i) << 28);
+        nodes.push(n);
+    }
+    let mut big = comp("big", "1");
+    big.constraints.arch = Some(fos_api::manifest::Arch::X86_64);
+    big.entity.resources.memory = Some(ByteSize::from("64Gi"));
+    let snap = ClusterSnapshot::new(nodes, []).unwrap();
+    let plan = place_application(&snap, "default", "app", &spec(vec![big]), &[], &Options::default()).unwrap();
+    let u = &plan.unschedulable[0];
+    let text = u.to_string();
+    assert!(text.contains("412 nodes (arm-000, arm-001, arm-002, …): arch aarch64 != x86_64"), "{text}");
+    assert!(u.reasons.len() <= fos_scheduler::explain::MAX_EXACT_GROUPS + 1, "{text}");
+    assert_eq!(u.reasons.iter().map(|g| g.count).sum::<usize>(), 500);
+    let merged = u.reasons.iter().find(|g| g.merged).expect("memory reasons merged");
+    assert!(
+        merged.to_string().starts_with("88 nodes (x86-00, x86-01, x86-02, …): resources (e.g. needs 64Gi memory"),
+        "{text}"
+    );
+    assert_eq!(u.reasons.len(), 2, "{text}");
+    assert!(
+        matches!(&u.relaxation, Some(Relaxation::AddNode(req)) if req.to_string().contains("arch x86_64")),
+        "{text}"
+    );
+}

@@ -145,3 +145,12 @@ fn db_web_without_the_near_nodes_suggests_relaxing_the_latency_rule() {
         "{u}"
     );
 }
+
+#[test]
+fn a_plan_reads_back_from_json_as_the_api_returns_it() {
+    let (_, _, plan) = plan("gpu-node");
+    let json = serde_json::to_string(&plan).unwrap();
+    let back: Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, plan);
+    assert_eq!(back.to_string(), plan.to_string());
+}

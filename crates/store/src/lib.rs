@@ -62,7 +62,9 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a lease now, deleting its keys.
     async fn revoke(&self, lease: LeaseId) -> Result<(), StoreError>;
 
-    /// Discards history older than `revision`.
+    /// Discards history older than `revision` (watches from an older revision then fail with
+    /// [`StoreError::Compacted`]). At or below the current compaction point it does nothing; above the current
+    /// revision it fails.
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
 
     /// The current revision.

@@ -84,6 +84,18 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
                     t.write().await;
                 }
             }
+            Some(Action::Configure) => {
+                // Setup commands may take long: a change of the desired record (e.g. its deletion) cancels them.
+                tokio::select! {
+                    _ = t.step(Action::Configure, desired.as_ref()) => {}
+                    changed = desired_rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        tracing::info!(instance = %t.id, "configure cancelled by a change of the desired record");
+                    }
+                }
+            }
             Some(action) => t.step(action, desired.as_ref()).await,
         }
     }

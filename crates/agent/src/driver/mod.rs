@@ -172,7 +172,24 @@ impl Driver {
         for (id, d) in desired {
             self.send(id, Some(d));
         }
+        self.remove_stale_actuals().await;
         Ok(list.revision)
+    }
+
+    /// Deletes actual records of instances that are neither desired nor held by any runtime (left by an agent whose
+    /// data directory was lost): nothing here would ever update them.
+    async fn remove_stale_actuals(&self) {
+        let prefix = self.shared.keys.actual_instances_prefix(&self.shared.node);
+        let Ok(list) = self.shared.store.list(&prefix).await else { return };
+        for kv in list.kvs {
+            let Some(fos_api::keys::KeyRef::ActualInstance { id, .. }) = self.shared.keys.parse(&kv.key) else {
+                continue;
+            };
+            if !self.tasks.contains_key(&id) {
+                tracing::info!(instance = %id, "removing the actual record of an instance this node does not have");
+                let _ = self.shared.store.delete(&kv.key).await;
+            }
+        }
     }
 
     fn decode(&self, key: &str, value: &[u8]) -> Option<DesiredInstance> {

@@ -22,9 +22,11 @@ use super::{NetworkPlan, NicPlan, NicRequest, NodeNetwork, Segment};
 /// What the manager knows of a network brought up on this node.
 #[derive(Debug, Clone)]
 struct UpNetwork {
+    spec: NetworkSpec,
     segment: Segment,
     subnet: Option<Ipv4Net>,
     gateway: Option<Ipv4Addr>,
+    gateway_here: bool,
     dhcp_here: bool,
 }
 
@@ -192,7 +194,14 @@ impl NetworkManager for StoreNetworkManager {
         let value = serde_json::to_vec(&state)
             .map_err(|e| fos_store::StoreError::Codec { key: key.clone(), message: e.to_string() })?;
         self.store.put(&key, value, self.lease).await?;
-        let up = UpNetwork { segment, subnet, gateway, dhcp_here: state.dhcp };
+        let up = UpNetwork {
+            spec: spec.clone(),
+            segment,
+            subnet,
+            gateway,
+            gateway_here: gateway_here.is_some(),
+            dhcp_here: state.dhcp,
+        };
         self.up.lock().unwrap_or_else(|e| e.into_inner()).insert(net.clone(), up);
         self.sync(net).await?;
         Ok(state)
@@ -200,6 +209,13 @@ impl NetworkManager for StoreNetworkManager {
 
     async fn sync(&self, net: &NetworkName) -> Result<(), NetworkError> {
         let up = self.up_network(net)?;
+        if let (Some(gateway), false) = (up.gateway, up.gateway_here) {
+            // The node holding the gateway left: the first node to claim it takes it over (and its DHCP).
+            if alloc::claim_gateway(self.store.as_ref(), &self.keys, net, gateway, &self.node).await? {
+                self.ensure(net, &up.spec).await?;
+                return Ok(());
+            }
+        }
         if let Segment::Vxlan { group: None, .. } = up.segment {
             let mut peers: Vec<Ipv4Addr> = self
                 .node_states(net)

@@ -16,8 +16,14 @@
 //!
 //! The VNI / VLAN id of a network, every instance address and the gateway are allocated through the store with
 //! compare-and-swap ([`alloc`]), so two networks never share an id and two instances never share an address,
-//! whichever nodes allocate them. One node wins the gateway address and puts it on its bridge; when the network asks
-//! for `dhcp`, that node runs `dnsmasq` on the bridge, handing out the store's allocations by MAC ([`dhcp`]).
+//! whichever nodes allocate them. One node wins the gateway address and puts it on its bridge (another takes over
+//! when it leaves); when the network asks for `dhcp`, that node runs `dnsmasq` on the bridge, handing out the
+//! store's allocations by MAC ([`dhcp`]).
+//!
+//! Each node records its state of a network under `actual/nodes/<node>/networks/<name>.<tenant>` ([`NodeNetwork`]:
+//! bridge, device, segment id, MTU, VTEP, gateway), bound to the agent's lease
+//! ([`StoreNetworkManager::with_lease`]); [`StoreNetworkManager::follow`] watches those records and the address
+//! allocations and re-syncs the networks they touch, so forwarding entries follow nodes coming and going.
 //!
 //! # Instances
 //!
@@ -70,7 +76,8 @@ pub trait NetworkManager: Send + Sync {
     async fn ensure(&self, net: &NetworkName, spec: &NetworkSpec) -> Result<NodeNetwork, NetworkError>;
 
     /// Re-reads the store for `net` and applies what changed elsewhere: the unicast VxLAN forwarding entries (one
-    /// per other node with the network) and the DHCP reservations. Call it when nodes or addresses come and go.
+    /// per other node with the network), the DHCP reservations, and the gateway when the node holding it left.
+    /// Call it when nodes or addresses come and go ([`StoreNetworkManager::follow`] does).
     async fn sync(&self, net: &NetworkName) -> Result<(), NetworkError>;
 
     /// Attaches a native instance to `nics` (networks already [`NetworkManager::ensure`]d): its namespace, one

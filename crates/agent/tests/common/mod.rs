@@ -132,6 +132,29 @@ impl ActualWatch {
         }
     }
 
+    /// Waits for the record's deletion (a delete event after the last record seen).
+    pub async fn deleted(&mut self) {
+        if self.seen.last() == Some(&None) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for deletion; last: {:?}", self.current))
+                .unwrap()
+                .unwrap();
+            self.current = match ev.kind {
+                EventKind::Put => Some(serde_json::from_slice(&ev.kv.value).unwrap()),
+                EventKind::Delete => None,
+            };
+            self.seen.push(self.current.clone());
+            if ev.kind == EventKind::Delete {
+                return;
+            }
+        }
+    }
+
     pub async fn state(&mut self, state: State) -> ActualInstance {
         self.until(&format!("{state}"), |a| a.and_then(|a| a.state()) == Some(state)).await.unwrap()
     }

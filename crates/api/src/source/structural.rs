@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::text::{field, PathMap};
 use super::Position;
-use crate::manifest::{Component, NetworkSpec, Object, ObjectKind, API_VERSION};
+use crate::manifest::{Component, NetworkSpec, Object, ObjectKind, Proximity, API_VERSION};
 use crate::seed;
 
 /// A structural error at a position.
@@ -168,6 +168,12 @@ fn collect<T: DeserializeOwned>(mut value: Value, prefix: &str, map: &PathMap) -
             }
         }
         let full = |p: &str| join_prefix(prefix, p);
+        // The proximity forms are tried in turn, so serde's error says little: read each rule alone instead.
+        let detailed = if rel == "proximity" || rel.ends_with(".proximity") {
+            proximity_problems(pointer(&value, &rel), &full(&rel), map)
+        } else {
+            Vec::new()
+        };
         let (problem, remove) = if let Some(unknown) = quoted(&message, "unknown field `") {
             let target = if rel == unknown || rel.ends_with(&format!(".{unknown}")) {
                 rel.clone()
@@ -200,7 +206,11 @@ fn collect<T: DeserializeOwned>(mut value: Value, prefix: &str, map: &PathMap) -
             let what = if full(&rel).is_empty() { String::new() } else { format!("{}: ", full(&rel)) };
             (Problem { position: map.locate(&full(&rel)), message: format!("{what}{message}"), hint: None }, rel)
         };
-        problems.push(problem);
+        if detailed.is_empty() {
+            problems.push(problem);
+        } else {
+            problems.extend(detailed);
+        }
         // Removing one element would shift its followers' indices: remove the whole list instead.
         let remove = strip_trailing_index(&remove);
         if remove.is_empty() || !remove_path(&mut value, remove) {
@@ -209,6 +219,48 @@ fn collect<T: DeserializeOwned>(mut value: Value, prefix: &str, map: &PathMap) -
         removed.push(remove.to_string());
     }
     Err(problems)
+}
+
+/// The errors of each `{to, within, required}` rule of a `proximity` value that is not a valid list of rules.
+fn proximity_problems(value: Option<&Value>, at: &str, map: &PathMap) -> Vec<Problem> {
+    let items: Vec<(String, &Value)> = match value {
+        Some(Value::Array(items)) => items.iter().enumerate().map(|(j, v)| (format!("{at}[{j}]"), v)).collect(),
+        Some(v @ Value::Object(_)) => vec![(at.to_string(), v)],
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (path, item) in items {
+        match item {
+            Value::String(_) => {}
+            Value::Object(_) => {
+                if let Err(p) = collect::<Proximity>(item.clone(), &path, map) {
+                    out.extend(p);
+                }
+            }
+            _ => out.push(Problem {
+                position: map.locate(&path),
+                message: format!("{path}: a proximity is a component name or a rule {{to, within, required}}"),
+                hint: None,
+            }),
+        }
+    }
+    out
+}
+
+/// The node at a dotted path (`a.b[0].c`).
+fn pointer<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = value;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('[');
+        let key = pieces.next().unwrap_or("");
+        if !key.is_empty() {
+            node = node.get(key)?;
+        }
+        for idx in pieces {
+            node = node.get(idx.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(node)
 }
 
 fn join_prefix(prefix: &str, rel: &str) -> String {

@@ -165,3 +165,30 @@ fn object_errors_name_the_field_at_fault() {
     assert_eq!(e.path, "spec.components[0].replicas");
     assert!(e.to_string().starts_with("spec.components[0].replicas: invalid type"), "{e}");
 }
+
+#[test]
+fn entity_details_and_shared_fixed_addresses() {
+    let yaml = app(
+        "  - {name: a, replicas: 2, entity: {kind: native, command: [x], workingDir: ../up, setup: [[]], networks: [{network: n, ip: 10.0.0.2}]}}\n  - {name: b, constraints: {nodes: [Edge]}, entity: {kind: vm, image: i, initrd: /boot/initrd, cpu: 0}}\n",
+    )
+    .replace("  components:", "  networks: [{name: n, type: bridge, ipRange: 10.0.0.0/24}, {name: n, type: bridge}]\n  components:");
+    assert_one(&yaml, "spec.networks[1]", "declared twice");
+    assert_one(&yaml, "spec.components[0].entity.workingDir", "relative path");
+    assert_one(&yaml, "spec.components[0].entity.setup[0]", "needs a program");
+    assert_one(&yaml, "spec.components[0].entity.networks[0].ip", "shared by 2 replicas");
+    assert_one(&yaml, "spec.components[1].constraints.nodes[0]", "invalid node name");
+    assert_one(&yaml, "spec.components[1].entity.initrd", "needs a `kernel`");
+    assert_one(&yaml, "spec.components[1].entity.cpu", "at least 1 cpu");
+}
+
+#[test]
+fn existing_networks_satisfy_references() {
+    let yaml = app("  - {name: a, entity: {kind: native, command: [x], networks: [{network: old, ip: 10.9.0.9}]}}\n")
+        .replace("  components:", "  networks: [old]\n  components:");
+    assert_eq!(violations(&yaml).len(), 1, "unknown without the store's networks");
+    let mut existing = Existing::default();
+    let spec: NetworkSpec =
+        serde_json::from_value(serde_json::json!({"type": "bridge", "ipRange": "10.9.0.0/16"})).unwrap();
+    existing.networks.insert(("default".into(), "old".into()), spec);
+    assert_eq!(validate_with(&objects(&yaml), &existing), vec![]);
+}

@@ -94,6 +94,8 @@ impl EmbeddedStore {
         let path = config.dir.join(DB_FILE);
         let conn = schema::connect(&path, config.durability)?;
         schema::create(&conn)?;
+        // Checkpoints (which sync the file) run in the background, never on a write's path.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(schema::db_err)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let mut writer = Writer::new(conn, events.clone())?;
         writer.renew_all_leases()?;
@@ -118,6 +120,7 @@ impl EmbeddedStore {
         spawn_ticker(&runtime, Arc::downgrade(&inner), config.compaction_interval, move || {
             Command::AutoCompact(window)
         });
+        spawn_checkpointer(&runtime, Arc::downgrade(&inner));
         Ok(EmbeddedStore { inner })
     }
 
@@ -160,6 +163,25 @@ fn spawn_ticker(
             let Some(inner) = inner.upgrade() else { return };
             if inner.send(command()).is_err() {
                 return;
+            }
+        }
+    });
+}
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Checkpoints the write-ahead log periodically (passive: never blocks the writer or readers) while the store lives.
+fn spawn_checkpointer(runtime: &tokio::runtime::Handle, inner: Weak<Inner>) {
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+            let Some(inner) = inner.upgrade() else { return };
+            let done = inner
+                .read(|conn| conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(schema::db_err))
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "embedded store checkpoint failed");
             }
         }
     });

@@ -26,7 +26,9 @@ struct Created {
 async fn create(endpoints: &Endpoints, prefix: &str, from: Revision) -> Result<Created, StoreError> {
     endpoints
         .call(|c| async move {
-            let mut options = WatchOptions::new();
+            // Progress notifications move the resume point forward while the prefix is quiet, so that a resume
+            // after a long idle time does not ask for history compaction has already discarded.
+            let mut options = WatchOptions::new().with_progress_notify();
             options = if prefix.is_empty() { options.with_all_keys() } else { options.with_prefix() };
             if from > 0 {
                 options = options.with_start_revision(from);
@@ -128,6 +130,11 @@ async fn forward(watch: &mut Created, tx: &mpsc::Sender<Result<Event, StoreError
         }
         if response.canceled() {
             return Some(watch.next);
+        }
+        if response.events().is_empty() {
+            if let Some(header) = response.header() {
+                watch.next = watch.next.max(header.revision() + 1);
+            }
         }
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };

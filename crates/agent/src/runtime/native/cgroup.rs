@@ -63,9 +63,10 @@ impl Cgroups {
         }
     }
 
-    /// The (not yet created) groups of one instance.
-    pub fn instance(&self, id: &InstanceId) -> InstanceCgroup {
-        let name = id.to_string();
+    /// The (not yet created) groups of one instance. `scope` tells apart agents sharing the machine (each has its
+    /// own data directory), so two agents never touch each other's groups.
+    pub fn instance(&self, id: &InstanceId, scope: &str) -> InstanceCgroup {
+        let name = format!("{id}@{scope}");
         let sub = |p: &Option<PathBuf>| p.as_ref().map(|p| p.join(&name));
         InstanceCgroup {
             v2: sub(&self.v2),
@@ -173,6 +174,18 @@ impl InstanceCgroup {
             }
         }
         Ok(())
+    }
+
+    /// The groups that exist now.
+    pub fn existing(&self) -> Vec<PathBuf> {
+        self.dirs().filter(|d| d.exists()).cloned().collect()
+    }
+
+    /// Whether the instance is frozen by its freezer group.
+    pub fn is_frozen(&self) -> bool {
+        let read = |d: &PathBuf, f: &str| fs::read_to_string(d.join(f)).map(|s| s.trim().to_string()).ok();
+        self.v2.as_ref().and_then(|d| read(d, "cgroup.freeze")).is_some_and(|s| s == "1")
+            || self.freezer.as_ref().and_then(|d| read(d, "freezer.state")).is_some_and(|s| s == "FROZEN")
     }
 
     /// The memory limit in force, in bytes (`None`: no memory group or unlimited).

@@ -63,6 +63,8 @@ impl NativeConfig {
 pub struct NativeRuntime {
     config: NativeConfig,
     cgroups: Cgroups,
+    /// Tells this runtime's cgroups apart from another agent's on the same machine (a hash of the data directory).
+    scope: String,
     instances: Mutex<HashMap<InstanceId, Arc<Instance>>>,
 }
 
@@ -74,7 +76,8 @@ impl NativeRuntime {
         std::fs::create_dir_all(&root).map_err(|e| RuntimeError::io(&root, e))?;
         let cgroups = if config.use_cgroups { Cgroups::detect() } else { Cgroups::default() };
         tracing::debug!(cgroups = %cgroups.describe(), "native runtime");
-        let rt = Arc::new(NativeRuntime { config, cgroups, instances: Mutex::new(HashMap::new()) });
+        let scope = format!("{:08x}", fnv1a(root.as_os_str().as_encoded_bytes()) as u32);
+        let rt = Arc::new(NativeRuntime { config, cgroups, scope, instances: Mutex::new(HashMap::new()) });
         tokio::spawn(rotate_logs(Arc::downgrade(&rt), rt.config.log_check_interval));
         Ok(rt)
     }
@@ -106,6 +109,16 @@ impl NativeRuntime {
         self.map().get(id).and_then(|i| i.cgroup.memory_limit())
     }
 
+    /// The cgroup directories an instance has now (empty without cgroups, or once cleaned).
+    pub fn cgroup_dirs(&self, id: &InstanceId) -> Vec<PathBuf> {
+        self.map().get(id).map(|i| i.cgroup.existing()).unwrap_or_default()
+    }
+
+    /// Whether an instance is frozen by its freezer cgroup.
+    pub fn is_frozen(&self, id: &InstanceId) -> bool {
+        self.map().get(id).is_some_and(|i| i.cgroup.is_frozen())
+    }
+
     /// Every process in an instance's cgroups (empty without cgroups).
     pub fn cgroup_pids(&self, id: &InstanceId) -> Vec<i32> {
         self.map().get(id).map(|i| i.cgroup.pids()).unwrap_or_default()
@@ -122,6 +135,11 @@ impl NativeRuntime {
             }
         }
     }
+}
+
+/// FNV-1a, a stable hash for naming.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 async fn rotate_logs(rt: Weak<NativeRuntime>, every: Duration) {
@@ -174,7 +192,8 @@ impl Runtime for NativeRuntime {
             if self.map().contains_key(&id) {
                 continue;
             }
-            let inst = Arc::new(Instance::new(dir, self.cgroups.instance(&id), file.desired.clone(), file.state));
+            let inst =
+                Arc::new(Instance::new(dir, self.cgroups.instance(&id, &self.scope), file.desired.clone(), file.state));
             let mut state = file.state;
             let mut adopted = None;
             if matches!(state, State::Running | State::Paused) {
@@ -211,7 +230,8 @@ impl Runtime for NativeRuntime {
         let id = &desired.id;
         let dir = self.root().join(id.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
-        let inst = Arc::new(Instance::new(dir, self.cgroups.instance(id), desired.clone(), State::Defined));
+        let inst =
+            Arc::new(Instance::new(dir, self.cgroups.instance(id, &self.scope), desired.clone(), State::Defined));
         inst.persist(State::Defined, None)?;
         self.map().insert(id.clone(), inst);
         Ok(())
@@ -276,6 +296,9 @@ impl Runtime for NativeRuntime {
         let Some(inst) = self.map().remove(id) else {
             return Ok(());
         };
+        // After a cancelled configure, setup leftovers may remain: nothing of the instance survives undefine.
+        inst.cgroup.kill_all();
+        let _ = inst.cgroup.remove();
         match std::fs::remove_dir_all(&inst.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::io(&inst.dir, e)),
             _ => Ok(()),
