@@ -225,3 +225,20 @@ async fn output_is_rotated_by_size_while_the_process_writes() {
     rt.clean(&d.id).await.unwrap();
     rt.undefine(&d.id).await.unwrap();
 }
+
+#[tokio::test]
+async fn what_a_native_process_cannot_honour_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = NativeRuntime::new(config(tmp.path())).unwrap();
+    let mut d = desired("netted", &["sleep", "300"]);
+    d.entity.networks = vec![fos_api::manifest::NetworkAttachment { network: "lan".into(), ip: None, mac: None }];
+    let err = rt.define(&d).await.unwrap_err().to_string();
+    assert!(err.contains("virtual networks is not supported"), "{err}");
+    let mut d = desired("remapped", &["sleep", "300"]);
+    d.entity.ports =
+        vec![fos_api::manifest::PortMapping { port: 80, host_port: Some(8080), protocol: Default::default() }];
+    assert!(rt.define(&d).await.is_err());
+    d.entity.ports[0].host_port = Some(80);
+    rt.define(&d).await.unwrap();
+    rt.undefine(&d.id).await.unwrap();
+}

@@ -29,6 +29,16 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 /// The MTU of node-local bridges.
 const LOCAL_MTU: u32 = 1500;
 
+/// Runs `f` (which waits on a child process) off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, NetworkError> + Send + 'static,
+) -> Result<T, NetworkError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| NetworkError::Os {
+        doing: "managing dnsmasq".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
 /// Builds networks and attaches instances in one node's network namespace.
 pub struct LinuxNetworks {
     host_ns: Arc<File>,
@@ -139,11 +149,13 @@ impl LinuxNetworks {
 
         let dhcp = match plan.gateway {
             Some(gateway) if plan.dhcp => {
-                dhcp::ensure(&self.run_dir, &self.host_ns, &bridge_name, gateway)?;
+                let (run_dir, host_ns, bridge) = (self.run_dir.clone(), self.host_ns.clone(), bridge_name.clone());
+                blocking(move || dhcp::ensure(&run_dir, &host_ns, &bridge, gateway)).await?;
                 true
             }
             _ => {
-                dhcp::stop(&self.run_dir, &bridge_name)?;
+                let (run_dir, bridge) = (self.run_dir.clone(), bridge_name.clone());
+                blocking(move || dhcp::stop(&run_dir, &bridge)).await?;
                 false
             }
         };
@@ -243,8 +255,9 @@ impl LinuxNetworks {
     /// Removes `net` from the node: DHCP, segment device (with its forwarding entries), bridge. Idempotent.
     pub async fn teardown(&self, net: &NetworkName) -> Result<(), NetworkError> {
         let bridge = names::bridge(net);
-        dhcp::stop(&self.run_dir, &bridge)?;
-        dhcp::remove_state(&self.run_dir, &bridge)?;
+        let (run_dir, dhcp_bridge) = (self.run_dir.clone(), bridge.clone());
+        blocking(move || dhcp::stop(&run_dir, &dhcp_bridge).and_then(|_| dhcp::remove_state(&run_dir, &dhcp_bridge)))
+            .await?;
         for name in [names::segment_device(net), bridge] {
             if let Some(link) = self.host.link(&name).await? {
                 self.host.delete_link(&link).await?;

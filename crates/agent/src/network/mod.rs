@@ -41,6 +41,22 @@
 //! namespace* towards `127.0.0.1:<port>`. This needs no address on the node side of the bridge, no iptables rules,
 //! and stops with the instance; the instance sees connections coming from its own loopback.
 //!
+//! # Use from the lifecycle driver
+//!
+//! ```text
+//! manager = StoreNetworkManager::new(store, keys, node, LinuxNetworks::new(plugin_config, None)?).with_lease(lease)
+//! spawn(manager.follow())                                   // peers, DHCP reservations, gateway take-over
+//! for each network an instance on the node uses:  manager.ensure(&net, &spec)
+//! native instance:  net = manager.attach(&id, &nics, &entity.ports)
+//!                   netns::enter_on_spawn(&mut command, &net.netns); spawn the process
+//! VM:               lease = manager.reserve(&id, n, &nic)   // tap on lease.bridge with lease.mac
+//! instance cleaned: manager.detach(&id)
+//! network no longer used on the node: manager.teardown(&net)
+//! ```
+//!
+//! `vlan` networks need the kernel's 802.1Q support (`8021q`); without it bringing one up fails with
+//! `creating vlan <id> on <interface>: Operation not supported`.
+//!
 //! # Restarts and cleaning
 //!
 //! Every operation is idempotent: names are stable functions of the network or instance ([`names`]), so a

@@ -159,6 +159,14 @@ fn check_native(desired: &DesiredInstance) -> Result<(), RuntimeError> {
     if desired.entity.command.is_empty() {
         return Err(RuntimeError::Invalid("a native entity needs a command".into()));
     }
+    // A native process shares the node's network: it cannot honour what would need the network manager (its own
+    // namespace on virtual networks, a host port proxied to another port). Refused loudly rather than run wrongly.
+    if !desired.entity.networks.is_empty() {
+        return Err(RuntimeError::Unsupported("attaching a native process to virtual networks"));
+    }
+    if desired.entity.ports.iter().any(|p| p.host_port.is_some_and(|h| h != p.port)) {
+        return Err(RuntimeError::Unsupported("exposing a native process's port on another host port"));
+    }
     Ok(())
 }
 
@@ -255,6 +263,10 @@ impl Runtime for NativeRuntime {
     async fn run(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
         let inst = self.get(&desired.id)?;
+        if matches!(*inst.run.borrow(), RunState::Running { .. }) {
+            // A run retried after it started the process but failed later: never two copies.
+            inst.stop(self.config.stop_grace).await?;
+        }
         inst.set_desired(desired);
         inst.spawn(desired)?;
         // Recorded right after the spawn: a restarted agent adopts the process instead of starting another.
