@@ -33,6 +33,12 @@ pub struct Options {
     /// Client key for etcd (PEM).
     #[arg(long, requires = "etcd_cert")]
     pub etcd_key: Option<PathBuf>,
+    /// The name etcd's server certificates carry, when not the endpoints' host.
+    #[arg(long, requires = "etcd")]
+    pub etcd_domain: Option<String>,
+    /// etcd user (the password is read from `FOS_ETCD_PASSWORD`).
+    #[arg(long, requires = "etcd")]
+    pub etcd_user: Option<String>,
     /// Address the API (and /healthz, /metrics) listens on.
     #[arg(long, default_value = "127.0.0.1:7887", env = "FOS_LISTEN")]
     pub listen: SocketAddr,

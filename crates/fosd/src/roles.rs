@@ -7,20 +7,34 @@ use anyhow::Context as _;
 use fos_agent::{Agent, AgentConfig, NodeConfig};
 use fos_api::{InstanceId, Keys};
 use fos_controller::{Context, MeteredStore, Metrics, SchedulerPlacer};
-use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
+use fos_store::{EtcdAuth, EtcdTls, Store, StoreConfig};
 use tokio::sync::watch;
 
 use crate::options::Options;
 
-/// Opens the store the options name.
-fn open_store(opts: &Options) -> anyhow::Result<Arc<dyn Store>> {
-    if !opts.etcd.is_empty() {
-        anyhow::bail!("--etcd: this build has no etcd backend; run with the embedded store (omit --etcd)");
-    }
-    let dir = opts.data_dir.join("store");
-    let store = EmbeddedStore::open(EmbeddedConfig::new(&dir))
-        .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
-    Ok(Arc::new(store))
+/// Opens the store the options name: an etcd cluster with `--etcd`, else the embedded store in the data directory.
+async fn open_store(opts: &Options) -> anyhow::Result<Arc<dyn Store>> {
+    let config = if opts.etcd.is_empty() {
+        StoreConfig::embedded(opts.data_dir.join("store"))
+    } else {
+        let tls = (opts.etcd_ca.is_some() || opts.etcd_cert.is_some()).then(|| EtcdTls {
+            ca: opts.etcd_ca.clone(),
+            cert: opts.etcd_cert.clone(),
+            key: opts.etcd_key.clone(),
+            domain: opts.etcd_domain.clone(),
+        });
+        let auth = opts.etcd_user.as_ref().map(|user| EtcdAuth {
+            user: user.clone(),
+            password: std::env::var("FOS_ETCD_PASSWORD").unwrap_or_default(),
+        });
+        StoreConfig::Etcd { endpoints: opts.etcd.clone(), tls, auth }
+    };
+    let what = if opts.etcd.is_empty() {
+        format!("the embedded store in {}", opts.data_dir.join("store").display())
+    } else {
+        format!("etcd at {}", opts.etcd.join(","))
+    };
+    fos_store::open(config).await.with_context(|| format!("opening {what}"))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -42,7 +56,7 @@ async fn terminated() {
 /// Runs every enabled role until a termination signal.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts)?, metrics.clone()));
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts).await?, metrics.clone()));
     let node_config = node_config(&opts)?;
     let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
     let logs_root = node_config.data_dir().join("native");
