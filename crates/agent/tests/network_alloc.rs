@@ -67,12 +67,13 @@ async fn concurrent_address_allocations_never_collide() {
     let recorded = alloc::addresses(store.as_ref(), &keys, &net).await.unwrap();
     assert_eq!(recorded.len(), 62);
 
-    // Asking again for the same holder returns its address; releasing frees it for someone else.
-    let again = alloc::address(store.as_ref(), &keys, &net, subnet, None, &holder(0, 0)).await.unwrap();
-    assert!(recorded.iter().any(|(ip, h)| *ip == again && h.instance.as_deref() == Some("i0")));
-    let released = alloc::release_where(store.as_ref(), &keys.ipam_prefix(), |h| h.instance.as_deref() == Some("i0"))
-        .await
-        .unwrap();
+    // Asking again for a holder that won the race returns its address; releasing frees it for someone else.
+    let (won_ip, winner) = recorded.first().cloned().expect("62 recorded addresses");
+    let again = alloc::address(store.as_ref(), &keys, &net, subnet, None, &winner).await.unwrap();
+    assert_eq!(again, won_ip, "a holder asking again gets the address it holds");
+    let winner_instance = winner.instance.clone();
+    let released =
+        alloc::release_where(store.as_ref(), &keys.ipam_prefix(), |h| h.instance == winner_instance).await.unwrap();
     assert_eq!(released, 1);
     let next = alloc::address(store.as_ref(), &keys, &net, subnet, None, &holder(1, 1000)).await.unwrap();
     assert_eq!(next, again, "the released address is the free one");
