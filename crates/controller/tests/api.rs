@@ -4,7 +4,7 @@
 mod common;
 
 use common::{world, WORDPRESS};
-use fos_api::wire::{ApplyResponse, Change, ErrorBody, StoreEntry};
+use fos_api::wire::{AppView, ApplyResponse, Change, ErrorBody, StoreEntry, STATE_ANNOTATION};
 
 struct Server {
     base: String,
@@ -91,4 +91,52 @@ async fn the_store_view_matches_wildcards() {
     assert_eq!(keys, ["/fos/0/actual/nodes/n1/info", "/fos/0/actual/nodes/n2/info"]);
     let resp = reqwest::get(format!("{}/v1/store?uri=http://x", s.base)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 422);
+}
+
+async fn verb(s: &Server, path: &str) -> reqwest::Response {
+    reqwest::Client::new().post(format!("{}{path}", s.base)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn entity_verbs_follow_the_lifecycle_and_act_only_on_standalone_entities() {
+    let w = world();
+    let s = serve(&w).await;
+    let created: ApplyResponse =
+        post(&s, serde_json::json!({ "objects": objects(&[WORDPRESS, ENTITY]) })).await.json().await.unwrap();
+    assert_eq!(created.changes.len(), 2);
+
+    // Nothing runs yet: `run` is refused by the lifecycle, with its own words, and nothing is written.
+    let rev = w.ctx.store.revision().await.unwrap();
+    let resp = verb(&s, "/v1/entities/default/tick/run").await;
+    assert_eq!(resp.status().as_u16(), 409);
+    let err: ErrorBody = resp.json().await.unwrap();
+    assert!(err.message.contains("cannot run an instance that is not defined"), "{}", err.message);
+    assert_eq!(w.ctx.store.revision().await.unwrap(), rev, "a refused verb writes nothing");
+
+    // `define` is allowed from nothing: the record asks for Defined and its generation moves on.
+    let view: AppView = verb(&s, "/v1/entities/default/tick/define").await.json().await.unwrap();
+    assert_eq!(view.record.generation, 2);
+    assert_eq!(view.record.object.metadata().annotations.get(STATE_ANNOTATION).map(String::as_str), Some("Defined"));
+
+    // Verbs act on standalone entities only, and on ones that exist.
+    assert_eq!(verb(&s, "/v1/entities/default/wp/define").await.status().as_u16(), 409);
+    assert_eq!(verb(&s, "/v1/entities/default/nope/define").await.status().as_u16(), 404);
+    assert_eq!(verb(&s, "/v1/entities/default/tick/fly").await.status().as_u16(), 422);
+}
+
+#[tokio::test]
+async fn delete_marks_the_application_once() {
+    let w = world();
+    let s = serve(&w).await;
+    let _: ApplyResponse =
+        post(&s, serde_json::json!({ "objects": objects(&[WORDPRESS]) })).await.json().await.unwrap();
+    let delete = || reqwest::Client::new().delete(format!("{}/v1/apps/default/wp", s.base)).send();
+    let first: AppView = delete().await.unwrap().json().await.unwrap();
+    assert!(first.record.deleting);
+    let rev = w.ctx.store.revision().await.unwrap();
+    let again: AppView = delete().await.unwrap().json().await.unwrap();
+    assert!(again.record.deleting);
+    assert_eq!(w.ctx.store.revision().await.unwrap(), rev, "deleting twice writes once");
+    let missing = reqwest::Client::new().delete(format!("{}/v1/apps/default/nope", s.base)).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
 }

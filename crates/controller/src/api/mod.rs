@@ -2,6 +2,7 @@
 //! events, imperative entity verbs, `/healthz` and Prometheus `/metrics`. It is the only way `fosctl` talks to fos.
 
 pub mod admission;
+pub mod app_record;
 pub mod apply;
 pub mod entity;
 pub mod error;

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use fos_api::wire::{AppRecord, AppView, EntityView, EventRecord};
+use fos_api::wire::{AppView, EntityView, EventRecord};
 use fos_api::{InstanceId, Node};
-use fos_store::{Compare, Txn, TxnOp};
 use serde::Deserialize;
 
+use super::app_record::update_app;
 use super::error::ApiError;
 use crate::view::ClusterView;
 use crate::Context;
@@ -59,28 +59,15 @@ pub async fn delete_app(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<AppView>, ApiError> {
     let key = ctx.keys.desired_app(&tenant, &name);
-    for _ in 0..5 {
-        let kv = ctx
-            .store
-            .get(&key)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("application {tenant}/{name} not found")))?;
-        let mut rec: AppRecord = crate::reconcile::decode_app(&key, &kv.value)?;
-        if rec.deleting {
-            return Ok(Json(AppView { record: rec, status: None }));
-        }
+    let what = format!("application {tenant}/{name}");
+    let not_found = || ApiError::NotFound(format!("{what} not found"));
+    let record = update_app(&ctx, &key, &what, not_found, |rec| {
+        let changed = !rec.deleting;
         rec.deleting = true;
-        let value = serde_json::to_vec(&rec).map_err(|e| ApiError::invalid(e.to_string()))?;
-        let txn = Txn {
-            compare: vec![Compare::mod_revision(key.clone(), kv.mod_revision)],
-            success: vec![TxnOp::Put { key: key.clone(), value, lease: None }],
-            failure: Vec::new(),
-        };
-        if ctx.store.txn(txn).await?.succeeded {
-            return Ok(Json(AppView { record: rec, status: None }));
-        }
-    }
-    Err(ApiError::Conflict(format!("application {tenant}/{name} kept changing; try again")))
+        Ok(changed)
+    })
+    .await?;
+    Ok(Json(AppView { record, status: None }))
 }
 
 /// Every instance, desired and actual side by side.
