@@ -2,11 +2,13 @@
 //! instance records), the one entity lifecycle state machine, and the store's key layout with the seed's
 //! `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it.
 
+pub mod graph;
 pub mod keys;
 pub mod lifecycle;
 pub mod manifest;
 pub mod names;
 pub mod node;
+pub mod plan;
 pub mod quantity;
 pub mod record;
 pub mod seed;

@@ -8,7 +8,7 @@ use crate::error::ScheduleError;
 use crate::explain::{explain, Failure};
 use crate::graph::AppGraph;
 use crate::options::Options;
-use crate::plan::{Placement, Plan, Relaxation, Unschedulable};
+use fos_api::plan::{Placement, Plan, Relaxation, Unschedulable};
 use crate::plugins::Context;
 use crate::proximity::{label_key_of, near};
 use crate::request::{Needs, ProximityTarget, Request};
@@ -311,7 +311,7 @@ impl<'s> Run<'s> {
             if &p.instance.component != name {
                 return true;
             }
-            state.give_back(&p.allocation());
+            state.give_back(&Allocation::from(p));
             state.unrecord(&p.instance);
             removed.push(p.instance.clone());
             false
@@ -341,7 +341,7 @@ impl<'s> Run<'s> {
         let mut rounds = 4 * placements.len();
         while let Some(i) = placements.iter().position(|p| self.lacks_neighbour(state, p)) {
             let p = placements.remove(i);
-            state.give_back(&p.allocation());
+            state.give_back(&Allocation::from(&p));
             state.unrecord(&p.instance);
             let Some(c) = self.spec.components.iter().position(|c| c.name == p.instance.component) else { continue };
             let request = self.request(c, &p.instance, true, state, self.excluded.clone());

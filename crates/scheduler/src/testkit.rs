@@ -12,7 +12,7 @@ use crate::options::Options;
 use crate::plugins::filter::FilterPlugin;
 use crate::plugins::score::ScorePlugin;
 use crate::plugins::Context;
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::request::{Needs, ProximityTarget, Request};
 use crate::snapshot::{Allocation, ClusterSnapshot, NodeIdx};
 use crate::state::Working;

@@ -96,7 +96,7 @@ pub fn violations(
         .iter()
         .cloned()
         .chain(kept.iter().map(|a| (*a).clone()))
-        .chain(plan.placements.iter().map(|p| p.allocation()))
+        .chain(plan.placements.iter().map(|p| Allocation::from(p)))
         .collect();
     for a in &all {
         let Some(_) = by_name.get(a.node.as_str()) else { continue };

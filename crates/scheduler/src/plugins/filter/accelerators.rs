@@ -2,7 +2,7 @@
 //! each accelerator is allocated to one instance.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes with too few free accelerators of a requested type.

@@ -2,7 +2,7 @@
 //! off, a choice undone by backtracking).
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses the request's excluded nodes.

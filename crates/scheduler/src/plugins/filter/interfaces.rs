@@ -2,7 +2,7 @@
 //! allocated).
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes with too few interfaces of a requested type.

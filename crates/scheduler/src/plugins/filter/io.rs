@@ -2,7 +2,7 @@
 //! allocated one instance each, so a device held by another instance does not count.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes with too few free I/O devices of a requested type.

@@ -25,7 +25,7 @@ pub use runtime::Runtime;
 pub use selection::Selection;
 
 use super::Context;
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// A filter: can this node take this instance?

@@ -1,7 +1,7 @@
 //! Platform filter: the node's cpu architecture and operating system match the component's constraints.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes of another architecture or operating system.

@@ -3,7 +3,7 @@
 
 use super::{Context, FilterPlugin};
 use crate::proximity::{miss_detail, near};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::request::ProximityTarget;
 use crate::snapshot::{ClusterSnapshot, NodeIdx};
 

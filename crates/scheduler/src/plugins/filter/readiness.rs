@@ -1,7 +1,7 @@
 //! Readiness filter: a node whose agent is not alive, or that is cordoned, takes no new instance.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses not-ready and cordoned nodes.

@@ -2,7 +2,7 @@
 //! instance's reservation.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes without enough free cpu, memory or disk.

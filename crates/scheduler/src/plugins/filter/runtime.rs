@@ -1,7 +1,7 @@
 //! Runtime filter: the node has a working runtime for the entity's kind (native, vm, container).
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes that cannot run the entity's kind.

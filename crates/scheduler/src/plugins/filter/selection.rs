@@ -1,7 +1,7 @@
 //! Selection filter: the component's explicit `nodes` subset and its `nodeSelector` labels.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
+use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
 
 /// Refuses nodes outside the component's `nodes` list or without its `nodeSelector` labels.

@@ -5,14 +5,15 @@
 
 use std::fmt;
 
-use fos_api::manifest::{Accelerator, Arch, EntityKind, InterfaceType, IoType, Within};
-use fos_api::quantity::format_bytes;
-use fos_api::record::AssignedDevices;
-use fos_api::InstanceId;
+use crate::manifest::{Accelerator, Arch, EntityKind, InterfaceType, IoType, Within};
+use crate::quantity::format_bytes;
+use crate::record::AssignedDevices;
+use crate::record::InstanceId;
 use serde::{Deserialize, Serialize};
 
-use crate::rejection::{format_cpu, Rejection};
-use crate::snapshot::Allocation;
+mod rejection;
+
+pub use rejection::{format_cpu, Rejection};
 
 /// A scheduling plan for one application (or one set of instances).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,20 +65,6 @@ pub struct Placement {
     pub disk_bytes: u64,
     /// The weighted score the node won with.
     pub score: u64,
-}
-
-impl Placement {
-    /// What this placement holds on its node.
-    pub fn allocation(&self) -> Allocation {
-        Allocation {
-            instance: self.instance.clone(),
-            node: self.node.clone(),
-            cpu_millis: self.cpu_millis,
-            memory_bytes: self.memory_bytes,
-            disk_bytes: self.disk_bytes,
-            devices: self.devices.clone(),
-        }
-    }
 }
 
 /// A component some of whose instances found no node.
@@ -198,7 +185,7 @@ pub struct NodeRequirement {
 }
 
 mod within_text {
-    use fos_api::manifest::Within;
+    use crate::manifest::Within;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(w: &Within, s: S) -> Result<S::Ok, S::Error> {
