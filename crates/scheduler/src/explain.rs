@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use fos_api::InstanceId;
 
-use fos_api::plan::{NodeRequirement, ReasonGroup, Relaxation, Unschedulable};
 use crate::plugins::filter::{all_rejections, first_rejection};
 use crate::plugins::Context;
-use fos_api::plan::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
+use fos_api::plan::{NodeRequirement, ReasonGroup, Relaxation, Unschedulable};
 
 /// Reason groups shown before the rest are merged per filter.
 pub const MAX_EXACT_GROUPS: usize = 8;
@@ -91,6 +91,7 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
         nodes: n,
         reasons: groups,
         relaxation,
+        error: None,
     }
 }
 

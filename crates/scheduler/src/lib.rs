@@ -26,7 +26,7 @@ pub mod state;
 pub(crate) mod testkit;
 
 pub use error::ScheduleError;
+pub use fos_api::plan::{NodeRequirement, Placement, Plan, ReasonGroup, Rejection, Relaxation, Unschedulable};
 pub use options::{AllocationStrategy, Options, ScoreWeights};
 pub use place::{place_application, place_instances};
-pub use fos_api::plan::{NodeRequirement, Placement, Plan, ReasonGroup, Relaxation, Rejection, Unschedulable};
 pub use snapshot::{Allocation, ClusterSnapshot, NodeIdx, SnapshotError};

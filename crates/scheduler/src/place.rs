@@ -8,13 +8,13 @@ use crate::error::ScheduleError;
 use crate::explain::{explain, Failure};
 use crate::graph::AppGraph;
 use crate::options::Options;
-use fos_api::plan::{Placement, Plan, Relaxation, Unschedulable};
 use crate::plugins::Context;
 use crate::proximity::{label_key_of, near};
 use crate::request::{Needs, ProximityTarget, Request};
 use crate::select::select;
 use crate::snapshot::{Allocation, ClusterSnapshot, NodeIdx};
 use crate::state::Working;
+use fos_api::plan::{Placement, Plan, Relaxation, Unschedulable};
 
 /// Places the instances of `spec` that `existing` does not already place; existing ones stay where they are.
 /// `existing` are this application's current allocations (whether or not the snapshot already counts them).

@@ -180,13 +180,13 @@ impl Object {
     }
 
     /// The object as a one-component application, for the kinds that run something (Application, Entity).
-    pub fn as_application(&self) -> Option<Application> {
+    pub fn as_application(&self) -> Option<std::borrow::Cow<'_, Application>> {
         match self {
-            Object::Application(a) => Some(a.clone()),
-            Object::Entity(e) => Some(Typed {
+            Object::Application(a) => Some(std::borrow::Cow::Borrowed(a)),
+            Object::Entity(e) => Some(std::borrow::Cow::Owned(Typed {
                 metadata: e.metadata.clone(),
                 spec: ApplicationSpec::single(&e.metadata.name, e.spec.clone()),
-            }),
+            })),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::ApiError;
+use crate::ops::{Caller, OpError};
 use crate::view::ClusterView;
 use crate::Context;
 
@@ -31,18 +32,20 @@ pub struct LogQuery {
 /// `GET /v1/logs/{id}`.
 pub async fn logs(
     State(ctx): State<Context>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let view = ClusterView::read(ctx.store.as_ref(), &ctx.keys).await?;
-    let entity = super::read::entity_views(&view)
+    let (view, _) = ClusterView::read(&ctx.records()).await.map_err(OpError::from)?;
+    let entity = crate::ops::read::entity_views(&view)
         .into_iter()
+        .filter(|e| caller.may_act_on(&e.id.tenant))
         .find(|e| e.id.to_string() == id || e.id.app == id)
-        .ok_or_else(|| ApiError::NotFound(format!("entity {id} not found")))?;
+        .ok_or_else(|| OpError::NotFound(format!("entity {id} not found")))?;
     if entity.node != ctx.node_name && !q.local {
         let addr =
             view.nodes.get(&entity.node).and_then(|n| n.status.address.clone()).ok_or_else(|| {
-                ApiError::Upstream(format!("node {} has no API address to fetch logs from", entity.node))
+                OpError::Upstream(format!("node {} has no API address to fetch logs from", entity.node))
             })?;
         return proxy(&addr, &entity.id.to_string(), &q).await;
     }
@@ -55,7 +58,7 @@ pub async fn logs(
         files.push(file);
     }
     if files.is_empty() {
-        return Err(ApiError::NotFound(format!("no output of {} on {} yet", entity.id, ctx.node_name)));
+        return Err(OpError::NotFound(format!("no output of {} on {} yet", entity.id, ctx.node_name)).into());
     }
     let follow = q.follow;
     // Reads whatever the files have; when following, waits for more instead of ending.
@@ -85,7 +88,7 @@ async fn proxy(addr: &str, id: &str, q: &LogQuery) -> Result<Response, ApiError>
     if let Some(t) = q.tail_bytes {
         url.push_str(&format!("&tail_bytes={t}"));
     }
-    let resp = reqwest::get(&url).await.map_err(|e| ApiError::Upstream(format!("{addr}: {e}")))?;
+    let resp = reqwest::get(&url).await.map_err(|e| OpError::Upstream(format!("{addr}: {e}")))?;
     let status = resp.status();
     let body = Body::from_stream(resp.bytes_stream());
     let mut out = ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
