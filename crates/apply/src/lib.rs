@@ -1,10 +1,19 @@
-//! The library behind `fosctl`: loading manifest paths into objects with positions ([`load`]), printing
-//! diagnostics with source snippets ([`render`]), the `manifest` subcommands ([`manifest_cmd`]) and the offline
-//! `plan` ([`plan_cmd`]).
+//! The library behind `fosctl`. Manifests flow through it in three steps:
+//!
+//! 1. [`load`] expands paths (files, directories, `-`) and reads each file's text;
+//! 2. [`source`] parses that text with positions (YAML or JSON via `saphyr`, every path mapped to its
+//!    `LINE:COL`), converts fog05 manifests into fos/v1 objects ([`fog05`]) and reports every structural error
+//!    as a [`source::Diagnostic`]; it then runs `fos_api`'s validation (the very checks the API server runs) and
+//!    maps each violation back to its position;
+//! 3. [`render`] prints diagnostics with source snippets.
+//!
+//! On top of these sit the `manifest` subcommands ([`manifest_cmd`]) and the offline `plan` ([`plan_cmd`]).
 
+pub mod fog05;
 pub mod load;
 pub mod manifest_cmd;
 pub mod plan_cmd;
 pub mod render;
+pub mod source;
 
 pub use load::{load_paths, LoadError, Loaded};
