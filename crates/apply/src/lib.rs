@@ -1,11 +1,12 @@
-//! The library behind `fosctl`. Manifests flow through it in three steps:
+//! The library behind `fosctl`, the one crate that reads manifest files. Manifests flow through it in steps:
 //!
 //! 1. [`load`] expands paths (files, directories, `-`) and reads each file's text;
-//! 2. [`source`] parses that text with positions (YAML or JSON via `saphyr`, every path mapped to its
-//!    `LINE:COL`), converts fog05 manifests into fos/v1 objects ([`fog05`]) and reports every structural error
-//!    as a [`source::Diagnostic`]; it then runs `fos_api`'s validation (the very checks the API server runs) and
-//!    maps each violation back to its position;
-//! 3. [`render`] prints diagnostics with source snippets.
+//! 2. [`source`] parses that text with positions (YAML or JSON via `saphyr`, every field path mapped to its
+//!    `LINE:COL`), converts fog05 manifests into fos/v1 objects through [`fog05`], and reports every structural
+//!    error as a [`source::Diagnostic`] with the closest valid name as a hint;
+//! 3. [`Loaded::all_diagnostics`] runs `fos_api`'s validation (the very checks the API server runs) and maps each
+//!    violation back to its position with [`source::locate`];
+//! 4. [`render`] prints diagnostics with source snippets.
 //!
 //! On top of these sit the `manifest` subcommands ([`manifest_cmd`]) and the offline `plan` ([`plan_cmd`]).
 
