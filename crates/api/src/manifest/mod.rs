@@ -252,7 +252,7 @@ impl Object {
 }
 
 /// Deserializes, naming the first field at fault as a path (`spec.components[0].need`). The manifest loader
-/// (`crate::source`) goes further: every error, each at its file position.
+/// of `fosctl` (`fos_apply::source`) goes further: every error, each at its file position.
 fn serde_path_to_error_free<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ObjectError> {
     serde_path_to_error::deserialize(&v).map_err(|e| {
         let mut path = String::new();
