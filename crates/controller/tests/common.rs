@@ -55,12 +55,17 @@ pub struct World {
 }
 
 pub fn world() -> World {
+    world_with(Arc::new(FirstNode))
+}
+
+/// A world placing with `placer`.
+pub fn world_with(placer: Arc<dyn Placer>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap());
     let ctx = Context {
         store,
         keys: Keys::default(),
-        placer: Arc::new(FirstNode),
+        placer,
         metrics: Arc::new(Metrics::default()),
         node_name: "n1".into(),
         logs: Arc::new(|id: &InstanceId| vec![std::path::PathBuf::from(format!("/nonexistent/{id}"))]),
