@@ -1,19 +1,52 @@
-//! Instance logs: served by the node that runs the instance (from the file its agent writes), and proxied to that
-//! node's `fosd` (its `status.address`) when asked of another node. `follow=true` keeps streaming what is appended.
+//! Instance logs: served by the node that runs the instance, whose agent reads them through the instance's runtime
+//! (the [`LogSource`] `fosd` hands the API), and proxied to that node's `fosd` (its `status.address`) when asked of
+//! another node. `follow=true` keeps streaming what is appended.
 
-use std::io::SeekFrom;
-use std::time::Duration;
-
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use fos_api::InstanceId;
+use futures::stream::BoxStream;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use thiserror::Error;
 
 use super::error::ApiError;
 use crate::view::ClusterView;
 use crate::Context;
+
+/// An instance's output as a stream of chunks.
+pub type LogStream = BoxStream<'static, std::io::Result<Vec<u8>>>;
+
+/// Why a [`LogSource`] gives no output.
+#[derive(Debug, Error)]
+pub enum LogError {
+    /// This node has no output of the instance (it does not hold it, or it wrote nothing yet).
+    #[error("{0}")]
+    NotFound(String),
+    /// The output exists but could not be read.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Where the API reads the output of this node's instances: the node's agent, which asks the instance's runtime.
+#[async_trait]
+pub trait LogSource: Send + Sync {
+    /// The output of instance `id`: what is there (only its last `tail_bytes` per file when given), then what is
+    /// appended when `follow`.
+    async fn open(&self, id: &InstanceId, follow: bool, tail_bytes: Option<u64>) -> Result<LogStream, LogError>;
+}
+
+/// The source of a node that runs no agent: it has no instance output.
+pub struct NoLogs;
+
+#[async_trait]
+impl LogSource for NoLogs {
+    async fn open(&self, id: &InstanceId, _follow: bool, _tail_bytes: Option<u64>) -> Result<LogStream, LogError> {
+        Err(LogError::NotFound(format!("no output of {id}: this node runs no agent")))
+    }
+}
 
 /// Options of a log request.
 #[derive(Debug, Default, Deserialize)]
@@ -46,37 +79,10 @@ pub async fn logs(
             })?;
         return proxy(&addr, &entity.id.to_string(), &q).await;
     }
-    let mut files = Vec::new();
-    for path in (ctx.logs)(&entity.id) {
-        let Ok(mut file) = tokio::fs::File::open(&path).await else { continue };
-        if let (Some(tail), Ok(meta)) = (q.tail_bytes, file.metadata().await) {
-            let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(tail))).await;
-        }
-        files.push(file);
-    }
-    if files.is_empty() {
-        return Err(ApiError::NotFound(format!("no output of {} on {} yet", entity.id, ctx.node_name)));
-    }
-    let follow = q.follow;
-    // Reads whatever the files have; when following, waits for more instead of ending.
-    let stream = futures::stream::unfold(files, move |mut files| async move {
-        loop {
-            let mut chunk = Vec::new();
-            for file in files.iter_mut() {
-                let mut buf = vec![0u8; 64 * 1024];
-                if let Ok(n) = file.read(&mut buf).await {
-                    chunk.extend_from_slice(&buf[..n]);
-                }
-            }
-            if !chunk.is_empty() {
-                return Some((Ok::<_, std::io::Error>(chunk), files));
-            }
-            if !follow {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    let stream = ctx.logs.open(&entity.id, q.follow, q.tail_bytes).await.map_err(|e| match e {
+        LogError::NotFound(message) => ApiError::NotFound(message),
+        LogError::Unavailable(message) => ApiError::Upstream(message),
+    })?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
 }
 
