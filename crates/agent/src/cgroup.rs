@@ -220,3 +220,30 @@ impl InstanceCgroup {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_hierarchies_are_found_and_an_instance_gets_its_limits() {
+        let root = tempfile::tempdir().unwrap();
+        for ctl in ["cpu", "freezer"] {
+            fs::create_dir_all(root.path().join(ctl)).unwrap();
+            fs::write(root.path().join(ctl).join("cgroup.procs"), "").unwrap();
+        }
+        let cgroups = Cgroups::detect_at(root.path());
+        assert_eq!(cgroups.describe(), "cgroup v1 (cpu, freezer)");
+        assert!(cgroups.is_enabled());
+        let id = InstanceId::new("default", "app", "web", 0);
+        let group = cgroups.instance(&id, "0123abcd");
+        assert_eq!(group.name(), "web-0.app.default@0123abcd");
+        assert_eq!(group.relative_path(), Path::new("fos/web-0.app.default@0123abcd"));
+        group.create(250, 0).unwrap();
+        let cpu = root.path().join("cpu/fos/web-0.app.default@0123abcd");
+        assert_eq!(fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap(), "25000");
+        assert_eq!(group.existing(), [cpu, root.path().join("freezer/fos/web-0.app.default@0123abcd")]);
+        assert!(!Cgroups::default().is_enabled());
+        assert!(!Cgroups::default().instance(&id, "x").is_enabled());
+    }
+}
