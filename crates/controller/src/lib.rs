@@ -14,19 +14,15 @@ pub mod reconcile;
 pub mod scheduler;
 pub mod view;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use fos_api::{InstanceId, Keys};
+use fos_api::Keys;
 use fos_store::{Records, Store};
 
 pub use metrics::{MeteredStore, Metrics};
 pub use ops::{Caller, OpError};
 pub use placement::Placer;
 pub use scheduler::SchedulerPlacer;
-
-/// Where the local node keeps an instance's output files (stdout, then stderr), as its agent writes them.
-pub type LogLocator = Arc<dyn Fn(&InstanceId) -> Vec<PathBuf> + Send + Sync>;
 
 /// What the API server and the controller share.
 #[derive(Clone)]
@@ -41,8 +37,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The name of the node this process runs on (logs of its instances are served locally).
     pub node_name: String,
-    /// Where this node's instance logs are.
-    pub logs: LogLocator,
+    /// Where this node's instance output is read (its agent).
+    pub logs: Arc<dyn ops::logs::LogSource>,
 }
 
 impl Context {

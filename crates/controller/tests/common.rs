@@ -68,7 +68,7 @@ pub fn world_with(placer: Arc<dyn Placer>) -> World {
         placer,
         metrics: Arc::new(Metrics::default()),
         node_name: "n1".into(),
-        logs: Arc::new(|id: &InstanceId| vec![std::path::PathBuf::from(format!("/nonexistent/{id}"))]),
+        logs: Arc::new(fos_controller::api::logs::NoLogs),
     };
     World { _dir: dir, ctx }
 }

@@ -39,7 +39,8 @@ async fn settled(w: &common::World, names: &[&str]) -> (BTreeMap<InstanceId, Str
             let spec = app.record.object.as_application().unwrap().spec.clone();
             let wanted: u32 = spec.components.iter().map(|c| c.replicas).sum();
             let placed = view.desired_of("default", n).count() as u32;
-            status.observed_generation == app.record.generation && (placed == wanted || status.unschedulable)
+            status.observed_generation == app.record.generation
+                && (placed == wanted || status.unschedulable)
                 && view.desired_of("default", n).all(|d| d.id.replica < wanted)
         });
         if done {
@@ -92,7 +93,11 @@ async fn a_dry_run_and_the_real_placement_agree() {
     }
 
     let real = ops::apply::apply(&w.ctx, &admin, request(set(), false)).await.unwrap();
-    assert_eq!(planned(&real.plans), (plan.clone(), plan_unschedulable.clone()), "the apply answers the dry run's plan");
+    assert_eq!(
+        planned(&real.plans),
+        (plan.clone(), plan_unschedulable.clone()),
+        "the apply answers the dry run's plan"
+    );
     let outcome = settled(&w, &["alpha", "base", "beta", "gamma"]).await;
     assert_eq!(outcome, (plan, plan_unschedulable), "the controller placed what the dry run planned");
 

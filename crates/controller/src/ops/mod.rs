@@ -10,12 +10,14 @@
 //! | [`delete::delete`] | marks an application for teardown in reverse `need` order |
 //! | [`set_state::set_state`] | the imperative lifecycle verbs of a standalone entity |
 //! | [`read`] | applications, entities, nodes, networks, plugins, images, events, the store by URI |
+//! | [`logs::logs`] | an instance's output, from this node's agent or fetched from the node that runs it |
 //!
 //! Adding an operation (`migrate`, `cordon`, `drain`) is one new file here taking a `&Caller`, plus one route.
 
 pub mod admission;
 pub mod apply;
 pub mod delete;
+pub mod logs;
 pub mod plan;
 pub mod read;
 pub mod set_state;
