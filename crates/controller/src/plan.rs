@@ -45,11 +45,6 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Whether every instance `spec` wants is placed already (nothing for the scheduler to do).
-    pub fn all_placed(&self, tenant: &str, name: &str, spec: &ApplicationSpec) -> bool {
-        wanted_instances(tenant, name, spec).iter().all(|id| self.held.contains_key(id))
-    }
-
     /// Plans `tenant`/`name`: its instances no longer wanted are released, those placed are kept, the others get
     /// a node when one fits (and then hold it for the applications planned after this one).
     pub fn plan(&mut self, tenant: &str, name: &str, spec: &ApplicationSpec) -> AppPlan {
