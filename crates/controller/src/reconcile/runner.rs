@@ -98,6 +98,7 @@ impl<R: Reconciler> Registered for Queue<R> {
         }
         let Some(key) = self.ready.pop_first() else { return false };
         let started = std::time::Instant::now();
+        cache.prepare(false);
         let actions = self.reconciler.reconcile(&key, cache.view(), Utc::now());
         let result = commit(&ctx.records(), events, Some(cache), &actions).await;
         ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
@@ -253,6 +254,7 @@ impl Controller {
 
     /// Queues every object again (and refreshes the instances-by-state gauge).
     pub fn resync(&mut self) {
+        self.cache.prepare(true);
         count_states(&self.ctx, self.cache.view());
         for r in self.reconcilers.iter_mut() {
             r.enqueue_all(self.cache.view());

@@ -81,7 +81,7 @@ impl Reconciler for ApplicationReconciler {
         let (tenant, name) = (key.0.as_str(), key.1.as_str());
         let placed = |id: &InstanceId| view.desired.contains_key(id);
         let plan = (!stored.record.deleting && !wanted_instances(tenant, name, &app.spec).iter().all(placed))
-            .then(|| Planner::new(self.placer.as_ref(), view).plan(tenant, name, &app.spec));
+            .then(|| Planner::one(self.placer.as_ref(), view).plan(tenant, name, &app.spec));
         reconcile_app(view, key, stored, plan.as_ref(), now)
     }
 }
