@@ -12,10 +12,10 @@ use fos_api::manifest::{NetworkSpec, Object};
 use fos_api::node::NodeStatus;
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
+use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::records::{
     with_status, ActualInstances, AppStatuses, Apps, DesiredInstances, Kind, NodeInfos, NodeStatuses, Scoped,
 };
-use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::{KeyValue, Records, Revision, StoreError};
 
 /// `(tenant, app)`.
@@ -198,10 +198,8 @@ impl ClusterView {
     /// and heartbeat times alone do not count; `force` rebuilds anyway (a resync takes them in).
     pub fn refresh_snapshot_if(&mut self, force: bool) {
         if self.nodes_changed || force {
-            self.snapshot = ClusterSnapshot::new(
-                self.nodes.values().cloned(),
-                self.desired.values().map(Allocation::from_desired),
-            );
+            self.snapshot =
+                ClusterSnapshot::new(self.nodes.values().cloned(), self.desired.values().map(Allocation::from_desired));
             self.nodes_changed = false;
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, StoreEntry, WatchEvent};
 use fos_api::{InstanceId, Node, StoreUri};
-use fos_store::records::{ActualPlugins, DesiredPlugins, Images, Networks, NodeNetworks};
+use fos_store::records::{ActualPlugins, AppStatuses, Apps, DesiredPlugins, Images, Networks, NodeNetworks};
 use fos_store::{EventKind, KeyValue};
 use futures::{Stream, StreamExt};
 
@@ -22,23 +22,25 @@ fn wanted(caller: &Caller, q: &ListQuery, tenant: &str, app: &str) -> bool {
 
 /// The applications (record and status) the caller may see that match `q`.
 pub async fn apps(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<AppView>, OpError> {
-    let (view, _) = ClusterView::read(&ctx.records()).await?;
-    Ok(view
-        .apps
-        .iter()
+    let records = ctx.records();
+    let (apps, statuses) = tokio::try_join!(records.list::<Apps>(), records.list::<AppStatuses>())?;
+    let mut statuses: BTreeMap<_, _> = statuses.0.into_iter().map(|(k, v)| (k, v.value)).collect();
+    Ok(apps
+        .0
+        .into_iter()
         .filter(|((t, a), _)| wanted(caller, q, t, a))
-        .map(|(k, s)| AppView { record: s.record.clone(), status: view.statuses.get(k).cloned() })
+        .map(|(k, v)| AppView { record: v.value, status: statuses.remove(&k) })
         .collect())
 }
 
 /// One application.
 pub async fn app(ctx: &Context, caller: &Caller, tenant: &str, name: &str) -> Result<AppView, OpError> {
     caller.check(tenant)?;
-    let q = ListQuery { tenant: Some(tenant.to_string()), app: Some(name.to_string()), limit: None };
-    apps(ctx, caller, &q)
-        .await?
-        .pop()
-        .ok_or_else(|| OpError::NotFound(format!("application {tenant}/{name} not found")))
+    let records = ctx.records();
+    let key = (tenant.to_string(), name.to_string());
+    let (record, status) = tokio::try_join!(records.get::<Apps>(&key), records.get::<AppStatuses>(&key))?;
+    let record = record.ok_or_else(|| OpError::NotFound(format!("application {tenant}/{name} not found")))?;
+    Ok(AppView { record: record.value, status: status.map(|s| s.value) })
 }
 
 /// Every instance of `view`, desired and actual side by side.
