@@ -322,3 +322,37 @@ async fn rediscover(config: AgentConfig, info_tx: watch::Sender<Node>, mut shutd
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(name: &str, spec: serde_json::Value) -> Object {
+        let object = serde_json::json!({"apiVersion": fos_api::API_VERSION, "kind": "Plugin", "metadata": {"name": name}, "spec": spec});
+        serde_json::from_value(object).expect("a Plugin object")
+    }
+
+    #[tokio::test]
+    async fn the_network_plugin_objects_configuration_is_the_nodes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store: Arc<dyn Store> =
+            Arc::new(fos_store::EmbeddedStore::open(fos_store::EmbeddedConfig::new(dir.path())).expect("store"));
+        let records = Records::new(store, Keys::default());
+        assert_eq!(plugin_configuration(&records, "n1").await.expect("read"), None, "no Plugin object");
+
+        let put = |node: &str, object: Object| {
+            let (records, id) = (records.clone(), (node.to_string(), object.metadata().name.clone()));
+            async move { records.put::<DesiredPlugins>(&id, &object, None).await.expect("put") }
+        };
+        put("n1", plugin("os", serde_json::json!({"type": "os", "configuration": {"vlanRange": [1, 2]}}))).await;
+        put("n1", plugin("bare", serde_json::json!({"type": "network"}))).await;
+        put("n2", plugin("lb", serde_json::json!({"type": "network", "configuration": {"vlanRange": [5, 6]}}))).await;
+        assert_eq!(plugin_configuration(&records, "n1").await.expect("read"), None, "none with a configuration");
+
+        let configuration = serde_json::json!({"dataplaneInterface": "eth1", "vlanRange": [200, 300]});
+        put("n1", plugin("lb", serde_json::json!({"type": "network", "configuration": configuration}))).await;
+        let config = plugin_configuration(&records, "n1").await.expect("read").expect("the Plugin's configuration");
+        assert_eq!(config.dataplane_interface.as_deref(), Some("eth1"));
+        assert_eq!(config.vlan_range, Some([200, 300]));
+    }
+}
