@@ -81,16 +81,10 @@ async fn a_commit_whose_guard_moved_writes_nothing_and_the_cache_keeps_its_own_w
     let app = records.get::<Apps>(&key).await.unwrap().unwrap();
     let id = InstanceId::new("default", "wp", "db", 0);
     let desired = |generation| fos_api::DesiredInstance {
-        id: id.clone(),
-        node: "n1".into(),
-        entity: fos_api::EntitySpec::native(["sleep", "9"]),
-        state: fos_api::State::Running,
         generation,
-        env: Default::default(),
-        devices: Default::default(),
-        migration: None,
-        networks: Default::default(),
+        ..fos_api::DesiredInstance::new(id.clone(), "n1", fos_api::EntitySpec::native(["sleep", "9"]))
     };
+
     let events = w.ctx.events();
 
     // The application moved on since it was read: nothing is written, the caller hears of the conflict.
