@@ -163,7 +163,8 @@ async fn a_generation_bump_restarts_the_instance_with_the_new_spec() {
     assert_ne!(a.pid, Some(first));
     assert!(!proc_exists(first), "the old process is stopped");
     let env_of = std::fs::read(format!("/proc/{}/environ", a.pid.unwrap())).unwrap();
-    assert!(String::from_utf8_lossy(&env_of).split('\0').any(|v| v == "VERSION=2"));
+    let env_of = String::from_utf8_lossy(&env_of);
+    assert!(env_of.split('\0').any(|v| v == "VERSION=2"), "pid {:?} runs with {env_of:?}", a.pid);
     env.delete(&d.id).await;
     w.deleted().await;
     env.shutdown().await;
