@@ -2,13 +2,17 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
+# fosd and the tests run bridge and dnsmasq by name, which Debian installs in /usr/sbin: not on every PATH (a
+# user's, or root's after `su` without `-`), so it is added for every recipe here.
+export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:/sbin)
+
 # Debian packages fos needs to build, test and run the demo (installed without recommends; see scripts/check-deps.sh
 # for what each provides):
 #   build: protoc and its well-known types, a C toolchain (ring and the bundled SQLite are C; rustc links with cc)
 #   tests: etcd, ip/bridge, dnsmasq, python3, openssl, kill
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress
-#   containers: runc
+#   containers: runc (no runtime of fos uses it yet)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \

@@ -10,17 +10,26 @@
 #         (DHCP on fos networks), python3 (the end-to-end network test's programs), openssl (etcd TLS
 #         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash.
 # Demo:   curl, MariaDB's server and installer, php with its MySQL extension, Debian's WordPress.
-# Also:   runc (the OCI container runtime of `kind: container` entities).
+# Also:   runc (what `kind: container` entities are meant to run on; no runtime of fos uses it yet).
 
 status=0
 missing() { echo "missing: $1 — install $2" >&2; status=1; }
 have() { command -v "$1" >/dev/null 2>&1; }
-# have_cmd COMMAND PACKAGE [WHAT]: COMMAND is on PATH (or is an executable path).
+# have_cmd COMMAND PACKAGE [WHAT]: COMMAND is on PATH (or is an executable path). Debian puts bridge and dnsmasq
+# in /usr/sbin, which is not on every PATH (a user's, or root's after `su` without `-`): say so rather than "install".
 have_cmd() {
     case $1 in
-    /*) [ -x "$1" ] ;;
-    *) have "$1" ;;
-    esac || missing "${3:-$1}" "$2"
+    /*) [ -x "$1" ] && return ;;
+    *) have "$1" && return ;;
+    esac
+    for dir in /usr/sbin /sbin; do
+        if [ -x "$dir/$1" ]; then
+            echo "missing: $1 on PATH (it is in $dir, PATH is $PATH) — add $dir to PATH" >&2
+            status=1
+            return
+        fi
+    done
+    missing "${3:-$1}" "$2"
 }
 
 # Build.
