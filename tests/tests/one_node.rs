@@ -1,5 +1,5 @@
 //! fos on one node, end to end, through the real `fosd` and `fosctl`: dependency order, idempotent apply, restart
-//! of only what changed, reverse-order teardown, manifest errors, unschedulable applications.
+//! of only what changed, reverse-order teardown, manifest errors, unschedulable applications, instance logs.
 
 use fos_e2e::{alive, two_tier, Fos};
 
@@ -92,4 +92,26 @@ fn an_unschedulable_application_exits_3_with_the_reason() {
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("cannot place db"), "{run:?}");
     assert!(run.stderr.contains("site"), "the scheduler's reason: {run:?}");
+}
+
+#[test]
+fn logs_are_read_through_the_nodes_agent() {
+    let fos = Fos::start();
+    let text = "apiVersion: fos/v1\nkind: Entity\nmetadata: {name: talker}\nspec:\n  kind: native\n  \
+                command: [sh, -c, 'echo hello from talker; echo warning >&2; exec sleep 1000']\n";
+    let manifest = fos.file("talker.yaml", text);
+    assert_eq!(fos.fosctl(&["apply", "-f", &manifest, "--wait", "--timeout", "60s"]).code, 0, "{}", fos.log());
+    let mut run = fos.fosctl(&["logs", "talker"]);
+    for _ in 0..50 {
+        if run.stdout.contains("warning") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        run = fos.fosctl(&["logs", "talker"]);
+    }
+    assert_eq!(run.stdout, "hello from talker\nwarning\n", "{run:?}");
+    let tail = fos.fosctl(&["logs", "talker", "--tail-bytes", "8"]);
+    assert_eq!(tail.stdout, " talker\nwarning\n", "{tail:?}");
+    let missing = fos.fosctl(&["logs", "nobody"]);
+    assert_ne!(missing.code, 0, "{missing:?}");
 }

@@ -1,27 +1,31 @@
-//! The agent's entry point: discovers the node, probes the runtimes, publishes info, plugin and status records,
-//! recovers what a previous run left, and starts the driver, the heartbeat and periodic rediscovery.
+//! The agent's entry point: discovers the node, starts its runtimes through the registry, publishes info, plugin
+//! and status records, recovers what a previous run left, and starts the driver, the heartbeat and periodic
+//! rediscovery.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fos_api::manifest::EntityKind;
 use fos_api::node::{Node, NodeInfo};
+use fos_api::record::InstanceId;
 use fos_api::Keys;
 use fos_store::{Store, StoreError};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cgroup::Cgroups;
 use crate::config::NodeConfig;
 use crate::discovery::{self, net, DiscoveryError};
-use crate::driver::{Driver, DriverError, DriverSettings, Networking, Runtimes, Shared};
+use crate::driver::{Driver, DriverError, DriverSettings, LocalInstances, Networking, Shared};
 use crate::heartbeat::Heartbeat;
-use crate::network::{LinuxNetworks, NetworkManager, NetworkPluginConfig, StoreNetworkManager};
+use crate::logs::{InstanceLogs, LogsError};
+use crate::network::{netns, LinuxNetworks, NetworkManager, NetworkPluginConfig, StoreNetworkManager};
 use crate::rtt::RttProbe;
-use crate::runtime::native::{NativeConfig, NativeRuntime};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::registry::{self, PluginRecord};
+use crate::runtime::{NodeLayout, OutputOptions, OutputStream, RuntimeEnv, RuntimeRegistry};
 
 /// Everything the agent needs to start.
 #[derive(Debug, Clone)]
@@ -30,6 +34,8 @@ pub struct AgentConfig {
     pub node: NodeConfig,
     /// Driver timing (backoff, probes).
     pub driver: DriverSettings,
+    /// The runtimes this agent can start (the node configuration's `runtimes` section may disable some).
+    pub runtimes: RuntimeRegistry,
     /// Time between SIGTERM and SIGKILL when stopping a native instance.
     pub stop_grace: Duration,
     /// Size at which an instance's output file is rotated.
@@ -38,7 +44,7 @@ pub struct AgentConfig {
     pub rtt_interval: Duration,
     /// How often the node is rediscovered (its info record is republished when it changed).
     pub rediscover_interval: Duration,
-    /// Whether native instances go into cgroups when the machine has them.
+    /// Whether instances go into cgroups when the machine has them.
     pub use_cgroups: bool,
     /// The network namespace the node's virtual networks are built in and exposed ports listen in (default: the
     /// agent's own; another one lets several agents share a machine, each in its own "host").
@@ -51,6 +57,7 @@ impl AgentConfig {
         AgentConfig {
             node,
             driver: DriverSettings::default(),
+            runtimes: RuntimeRegistry::builtin(),
             stop_grace: Duration::from_secs(10),
             log_max_bytes: 10 << 20,
             rtt_interval: Duration::from_secs(10),
@@ -70,9 +77,6 @@ pub enum AgentError {
     /// The store refused a record.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// The native runtime could not start.
-    #[error("native runtime: {0}")]
-    Runtime(#[from] RuntimeError),
     /// Recovering instances failed.
     #[error("{0}")]
     Driver(#[from] DriverError),
@@ -94,25 +98,6 @@ pub enum AgentError {
     },
 }
 
-/// A runtime plugin's actual record (`actual/nodes/<node>/plugins/<plugin>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PluginRecord {
-    /// Plugin type (`runtime`).
-    #[serde(rename = "type")]
-    pub plugin_type: String,
-    /// The entity kind it runs.
-    pub entity_kind: EntityKind,
-    /// Its probe succeeded.
-    pub ready: bool,
-    /// Why the probe failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What it found (e.g. cgroup support).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
 /// The node agent.
 pub struct Agent;
 
@@ -120,6 +105,7 @@ pub struct Agent;
 pub struct AgentHandle {
     node: String,
     probe_address: SocketAddr,
+    logs: InstanceLogs,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -133,6 +119,17 @@ impl AgentHandle {
     /// The bound address of the round-trip-time probe.
     pub fn probe_address(&self) -> SocketAddr {
         self.probe_address
+    }
+
+    /// The output of one of this node's instances: what is there (its last `tail_bytes` per file), then what is
+    /// appended when `follow`. The runtime holding the instance reads it.
+    pub async fn logs(&self, id: &InstanceId, options: OutputOptions) -> Result<OutputStream, LogsError> {
+        self.logs.open(id, options).await
+    }
+
+    /// A reader of this node's instance output that outlives borrowing the handle (for the API server).
+    pub fn log_reader(&self) -> InstanceLogs {
+        self.logs.clone()
     }
 
     /// Stops the agent: the driver and heartbeat end, the status record is revoked. Instances keep running and are
@@ -169,33 +166,23 @@ impl Agent {
         let probe = RttProbe::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
         let probe_address = SocketAddr::new(advertise, probe.local_addr().map(|a| a.port()).unwrap_or(0));
 
-        let mut native_cfg = NativeConfig::new(&data_dir);
-        native_cfg.stop_grace = config.stop_grace;
-        native_cfg.log_max_bytes = config.log_max_bytes;
-        native_cfg.use_cgroups = config.use_cgroups;
-        native_cfg.addresses = ips.iter().map(IpAddr::to_string).collect();
-        let network_cfg = config.node.network.clone();
-        if let Some(dir) = &network_cfg.netns_dir {
-            native_cfg.netns_dir = dir.clone();
-        }
-        let native = NativeRuntime::new(native_cfg)?;
-        let mut runtimes: Runtimes = Runtimes::new();
-        let probed = native.probe().await;
-        let record = PluginRecord {
-            plugin_type: "runtime".into(),
-            entity_kind: EntityKind::Native,
-            ready: probed.is_ok(),
-            error: probed.as_ref().err().map(ToString::to_string),
-            detail: Some(native.cgroups().describe()),
+        // The network plugin's configuration names the directory of instance namespaces, which every instance's
+        // context holds: it is resolved before the runtimes start.
+        let network_cfg =
+            plugin_configuration(store.as_ref(), &keys, &name).await?.unwrap_or(config.node.network.clone());
+        let netns_dir = network_cfg.netns_dir.clone().unwrap_or_else(|| PathBuf::from(netns::NETNS_DIR));
+        let cgroups = if config.use_cgroups { Cgroups::detect() } else { Cgroups::default() };
+        let layout = NodeLayout::new(&data_dir, netns_dir, cgroups);
+        let env = RuntimeEnv {
+            node: name.clone(),
+            layout: layout.clone(),
+            addresses: ips.iter().map(IpAddr::to_string).collect(),
+            stop_grace: config.stop_grace,
+            log_max_bytes: config.log_max_bytes,
+            config: serde_json::Value::Null,
         };
-        let plugin_key = keys.actual_node_plugin(&name, "native");
-        let value = serde_json::to_vec(&record)
-            .map_err(|e| StoreError::Codec { key: plugin_key.clone(), message: e.to_string() })?;
-        store.put(&plugin_key, value, None).await?;
-        if probed.is_ok() {
-            info.runtimes.push(EntityKind::Native);
-            runtimes.insert(EntityKind::Native, native as Arc<dyn Runtime>);
-        }
+        let started = config.runtimes.start(&env, &config.node.runtimes, store.as_ref(), &keys).await?;
+        info.runtimes = started.ready;
 
         let host_ns = match &config.network_namespace {
             Some(path) => {
@@ -217,11 +204,14 @@ impl Agent {
         };
         let beat = heartbeat.start(&node).await?;
 
+        let local = LocalInstances::default();
         let mut driver = Driver::new(Shared {
             store: store.clone(),
             keys,
             node: name.clone(),
-            runtimes,
+            runtimes: started.runtimes,
+            layout,
+            local: local.clone(),
             settings: config.driver.clone(),
             networking: networks.clone().map(|m| Networking::new(m as Arc<dyn NetworkManager>)),
         });
@@ -238,13 +228,14 @@ impl Agent {
         if let Some(manager) = networks {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }
-        Ok(AgentHandle { node: name, probe_address, shutdown, tasks })
+        let logs = InstanceLogs::new(name.clone(), local);
+        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks })
     }
 }
 
-/// Builds the node's network manager and publishes the network plugin's record (`actual/nodes/<node>/plugins/
-/// network`). A node where netlink cannot be used runs without one: its instances with `networks` fail to configure
-/// with that reason.
+/// Builds the node's network manager with `config` (the network Plugin object's, else the node configuration's) and
+/// publishes the network plugin's record (`actual/nodes/<node>/plugins/network`). A node where netlink cannot be
+/// used runs without one: its instances with `networks` fail to configure with that reason.
 async fn start_networks(
     store: &dyn Store,
     keys: &Keys,
@@ -253,7 +244,6 @@ async fn start_networks(
     host_ns: Option<std::fs::File>,
     shared: Arc<dyn Store>,
 ) -> Result<Option<Arc<StoreNetworkManager>>, AgentError> {
-    let config = plugin_configuration(store, keys, node).await?.unwrap_or(config);
     let built = LinuxNetworks::new(config, host_ns);
     let record = PluginRecord {
         plugin_type: "network".into(),
@@ -262,10 +252,7 @@ async fn start_networks(
         error: built.as_ref().err().map(ToString::to_string),
         detail: Some("linuxbridge: bridge + VxLAN/VLAN".into()),
     };
-    let key = keys.actual_node_plugin(node, "network");
-    let value =
-        serde_json::to_vec(&record).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
-    store.put(&key, value, None).await?;
+    registry::publish(store, &keys.actual_node_plugin(node, "network"), &record).await?;
     match built {
         Ok(linux) => Ok(Some(Arc::new(StoreNetworkManager::new(shared, keys.clone(), node, linux)))),
         Err(e) => {

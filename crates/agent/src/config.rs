@@ -1,6 +1,6 @@
 //! The node configuration file (`fosd --config node.yaml`): what cannot be discovered (name, labels, position,
 //! declared devices), what must not be scheduled (hidden devices), and the agent's own settings (data directory,
-//! heartbeat TTL, probe port).
+//! heartbeat TTL, probe port, the network plugin's and each runtime's section).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::network::NetworkPluginConfig;
+use crate::runtime::registry::RuntimeSettings;
+use fos_api::manifest::EntityKind;
 use fos_api::node::{AcceleratorDevice, IoDevice, Position};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
@@ -90,6 +92,10 @@ pub struct NodeConfig {
     /// built with the defaults when it is absent.
     #[serde(default)]
     pub network: NetworkPluginConfig,
+    /// Each runtime's section, by entity kind (`native: {enabled: false}` switches the native runtime off; `config`
+    /// holds the runtime's own settings). A runtime without a section is enabled with its defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runtimes: BTreeMap<EntityKind, RuntimeSettings>,
 }
 
 impl NodeConfig {
@@ -187,6 +193,20 @@ mod tests {
         assert_eq!(c.heartbeat_ttl(), Duration::from_secs(3));
         assert_eq!(c.probe_port(), 0);
         assert_eq!(NodeConfig::default().heartbeat_ttl(), DEFAULT_HEARTBEAT_TTL);
+    }
+
+    #[test]
+    fn a_runtime_can_be_switched_off_or_configured() {
+        let c =
+            NodeConfig::parse("runtimes:\n  native: {enabled: false}\n  vm: {config: {uri: 'qemu:///system'}}\n", "n")
+                .unwrap();
+        assert!(!c.runtimes[&EntityKind::Native].enabled);
+        assert!(c.runtimes[&EntityKind::Vm].enabled, "enabled unless said otherwise");
+        assert_eq!(c.runtimes[&EntityKind::Vm].config["uri"], "qemu:///system");
+        let e = NodeConfig::parse("runtimes: {docker: {}}\n", "node.yaml").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `docker`"), "{e}");
+        let e = NodeConfig::parse("runtimes: {native: {enable: false}}\n", "node.yaml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `enable`"), "{e}");
     }
 
     #[test]

@@ -18,16 +18,24 @@
 //! `actual/nodes/<node>/status` (a `NodeStatus` on the heartbeat lease, with round-trip times to other nodes),
 //! `actual/nodes/<node>/plugins/<runtime>` ([`PluginRecord`]) and one `ActualInstance` per instance. What it reads:
 //! `desired/nodes/<node>/instances/`. Instances keep running when the agent stops or dies; the next start adopts
-//! them from the state files under the data directory.
+//! them from the state files under the data directory. It serves its instances' output ([`AgentHandle::logs`])
+//! through the runtime holding each.
+//!
+//! Runtimes are built by the [`runtime::RuntimeRegistry`] (one registration line per runtime), each step handed the
+//! instance's [`runtime::InstanceContext`]; cgroups are the node's ([`cgroup`]), shared by every runtime.
 
 mod agent;
+pub mod cgroup;
 pub mod config;
 pub mod discovery;
 pub mod driver;
 pub mod heartbeat;
+pub mod logs;
 pub mod network;
 pub mod rtt;
 pub mod runtime;
 
-pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, PluginRecord};
+pub use agent::{Agent, AgentConfig, AgentError, AgentHandle};
 pub use config::NodeConfig;
+pub use logs::{InstanceLogs, LogsError};
+pub use runtime::registry::PluginRecord;

@@ -1,16 +1,17 @@
 //! The vocabulary of fos: what users write (manifests), what the system records (node info, desired and actual
 //! instance records), the one entity lifecycle state machine, and the store's key layout with the seed's
-//! `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it.
+//! `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it. Reading manifest files
+//! with positions and converting fog05 manifests belong to `fosctl` (`fos_apply::source`, `fos_apply::fog05`).
 
+pub mod graph;
 pub mod keys;
 pub mod lifecycle;
 pub mod manifest;
 pub mod names;
 pub mod node;
+pub mod plan;
 pub mod quantity;
 pub mod record;
-pub mod seed;
-pub mod source;
 pub mod validate;
 pub mod wire;
 

@@ -93,6 +93,13 @@ pub struct AssignedDevices {
     pub accelerators: Vec<String>,
 }
 
+impl AssignedDevices {
+    /// No device is assigned.
+    pub fn is_empty(&self) -> bool {
+        self.io.is_empty() && self.accelerators.is_empty()
+    }
+}
+
 /// The role a node plays in a migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "role")]

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Object, ObjectKind};
-use crate::record::{ActualInstance, DesiredInstance, InstanceId};
+use crate::plan::Unschedulable;
+use crate::record::{ActualInstance, AssignedDevices, DesiredInstance, InstanceId};
 
 /// The annotation holding the lifecycle state a standalone entity is asked to reach (`Defined`, `Configured`,
 /// `Running`, `Paused`); absent means `Running`. Set by the imperative `entity` verbs.
@@ -127,12 +128,13 @@ pub struct EntityView {
     pub actual: Option<ActualInstance>,
 }
 
-/// A request to apply a set of objects.
+/// The body of `POST /v1/apply`: the objects as JSON, so that the server can decode them one by one and name the
+/// index of the one at fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyRequest {
     /// The objects, in manifest order (errors refer to them by index).
-    pub objects: Vec<Object>,
+    pub objects: Vec<serde_json::Value>,
     /// Compute and return the changes and the plan; store nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -140,6 +142,30 @@ pub struct ApplyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_source: Option<String>,
 }
+
+impl ApplyRequest {
+    /// A request to apply `objects`.
+    pub fn new<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Self {
+        ApplyRequest {
+            objects: objects.into_iter().map(Object::to_value).collect(),
+            dry_run: false,
+            prune_source: None,
+        }
+    }
+}
+
+/// The imperative lifecycle verbs of a standalone entity (`POST /v1/entities/{tenant}/{name}/{verb}`), as in the
+/// seed's `fos entity …`.
+pub const ENTITY_VERBS: [crate::lifecycle::Action; 8] = [
+    crate::lifecycle::Action::Define,
+    crate::lifecycle::Action::Configure,
+    crate::lifecycle::Action::Run,
+    crate::lifecycle::Action::Stop,
+    crate::lifecycle::Action::Pause,
+    crate::lifecycle::Action::Resume,
+    crate::lifecycle::Action::Clean,
+    crate::lifecycle::Action::Undefine,
+];
 
 /// What an apply does to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,20 +221,13 @@ pub struct PlannedInstance {
     /// Already placed there (not a new placement).
     #[serde(default)]
     pub existing: bool,
+    /// Devices assigned to a new placement on that node.
+    #[serde(default, skip_serializing_if = "AssignedDevices::is_empty")]
+    pub devices: AssignedDevices,
 }
 
-/// A component that cannot be placed, with the scheduler's explanation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Unplaced {
-    /// The component.
-    pub component: String,
-    /// Why no node fits.
-    pub reason: String,
-}
-
-/// The plan for one application: placements, start order, what cannot be placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The plan for one application: placements, start order, and the scheduler's explanation of what cannot be placed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppPlan {
     /// Tenant.
@@ -217,15 +236,22 @@ pub struct AppPlan {
     pub app: String,
     /// Components in start order: each wave starts once the previous ones are ready.
     pub start_order: Vec<Vec<String>>,
-    /// Where each instance goes.
+    /// Where each instance goes (instances already placed first, then new placements in placement order).
     pub placements: Vec<PlannedInstance>,
-    /// What cannot be placed.
+    /// What cannot be placed, with the scheduler's reasons per node and the relaxation that would help.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unschedulable: Vec<Unplaced>,
+    pub unschedulable: Vec<Unschedulable>,
+}
+
+impl AppPlan {
+    /// The node `id` goes to in this plan.
+    pub fn node_of(&self, id: &InstanceId) -> Option<&PlannedInstance> {
+        self.placements.iter().find(|p| &p.instance == id)
+    }
 }
 
 /// The answer to an apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyResponse {
     /// One entry per object given (and per pruned application).
@@ -237,6 +263,20 @@ pub struct ApplyResponse {
     pub dry_run: bool,
     /// The store revision after the apply.
     pub revision: i64,
+}
+
+/// The filters of the API's list calls (`?tenant=&app=&limit=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Only this tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Only this application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// At most this many (events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 /// A control-plane event (`system/events/<seq>`).

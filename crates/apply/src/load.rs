@@ -7,8 +7,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use fos_api::manifest::{NetworkKind, NetworkSpec, Object};
-use fos_api::source::{check_with, load_partial, parse_documents, Diagnostic, LoadedObject};
 use fos_api::Existing;
+
+use crate::source::{check_with, load_partial, parse_documents, Diagnostic, LoadedObject};
 
 /// The name standard input is reported under.
 pub const STDIN_NAME: &str = "<stdin>";

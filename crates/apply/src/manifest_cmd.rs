@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use fos_api::manifest::{Object, ObjectKind};
-use fos_api::source::{Diagnostic, LoadedObject};
 
 use crate::load::{load_paths, Loaded};
 use crate::render::render_all;
+use crate::source::{Diagnostic, LoadedObject};
 
 /// Exit status: every manifest is valid.
 pub const EXIT_OK: u8 = 0;

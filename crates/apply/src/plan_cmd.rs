@@ -87,7 +87,7 @@ pub fn plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     for o in loaded.objects() {
         match &o {
             Object::Node(n) => nodes.push((**n).clone()),
-            _ => apps.extend(o.as_application()),
+            _ => apps.extend(o.as_application().map(std::borrow::Cow::into_owned)),
         }
     }
     if apps.is_empty() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use fos_api::source::Diagnostic;
+use crate::source::Diagnostic;
 
 /// Renders one diagnostic with a snippet of `source` (the file's text, when known).
 pub fn render(diagnostic: &Diagnostic, source: Option<&str>) -> String {
@@ -44,7 +44,7 @@ pub fn render_all(diagnostics: &[Diagnostic], sources: &BTreeMap<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fos_api::source::Position;
+    use crate::source::Position;
 
     #[test]
     fn renders_location_snippet_and_hint() {

@@ -1,50 +1,84 @@
 //! The bounded event log under `system/events/`: every decision of the controller is recorded as an
 //! [`EventRecord`] (scheduled, waiting, released, cannot place, deleted) and the oldest are trimmed beyond
-//! [`MAX_EVENTS`].
+//! [`MAX_EVENTS`]. The events of one reconcile go in one write, and a burst of alike events (5,000 instances
+//! scheduled at once) is kept as its first few plus one line counting the rest.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use chrono::Utc;
 use fos_api::wire::EventRecord;
-use fos_api::Keys;
-use fos_store::{Store, StoreError};
+use fos_store::records::Events;
+use fos_store::{Records, StoreError, Txn, TxnOp};
+
+use crate::reconcile::Event;
 
 /// How many events are kept.
 pub const MAX_EVENTS: usize = 1000;
+
+/// How many events of one reason about one application one batch records before counting the rest.
+pub const BURST: usize = 10;
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Writes and reads the event log.
 #[derive(Clone)]
 pub struct EventLog {
-    store: Arc<dyn Store>,
-    keys: Keys,
+    records: Records,
 }
 
 impl EventLog {
-    /// The event log of `keys`' system in `store`.
-    pub fn new(store: Arc<dyn Store>, keys: Keys) -> Self {
-        EventLog { store, keys }
+    /// The event log of `records`' system.
+    pub fn new(records: Records) -> Self {
+        EventLog { records }
     }
 
     /// Records an event about `tenant`/`app`.
-    pub async fn emit(&self, tenant: &str, app: &str, reason: &str, message: String) -> Result<(), StoreError> {
-        tracing::info!(tenant, app, reason, "{message}");
+    pub async fn emit(&self, tenant: &str, app: &str, reason: &'static str, message: String) -> Result<(), StoreError> {
+        self.emit_all(&[Event::new(&(tenant.to_string(), app.to_string()), reason, message)]).await
+    }
+
+    /// Records `events` in one write: per application and reason, the first [`BURST`] and one event counting the
+    /// others.
+    pub async fn emit_all(&self, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let now = Utc::now();
-        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let key = format!("{}{:020}-{:06}", self.keys.events_prefix(), now.timestamp_micros(), seq % 1_000_000);
-        let rec = EventRecord {
-            time: now,
-            tenant: Some(tenant.to_string()),
-            app: Some(app.to_string()),
-            reason: reason.to_string(),
-            message,
+        let mut seen: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+        let mut ops = Vec::new();
+        let mut push = |tenant: &str, app: &str, reason: &str, message: String| -> Result<(), StoreError> {
+            let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+            let id = format!("{:020}-{:06}", now.timestamp_micros(), seq % 1_000_000);
+            let rec = EventRecord {
+                time: now,
+                tenant: Some(tenant.to_string()),
+                app: Some(app.to_string()),
+                reason: reason.to_string(),
+                message,
+            };
+            ops.push(self.records.put_op::<Events>(&id, &rec)?);
+            Ok(())
         };
-        let value =
-            serde_json::to_vec(&rec).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
-        self.store.put(&key, value, None).await?;
-        if seq % 64 == 63 {
+        for e in events {
+            let n = seen.entry((&e.app.0, &e.app.1, e.reason)).or_default();
+            *n += 1;
+            if *n <= BURST {
+                tracing::info!(tenant = e.app.0, app = e.app.1, reason = e.reason, "{}", e.message);
+                push(&e.app.0, &e.app.1, e.reason, e.message.clone())?;
+            }
+        }
+        for ((tenant, app, reason), n) in seen {
+            if n > BURST {
+                let message = format!("{} more {reason} events like the above", n - BURST);
+                tracing::info!(tenant, app, reason, "{message}");
+                push(tenant, app, reason, message)?;
+            }
+        }
+        let written = ops.len() as u64;
+        self.records.store().txn(Txn { compare: Vec::new(), success: ops, failure: Vec::new() }).await?;
+        let before = SEQUENCE.load(Ordering::Relaxed).saturating_sub(written);
+        if before / 64 != (before + written) / 64 {
             self.trim().await?;
         }
         Ok(())
@@ -52,11 +86,13 @@ impl EventLog {
 
     /// Deletes the oldest events beyond [`MAX_EVENTS`].
     pub async fn trim(&self) -> Result<(), StoreError> {
-        let list = self.store.list(&self.keys.events_prefix()).await?;
+        let list = self.records.store().list(&self.records.keys().events_prefix()).await?;
         let excess = list.kvs.len().saturating_sub(MAX_EVENTS);
-        for kv in list.kvs.iter().take(excess) {
-            self.store.delete(&kv.key).await?;
+        if excess == 0 {
+            return Ok(());
         }
+        let success = list.kvs.iter().take(excess).map(|kv| TxnOp::Delete { key: kv.key.clone() }).collect();
+        self.records.store().txn(Txn { compare: Vec::new(), success, failure: Vec::new() }).await?;
         Ok(())
     }
 
@@ -67,11 +103,10 @@ impl EventLog {
         app: Option<&str>,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let list = self.store.list(&self.keys.events_prefix()).await?;
+        let (list, _) = self.records.list::<Events>().await?;
         let mut out: Vec<EventRecord> = list
-            .kvs
-            .iter()
-            .filter_map(|kv| serde_json::from_slice::<EventRecord>(&kv.value).ok())
+            .into_iter()
+            .map(|(_, v)| v.value)
             .filter(|e| tenant.is_none() || e.tenant.as_deref() == tenant)
             .filter(|e| app.is_none() || e.app.as_deref() == app)
             .collect();

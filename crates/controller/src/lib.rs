@@ -1,28 +1,28 @@
-//! The fos control plane: the HTTP API server ([`api`]) through which `fosctl` applies and reads objects, and the
-//! controller ([`reconcile`]) that places applications, releases their components in dependency order, and
-//! aggregates their status. Both speak to the cluster only through the [`fos_store::Store`] trait.
+//! The fos control plane: the operations a client can ask for ([`ops`], each taking the [`ops::Caller`]), the
+//! HTTP API server ([`api`]) that only decodes requests into them, the one plan ([`plan`]) over the scheduler seam
+//! ([`Placer`]), and the controller ([`reconcile`]): reconcilers over a watch-fed cache that place applications,
+//! release their components in dependency order, and aggregate their status. Everything reads and writes the
+//! cluster through the typed records of [`fos_store::records`].
 
 pub mod api;
 pub mod events;
-pub mod graph;
 pub mod metrics;
+pub mod ops;
 pub mod placement;
+pub mod plan;
 pub mod reconcile;
 pub mod scheduler;
 pub mod view;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use fos_api::{InstanceId, Keys};
-use fos_store::Store;
+use fos_api::Keys;
+use fos_store::{Records, Store};
 
 pub use metrics::{MeteredStore, Metrics};
-pub use placement::{Placement, Placer};
+pub use ops::{Caller, OpError};
+pub use placement::Placer;
 pub use scheduler::SchedulerPlacer;
-
-/// Where the local node keeps an instance's output files (stdout, then stderr), as its agent writes them.
-pub type LogLocator = Arc<dyn Fn(&InstanceId) -> Vec<PathBuf> + Send + Sync>;
 
 /// What the API server and the controller share.
 #[derive(Clone)]
@@ -37,13 +37,18 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The name of the node this process runs on (logs of its instances are served locally).
     pub node_name: String,
-    /// Where this node's instance logs are.
-    pub logs: LogLocator,
+    /// Where this node's instance output is read (its agent).
+    pub logs: Arc<dyn ops::logs::LogSource>,
 }
 
 impl Context {
+    /// Typed access to the records of this system.
+    pub fn records(&self) -> Records {
+        Records::new(self.store.clone(), self.keys.clone())
+    }
+
     /// The event log of this system.
     pub fn events(&self) -> events::EventLog {
-        events::EventLog::new(self.store.clone(), self.keys.clone())
+        events::EventLog::new(self.records())
     }
 }

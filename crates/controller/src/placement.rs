@@ -1,34 +1,15 @@
-//! The seam between the controller and the scheduler: given the cluster's nodes, every instance already placed, and
-//! an application, where do its instances go, and why can some not be placed.
+//! The seam between the controller and the scheduler: given the cluster's nodes, what every placed instance holds,
+//! and an application, the scheduler's [`Plan`] for it (new placements, instances kept where they are, start order,
+//! and a structured explanation of what cannot be placed).
 
-use std::collections::BTreeMap;
-
-use fos_api::record::AssignedDevices;
-use fos_api::{ApplicationSpec, DesiredInstance, InstanceId, Node};
-
-/// The outcome of placing one application.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// Every instance placed (existing placements included), with its node.
-    pub assigned: BTreeMap<InstanceId, String>,
-    /// Devices assigned to newly placed instances.
-    pub devices: BTreeMap<InstanceId, AssignedDevices>,
-    /// Start order: component names per wave.
-    pub start_order: Vec<Vec<String>>,
-    /// Components that cannot be placed, with the scheduler's explanation.
-    pub unplaced: Vec<(String, String)>,
-}
+use fos_api::plan::Plan;
+use fos_api::{ApplicationSpec, Node};
+use fos_scheduler::Allocation;
 
 /// Places the instances of an application on nodes.
 pub trait Placer: Send + Sync + 'static {
-    /// Places every instance of `app` (of `tenant`/`name`) that `placed` does not hold yet, over `nodes`, keeping
-    /// `placed` (every desired instance of the cluster, which also holds node capacity) where it is.
-    fn place(
-        &self,
-        nodes: &[Node],
-        placed: &[DesiredInstance],
-        tenant: &str,
-        name: &str,
-        app: &ApplicationSpec,
-    ) -> Placement;
+    /// Plans `app` (of `tenant`/`name`) over `nodes`: every instance of it that `held` does not hold yet gets a node,
+    /// the ones `held` holds stay where they are (they are the plan's `kept`). `held` is what every placed instance
+    /// of the cluster reserves, this application's included.
+    fn place(&self, nodes: &[Node], held: &[Allocation], tenant: &str, name: &str, app: &ApplicationSpec) -> Plan;
 }

@@ -1,10 +1,12 @@
 //! The controller's [`Placer`]: the fos scheduler (`fos_scheduler::place_application`) over a snapshot built from
-//! the node records and every desired instance (which hold node capacity), keeping existing placements.
+//! the node records and what every placed instance holds, keeping existing placements.
 
-use fos_api::{ApplicationSpec, DesiredInstance, Node};
+use fos_api::graph::NeedGraph;
+use fos_api::plan::{Plan, Unschedulable};
+use fos_api::{ApplicationSpec, Node};
 use fos_scheduler::{place_application, Allocation, ClusterSnapshot, Options};
 
-use crate::placement::{Placement, Placer};
+use crate::placement::Placer;
 
 /// Places with the fos scheduler.
 #[derive(Debug, Default)]
@@ -19,50 +21,28 @@ impl SchedulerPlacer {
     }
 }
 
-fn all_unplaced(app: &ApplicationSpec, why: &str) -> Vec<(String, String)> {
-    app.components.iter().map(|c| (c.name.clone(), why.to_string())).collect()
+/// A plan where nothing could be placed because placement itself failed with `error`.
+fn failed(nodes: usize, tenant: &str, name: &str, app: &ApplicationSpec, error: String) -> Plan {
+    Plan {
+        start_order: NeedGraph::build(app).start_order(app),
+        unschedulable: app
+            .components
+            .iter()
+            .map(|c| Unschedulable::failed(tenant, name, &c.name, c.replicas, nodes, error.clone()))
+            .collect(),
+        ..Default::default()
+    }
 }
 
 impl Placer for SchedulerPlacer {
-    fn place(
-        &self,
-        nodes: &[Node],
-        placed: &[DesiredInstance],
-        tenant: &str,
-        name: &str,
-        app: &ApplicationSpec,
-    ) -> Placement {
-        let mine: Vec<&DesiredInstance> = placed.iter().filter(|d| d.id.tenant == tenant && d.id.app == name).collect();
-        let mut out =
-            Placement { assigned: mine.iter().map(|d| (d.id.clone(), d.node.clone())).collect(), ..Default::default() };
-        let snapshot = match ClusterSnapshot::new(nodes.iter().cloned(), placed.iter().map(Allocation::from_desired)) {
+    fn place(&self, nodes: &[Node], held: &[Allocation], tenant: &str, name: &str, app: &ApplicationSpec) -> Plan {
+        let snapshot = match ClusterSnapshot::new(nodes.iter().cloned(), held.iter().cloned()) {
             Ok(s) => s,
-            Err(e) => {
-                out.unplaced = all_unplaced(app, &e.to_string());
-                return out;
-            }
+            Err(e) => return failed(nodes.len(), tenant, name, app, e.to_string()),
         };
-        let existing: Vec<Allocation> = mine.iter().map(|d| Allocation::from_desired(d)).collect();
-        match place_application(&snapshot, tenant, name, app, &existing, &self.options) {
-            Ok(plan) => {
-                for p in &plan.placements {
-                    out.assigned.insert(p.instance.clone(), p.node.clone());
-                    out.devices.insert(p.instance.clone(), p.devices.clone());
-                }
-                out.start_order = plan.start_order.clone();
-                out.unplaced = plan
-                    .unschedulable
-                    .iter()
-                    .map(|u| {
-                        let text = u.to_string();
-                        let prefix = format!("{}: ", u.component);
-                        let reason = text.strip_prefix(&prefix).unwrap_or(&text).to_string();
-                        (u.component.clone(), reason)
-                    })
-                    .collect();
-            }
-            Err(e) => out.unplaced = all_unplaced(app, &e.to_string()),
-        }
-        out
+        let mine: Vec<Allocation> =
+            held.iter().filter(|a| a.instance.tenant == tenant && a.instance.app == name).cloned().collect();
+        place_application(&snapshot, tenant, name, app, &mine, &self.options)
+            .unwrap_or_else(|e| failed(nodes.len(), tenant, name, app, e.to_string()))
     }
 }

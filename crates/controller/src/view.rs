@@ -1,5 +1,7 @@
-//! A consistent-enough read of the cluster from the store: applications, desired and actual instances, nodes (info
-//! plus heartbeat status), application statuses and Network objects, decoded once for the API and the controller.
+//! The cluster as the control plane sees it: applications, desired and actual instances, nodes (info plus heartbeat
+//! status), application statuses and Network objects, decoded through the typed records. The API reads one with
+//! [`ClusterView::read`]; the controller keeps one up to date from its watch ([`crate::reconcile::cache`]) with
+//! [`ClusterView::apply`].
 
 use std::collections::BTreeMap;
 
@@ -7,11 +9,14 @@ use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, Object};
 use fos_api::node::NodeStatus;
 use fos_api::wire::{AppRecord, AppStatus};
-use fos_api::{ActualInstance, DesiredInstance, InstanceId, Keys, Metadata, Node, NodeInfo};
-use fos_store::{Revision, Store, StoreError};
+use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
+use fos_store::records::{
+    with_status, ActualInstances, AppStatuses, Apps, DesiredInstances, Kind, NodeInfos, NodeStatuses, Scoped,
+};
+use fos_store::{KeyValue, Records, Revision, StoreError};
 
 /// `(tenant, app)`.
-pub type AppKey = (String, String);
+pub type AppKey = Scoped;
 
 /// A stored application with the revision it was last changed at.
 #[derive(Debug, Clone)]
@@ -27,30 +32,48 @@ pub struct StoredApp {
 pub struct ClusterView {
     /// Applications by `(tenant, app)`.
     pub apps: BTreeMap<AppKey, StoredApp>,
-    /// Desired instance records.
+    /// Desired instance records (sorted by tenant, application, component, replica).
     pub desired: BTreeMap<InstanceId, DesiredInstance>,
     /// Actual instance records.
     pub actual: BTreeMap<InstanceId, ActualInstance>,
-    /// Nodes by name; a node without a live heartbeat record is not ready.
+    /// Nodes by name, with their status; a node without a live heartbeat record is not ready.
     pub nodes: BTreeMap<String, Node>,
     /// Aggregated application statuses.
     pub statuses: BTreeMap<AppKey, AppStatus>,
     /// Network objects by `(tenant, network)`.
-    pub networks: BTreeMap<(String, String), NetworkSpec>,
+    pub networks: BTreeMap<Scoped, NetworkSpec>,
+    /// Node info records waiting for their node's status (and statuses waiting for their info), by node.
+    node_statuses: BTreeMap<String, NodeStatus>,
 }
 
-/// Decodes a node's info record: a whole [`Node`], or only its [`NodeInfo`].
-pub fn decode_node(name: &str, value: &[u8]) -> Option<Node> {
-    if let Ok(node) = serde_json::from_slice::<Node>(value) {
-        return Some(node);
-    }
-    let info: NodeInfo = serde_json::from_slice(value).ok()?;
-    Some(Node { metadata: Metadata::named(name), spec: info, status: NodeStatus::default() })
+/// What a change to the view touched, for deciding who must look again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    /// An application record.
+    App(AppKey),
+    /// An application's status.
+    Status(AppKey),
+    /// A desired instance record.
+    Desired(InstanceId),
+    /// An actual instance record.
+    Actual(InstanceId),
+    /// A node's info or status; `placement` is false when only the heartbeat time or round-trip times moved.
+    Node {
+        /// The node.
+        name: String,
+        /// Its readiness, cordon, address or hardware changed (or it appeared or went away).
+        placement: bool,
+    },
+    /// A Network object.
+    Network(Scoped),
+    /// A key the view does not hold.
+    Nothing,
 }
 
 impl ClusterView {
     /// Reads everything the control plane looks at.
-    pub async fn read(store: &dyn Store, keys: &Keys) -> Result<ClusterView, StoreError> {
+    pub async fn read(records: &Records) -> Result<(ClusterView, Revision), StoreError> {
+        let (store, keys) = (records.store(), records.keys());
         let (p_apps, p_desired, p_actual) = (keys.desired_apps_prefix(), keys.desired_nodes_prefix(), keys.actual());
         let p_networks = keys.desired_networks_prefix();
         let (apps, desired, actual, networks) = tokio::try_join!(
@@ -59,73 +82,194 @@ impl ClusterView {
             store.list(&p_actual),
             store.list(&p_networks)
         )?;
+        let revision = [apps.revision, desired.revision, actual.revision, networks.revision].into_iter().min();
         let mut view = ClusterView::default();
-        for kv in networks.kvs {
-            if let Some(KeyRef::DesiredNetwork { tenant, net }) = keys.parse(&kv.key) {
-                let object = serde_json::from_slice(&kv.value).ok().and_then(|v| Object::from_value(v).ok());
-                if let Some(Object::Network(n)) = object {
-                    view.networks.insert((tenant, net), n.spec);
-                }
-            }
+        for kv in apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs) {
+            view.put(records, kv);
         }
-        for kv in apps.kvs {
-            if let Some(KeyRef::DesiredApp { tenant, app }) = keys.parse(&kv.key) {
-                match serde_json::from_slice::<AppRecord>(&kv.value) {
-                    Ok(record) => {
-                        view.apps.insert((tenant, app), StoredApp { record, mod_revision: kv.mod_revision });
-                    }
-                    Err(e) => tracing::warn!(key = kv.key, "unreadable application record: {e}"),
-                }
-            }
-        }
-        for kv in desired.kvs {
-            if let Some(KeyRef::DesiredInstance { id, .. }) = keys.parse(&kv.key) {
-                if let Ok(d) = serde_json::from_slice::<DesiredInstance>(&kv.value) {
-                    view.desired.insert(id, d);
-                }
-            }
-        }
-        let mut statuses: BTreeMap<String, NodeStatus> = BTreeMap::new();
-        for kv in actual.kvs {
-            match keys.parse(&kv.key) {
-                Some(KeyRef::ActualInstance { id, .. }) => {
-                    if let Ok(a) = serde_json::from_slice::<ActualInstance>(&kv.value) {
-                        view.actual.insert(id, a);
-                    }
-                }
-                Some(KeyRef::NodeInfo { node }) => {
-                    if let Some(n) = decode_node(&node, &kv.value) {
-                        view.nodes.insert(node, n);
-                    }
-                }
-                Some(KeyRef::NodeStatus { node }) => {
-                    if let Ok(s) = serde_json::from_slice::<NodeStatus>(&kv.value) {
-                        statuses.insert(node, s);
-                    }
-                }
-                Some(KeyRef::ActualApp { tenant, app }) => {
-                    if let Ok(s) = serde_json::from_slice::<AppStatus>(&kv.value) {
-                        view.statuses.insert((tenant, app), s);
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (name, node) in view.nodes.iter_mut() {
-            match statuses.remove(name) {
-                Some(s) => node.status = s,
-                None => node.status.ready = false,
-            }
-        }
-        Ok(view)
+        Ok((view, revision.unwrap_or_default()))
     }
 
-    /// The instances (desired or actual) of `tenant`/`app`.
-    pub fn instances_of<'a>(&'a self, tenant: &'a str, app: &'a str) -> impl Iterator<Item = &'a InstanceId> + 'a {
-        let mut ids: Vec<&InstanceId> =
-            self.desired.keys().chain(self.actual.keys()).filter(|id| id.tenant == tenant && id.app == app).collect();
+    /// Applies a put of `kv` (decoded with the typed records); an unreadable record is left out with a warning.
+    pub fn put(&mut self, records: &Records, kv: &KeyValue) -> Touched {
+        let Some(what) = records.keys().parse(&kv.key) else { return Touched::Nothing };
+        match decode(records, kv, &what) {
+            Ok(decoded) => decoded.apply_to(self),
+            Err(e) => {
+                tracing::warn!("ignoring an unreadable record: {e}");
+                self.remove(what)
+            }
+        }
+    }
+
+    /// Applies a delete of `key`.
+    pub fn delete(&mut self, records: &Records, key: &str) -> Touched {
+        match records.keys().parse(key) {
+            Some(what) => self.remove(what),
+            None => Touched::Nothing,
+        }
+    }
+
+    fn remove(&mut self, what: KeyRef) -> Touched {
+        match what {
+            KeyRef::DesiredApp { tenant, app } => {
+                let key = (tenant, app);
+                self.apps.remove(&key);
+                Touched::App(key)
+            }
+            KeyRef::ActualApp { tenant, app } => {
+                let key = (tenant, app);
+                self.statuses.remove(&key);
+                Touched::Status(key)
+            }
+            KeyRef::DesiredInstance { id, .. } => {
+                self.desired.remove(&id);
+                Touched::Desired(id)
+            }
+            KeyRef::ActualInstance { id, .. } => {
+                self.actual.remove(&id);
+                Touched::Actual(id)
+            }
+            KeyRef::NodeInfo { node } => {
+                let placement = self.nodes.remove(&node).is_some();
+                Touched::Node { name: node, placement }
+            }
+            KeyRef::NodeStatus { node } => {
+                self.node_statuses.remove(&node);
+                let placement = match self.nodes.get_mut(&node) {
+                    Some(n) => std::mem::replace(&mut n.status.ready, false),
+                    None => false,
+                };
+                Touched::Node { name: node, placement }
+            }
+            KeyRef::DesiredNetwork { tenant, net } => {
+                let key = (tenant, net);
+                self.networks.remove(&key);
+                Touched::Network(key)
+            }
+            _ => Touched::Nothing,
+        }
+    }
+
+    /// The ids of the instances (desired or actual) of `tenant`/`app`, in order.
+    pub fn instances_of(&self, tenant: &str, app: &str) -> Vec<InstanceId> {
+        let from = InstanceId::new(tenant, app, "", 0);
+        let in_app = |id: &&InstanceId| id.tenant == tenant && id.app == app;
+        let mut ids: Vec<InstanceId> =
+            self.desired.range(&from..).map(|(id, _)| id).take_while(in_app).cloned().collect();
+        ids.extend(self.actual.range(&from..).map(|(id, _)| id).take_while(in_app).cloned());
         ids.sort();
         ids.dedup();
-        ids.into_iter()
+        ids
     }
+
+    /// The desired records of `tenant`/`app`.
+    pub fn desired_of<'a>(&'a self, tenant: &'a str, app: &'a str) -> impl Iterator<Item = &'a DesiredInstance> + 'a {
+        let from = InstanceId::new(tenant, app, "", 0);
+        self.desired.range(from..).map(|(_, d)| d).take_while(move |d| d.id.tenant == tenant && d.id.app == app)
+    }
+}
+
+/// A decoded record, ready to go into a view.
+enum Decoded {
+    App(AppKey, Box<StoredApp>),
+    Status(AppKey, Box<AppStatus>),
+    Desired(Box<DesiredInstance>),
+    Actual(Box<ActualInstance>),
+    NodeInfo(String, Box<Node>),
+    NodeStatus(String, NodeStatus),
+    Network(Scoped, NetworkSpec),
+    Other,
+}
+
+impl Decoded {
+    fn apply_to(self, view: &mut ClusterView) -> Touched {
+        match self {
+            Decoded::App(key, app) => {
+                view.apps.insert(key.clone(), *app);
+                Touched::App(key)
+            }
+            Decoded::Status(key, status) => {
+                view.statuses.insert(key.clone(), *status);
+                Touched::Status(key)
+            }
+            Decoded::Desired(d) => {
+                let id = d.id.clone();
+                view.desired.insert(id.clone(), *d);
+                Touched::Desired(id)
+            }
+            Decoded::Actual(a) => {
+                let id = a.id.clone();
+                view.actual.insert(id.clone(), *a);
+                Touched::Actual(id)
+            }
+            Decoded::NodeInfo(name, node) => {
+                let node = with_status(*node, view.node_statuses.get(&name).cloned());
+                let placement = view.nodes.get(&name).is_none_or(|old| old.spec != node.spec);
+                view.nodes.insert(name.clone(), node);
+                Touched::Node { name, placement }
+            }
+            Decoded::NodeStatus(name, status) => {
+                let placement = match view.nodes.get_mut(&name) {
+                    Some(node) => {
+                        let old = std::mem::replace(&mut node.status, status.clone());
+                        old.ready != status.ready
+                            || old.unschedulable != status.unschedulable
+                            || old.address != status.address
+                    }
+                    None => false,
+                };
+                view.node_statuses.insert(name.clone(), status);
+                Touched::Node { name, placement }
+            }
+            Decoded::Network(key, spec) => {
+                view.networks.insert(key.clone(), spec);
+                Touched::Network(key)
+            }
+            Decoded::Other => Touched::Nothing,
+        }
+    }
+}
+
+fn decode(records: &Records, kv: &KeyValue, what: &KeyRef) -> Result<Decoded, StoreError> {
+    fn one<K: Kind>(records: &Records, kv: &KeyValue) -> Result<(K::Id, K::Value, Revision), StoreError> {
+        match records.decode::<K>(kv) {
+            Some(Ok((id, v))) => Ok((id, v.value, v.mod_revision)),
+            Some(Err(e)) => Err(e),
+            None => Err(StoreError::Codec { key: kv.key.clone(), message: format!("not a {}", K::NAME) }),
+        }
+    }
+    Ok(match what {
+        KeyRef::DesiredApp { .. } => {
+            let (key, record, mod_revision) = one::<Apps>(records, kv)?;
+            Decoded::App(key, Box::new(StoredApp { record, mod_revision }))
+        }
+        KeyRef::ActualApp { .. } => {
+            let (key, status, _) = one::<AppStatuses>(records, kv)?;
+            Decoded::Status(key, Box::new(status))
+        }
+        KeyRef::DesiredInstance { .. } => Decoded::Desired(Box::new(one::<DesiredInstances>(records, kv)?.1)),
+        KeyRef::ActualInstance { .. } => Decoded::Actual(Box::new(one::<ActualInstances>(records, kv)?.1)),
+        KeyRef::NodeInfo { .. } => {
+            let (name, node, _) = one::<NodeInfos>(records, kv)?;
+            Decoded::NodeInfo(name, Box::new(node))
+        }
+        KeyRef::NodeStatus { .. } => {
+            let (name, status, _) = one::<NodeStatuses>(records, kv)?;
+            Decoded::NodeStatus(name, status)
+        }
+        KeyRef::DesiredNetwork { .. } => {
+            let (key, object, _) = one::<fos_store::records::Networks>(records, kv)?;
+            match object {
+                Object::Network(n) => Decoded::Network(key, n.spec),
+                other => {
+                    return Err(StoreError::Codec {
+                        key: kv.key.clone(),
+                        message: format!("a {} where a Network belongs", other.kind()),
+                    })
+                }
+            }
+        }
+        _ => Decoded::Other,
+    })
 }

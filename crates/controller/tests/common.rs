@@ -5,37 +5,46 @@
 
 use std::sync::Arc;
 
+use fos_api::plan::{Placement, Plan, Unschedulable};
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, ApplicationSpec, DesiredInstance, InstanceId, Keys, Lifecycle, Node, State};
-use fos_controller::{Context, Metrics, Placement, Placer};
+use fos_controller::{Context, Metrics, Placer};
+use fos_scheduler::Allocation;
 use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
 
 /// Places everything on the first ready node, or reports the component unplaceable.
 pub struct FirstNode;
 
 impl Placer for FirstNode {
-    fn place(&self, nodes: &[Node], placed: &[DesiredInstance], t: &str, a: &str, app: &ApplicationSpec) -> Placement {
-        let mut out = Placement::default();
-        for d in placed.iter().filter(|d| d.id.tenant == t && d.id.app == a) {
-            out.assigned.insert(d.id.clone(), d.node.clone());
-        }
+    fn place(&self, nodes: &[Node], held: &[Allocation], t: &str, a: &str, app: &ApplicationSpec) -> Plan {
+        let mut plan = Plan::default();
         let node = nodes.iter().find(|n| n.status.ready).map(|n| n.metadata.name.clone());
         for c in &app.components {
             for r in 0..c.replicas {
                 let id = InstanceId::new(t, a, &c.name, r);
+                if held.iter().any(|h| h.instance == id) {
+                    plan.kept.push(id);
+                    continue;
+                }
                 match &node {
-                    Some(n) => {
-                        out.assigned.entry(id).or_insert_with(|| n.clone());
-                    }
-                    None if !out.assigned.contains_key(&id) => {
-                        out.unplaced.push((c.name.clone(), "0 of 0 nodes are ready".into()));
+                    Some(n) => plan.placements.push(Placement {
+                        instance: id,
+                        node: n.clone(),
+                        devices: Default::default(),
+                        cpu_millis: 0,
+                        memory_bytes: 0,
+                        disk_bytes: 0,
+                        score: 0,
+                    }),
+                    None => {
+                        let why = "0 of 0 nodes are ready".to_string();
+                        plan.unschedulable.push(Unschedulable::failed(t, a, &c.name, c.replicas, 0, why));
                         break;
                     }
-                    None => {}
                 }
             }
         }
-        out
+        plan
     }
 }
 
@@ -46,15 +55,20 @@ pub struct World {
 }
 
 pub fn world() -> World {
+    world_with(Arc::new(FirstNode))
+}
+
+/// A world placing with `placer`.
+pub fn world_with(placer: Arc<dyn Placer>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap());
     let ctx = Context {
         store,
         keys: Keys::default(),
-        placer: Arc::new(FirstNode),
+        placer,
         metrics: Arc::new(Metrics::default()),
         node_name: "n1".into(),
-        logs: Arc::new(|id: &InstanceId| vec![std::path::PathBuf::from(format!("/nonexistent/{id}"))]),
+        logs: Arc::new(fos_controller::api::logs::NoLogs),
     };
     World { _dir: dir, ctx }
 }

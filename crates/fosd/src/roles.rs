@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use fos_agent::{Agent, AgentConfig, NodeConfig};
-use fos_api::{InstanceId, Keys};
+use fos_api::Keys;
 use fos_controller::{Context, MeteredStore, Metrics, SchedulerPlacer};
 use fos_store::{EtcdAuth, EtcdTls, Store, StoreConfig};
 use tokio::sync::watch;
 
+use crate::logs::AgentLogs;
 use crate::options::Options;
 
 /// Opens the store the options name: an etcd cluster with `--etcd`, else the embedded store in the data directory.
@@ -59,17 +60,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts).await?, metrics.clone()));
     let node_config = node_config(&opts)?;
     let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
-    let logs_root = node_config.data_dir().join("native");
+    let logs = AgentLogs::default();
     let ctx = Context {
         store: store.clone(),
         keys: Keys::new(&opts.system),
         placer: Arc::new(SchedulerPlacer::default()),
         metrics,
         node_name: node_name.clone(),
-        logs: Arc::new(move |id: &InstanceId| {
-            let dir = logs_root.join(id.to_string()).join("logs");
-            fos_agent::runtime::native::logs::LOG_FILES.iter().map(|f| dir.join(f)).collect()
-        }),
+        logs: Arc::new(logs.clone()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -97,6 +95,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config.node.name = Some(node_name.clone());
         let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
         tracing::info!(node = agent.node(), "agent started");
+        logs.set(agent.log_reader());
         Some(agent)
     };
     if !opts.no_controller {

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use fos_api::InstanceId;
 
-use crate::plan::{NodeRequirement, ReasonGroup, Relaxation, Unschedulable};
 use crate::plugins::filter::{all_rejections, first_rejection};
 use crate::plugins::Context;
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
+use fos_api::plan::{NodeRequirement, ReasonGroup, Relaxation, Unschedulable};
 
 /// Reason groups shown before the rest are merged per filter.
 pub const MAX_EXACT_GROUPS: usize = 8;
@@ -40,7 +40,7 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
     for (i, r) in firsts.iter().enumerate() {
         let Some(r) = r else { continue };
         let name = &cx.snapshot.node(i as NodeIdx).name;
-        let same = by_key.entry(r.group_key()).or_default();
+        let same = by_key.entry(group_key(r)).or_default();
         match same.iter().copied().find(|g| groups[*g].rejection == *r) {
             Some(g) => {
                 groups[g].count += 1;
@@ -91,6 +91,7 @@ pub fn explain(cx: &Context<'_>, failure: Failure) -> Unschedulable {
         nodes: n,
         reasons: groups,
         relaxation,
+        error: None,
     }
 }
 
@@ -181,4 +182,61 @@ fn relax(cx: &Context<'_>, failure: &Failure, firsts: &[Option<Rejection>]) -> O
             })
             .collect(),
     }))
+}
+
+/// A hash of a rejection with its numbers, equal for equal rejections (to group nodes without formatting).
+pub fn group_key(rejection: &Rejection) -> u64 {
+    use crate::hash::{splitmix, stable_hash};
+    let n = |x: u64| x.to_le_bytes();
+    let tag = rejection.filter().as_bytes();
+    match rejection {
+        Rejection::NotReady => stable_hash(1, &[tag]),
+        Rejection::Cordoned => stable_hash(2, &[tag]),
+        Rejection::Excluded { because } => stable_hash(3, &[because.as_bytes()]),
+        Rejection::Arch { wanted, has } => splitmix(4 << 16 | (*wanted as u64) << 8 | *has as u64),
+        Rejection::Os { wanted, has } => stable_hash(5, &[wanted.as_bytes(), has.as_bytes()]),
+        Rejection::Runtime { kind, has } => {
+            splitmix(6 << 16 | (*kind as u64) << 8 | has.iter().fold(0, |m, k| m | 1 << (*k as u64)))
+        }
+        Rejection::NotListed => stable_hash(7, &[tag]),
+        Rejection::Label { key, wanted, has } => {
+            stable_hash(8, &[key.as_bytes(), wanted.as_bytes(), has.as_deref().map_or(&[0xff][..], str::as_bytes)])
+        }
+        Rejection::Cpu { needs, free, total } => stable_hash(9, &[&n(*needs), &n(*free), &n(*total)]),
+        Rejection::Memory { needs, free, total } => stable_hash(10, &[&n(*needs), &n(*free), &n(*total)]),
+        Rejection::Disk { needs, free, total } => stable_hash(11, &[&n(*needs), &n(*free), &n(*total)]),
+        Rejection::Interfaces { kind, needs, has } => {
+            stable_hash(12, &[&n(*kind as u64), &n(u64::from(*needs)), &n(u64::from(*has))])
+        }
+        Rejection::Io { kind, needs, free, total } => {
+            stable_hash(13, &[&n(*kind as u64), &n(u64::from(*needs)), &n(u64::from(*free)), &n(u64::from(*total))])
+        }
+        Rejection::Accelerators { kind, needs, free, total } => {
+            stable_hash(14, &[&n(*kind as u64), &n(u64::from(*needs)), &n(u64::from(*free)), &n(u64::from(*total))])
+        }
+        Rejection::Proximity { from, to, detail, .. } => {
+            stable_hash(15, &[from.as_bytes(), to.as_bytes(), detail.as_bytes()])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fos_api::manifest::{Arch, IoType};
+
+    #[test]
+    fn group_keys_follow_equality() {
+        let a = Rejection::Io { kind: IoType::Gpio, needs: 2, free: 1, total: 3 };
+        assert_eq!(group_key(&a), group_key(&a.clone()));
+        assert_ne!(group_key(&a), group_key(&Rejection::Io { kind: IoType::Gpio, needs: 2, free: 0, total: 3 }));
+        assert_ne!(group_key(&a), group_key(&Rejection::Io { kind: IoType::Usb, needs: 2, free: 1, total: 3 }));
+        let l =
+            |has: Option<&str>| Rejection::Label { key: "site".into(), wanted: "a".into(), has: has.map(Into::into) };
+        assert_ne!(group_key(&l(None)), group_key(&l(Some("b"))));
+        assert_ne!(
+            group_key(&Rejection::Arch { wanted: Arch::X86_64, has: Arch::Aarch64 }),
+            group_key(&Rejection::Arch { wanted: Arch::Aarch64, has: Arch::X86_64 })
+        );
+    }
 }

@@ -1,11 +1,11 @@
-//! The application's graph: `need` edges give the start order (topological layers: components of one layer can
-//! start together), required `proximity` edges bind components into groups placed together; the placement order
-//! is the groups in `need` order, each group ordered so that a rule's target is placed before the rule's owner.
+//! The application's graph for placement: the start layers of the `need` graph ([`NeedGraph`], shared with
+//! validation and the controller), and the placement groups: required `proximity` edges bind components into groups
+//! placed together; the placement order is the groups in `need` order, each group ordered so that a rule's target is
+//! placed before the rule's owner.
 
-use petgraph::algo::{tarjan_scc, toposort};
-use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::unionfind::UnionFind;
 
+use fos_api::graph::NeedGraph;
 use fos_api::ApplicationSpec;
 
 use crate::error::ScheduleError;
@@ -31,14 +31,11 @@ impl AppGraph {
                 return Err(ScheduleError::DuplicateComponent(c.name.clone()));
             }
         }
-        let mut need: DiGraph<usize, ()> = DiGraph::new();
-        let ids: Vec<NodeIndex> = (0..comps.len()).map(|i| need.add_node(i)).collect();
-        for (i, c) in comps.iter().enumerate() {
+        for c in comps {
             for n in &c.need {
-                let j = index(n)
-                    .ok_or_else(|| ScheduleError::UnknownNeed { component: c.name.clone(), need: n.clone() })?;
-                // Edge from the needed component to the one that needs it: start order.
-                need.update_edge(ids[j], ids[i], ());
+                if index(n).is_none() {
+                    return Err(ScheduleError::UnknownNeed { component: c.name.clone(), need: n.clone() });
+                }
             }
             for p in &c.proximity {
                 if index(&p.to).is_none() {
@@ -46,27 +43,13 @@ impl AppGraph {
                 }
             }
         }
-        let order = toposort(&need, None).map_err(|_| {
-            let cycle = tarjan_scc(&need)
-                .into_iter()
-                .find(|scc| scc.len() > 1 || need.contains_edge(scc[0], scc[0]))
-                .unwrap_or_default();
-            let mut names: Vec<String> = cycle.iter().map(|n| comps[need[*n]].name.clone()).collect();
+        let need = NeedGraph::build(spec);
+        if let Some(cycle) = need.cycles.first() {
+            let mut names: Vec<String> = cycle.path[1..].iter().map(|&i| comps[i].name.clone()).collect();
             names.sort();
-            ScheduleError::NeedCycle(names)
-        })?;
-        let mut layer_of = vec![0usize; comps.len()];
-        for n in order {
-            let i = need[n];
-            for pred in need.neighbors_directed(n, petgraph::Direction::Incoming) {
-                layer_of[i] = layer_of[i].max(layer_of[need[pred]] + 1);
-            }
+            return Err(ScheduleError::NeedCycle(names));
         }
-        let depth = layer_of.iter().copied().max().map_or(0, |d| d + 1);
-        let mut layers = vec![Vec::new(); depth];
-        for (i, l) in layer_of.iter().enumerate() {
-            layers[*l].push(i);
-        }
+        let NeedGraph { layers, layer_of, .. } = need;
 
         let mut uf = UnionFind::<usize>::new(comps.len());
         for (i, c) in comps.iter().enumerate() {

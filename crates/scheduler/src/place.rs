@@ -8,13 +8,13 @@ use crate::error::ScheduleError;
 use crate::explain::{explain, Failure};
 use crate::graph::AppGraph;
 use crate::options::Options;
-use crate::plan::{Placement, Plan, Relaxation, Unschedulable};
 use crate::plugins::Context;
 use crate::proximity::{label_key_of, near};
 use crate::request::{Needs, ProximityTarget, Request};
 use crate::select::select;
 use crate::snapshot::{Allocation, ClusterSnapshot, NodeIdx};
 use crate::state::Working;
+use fos_api::plan::{Placement, Plan, Relaxation, Unschedulable};
 
 /// Places the instances of `spec` that `existing` does not already place; existing ones stay where they are.
 /// `existing` are this application's current allocations (whether or not the snapshot already counts them).
@@ -311,7 +311,7 @@ impl<'s> Run<'s> {
             if &p.instance.component != name {
                 return true;
             }
-            state.give_back(&p.allocation());
+            state.give_back(&Allocation::from(p));
             state.unrecord(&p.instance);
             removed.push(p.instance.clone());
             false
@@ -341,7 +341,7 @@ impl<'s> Run<'s> {
         let mut rounds = 4 * placements.len();
         while let Some(i) = placements.iter().position(|p| self.lacks_neighbour(state, p)) {
             let p = placements.remove(i);
-            state.give_back(&p.allocation());
+            state.give_back(&Allocation::from(&p));
             state.unrecord(&p.instance);
             let Some(c) = self.spec.components.iter().position(|c| c.name == p.instance.component) else { continue };
             let request = self.request(c, &p.instance, true, state, self.excluded.clone());

@@ -10,7 +10,7 @@ use fos_api::record::AssignedDevices;
 use fos_api::{DesiredInstance, InstanceId, Node};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Plan;
+use fos_api::plan::{Placement, Plan};
 
 /// Index of a node in a snapshot (nodes are sorted by name, so indexes are stable for the same node set).
 pub type NodeIdx = u32;
@@ -72,6 +72,20 @@ impl Allocation {
             memory_bytes: d.entity.memory_bytes(),
             disk_bytes: d.entity.disk_bytes(),
             devices: d.devices.clone(),
+        }
+    }
+}
+
+impl From<&Placement> for Allocation {
+    /// What a new placement holds on its node.
+    fn from(p: &Placement) -> Self {
+        Allocation {
+            instance: p.instance.clone(),
+            node: p.node.clone(),
+            cpu_millis: p.cpu_millis,
+            memory_bytes: p.memory_bytes,
+            disk_bytes: p.disk_bytes,
+            devices: p.devices.clone(),
         }
     }
 }
@@ -329,7 +343,7 @@ impl ClusterSnapshot {
     /// Records every placement of `plan` (what the controller does once it wrote the desired records).
     pub fn commit(&mut self, plan: &Plan) {
         for p in &plan.placements {
-            self.add_allocation(p.allocation());
+            self.add_allocation(Allocation::from(p));
         }
     }
 

@@ -12,10 +12,10 @@ use crate::options::Options;
 use crate::plugins::filter::FilterPlugin;
 use crate::plugins::score::ScorePlugin;
 use crate::plugins::Context;
-use crate::rejection::Rejection;
 use crate::request::{Needs, ProximityTarget, Request};
 use crate::snapshot::{Allocation, ClusterSnapshot, NodeIdx};
 use crate::state::Working;
+use fos_api::plan::Rejection;
 
 /// An x86_64 linux node with 4 cpus, 8Gi memory, 100Gi disk and every runtime.
 pub fn node(name: &str) -> Node {

@@ -278,7 +278,7 @@ proptest! {
         prop_assert_eq!(&place_application(&snap_r, "default", "app", &app.spec, &[], &options).unwrap(), &plan);
 
         // Scale up one component: existing placements stay, the new replica is placed with them counted.
-        let existing: Vec<Allocation> = plan.placements.iter().map(|p| p.allocation()).collect();
+        let existing: Vec<Allocation> = plan.placements.iter().map(Allocation::from).collect();
         let mut snap2 = snap.clone();
         snap2.commit(&plan);
         let mut bigger = app.clone();

@@ -7,6 +7,7 @@ pub mod election;
 pub mod embedded;
 pub mod etcd;
 pub mod keepalive;
+pub mod records;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod typed;
@@ -17,6 +18,7 @@ pub use election::{Election, Leadership};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 pub use etcd::{EtcdAuth, EtcdConfig, EtcdStats, EtcdStore, EtcdTls};
 pub use keepalive::LeaseKeeper;
+pub use records::{Kind, Records};
 
 pub use types::{
     Compare, CompareTarget, Event, EventKind, KeyValue, LeaseId, ListResult, Revision, StoreError, Txn, TxnOp,

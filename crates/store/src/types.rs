@@ -168,6 +168,9 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// A compare-and-swap update kept losing to other writers.
+    #[error("{0}")]
+    Conflict(String),
     /// Another process owns the embedded store's file.
     #[error("the store at {0} is in use by another process")]
     Locked(String),

@@ -1,7 +1,10 @@
 //! One instance's task: drives its runtime one lifecycle step at a time toward the desired state, writes the actual
-//! record after each step, retries failures with exponential backoff, applies the restart policy when the process
-//! exits, restarts the instance on a generation bump, follows its readiness probe, and tears it down when its
-//! desired record is deleted.
+//! record after each step, retries failures with exponential backoff (a step the runtime does not support, or a
+//! record it cannot run, is held instead until the desired record changes), applies the restart policy when the
+//! process exits, restarts the instance on a generation bump, follows its readiness probe, and tears it down when
+//! its desired record is deleted. Calling the runtime for one step is [`step`]'s.
+
+mod step;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +16,9 @@ use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use self::step::StepError;
 use super::Shared;
-use crate::runtime::{Recovered, RunState, Runtime, RuntimeError};
+use crate::runtime::{ErrorClass, InstanceContext, Recovered, RunState, Runtime};
 
 /// Where an instance task starts from.
 pub struct Start {
@@ -31,6 +35,8 @@ struct Task {
     id: InstanceId,
     actual: ActualInstance,
     runtime: Option<Arc<dyn Runtime>>,
+    /// The context last handed to the runtime's define, configure or run (the one teardown steps get).
+    cx: Option<InstanceContext>,
     run_rx: Option<watch::Receiver<RunState>>,
     /// The generation the runtime was last configured or run with.
     applied: Option<u64>,
@@ -41,7 +47,7 @@ struct Task {
     /// Consecutive crashes (reset once a run lasted `stable_after`).
     crashes: u32,
     retry_at: Instant,
-    /// Do not retry from Error until the desired record changes (restart policy said no).
+    /// Do not retry from Error until the desired record changes (restart policy said no, or the step cannot work).
     no_retry: bool,
     /// Do not run again until the desired record changes (the process completed and the policy says no restart).
     hold: bool,
@@ -74,15 +80,15 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
                     return;
                 }
             }
-            Some(Action::Retry) => {
-                if t.no_retry || Instant::now() < t.retry_at {
-                    let wait = if t.no_retry { None } else { Some(t.retry_at) };
-                    tokio::select! {
-                        changed = desired_rx.changed() => if changed.is_err() { return },
-                        _ = sleep_until(wait) => {}
-                    }
-                    continue;
+            // Out of Error (a retry, or a clean) only once the backoff has passed, or the desired record changed.
+            Some(_) if t.actual.state() == Some(State::Error) && (t.no_retry || Instant::now() < t.retry_at) => {
+                let wait = if t.no_retry { None } else { Some(t.retry_at) };
+                tokio::select! {
+                    changed = desired_rx.changed() => if changed.is_err() { return },
+                    _ = sleep_until(wait) => {}
                 }
+            }
+            Some(Action::Retry) => {
                 if t.actual.lifecycle.apply(Action::Retry).is_ok() {
                     t.write().await;
                 }
@@ -120,11 +126,14 @@ impl Task {
     fn new(shared: Arc<Shared>, start: Start) -> Self {
         let mut actual = start.previous.unwrap_or_else(|| ActualInstance::new(start.id.clone(), &shared.node));
         actual.node = shared.node.clone();
-        let (mut runtime, mut applied, mut run_rx) = (None, None, None);
+        let (mut runtime, mut applied, mut run_rx, mut cx) = (None, None, None, None);
         let mut running_since = None;
         let recovered_desired = start.recovered.as_ref().map(|(rec, _)| rec.desired.clone());
         match start.recovered {
             Some((rec, rt)) => {
+                let context = shared.layout.context(&rec.desired);
+                shared.local.insert(rt.clone(), context.clone());
+                cx = Some(context);
                 actual.lifecycle = Lifecycle::at(Some(rec.state));
                 actual.pid = rec.pid;
                 actual.started_at = rec.started_at.or(actual.started_at);
@@ -151,6 +160,7 @@ impl Task {
             id: start.id,
             actual,
             runtime,
+            cx,
             run_rx,
             applied,
             seen: None,
@@ -198,79 +208,6 @@ impl Task {
         Some(want)
     }
 
-    fn runtime_for(&mut self, desired: Option<&DesiredInstance>) -> Result<Arc<dyn Runtime>, String> {
-        if let Some(rt) = &self.runtime {
-            return Ok(rt.clone());
-        }
-        let kind = desired.map(|d| d.entity.kind).ok_or_else(|| "no runtime holds this instance".to_string())?;
-        let rt = self.shared.runtimes.get(&kind).cloned().ok_or_else(|| format!("no {kind} runtime on this node"))?;
-        self.runtime = Some(rt.clone());
-        Ok(rt)
-    }
-
-    async fn call(&mut self, action: Action, desired: Option<&DesiredInstance>) -> Result<(), String> {
-        let rt = self.runtime_for(desired)?;
-        let need = || desired.ok_or_else(|| format!("cannot {action} without a desired record"));
-        if action == Action::Configure {
-            self.attach_networks(need()?).await?;
-        }
-        let id = &self.id;
-        let result = match action {
-            Action::Define => rt.define(need()?).await,
-            Action::Configure => rt.configure(need()?).await,
-            Action::Run => rt.run(need()?).await,
-            Action::Stop => rt.stop(id).await,
-            Action::Pause => rt.pause(id).await,
-            Action::Resume => rt.resume(id).await,
-            Action::Clean => rt.clean(id).await,
-            Action::Undefine => rt.undefine(id).await,
-            _ => Err(RuntimeError::Unsupported("migration")),
-        };
-        let result = match result {
-            // Tearing down something the runtime does not hold (its define failed) is done already.
-            Err(RuntimeError::NotDefined(_)) if matches!(action, Action::Clean | Action::Undefine | Action::Stop) => {
-                Ok(())
-            }
-            other => other.map_err(|e| e.to_string()),
-        };
-        if result.is_ok() && matches!(action, Action::Clean | Action::Undefine) {
-            if let Some(networking) = &self.shared.networking {
-                networking.release(&self.id).await.map_err(|e| format!("detaching from networks: {e}"))?;
-            }
-            self.actual.networks.clear();
-        }
-        result
-    }
-
-    /// Brings up the instance's networks and attaches it (nothing for an entity without `networks`), recording its
-    /// addresses.
-    async fn attach_networks(&mut self, desired: &DesiredInstance) -> Result<(), String> {
-        if desired.entity.networks.is_empty() {
-            return Ok(());
-        }
-        let networking =
-            self.shared.networking.as_ref().ok_or_else(|| "this node has no network manager".to_string())?;
-        let addresses = networking.attach(desired).await.map_err(|e| format!("attaching to networks: {e}"))?;
-        self.actual.addresses = addresses.values().cloned().collect();
-        self.actual.networks = addresses;
-        Ok(())
-    }
-
-    /// After a restart, re-attaches an adopted instance that was configured with networks (idempotent: it finds
-    /// its namespace and addresses, and restarts its exposed ports).
-    async fn reattach(&mut self) {
-        let configured = matches!(self.actual.state(), Some(State::Configured | State::Running | State::Paused));
-        let Some(desired) = self.recovered_desired.take() else { return };
-        if !configured || desired.entity.networks.is_empty() {
-            return;
-        }
-        if let Err(e) = self.attach_networks(&desired).await {
-            tracing::warn!(instance = %self.id, error = %e, "re-attaching an adopted instance");
-            self.actual.error = Some(e);
-        }
-        self.write().await;
-    }
-
     async fn step(&mut self, action: Action, desired: Option<&DesiredInstance>) {
         match self.call(action, desired).await {
             Ok(()) => {
@@ -285,14 +222,20 @@ impl Task {
                 }
                 self.after(action, desired).await;
             }
-            Err(message) => {
+            Err(StepError { class, message }) => {
                 self.failures += 1;
-                let delay = backoff(&self.shared, self.failures);
-                self.retry_at = Instant::now() + delay;
                 let _ = self.actual.lifecycle.apply(Action::Fail);
-                self.actual.error = Some(format!("{action} failed: {message} (retry in {delay:?})"));
                 self.actual.ready = false;
-                tracing::warn!(instance = %self.id, %action, error = %message, "step failed");
+                if class == ErrorClass::Retryable {
+                    let delay = backoff(&self.shared, self.failures);
+                    self.retry_at = Instant::now() + delay;
+                    self.actual.error = Some(format!("{action} failed: {message} (retry in {delay:?})"));
+                } else {
+                    self.no_retry = true;
+                    self.actual.error =
+                        Some(format!("{action} failed: {message} (held until the desired record changes)"));
+                }
+                tracing::warn!(instance = %self.id, %action, error = %message, ?class, "step failed");
             }
         }
         self.write().await;
@@ -302,8 +245,7 @@ impl Task {
     async fn after(&mut self, action: Action, desired: Option<&DesiredInstance>) {
         match action {
             Action::Run => {
-                let rt = self.runtime.clone();
-                if let Some(rt) = rt {
+                if let (Some(rt), Some(cx)) = (self.runtime.clone(), self.cx.clone()) {
                     self.run_rx = rt.subscribe(&self.id);
                     if let Ok(RunState::Running { pid, started_at }) = rt.status(&self.id).await {
                         self.actual.pid = (pid > 0).then_some(pid);
@@ -315,7 +257,7 @@ impl Task {
                         self.actual.networks.values().cloned().collect()
                     };
                     if let Some(d) = desired {
-                        self.actual.ready = d.entity.readiness.is_none() && rt.ready(d).await;
+                        self.actual.ready = d.entity.readiness.is_none() && rt.ready(&cx, d).await;
                     }
                 }
                 if std::mem::take(&mut self.restarting) {
@@ -330,12 +272,14 @@ impl Task {
             }
             Action::Pause => self.actual.ready = false,
             Action::Resume => {
-                if let (Some(rt), Some(d)) = (self.runtime.clone(), desired) {
-                    self.actual.ready = rt.ready(d).await;
+                if let (Some(rt), Some(cx), Some(d)) = (self.runtime.clone(), self.cx.clone(), desired) {
+                    self.actual.ready = rt.ready(&cx, d).await;
                 }
             }
             Action::Undefine => {
+                self.shared.local.remove(&self.id);
                 self.runtime = None;
+                self.cx = None;
                 self.applied = None;
                 self.actual.addresses.clear();
             }
@@ -377,8 +321,8 @@ impl Task {
                 }
                 Some(state) = exited => break Some(state),
                 _ = tick.tick(), if probing => {
-                    if let (Some(rt), Some(d)) = (self.runtime.clone(), desired) {
-                        let ready = rt.ready(d).await;
+                    if let (Some(rt), Some(cx), Some(d)) = (self.runtime.clone(), self.cx.as_ref(), desired) {
+                        let ready = rt.ready(cx, d).await;
                         if ready != self.actual.ready {
                             self.actual.ready = ready;
                             self.write().await;
@@ -423,8 +367,8 @@ impl Task {
         } else if success {
             // Completed: stop cleanly (the group may hold leftovers) and stay Configured until the record changes.
             self.hold = true;
-            if let Some(rt) = self.runtime.clone() {
-                let _ = rt.stop(&self.id).await;
+            if let (Some(rt), Some(cx)) = (self.runtime.clone(), self.cx.as_ref()) {
+                let _ = rt.stop(cx).await;
             }
             let _ = self.actual.lifecycle.apply(Action::Stop);
             self.actual.error = None;

@@ -1,8 +1,10 @@
 //! The lifecycle driver: lists and watches the node's desired instance records (re-listing after a compaction or a
 //! broken watch), keeps one task per instance (so a slow or failing instance never blocks another), and on start
-//! resumes the instances the runtimes recovered, tearing down those no longer desired.
+//! resumes the instances the runtimes recovered, tearing down those no longer desired. It builds every instance's
+//! [`crate::runtime::InstanceContext`] with the node's [`NodeLayout`] and keeps [`LocalInstances`] current.
 
 mod instance;
+mod local;
 mod networking;
 
 use std::collections::HashMap;
@@ -19,11 +21,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::instance::Start;
+pub use self::local::{Local, LocalInstances};
 pub use self::networking::Networking;
-use crate::runtime::{Recovered, Runtime};
-
-/// The runtimes available on this node, by entity kind.
-pub type Runtimes = HashMap<EntityKind, Arc<dyn Runtime>>;
+pub use crate::runtime::registry::Runtimes;
+use crate::runtime::{NodeLayout, Recovered, Runtime};
 
 /// Timing of the driver.
 #[derive(Debug, Clone)]
@@ -62,6 +63,10 @@ pub struct Shared {
     pub node: String,
     /// The runtimes.
     pub runtimes: Runtimes,
+    /// How the node lays out instances: builds each one's context.
+    pub layout: NodeLayout,
+    /// The instances the runtimes hold (kept current by the instance tasks).
+    pub local: LocalInstances,
     /// Timing.
     pub settings: DriverSettings,
     /// The node's networks, when it has a network manager (instances with `networks` fail to configure without).

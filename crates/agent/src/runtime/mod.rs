@@ -1,8 +1,13 @@
 //! Runtime plugins: the [`Runtime`] trait every entity kind's runtime implements (native processes here; libvirt VMs
-//! and OCI containers later), the run state a runtime reports, and the errors it fails with.
+//! and OCI containers later), the [`InstanceContext`] each step is handed, the run state a runtime reports, the
+//! errors it fails with and how the driver treats them ([`ErrorClass`]), and the [`registry`] that builds the
+//! node's runtimes.
 
+pub mod context;
 pub mod native;
+pub mod output;
 pub mod probe;
+pub mod registry;
 
 use std::path::PathBuf;
 
@@ -13,6 +18,10 @@ use fos_api::manifest::EntityKind;
 use fos_api::record::{DesiredInstance, InstanceId};
 use thiserror::Error;
 use tokio::sync::watch;
+
+pub use self::context::{InstanceContext, LogPaths, NodeLayout, Reservations};
+pub use self::output::{OutputOptions, OutputStream};
+pub use self::registry::{RuntimeEnv, RuntimeFactory, RuntimeRegistry};
 
 /// How an instance's main process (or VM, or container) is doing, as the runtime sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +84,7 @@ pub enum RuntimeError {
     /// The instance is not known to this runtime (never defined, or undefined).
     #[error("instance {0} is not defined in this runtime")]
     NotDefined(InstanceId),
-    /// The desired record is not for this runtime or is incomplete.
+    /// The desired record is not for this runtime or cannot be run as it is (not retried until it changes).
     #[error("invalid entity: {0}")]
     Invalid(String),
     /// A setup command failed.
@@ -113,6 +122,25 @@ pub enum RuntimeError {
     /// The operation is not supported by this runtime (e.g. live migration of a native process).
     #[error("{0} is not supported by this runtime")]
     Unsupported(&'static str),
+    /// A step failed for a reason that may pass (retried).
+    #[error("{0}")]
+    Failed(String),
+    /// The instance has written no output yet.
+    #[error("no output of {0} yet")]
+    NoOutput(InstanceId),
+}
+
+/// How the driver treats a failed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// It may pass: the step is retried with exponential backoff.
+    Retryable,
+    /// The runtime cannot do it (on this node): the error is recorded and the instance held until its desired
+    /// record changes.
+    Unsupported,
+    /// The desired record cannot be run as it is: the error is recorded and the instance held until its desired
+    /// record changes.
+    Invalid,
 }
 
 impl RuntimeError {
@@ -120,46 +148,63 @@ impl RuntimeError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         RuntimeError::Io { path: path.into(), source }
     }
+
+    /// How the driver treats this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RuntimeError::Unsupported(_) => ErrorClass::Unsupported,
+            RuntimeError::Invalid(_) => ErrorClass::Invalid,
+            _ => ErrorClass::Retryable,
+        }
+    }
 }
 
 /// A runtime plugin: runs one kind of entity through the lifecycle steps. Every step is called by the driver only
 /// when the lifecycle allows it, one step at a time per instance, and must be safe to call again after it failed
-/// half-way (the driver retries).
+/// half-way (the driver retries [`ErrorClass::Retryable`] errors). Each step is handed the instance's
+/// [`InstanceContext`]: its paths, namespace, cgroup, volumes and reservations are the node's decision, never the
+/// runtime's. Add a runtime by implementing this trait in one file and registering its factory in
+/// [`RuntimeRegistry::builtin`].
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
     /// The entity kind this runtime runs.
     fn kind(&self) -> EntityKind;
 
+    /// What the runtime found on this node (e.g. cgroup support), for its plugin record.
+    fn detail(&self) -> Option<String> {
+        None
+    }
+
     /// Checks that the runtime works on this node (binaries present, daemon reachable).
     async fn probe(&self) -> Result<(), RuntimeError>;
 
     /// Instances this runtime left behind before the agent restarted, with their real state (live processes are
-    /// adopted, not restarted).
+    /// adopted, not restarted). Their contexts are [`NodeLayout::context`] of their desired records.
     async fn recover(&self) -> Result<Vec<Recovered>, RuntimeError>;
 
     /// (none) → Defined: registers the instance.
-    async fn define(&self, desired: &DesiredInstance) -> Result<(), RuntimeError>;
+    async fn define(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError>;
 
-    /// Defined → Configured: prepares resources (directories, setup commands, disks).
-    async fn configure(&self, desired: &DesiredInstance) -> Result<(), RuntimeError>;
+    /// Defined → Configured: prepares resources (directories, cgroup, setup commands, disks).
+    async fn configure(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError>;
 
     /// Configured → Running: starts the instance with `desired`'s spec and environment.
-    async fn run(&self, desired: &DesiredInstance) -> Result<(), RuntimeError>;
+    async fn run(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError>;
 
     /// Running or Paused → Configured: stops the instance and everything it started.
-    async fn stop(&self, id: &InstanceId) -> Result<(), RuntimeError>;
+    async fn stop(&self, cx: &InstanceContext) -> Result<(), RuntimeError>;
 
     /// Running → Paused.
-    async fn pause(&self, id: &InstanceId) -> Result<(), RuntimeError>;
+    async fn pause(&self, cx: &InstanceContext) -> Result<(), RuntimeError>;
 
     /// Paused → Running.
-    async fn resume(&self, id: &InstanceId) -> Result<(), RuntimeError>;
+    async fn resume(&self, cx: &InstanceContext) -> Result<(), RuntimeError>;
 
     /// Configured (or Error) → Defined: releases what configure prepared.
-    async fn clean(&self, id: &InstanceId) -> Result<(), RuntimeError>;
+    async fn clean(&self, cx: &InstanceContext) -> Result<(), RuntimeError>;
 
-    /// Defined → (none): forgets the instance.
-    async fn undefine(&self, id: &InstanceId) -> Result<(), RuntimeError>;
+    /// Defined → (none): forgets the instance and removes its directory.
+    async fn undefine(&self, cx: &InstanceContext) -> Result<(), RuntimeError>;
 
     /// The instance's run state now.
     async fn status(&self, id: &InstanceId) -> Result<RunState, RuntimeError>;
@@ -168,26 +213,48 @@ pub trait Runtime: Send + Sync + 'static {
     fn subscribe(&self, id: &InstanceId) -> Option<watch::Receiver<RunState>>;
 
     /// Whether the instance's readiness probe passes (without a probe: whether it runs).
-    async fn ready(&self, desired: &DesiredInstance) -> bool;
+    async fn ready(&self, cx: &InstanceContext, desired: &DesiredInstance) -> bool;
 
     /// Addresses the instance can be reached at.
     fn addresses(&self, id: &InstanceId) -> Vec<String>;
 
-    /// The last `tail` lines of the instance's output (stdout and stderr interleaved by file, stdout first).
-    async fn logs(&self, id: &InstanceId, tail: usize) -> Result<String, RuntimeError>;
+    /// The files holding the instance's output, in the order they are shown (default: the context's stdout and
+    /// stderr files).
+    fn log_files(&self, cx: &InstanceContext) -> Vec<PathBuf> {
+        cx.logs.files()
+    }
+
+    /// The instance's output as a stream (default: [`Runtime::log_files`] read by [`output::stream_files`]).
+    async fn output(&self, cx: &InstanceContext, options: OutputOptions) -> Result<OutputStream, RuntimeError> {
+        output::stream_files(&self.log_files(cx), options).await.ok_or_else(|| RuntimeError::NoOutput(cx.id.clone()))
+    }
+
+    /// The last `tail` lines of each of the instance's output files, in turn (stdout first).
+    async fn logs(&self, cx: &InstanceContext, tail: usize) -> Result<String, RuntimeError> {
+        let mut out = String::new();
+        for path in self.log_files(cx) {
+            out.push_str(&output::tail_lines(&path, tail).map_err(|e| RuntimeError::io(&path, e))?);
+        }
+        Ok(out)
+    }
 
     /// Migration, source side: saves the running instance's state for `destination`.
-    async fn migrate_out(&self, _id: &InstanceId, _destination: &str) -> Result<MigrationTicket, RuntimeError> {
+    async fn migrate_out(&self, _cx: &InstanceContext, _destination: &str) -> Result<MigrationTicket, RuntimeError> {
         Err(RuntimeError::Unsupported("migration"))
     }
 
     /// Migration, destination side: starts the instance from a saved state.
-    async fn migrate_in(&self, _desired: &DesiredInstance, _ticket: &MigrationTicket) -> Result<(), RuntimeError> {
+    async fn migrate_in(
+        &self,
+        _cx: &InstanceContext,
+        _desired: &DesiredInstance,
+        _ticket: &MigrationTicket,
+    ) -> Result<(), RuntimeError> {
         Err(RuntimeError::Unsupported("migration"))
     }
 
     /// Migration abandoned: the source resumes the instance, the destination discards what it received.
-    async fn migrate_abort(&self, _id: &InstanceId) -> Result<(), RuntimeError> {
+    async fn migrate_abort(&self, _cx: &InstanceContext) -> Result<(), RuntimeError> {
         Err(RuntimeError::Unsupported("migration"))
     }
 }

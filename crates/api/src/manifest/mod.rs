@@ -180,13 +180,13 @@ impl Object {
     }
 
     /// The object as a one-component application, for the kinds that run something (Application, Entity).
-    pub fn as_application(&self) -> Option<Application> {
+    pub fn as_application(&self) -> Option<std::borrow::Cow<'_, Application>> {
         match self {
-            Object::Application(a) => Some(a.clone()),
-            Object::Entity(e) => Some(Typed {
+            Object::Application(a) => Some(std::borrow::Cow::Borrowed(a)),
+            Object::Entity(e) => Some(std::borrow::Cow::Owned(Typed {
                 metadata: e.metadata.clone(),
                 spec: ApplicationSpec::single(&e.metadata.name, e.spec.clone()),
-            }),
+            })),
             _ => None,
         }
     }
@@ -252,7 +252,7 @@ impl Object {
 }
 
 /// Deserializes, naming the first field at fault as a path (`spec.components[0].need`). The manifest loader
-/// (`crate::source`) goes further: every error, each at its file position.
+/// of `fosctl` (`fos_apply::source`) goes further: every error, each at its file position.
 fn serde_path_to_error_free<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ObjectError> {
     serde_path_to_error::deserialize(&v).map_err(|e| {
         let mut path = String::new();

@@ -2,12 +2,10 @@
 //! `need` and `proximity` targets, and the `need` graph, which must be acyclic (a cycle is reported as its path,
 //! at the `need` entry that closes it).
 
-use std::collections::{BTreeMap, VecDeque};
-
-use petgraph::algo::tarjan_scc;
-use petgraph::graphmap::DiGraphMap;
+use std::collections::BTreeMap;
 
 use super::{check_selector, entity, network, repeats, Report, Scope};
+use crate::graph::NeedGraph;
 use crate::manifest::{ApplicationSpec, Component, Constraints, NetworkRef, NetworkSpec, Within};
 
 /// Checks an application spec.
@@ -28,7 +26,7 @@ pub(crate) fn check(spec: &ApplicationSpec, scope: &Scope<'_>, report: &mut Repo
         check_component(c, &at, &index, report);
         entity::check(&c.entity, &format!("{at}.entity"), c.replicas, scope, &declared, report);
     }
-    check_cycles(spec, &index, report);
+    check_cycles(spec, report);
 }
 
 /// Checks `spec.networks` and returns the networks the application declares, with their spec when known.
@@ -130,55 +128,12 @@ fn check_constraints(c: &Constraints, at: &str, report: &mut Report<'_>) {
     check_selector(&c.node_selector, &format!("{at}.nodeSelector"), report);
 }
 
-/// Finds the cycles of the `need` graph: one per strongly connected component, the shortest through its first
-/// declared member, reported at the `need` entry that closes it.
-fn check_cycles(spec: &ApplicationSpec, index: &BTreeMap<&str, usize>, report: &mut Report<'_>) {
-    let mut graph: DiGraphMap<usize, usize, std::hash::RandomState> = DiGraphMap::default();
-    for (i, c) in spec.components.iter().enumerate() {
-        graph.add_node(i);
-        for (j, need) in c.need.iter().enumerate() {
-            if let Some(&t) = index.get(need.as_str()) {
-                if t != i {
-                    graph.add_edge(i, t, j);
-                }
-            }
-        }
-    }
-    let mut sccs: Vec<Vec<usize>> = tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1).collect();
-    sccs.iter_mut().for_each(|s| s.sort_unstable());
-    sccs.sort();
-    for scc in sccs {
-        let start = scc[0];
-        // Breadth-first from `start` inside the component, until a node with an edge back to `start`.
-        let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
-        let mut queue = VecDeque::from([start]);
-        let mut closing = None;
-        while let Some(n) = queue.pop_front() {
-            if graph.contains_edge(n, start) {
-                closing = Some(n);
-                break;
-            }
-            for m in graph.neighbors(n) {
-                if m != start && scc.binary_search(&m).is_ok() && !parent.contains_key(&m) {
-                    parent.insert(m, n);
-                    queue.push_back(m);
-                }
-            }
-        }
-        let Some(last) = closing else { continue };
-        let mut path = vec![last];
-        while let Some(&p) = parent.get(path.last().unwrap_or(&start)) {
-            path.push(p);
-        }
-        if path.last() != Some(&start) {
-            path.push(start);
-        }
-        path.reverse();
-        path.push(start);
-        let names: Vec<&str> = path.iter().map(|&i| spec.components[i].name.as_str()).collect();
-        let entry = graph.edge_weight(last, start).copied().unwrap_or(0);
+/// Reports every cycle of the `need` graph ([`NeedGraph`]) at the `need` entry that closes it.
+fn check_cycles(spec: &ApplicationSpec, report: &mut Report<'_>) {
+    for cycle in NeedGraph::build(spec).cycles {
+        let names: Vec<&str> = cycle.path.iter().map(|&i| spec.components[i].name.as_str()).collect();
         report.hint(
-            format!("spec.components[{last}].need[{entry}]"),
+            format!("spec.components[{}].need[{}]", cycle.closing_component, cycle.closing_need),
             format!("dependency cycle: {}", names.join(" -> ")),
             format!(
                 "`{}` needs `{}`, which closes the cycle; remove one of these needs",

@@ -1,6 +1,7 @@
 //! Semantic validation of parsed objects: every rule a manifest must obey beyond its shape (names, references,
 //! the `need` graph, quantities, network ranges), reporting all violations at once. It takes `Object`s, not text, so
-//! `fosctl` and the API server run the very same checks; positions are added by [`crate::source`].
+//! `fosctl` and the API server run the very same checks; positions are added by `fosctl`'s loader
+//! (`fos_apply::source`), which maps each [`Violation`] back to its file.
 
 mod application;
 mod entity;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use clap::Args;
-use fos_api::wire::{AppPlan, AppView, ApplyResponse, Change, SOURCE_ANNOTATION};
+use fos_api::wire::{AppPlan, AppView, ApplyRequest, ApplyResponse, Change, SOURCE_ANNOTATION};
 use fos_api::Object;
 
 use super::load::{self, locate, Manifests};
@@ -77,22 +77,26 @@ async fn send(
     dry_run: bool,
     prune: Option<String>,
 ) -> anyhow::Result<ApplyResponse> {
-    let objects: Vec<serde_json::Value> = manifests
+    let objects: Vec<Object> = manifests
         .objects()
         .iter()
         .map(|l| {
             let mut obj = with_tenant(l.object.clone(), global);
-            if let (Some(src), Object::Application(_) | Object::Entity(_)) = (&prune, &obj) {
-                if let Object::Application(o) = &mut obj {
-                    o.metadata.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
-                } else if let Object::Entity(o) = &mut obj {
-                    o.metadata.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
+            if let Some(src) = &prune {
+                match &mut obj {
+                    Object::Application(o) => {
+                        o.metadata.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
+                    }
+                    Object::Entity(o) => {
+                        o.metadata.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
+                    }
+                    _ => {}
                 }
             }
-            obj.to_value()
+            obj
         })
         .collect();
-    let body = serde_json::json!({ "objects": objects, "dryRun": dry_run, "pruneSource": prune });
+    let body = ApplyRequest { dry_run, prune_source: prune, ..ApplyRequest::new(&objects) };
     client.post("/v1/apply", &body).await.map_err(|e| locate(e, manifests))
 }
 
@@ -117,7 +121,7 @@ fn print_plan(plan: &AppPlan) {
         println!("  {} → {}{note}", p.instance.short(), p.node);
     }
     for u in &plan.unschedulable {
-        println!("  cannot place {}: {}", u.component, u.reason);
+        println!("  cannot place {}: {}", u.component, u.explanation());
     }
 }
 
@@ -126,7 +130,7 @@ fn unschedulable(resp: &ApplyResponse) -> Option<NotDone> {
         .plans
         .iter()
         .flat_map(|p| {
-            p.unschedulable.iter().map(move |u| format!("{}: cannot place {}: {}", p.app, u.component, u.reason))
+            p.unschedulable.iter().map(move |u| format!("{}: cannot place {}: {}", p.app, u.component, u.explanation()))
         })
         .collect();
     (!reasons.is_empty()).then(|| NotDone(reasons.join("\n")))

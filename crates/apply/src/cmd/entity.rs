@@ -3,7 +3,7 @@
 //! when the lifecycle does not allow the step from the entity's current state).
 
 use clap::Subcommand;
-use fos_api::wire::{AppView, ApplyResponse, STATE_ANNOTATION};
+use fos_api::wire::{AppView, ApplyRequest, ApplyResponse, STATE_ANNOTATION};
 use fos_api::Object;
 
 use super::load::{self, locate};
@@ -81,9 +81,9 @@ async fn define(client: &Client, file: &str) -> anyhow::Result<()> {
             anyhow::bail!("{}: {} {} is not an Entity", l.file, l.object.kind(), l.object.name());
         };
         e.metadata.annotations.insert(STATE_ANNOTATION.into(), "Defined".into());
-        objects.push(Object::Entity(e).to_value());
+        objects.push(Object::Entity(e));
     }
-    let body = serde_json::json!({ "objects": objects });
+    let body = ApplyRequest::new(&objects);
     let resp: ApplyResponse = client.post("/v1/apply", &body).await.map_err(|e| locate(e, &manifests))?;
     for c in &resp.changes {
         println!("entity/{} defined ({})", c.name, c.change);

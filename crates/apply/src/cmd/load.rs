@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use fos_api::source::LoadedObject;
 use fos_apply::render::{render, render_all};
+use fos_apply::source::LoadedObject;
 
 use crate::client::ServerError;
 

@@ -1,9 +1,11 @@
 //! The HTTP/JSON API of `fosd` (axum): apply, reads and deletes of every kind, the store view and watch, logs,
 //! events, imperative entity verbs, `/healthz` and Prometheus `/metrics`. It is the only way `fosctl` talks to fos.
+//!
+//! Handlers only decode a request (path, query, JSON body, the [`crate::ops::Caller`]), call one operation of
+//! [`crate::ops`] and map its error ([`error::ApiError`]); adding an endpoint is one handler and one route here.
 
-pub mod admission;
-pub mod app_record;
 pub mod apply;
+pub mod caller;
 pub mod entity;
 pub mod error;
 pub mod logs;
@@ -29,7 +31,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/apply", post(apply::apply))
         .route("/v1/apps", get(read::list_apps))
-        .route("/v1/apps/{tenant}/{name}", get(read::get_app).delete(read::delete_app))
+        .route("/v1/apps/{tenant}/{name}", get(read::get_app).delete(entity::delete))
         .route("/v1/entities", get(read::list_entities))
         .route("/v1/entities/{id}", get(read::get_entity))
         .route("/v1/entities/{tenant}/{name}/{action}", post(entity::lifecycle))

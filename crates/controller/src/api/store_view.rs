@@ -6,13 +6,12 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fos_api::wire::{StoreEntry, WatchEvent};
-use fos_api::StoreUri;
-use fos_store::{EventKind, KeyValue};
+use fos_api::wire::StoreEntry;
 use futures::StreamExt;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::ops::{read, Caller};
 use crate::Context;
 
 /// The query of the store view and watch.
@@ -22,53 +21,23 @@ pub struct UriQuery {
     pub uri: String,
 }
 
-fn entry(kv: &KeyValue) -> StoreEntry {
-    let value = serde_json::from_slice(&kv.value)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&kv.value).into_owned()));
-    StoreEntry { key: kv.key.clone(), value, mod_revision: kv.mod_revision }
-}
-
-fn parse(uri: &str) -> Result<StoreUri, ApiError> {
-    StoreUri::parse(uri).map_err(|e| ApiError::invalid(e.to_string()))
-}
-
 /// `GET /v1/store?uri=…`.
-pub async fn get(State(ctx): State<Context>, Query(q): Query<UriQuery>) -> Result<Json<Vec<StoreEntry>>, ApiError> {
-    let uri = parse(&q.uri)?;
-    let list = ctx.store.list(&uri.prefix()).await?;
-    Ok(Json(list.kvs.iter().filter(|kv| uri.matches(&kv.key)).map(entry).collect()))
+pub async fn get(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Query(q): Query<UriQuery>,
+) -> Result<Json<Vec<StoreEntry>>, ApiError> {
+    Ok(Json(read::store(&ctx, &caller, &q.uri).await?))
 }
 
 /// `GET /v1/watch?uri=…`: the current entries as `put` events, then every change, one JSON object per line.
-pub async fn watch(State(ctx): State<Context>, Query(q): Query<UriQuery>) -> Result<Response, ApiError> {
-    let uri = parse(&q.uri)?;
-    let list = ctx.store.list(&uri.prefix()).await?;
-    let stream = ctx.store.watch(&uri.prefix(), list.revision + 1).await?;
-    let initial: Vec<WatchEvent> = list
-        .kvs
-        .iter()
-        .filter(|kv| uri.matches(&kv.key))
-        .map(|kv| WatchEvent { kind: "put".into(), entry: entry(kv) })
-        .collect();
-    let matcher = uri.clone();
-    let changes = stream.filter_map(move |ev| {
-        let out = match ev {
-            Ok(ev) if matcher.matches(&ev.kv.key) => {
-                let mut e = entry(&ev.kv);
-                let kind = match ev.kind {
-                    EventKind::Put => "put",
-                    EventKind::Delete => {
-                        e.value = serde_json::Value::Null;
-                        "delete"
-                    }
-                };
-                Some(WatchEvent { kind: kind.into(), entry: e })
-            }
-            _ => None,
-        };
-        futures::future::ready(out)
-    });
-    let lines = futures::stream::iter(initial).chain(changes).map(|ev| {
+pub async fn watch(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Query(q): Query<UriQuery>,
+) -> Result<Response, ApiError> {
+    let events = read::watch(&ctx, &caller, &q.uri).await?;
+    let lines = events.map(|ev| {
         let mut line = serde_json::to_vec(&ev).unwrap_or_default();
         line.push(b'\n');
         Ok::<_, std::io::Error>(line)

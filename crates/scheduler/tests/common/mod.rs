@@ -34,7 +34,7 @@ pub fn scenario(name: &str) -> (Vec<Node>, Application) {
         .collect();
     let app = load(&dir.join(format!("{name}.app.yaml")))
         .into_iter()
-        .find_map(|o| o.as_application())
+        .find_map(|o| o.as_application().map(std::borrow::Cow::into_owned))
         .expect("an application");
     (nodes, app)
 }
@@ -96,7 +96,7 @@ pub fn violations(
         .iter()
         .cloned()
         .chain(kept.iter().map(|a| (*a).clone()))
-        .chain(plan.placements.iter().map(|p| p.allocation()))
+        .chain(plan.placements.iter().map(Allocation::from))
         .collect();
     for a in &all {
         let Some(_) = by_name.get(a.node.as_str()) else { continue };

@@ -1,5 +1,6 @@
-//! One native instance: its directories, cgroup, state file and process, with the operations the runtime's
-//! lifecycle steps are made of (setup, spawn, stop with SIGTERM then SIGKILL, pause, resume).
+//! One native instance: the directories, output files and cgroup of its context, its state file and process, with
+//! the operations the runtime's lifecycle steps are made of (setup, spawn, stop with SIGTERM then SIGKILL, pause,
+//! resume).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -13,12 +14,15 @@ use fos_api::record::{DesiredInstance, InstanceId};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::cgroup::InstanceCgroup;
-use super::logs::{open_append, LOG_FILES};
+use super::logs::open_append;
 use super::process::{self, group_alive, signal_group};
 use super::state::{self, ProcessRecord, StateFile};
+use crate::cgroup::InstanceCgroup;
 use crate::network::netns;
-use crate::runtime::{RunState, RuntimeError};
+use crate::runtime::{InstanceContext, LogPaths, RunState, RuntimeError};
+
+/// The state file's name in the instance's directory.
+pub const STATE_FILE: &str = "state.json";
 
 /// How often a stopping group is checked for remaining processes.
 const STOP_POLL: Duration = Duration::from_millis(10);
@@ -27,8 +31,12 @@ const STOP_POLL: Duration = Duration::from_millis(10);
 pub struct Instance {
     /// Which instance.
     pub id: InstanceId,
-    /// `<data>/native/<id>`.
+    /// The instance's directory (`<data>/native/<id>`): state file and setup markers.
     pub dir: PathBuf,
+    /// Its working area, made at configure and removed at clean.
+    pub work_dir: PathBuf,
+    /// Where its output goes.
+    pub logs: LogPaths,
     /// Its cgroups (possibly none).
     pub cgroup: InstanceCgroup,
     /// What the state file holds.
@@ -50,31 +58,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Instance {
-    /// A new instance record in `dir`, in `state`.
-    pub fn new(dir: PathBuf, cgroup: InstanceCgroup, desired: DesiredInstance, state: State) -> Self {
+    /// A new instance record at the paths of `cx`, in `state`.
+    pub fn new(cx: &InstanceContext, desired: DesiredInstance, state: State) -> Self {
         let (run, _) = watch::channel(RunState::Idle);
         Instance {
-            id: desired.id.clone(),
-            dir,
-            cgroup,
+            id: cx.id.clone(),
+            dir: cx.dir.clone(),
+            work_dir: cx.work_dir.clone(),
+            logs: cx.logs.clone(),
+            cgroup: cx.cgroup.clone(),
             record: Mutex::new(StateFile { desired, state, process: None }),
             run,
         }
     }
 
-    /// The instance's own working area, made at configure and removed at clean.
-    pub fn work_dir(&self) -> PathBuf {
-        self.dir.join("work")
-    }
-
-    /// Where its output goes.
-    pub fn log_dir(&self) -> PathBuf {
-        self.dir.join("logs")
-    }
-
     /// The state file.
     pub fn state_path(&self) -> PathBuf {
-        self.dir.join("state.json")
+        self.dir.join(STATE_FILE)
     }
 
     fn setup_marker(&self, n: usize) -> PathBuf {
@@ -84,7 +84,7 @@ impl Instance {
     /// The working directory of its processes (the entity's `workingDir` inside the work area).
     pub fn cwd(&self) -> Result<PathBuf, RuntimeError> {
         let desired = lock(&self.record).desired.clone();
-        let work = self.work_dir();
+        let work = self.work_dir.clone();
         match desired.entity.working_dir.as_deref() {
             None | Some("") | Some(".") => Ok(work),
             Some(rel) => {
@@ -126,7 +126,7 @@ impl Instance {
         let mut env = BTreeMap::new();
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
         env.insert("PATH".to_string(), path);
-        env.insert("HOME".to_string(), self.work_dir().display().to_string());
+        env.insert("HOME".to_string(), self.work_dir.display().to_string());
         env.insert("FOS_INSTANCE".to_string(), desired.id.to_string());
         env.insert("FOS_NODE".to_string(), desired.node.clone());
         env.extend(desired.entity.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -138,7 +138,7 @@ impl Instance {
     /// repeat the ones that worked).
     pub async fn setup(&self, desired: &DesiredInstance, netns: Option<&Path>) -> Result<(), RuntimeError> {
         let cwd = self.cwd()?;
-        let log_path = self.log_dir().join("setup.log");
+        let log_path = self.logs.dir.join("setup.log");
         for (n, argv) in desired.entity.setup.iter().enumerate() {
             if self.setup_marker(n).exists() {
                 continue;
@@ -183,17 +183,17 @@ impl Instance {
             return Err(RuntimeError::Invalid("a native entity needs a command".into()));
         };
         let cwd = self.cwd()?;
-        let logs = self.log_dir();
-        std::fs::create_dir_all(&logs).map_err(|e| RuntimeError::io(&logs, e))?;
-        let open = |name: &str| open_append(&logs.join(name)).map_err(|e| RuntimeError::io(logs.join(name), e));
-        let (stdout, stderr) = (open(LOG_FILES[0])?, open(LOG_FILES[1])?);
+        let logs = &self.logs;
+        std::fs::create_dir_all(&logs.dir).map_err(|e| RuntimeError::io(&logs.dir, e))?;
+        let open = |path: &Path| open_append(path).map_err(|e| RuntimeError::io(path, e));
+        let (stdout, stderr) = (open(&logs.stdout)?, open(&logs.stderr)?);
         let mut cmd = Command::new(program);
         cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         process::isolate(&mut cmd);
         enter_netns(&mut cmd, netns)?;
         let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;
-        let pid = child.id().ok_or_else(|| RuntimeError::Invalid("process exited before its pid was read".into()))?;
+        let pid = child.id().ok_or_else(|| RuntimeError::Failed("process exited before its pid was read".into()))?;
         if let Err(e) = self.cgroup.add(pid) {
             let _ = signal_group(pid as i32, libc::SIGKILL);
             let _ = child.start_kill();
@@ -272,7 +272,7 @@ impl Instance {
     }
 
     fn signal_or_freeze(&self, frozen: bool, signal: i32) -> Result<(), RuntimeError> {
-        let p = self.process().ok_or_else(|| RuntimeError::Invalid("no running process".into()))?;
+        let p = self.process().ok_or_else(|| RuntimeError::Failed("no running process".into()))?;
         match self.cgroup.freeze(frozen) {
             Ok(true) => Ok(()),
             _ => {

@@ -1,12 +1,10 @@
-//! Instance output files: stdout and stderr appended straight to files (so a process outlives an agent restart
-//! without a broken pipe), rotated by size with copy-and-truncate, and read back by tail.
+//! Instance output files: stdout and stderr appended straight to the files of the instance's context (so a process
+//! outlives an agent restart without a broken pipe), rotated by size with copy-and-truncate. Reading them back is
+//! [`crate::runtime::output`]'s.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
-
-/// The output files of an instance, in the order `logs` shows them.
-pub const LOG_FILES: [&str; 2] = ["stdout.log", "stderr.log"];
 
 /// Opens `path` for appending (created if missing): every write lands at the current end, even after a truncate.
 pub fn open_append(path: &Path) -> io::Result<File> {
@@ -41,28 +39,6 @@ pub fn rotate_if_needed(path: &Path, max_bytes: u64, keep: u32) -> io::Result<bo
     Ok(true)
 }
 
-/// The last `lines` lines of `path` (reading at most the last 256 KiB).
-pub fn tail(path: &Path, lines: usize) -> io::Result<String> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(e),
-    };
-    let len = f.metadata()?.len();
-    let start = len.saturating_sub(256 * 1024);
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let all: Vec<&str> = text.lines().collect();
-    let from = all.len().saturating_sub(lines);
-    let mut out = all[from..].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,14 +61,5 @@ mod tests {
         assert!(rotate_if_needed(&path, 200, 2).unwrap());
         assert_eq!(fs::metadata(rotated(&path, 2)).unwrap().len(), 250, "older copy shifted");
         assert!(!rotated(&path, 3).exists(), "only `keep` copies");
-    }
-
-    #[test]
-    fn tail_returns_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.log");
-        fs::write(&path, "1\n2\n3\n4\n").unwrap();
-        assert_eq!(tail(&path, 2).unwrap(), "3\n4\n");
-        assert_eq!(tail(&dir.path().join("missing"), 2).unwrap(), "");
     }
 }

@@ -1,16 +1,15 @@
 //! The native runtime: an instance is a process started from an argv (no shell) in its own session, with its env,
-//! a working area under the data directory, setup commands at configure, output to rotated log files, cgroup limits
-//! where the machine has them, pause by freezer or SIGSTOP, and a state file that lets a restarted agent adopt the
-//! processes it started.
+//! the working area its context names, setup commands at configure, output to the context's log files (rotated),
+//! the context's cgroup with its reservations as limits where the machine has cgroups, pause by freezer or SIGSTOP,
+//! and a state file in the instance's directory that lets a restarted agent adopt the processes it started.
 
-pub mod cgroup;
 mod instance;
 pub mod logs;
 pub mod process;
 pub mod state;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -20,17 +19,14 @@ use fos_api::manifest::{EntityKind, Probe};
 use fos_api::record::{DesiredInstance, InstanceId};
 use tokio::sync::watch;
 
-use self::cgroup::Cgroups;
 use self::instance::Instance;
-use self::logs::LOG_FILES;
-use crate::network::{names, netns};
-use crate::runtime::{probe, Recovered, RunState, Runtime, RuntimeError};
+use crate::cgroup::Cgroups;
+use crate::network::netns;
+use crate::runtime::{probe, InstanceContext, NodeLayout, Recovered, RunState, Runtime, RuntimeEnv, RuntimeError};
 
 /// Settings of the native runtime.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
-    /// The agent's data directory (instances live under `<data_dir>/native/`).
-    pub data_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL at stop.
     pub stop_grace: Duration,
     /// Size above which an output file is rotated.
@@ -41,65 +37,58 @@ pub struct NativeConfig {
     pub log_check_interval: Duration,
     /// Addresses reported for instances (native processes share the node's network).
     pub addresses: Vec<String>,
-    /// Whether to put instances in cgroups when the machine has them.
-    pub use_cgroups: bool,
-    /// Where the network manager names instance network namespaces: an instance with `networks` runs (setup,
-    /// main process, readiness probe) inside `<netns_dir>/<names::instance_netns>`.
-    pub netns_dir: PathBuf,
 }
 
-impl NativeConfig {
-    /// Defaults for a data directory: 10 s grace, 10 MiB logs with 2 copies, cgroups on.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+impl Default for NativeConfig {
+    /// 10 s grace, 10 MiB logs with 2 copies checked every 5 s.
+    fn default() -> Self {
         NativeConfig {
-            data_dir: data_dir.into(),
             stop_grace: Duration::from_secs(10),
             log_max_bytes: 10 << 20,
             log_keep: 2,
             log_check_interval: Duration::from_secs(5),
             addresses: Vec::new(),
-            use_cgroups: true,
-            netns_dir: PathBuf::from(netns::NETNS_DIR),
         }
     }
+}
+
+/// Builds the node's native runtime (its registration in [`crate::runtime::RuntimeRegistry::builtin`]).
+pub fn factory(env: &RuntimeEnv) -> Result<Arc<dyn Runtime>, RuntimeError> {
+    let config = NativeConfig {
+        stop_grace: env.stop_grace,
+        log_max_bytes: env.log_max_bytes,
+        addresses: env.addresses.clone(),
+        ..NativeConfig::default()
+    };
+    Ok(NativeRuntime::new(config, env.layout.clone())? as Arc<dyn Runtime>)
 }
 
 /// The native process runtime.
 pub struct NativeRuntime {
     config: NativeConfig,
-    cgroups: Cgroups,
-    /// Tells this runtime's cgroups apart from another agent's on the same machine (a hash of the data directory).
-    scope: String,
+    layout: NodeLayout,
     instances: Mutex<HashMap<InstanceId, Arc<Instance>>>,
 }
 
 impl NativeRuntime {
-    /// A runtime keeping its instances under `config.data_dir/native`. Must be called inside a tokio runtime (it
-    /// starts the log rotation task, which ends when the runtime is dropped).
-    pub fn new(config: NativeConfig) -> Result<Arc<Self>, RuntimeError> {
-        let root = config.data_dir.join("native");
+    /// A runtime keeping its instances where `layout` puts native instances (`<data>/native`). Must be called
+    /// inside a tokio runtime (it starts the log rotation task, which ends when the runtime is dropped).
+    pub fn new(config: NativeConfig, layout: NodeLayout) -> Result<Arc<Self>, RuntimeError> {
+        let root = layout.runtime_dir(EntityKind::Native);
         std::fs::create_dir_all(&root).map_err(|e| RuntimeError::io(&root, e))?;
-        let cgroups = if config.use_cgroups { Cgroups::detect() } else { Cgroups::default() };
-        tracing::debug!(cgroups = %cgroups.describe(), "native runtime");
-        let scope = format!("{:08x}", fnv1a(root.as_os_str().as_encoded_bytes()) as u32);
-        let rt = Arc::new(NativeRuntime { config, cgroups, scope, instances: Mutex::new(HashMap::new()) });
+        tracing::debug!(cgroups = %layout.cgroups().describe(), "native runtime");
+        let rt = Arc::new(NativeRuntime { config, layout, instances: Mutex::new(HashMap::new()) });
         tokio::spawn(rotate_logs(Arc::downgrade(&rt), rt.config.log_check_interval));
         Ok(rt)
     }
 
-    /// What cgroup support this runtime found.
+    /// What cgroup support the node has.
     pub fn cgroups(&self) -> &Cgroups {
-        &self.cgroups
-    }
-
-    /// The network namespace an instance runs in: its own when it attaches to networks, else the node's (`None`).
-    fn netns_of(&self, desired: &DesiredInstance) -> Option<PathBuf> {
-        (!desired.entity.networks.is_empty())
-            .then(|| netns::path(&self.config.netns_dir, &names::instance_netns(&desired.id)))
+        self.layout.cgroups()
     }
 
     fn root(&self) -> PathBuf {
-        self.config.data_dir.join("native")
+        self.layout.runtime_dir(EntityKind::Native)
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Arc<Instance>>> {
@@ -112,7 +101,7 @@ impl NativeRuntime {
 
     /// The working area of an instance (where its processes run), when defined.
     pub fn work_dir(&self, id: &InstanceId) -> Option<PathBuf> {
-        self.map().get(id).map(|i| i.work_dir())
+        self.map().get(id).map(|i| i.work_dir.clone())
     }
 
     /// The memory limit of an instance's cgroup, when it has one.
@@ -138,19 +127,13 @@ impl NativeRuntime {
     fn rotate_all(&self) {
         let instances: Vec<Arc<Instance>> = self.map().values().cloned().collect();
         for inst in instances {
-            for name in LOG_FILES {
-                let path = inst.log_dir().join(name);
-                if let Err(e) = logs::rotate_if_needed(&path, self.config.log_max_bytes, self.config.log_keep) {
+            for path in [&inst.logs.stdout, &inst.logs.stderr] {
+                if let Err(e) = logs::rotate_if_needed(path, self.config.log_max_bytes, self.config.log_keep) {
                     tracing::warn!(instance = %inst.id, path = %path.display(), error = %e, "log rotation failed");
                 }
             }
         }
     }
-}
-
-/// FNV-1a, a stable hash for naming.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 async fn rotate_logs(rt: Weak<NativeRuntime>, every: Duration) {
@@ -164,7 +147,8 @@ async fn rotate_logs(rt: Weak<NativeRuntime>, every: Duration) {
 }
 
 /// Runs a readiness probe from inside the network namespace at `ns` (the instance's loopback is its own).
-async fn probe_in_namespace(p: Probe, cwd: PathBuf, ns: PathBuf) -> bool {
+async fn probe_in_namespace(p: Probe, cwd: PathBuf, ns: &Path) -> bool {
+    let ns = ns.to_path_buf();
     let checked = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&ns).ok()?;
         netns::run_in(&file, || {
@@ -200,6 +184,10 @@ impl Runtime for NativeRuntime {
         EntityKind::Native
     }
 
+    fn detail(&self) -> Option<String> {
+        Some(self.cgroups().describe())
+    }
+
     async fn probe(&self) -> Result<(), RuntimeError> {
         let root = self.root();
         let test = root.join(".probe");
@@ -208,7 +196,7 @@ impl Runtime for NativeRuntime {
         let status = tokio::process::Command::new("/bin/sh").arg("-c").arg("exit 0").status().await;
         match status {
             Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(RuntimeError::Invalid(format!("test process: {s}"))),
+            Ok(s) => Err(RuntimeError::Failed(format!("test process: {s}"))),
             Err(source) => Err(RuntimeError::Spawn { command: "/bin/sh".into(), source }),
         }
     }
@@ -218,14 +206,13 @@ impl Runtime for NativeRuntime {
         let entries = std::fs::read_dir(&root).map_err(|e| RuntimeError::io(&root, e))?;
         let mut found = Vec::new();
         for entry in entries.flatten() {
-            let dir = entry.path();
-            let Ok(file) = state::load(&dir.join("state.json")) else { continue };
+            let Ok(file) = state::load(&entry.path().join(instance::STATE_FILE)) else { continue };
             let id = file.desired.id.clone();
             if self.map().contains_key(&id) {
                 continue;
             }
-            let inst =
-                Arc::new(Instance::new(dir, self.cgroups.instance(&id, &self.scope), file.desired.clone(), file.state));
+            let cx = self.layout.context(&file.desired);
+            let inst = Arc::new(Instance::new(&cx, file.desired.clone(), file.state));
             let mut state = file.state;
             let mut adopted = None;
             if matches!(state, State::Running | State::Paused) {
@@ -257,70 +244,67 @@ impl Runtime for NativeRuntime {
         Ok(found)
     }
 
-    async fn define(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+    async fn define(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
-        let id = &desired.id;
-        let dir = self.root().join(id.to_string());
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
-        let inst =
-            Arc::new(Instance::new(dir, self.cgroups.instance(id, &self.scope), desired.clone(), State::Defined));
+        std::fs::create_dir_all(&cx.dir).map_err(|e| RuntimeError::io(&cx.dir, e))?;
+        let inst = Arc::new(Instance::new(cx, desired.clone(), State::Defined));
         inst.persist(State::Defined, None)?;
-        self.map().insert(id.clone(), inst);
+        self.map().insert(cx.id.clone(), inst);
         Ok(())
     }
 
-    async fn configure(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+    async fn configure(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
-        let inst = self.get(&desired.id)?;
+        let inst = self.get(&cx.id)?;
         inst.set_desired(desired);
-        for dir in [inst.work_dir(), inst.cwd()?, inst.log_dir()] {
+        for dir in [inst.work_dir.clone(), inst.cwd()?, inst.logs.dir.clone()] {
             std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
         }
         if inst.cgroup.is_enabled() {
-            let (cpu, mem) = (desired.entity.cpu_millis(), desired.entity.memory_bytes());
-            inst.cgroup.create(cpu, mem).map_err(|e| RuntimeError::io("cgroup", e))?;
+            let limits = &cx.reservations;
+            inst.cgroup.create(limits.cpu_millis, limits.memory_bytes).map_err(|e| RuntimeError::io("cgroup", e))?;
         }
-        inst.setup(desired, self.netns_of(desired).as_deref()).await?;
+        inst.setup(desired, cx.netns.as_deref()).await?;
         inst.persist(State::Configured, Some(desired))
     }
 
-    async fn run(&self, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+    async fn run(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
-        let inst = self.get(&desired.id)?;
+        let inst = self.get(&cx.id)?;
         if matches!(*inst.run.borrow(), RunState::Running { .. }) {
             // A run retried after it started the process but failed later: never two copies.
             inst.stop(self.config.stop_grace).await?;
         }
         inst.set_desired(desired);
-        inst.spawn(desired, self.netns_of(desired).as_deref())?;
+        inst.spawn(desired, cx.netns.as_deref())?;
         // Recorded right after the spawn: a restarted agent adopts the process instead of starting another.
         inst.persist(State::Running, Some(desired))
     }
 
-    async fn stop(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        let inst = self.get(id)?;
+    async fn stop(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
+        let inst = self.get(&cx.id)?;
         inst.stop(self.config.stop_grace).await?;
         inst.persist(State::Configured, None)
     }
 
-    async fn pause(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        let inst = self.get(id)?;
+    async fn pause(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
+        let inst = self.get(&cx.id)?;
         inst.pause()?;
         inst.persist(State::Paused, None)
     }
 
-    async fn resume(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        let inst = self.get(id)?;
+    async fn resume(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
+        let inst = self.get(&cx.id)?;
         inst.resume()?;
         inst.persist(State::Running, None)
     }
 
-    async fn clean(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        let inst = self.get(id)?;
+    async fn clean(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
+        let inst = self.get(&cx.id)?;
         inst.stop(self.config.stop_grace).await?;
-        let work = inst.work_dir();
-        match std::fs::remove_dir_all(&work) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(RuntimeError::io(&work, e)),
+        let work = &inst.work_dir;
+        match std::fs::remove_dir_all(work) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(RuntimeError::io(work, e)),
             _ => {}
         }
         inst.forget_setup();
@@ -328,8 +312,8 @@ impl Runtime for NativeRuntime {
         inst.persist(State::Defined, None)
     }
 
-    async fn undefine(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        let Some(inst) = self.map().remove(id) else {
+    async fn undefine(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
+        let Some(inst) = self.map().remove(&cx.id) else {
             return Ok(());
         };
         // After a cancelled configure, setup leftovers may remain: nothing of the instance survives undefine.
@@ -349,12 +333,12 @@ impl Runtime for NativeRuntime {
         self.map().get(id).map(|i| i.run.subscribe())
     }
 
-    async fn ready(&self, desired: &DesiredInstance) -> bool {
-        let Ok(inst) = self.get(&desired.id) else { return false };
+    async fn ready(&self, cx: &InstanceContext, desired: &DesiredInstance) -> bool {
+        let Ok(inst) = self.get(&cx.id) else { return false };
         if !matches!(*inst.run.borrow(), RunState::Running { .. }) {
             return false;
         }
-        match (&desired.entity.readiness, inst.cwd(), self.netns_of(desired)) {
+        match (&desired.entity.readiness, inst.cwd(), cx.netns.as_deref()) {
             (None, _, _) => true,
             (Some(p), Ok(cwd), None) => probe::check(p, &cwd).await,
             (Some(p), Ok(cwd), Some(ns)) => probe_in_namespace(p.clone(), cwd, ns).await,
@@ -364,15 +348,5 @@ impl Runtime for NativeRuntime {
 
     fn addresses(&self, _id: &InstanceId) -> Vec<String> {
         self.config.addresses.clone()
-    }
-
-    async fn logs(&self, id: &InstanceId, tail: usize) -> Result<String, RuntimeError> {
-        let inst = self.get(id)?;
-        let mut out = String::new();
-        for name in LOG_FILES {
-            let path = inst.log_dir().join(name);
-            out.push_str(&logs::tail(&path, tail).map_err(|e| RuntimeError::io(&path, e))?);
-        }
-        Ok(out)
     }
 }

@@ -2,8 +2,8 @@
 //! each accelerator is allocated to one instance.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes with too few free accelerators of a requested type.
 #[derive(Debug, Clone, Copy)]

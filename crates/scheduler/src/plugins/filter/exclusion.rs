@@ -2,8 +2,8 @@
 //! off, a choice undone by backtracking).
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses the request's excluded nodes.
 #[derive(Debug, Clone, Copy)]

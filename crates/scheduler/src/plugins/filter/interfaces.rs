@@ -2,8 +2,8 @@
 //! allocated).
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes with too few interfaces of a requested type.
 #[derive(Debug, Clone, Copy)]

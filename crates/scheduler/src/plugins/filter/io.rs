@@ -2,8 +2,8 @@
 //! allocated one instance each, so a device held by another instance does not count.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes with too few free I/O devices of a requested type.
 #[derive(Debug, Clone, Copy)]

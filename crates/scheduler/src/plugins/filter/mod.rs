@@ -25,8 +25,8 @@ pub use runtime::Runtime;
 pub use selection::Selection;
 
 use super::Context;
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// A filter: can this node take this instance?
 pub trait FilterPlugin: Sync {

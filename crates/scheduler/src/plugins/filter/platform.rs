@@ -1,8 +1,8 @@
 //! Platform filter: the node's cpu architecture and operating system match the component's constraints.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes of another architecture or operating system.
 #[derive(Debug, Clone, Copy)]

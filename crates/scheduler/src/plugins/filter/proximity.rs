@@ -3,9 +3,9 @@
 
 use super::{Context, FilterPlugin};
 use crate::proximity::{miss_detail, near};
-use crate::rejection::Rejection;
 use crate::request::ProximityTarget;
 use crate::snapshot::{ClusterSnapshot, NodeIdx};
+use fos_api::plan::Rejection;
 
 /// Refuses nodes too far from a required proximity target.
 #[derive(Debug, Clone, Copy)]

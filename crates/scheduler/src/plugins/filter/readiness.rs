@@ -1,8 +1,8 @@
 //! Readiness filter: a node whose agent is not alive, or that is cordoned, takes no new instance.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses not-ready and cordoned nodes.
 #[derive(Debug, Clone, Copy)]

@@ -2,8 +2,8 @@
 //! instance's reservation.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes without enough free cpu, memory or disk.
 #[derive(Debug, Clone, Copy)]

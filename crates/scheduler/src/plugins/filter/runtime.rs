@@ -1,8 +1,8 @@
 //! Runtime filter: the node has a working runtime for the entity's kind (native, vm, container).
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes that cannot run the entity's kind.
 #[derive(Debug, Clone, Copy)]

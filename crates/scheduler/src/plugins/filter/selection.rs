@@ -1,8 +1,8 @@
 //! Selection filter: the component's explicit `nodes` subset and its `nodeSelector` labels.
 
 use super::{Context, FilterPlugin};
-use crate::rejection::Rejection;
 use crate::snapshot::NodeIdx;
+use fos_api::plan::Rejection;
 
 /// Refuses nodes outside the component's `nodes` list or without its `nodeSelector` labels.
 #[derive(Debug, Clone, Copy)]

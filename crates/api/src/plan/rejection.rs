@@ -1,10 +1,10 @@
-//! Why a node cannot take an instance: one typed reason per filter, carrying the numbers (`needs 2 gpio, has 1
-//! free`), rendered the same way by `fosctl plan` and the API.
+//! Why a node cannot take an instance: one typed reason per filter of the scheduler, carrying the numbers
+//! (`needs 2 gpio, has 1 free`), rendered the same way by `fosctl plan` and the API.
 
 use std::fmt;
 
-use fos_api::manifest::{Accelerator, Arch, EntityKind, InterfaceType, IoType, Within};
-use fos_api::quantity::format_bytes;
+use crate::manifest::{Accelerator, Arch, EntityKind, InterfaceType, IoType, Within};
+use crate::quantity::format_bytes;
 use serde::{Deserialize, Serialize};
 
 /// The first reason a node was refused.
@@ -125,7 +125,7 @@ pub enum Rejection {
 }
 
 mod within_text {
-    use fos_api::manifest::Within;
+    use crate::manifest::Within;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(w: &Within, s: S) -> Result<S::Ok, S::Error> {
@@ -151,42 +151,6 @@ impl Rejection {
             Rejection::Io { .. } => "io",
             Rejection::Accelerators { .. } => "accelerators",
             Rejection::Proximity { .. } => "proximity",
-        }
-    }
-
-    /// A hash of the reason with its numbers, equal for equal rejections (to group nodes without formatting).
-    pub fn group_key(&self) -> u64 {
-        use crate::hash::{splitmix, stable_hash};
-        let n = |x: u64| x.to_le_bytes();
-        let tag = self.filter().as_bytes();
-        match self {
-            Rejection::NotReady => stable_hash(1, &[tag]),
-            Rejection::Cordoned => stable_hash(2, &[tag]),
-            Rejection::Excluded { because } => stable_hash(3, &[because.as_bytes()]),
-            Rejection::Arch { wanted, has } => splitmix(4 << 16 | (*wanted as u64) << 8 | *has as u64),
-            Rejection::Os { wanted, has } => stable_hash(5, &[wanted.as_bytes(), has.as_bytes()]),
-            Rejection::Runtime { kind, has } => {
-                splitmix(6 << 16 | (*kind as u64) << 8 | has.iter().fold(0, |m, k| m | 1 << (*k as u64)))
-            }
-            Rejection::NotListed => stable_hash(7, &[tag]),
-            Rejection::Label { key, wanted, has } => {
-                stable_hash(8, &[key.as_bytes(), wanted.as_bytes(), has.as_deref().map_or(&[0xff][..], str::as_bytes)])
-            }
-            Rejection::Cpu { needs, free, total } => stable_hash(9, &[&n(*needs), &n(*free), &n(*total)]),
-            Rejection::Memory { needs, free, total } => stable_hash(10, &[&n(*needs), &n(*free), &n(*total)]),
-            Rejection::Disk { needs, free, total } => stable_hash(11, &[&n(*needs), &n(*free), &n(*total)]),
-            Rejection::Interfaces { kind, needs, has } => {
-                stable_hash(12, &[&n(*kind as u64), &n(u64::from(*needs)), &n(u64::from(*has))])
-            }
-            Rejection::Io { kind, needs, free, total } => {
-                stable_hash(13, &[&n(*kind as u64), &n(u64::from(*needs)), &n(u64::from(*free)), &n(u64::from(*total))])
-            }
-            Rejection::Accelerators { kind, needs, free, total } => {
-                stable_hash(14, &[&n(*kind as u64), &n(u64::from(*needs)), &n(u64::from(*free)), &n(u64::from(*total))])
-            }
-            Rejection::Proximity { from, to, detail, .. } => {
-                stable_hash(15, &[from.as_bytes(), to.as_bytes(), detail.as_bytes()])
-            }
         }
     }
 
@@ -285,21 +249,6 @@ mod tests {
         let r = Rejection::Cpu { needs: 1500, free: 1000, total: 1000 };
         assert_eq!(r.to_string(), "needs 1.5 cpu, has 1");
         assert_eq!(r.filter(), "resources");
-    }
-
-    #[test]
-    fn group_keys_follow_equality() {
-        let a = Rejection::Io { kind: IoType::Gpio, needs: 2, free: 1, total: 3 };
-        assert_eq!(a.group_key(), a.clone().group_key());
-        assert_ne!(a.group_key(), Rejection::Io { kind: IoType::Gpio, needs: 2, free: 0, total: 3 }.group_key());
-        assert_ne!(a.group_key(), Rejection::Io { kind: IoType::Usb, needs: 2, free: 1, total: 3 }.group_key());
-        let l =
-            |has: Option<&str>| Rejection::Label { key: "site".into(), wanted: "a".into(), has: has.map(Into::into) };
-        assert_ne!(l(None).group_key(), l(Some("b")).group_key());
-        assert_ne!(
-            Rejection::Arch { wanted: Arch::X86_64, has: Arch::Aarch64 }.group_key(),
-            Rejection::Arch { wanted: Arch::Aarch64, has: Arch::X86_64 }.group_key()
-        );
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn dns_name(name: &str) -> String {
             _ => None,
         })
         .collect();
-    out.truncate(crate::names::MAX_NAME_LEN);
+    out.truncate(fos_api::names::MAX_NAME_LEN);
     out.trim_matches('-').to_string()
 }
 
@@ -98,7 +98,7 @@ fn object(kind: &str, metadata: Value, spec: Value, mut renames: Vec<(String, St
     renames.push(("metadata".into(), "name".into()));
     renames.push(("metadata.name".into(), "name".into()));
     Converted {
-        value: json!({"apiVersion": crate::API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}),
+        value: json!({"apiVersion": fos_api::API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}),
         renames,
     }
 }
@@ -200,7 +200,7 @@ impl Cx<'_> {
         let mut out: Vec<Converted> = bridges
             .into_iter()
             .map(|(name, path)| Converted {
-                value: json!({"apiVersion": crate::API_VERSION, "kind": "Network", "metadata": {"name": name},
+                value: json!({"apiVersion": fos_api::API_VERSION, "kind": "Network", "metadata": {"name": name},
                     "spec": {"type": "bridge"}}),
                 renames: vec![
                     ("metadata".into(), path.clone()),

@@ -5,14 +5,15 @@
 
 use std::fmt;
 
-use fos_api::manifest::{Accelerator, Arch, EntityKind, InterfaceType, IoType, Within};
-use fos_api::quantity::format_bytes;
-use fos_api::record::AssignedDevices;
-use fos_api::InstanceId;
+use crate::manifest::{Accelerator, Arch, EntityKind, InterfaceType, IoType, Within};
+use crate::quantity::format_bytes;
+use crate::record::AssignedDevices;
+use crate::record::InstanceId;
 use serde::{Deserialize, Serialize};
 
-use crate::rejection::{format_cpu, Rejection};
-use crate::snapshot::Allocation;
+mod rejection;
+
+pub use rejection::{format_cpu, Rejection};
 
 /// A scheduling plan for one application (or one set of instances).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,20 +67,6 @@ pub struct Placement {
     pub score: u64,
 }
 
-impl Placement {
-    /// What this placement holds on its node.
-    pub fn allocation(&self) -> Allocation {
-        Allocation {
-            instance: self.instance.clone(),
-            node: self.node.clone(),
-            cpu_millis: self.cpu_millis,
-            memory_bytes: self.memory_bytes,
-            disk_bytes: self.disk_bytes,
-            devices: self.devices.clone(),
-        }
-    }
-}
-
 /// A component some of whose instances found no node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,6 +86,51 @@ pub struct Unschedulable {
     /// The smallest change that would make it placeable, when one is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relaxation: Option<Relaxation>,
+    /// Placement could not run at all for this reason (the nodes or the application are inconsistent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Unschedulable {
+    /// Every instance of `component` (of `tenant`/`app`) is left unplaced because placement failed with `error`.
+    pub fn failed(tenant: &str, app: &str, component: &str, replicas: u32, nodes: usize, error: String) -> Self {
+        Unschedulable {
+            component: component.to_string(),
+            unplaced: (0..replicas).map(|r| InstanceId::new(tenant, app, component, r)).collect(),
+            placed: 0,
+            replicas,
+            nodes,
+            reasons: Vec::new(),
+            relaxation: None,
+            error: Some(error),
+        }
+    }
+
+    /// Why it cannot be placed, without the component's name in front (the `Display` form is
+    /// `<component>: <explanation>`): how many replicas are placed, each group of refusing nodes on its own line,
+    /// and the relaxation that would help.
+    pub fn explanation(&self) -> String {
+        use fmt::Write;
+        let mut f = String::new();
+        if let Some(e) = &self.error {
+            f.push_str(e);
+            return f;
+        }
+        let unplaced: Vec<String> = self.unplaced.iter().map(InstanceId::short).collect();
+        let _ = write!(f, "{} of {} replicas placed; no node for {}", self.placed, self.replicas, unplaced.join(", "));
+        if self.nodes == 0 {
+            f.push_str("\n  the cluster has no nodes");
+        } else {
+            let _ = write!(f, " ({} nodes considered)", self.nodes);
+        }
+        for g in &self.reasons {
+            let _ = write!(f, "\n  {g}");
+        }
+        if let Some(r) = &self.relaxation {
+            let _ = write!(f, "\n  to place it: {r}");
+        }
+        f
+    }
 }
 
 /// Nodes refused for the same reason.
@@ -198,7 +230,7 @@ pub struct NodeRequirement {
 }
 
 mod within_text {
-    use fos_api::manifest::Within;
+    use crate::manifest::Within;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(w: &Within, s: S) -> Result<S::Ok, S::Error> {
@@ -293,27 +325,7 @@ impl fmt::Display for ReasonGroup {
 
 impl fmt::Display for Unschedulable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unplaced: Vec<String> = self.unplaced.iter().map(InstanceId::short).collect();
-        write!(
-            f,
-            "{}: {} of {} replicas placed; no node for {}",
-            self.component,
-            self.placed,
-            self.replicas,
-            unplaced.join(", ")
-        )?;
-        if self.nodes == 0 {
-            write!(f, "\n  the cluster has no nodes")?;
-        } else {
-            write!(f, " ({} nodes considered)", self.nodes)?;
-        }
-        for g in &self.reasons {
-            write!(f, "\n  {g}")?;
-        }
-        if let Some(r) = &self.relaxation {
-            write!(f, "\n  to place it: {r}")?;
-        }
-        Ok(())
+        write!(f, "{}: {}", self.component, self.explanation())
     }
 }
 

@@ -6,10 +6,10 @@ use fos_api::manifest::ObjectError;
 use fos_api::wire::ErrorBody;
 use fos_api::{Existing, Object};
 
-use super::error::ApiError;
+use super::OpError;
 
-fn fault(index: usize, kind: Option<&str>, name: Option<&str>, path: String, message: String) -> ApiError {
-    ApiError::Invalid(ErrorBody {
+fn fault(index: usize, kind: Option<&str>, name: Option<&str>, path: String, message: String) -> OpError {
+    OpError::Invalid(ErrorBody {
         message,
         index: Some(index),
         kind: kind.map(str::to_string),
@@ -19,7 +19,7 @@ fn fault(index: usize, kind: Option<&str>, name: Option<&str>, path: String, mes
 }
 
 /// Decodes object `index` of a request.
-pub fn decode(index: usize, value: serde_json::Value) -> Result<Object, ApiError> {
+pub fn decode(index: usize, value: serde_json::Value) -> Result<Object, OpError> {
     let kind = value.get("kind").and_then(|k| k.as_str()).map(str::to_string);
     let name = value.pointer("/metadata/name").and_then(|k| k.as_str()).map(str::to_string);
     Object::from_value(value)
@@ -27,7 +27,7 @@ pub fn decode(index: usize, value: serde_json::Value) -> Result<Object, ApiError
 }
 
 /// Refuses what cannot be applied at all: Node objects (nodes are published by their agents).
-pub fn check(index: usize, obj: &Object) -> Result<(), ApiError> {
+pub fn check(index: usize, obj: &Object) -> Result<(), OpError> {
     if let Object::Node(_) = obj {
         return Err(fault(
             index,
@@ -42,7 +42,7 @@ pub fn check(index: usize, obj: &Object) -> Result<(), ApiError> {
 
 /// Validates the objects of one apply with the api crate's rules, against the networks already stored; the first
 /// violation is the error.
-pub fn validate(objects: &[Object], existing: &Existing) -> Result<(), ApiError> {
+pub fn validate(objects: &[Object], existing: &Existing) -> Result<(), OpError> {
     match fos_api::validate_with(objects, existing).into_iter().next() {
         None => Ok(()),
         Some(v) => {
@@ -56,11 +56,11 @@ pub fn validate(objects: &[Object], existing: &Existing) -> Result<(), ApiError>
 }
 
 /// The Network objects stored, for validating references to them.
-pub fn existing(view_networks: impl IntoIterator<Item = (String, String, serde_json::Value)>) -> Existing {
+pub fn existing(networks: impl IntoIterator<Item = ((String, String), Object)>) -> Existing {
     let mut out = Existing::default();
-    for (tenant, name, value) in view_networks {
-        if let Ok(Object::Network(n)) = Object::from_value(value) {
-            out.networks.insert((tenant, name), n.spec);
+    for (key, object) in networks {
+        if let Object::Network(n) = object {
+            out.networks.insert(key, n.spec);
         }
     }
     out

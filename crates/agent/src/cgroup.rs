@@ -1,6 +1,7 @@
-//! Control groups for native instances: one group per instance under `fos/`, on cgroup v2 (unified) or v1
-//! (per-controller hierarchies), for cpu and memory limits, freezing (pause) and killing everything an instance
-//! started, including processes that left its process group.
+//! Control groups of instances, shared by every runtime: the node detects its hierarchies once ([`Cgroups`]), the
+//! driver names one group per instance under `fos/` ([`InstanceCgroup`], handed to runtimes in the instance's
+//! context), on cgroup v2 (unified) or v1 (per-controller hierarchies), for cpu and memory limits, freezing (pause)
+//! and killing everything an instance started, including processes that left its process group.
 
 use std::fs;
 use std::io;
@@ -10,6 +11,9 @@ use fos_api::record::InstanceId;
 
 /// CFS period used for cpu limits, in microseconds.
 const CPU_PERIOD_US: u64 = 100_000;
+
+/// The group under each hierarchy's root that holds every instance's group.
+pub const PARENT: &str = "fos";
 
 /// The cgroup hierarchies this machine offers to fos.
 #[derive(Debug, Clone, Default)]
@@ -30,9 +34,10 @@ impl Cgroups {
         Self::detect_at(Path::new("/sys/fs/cgroup"))
     }
 
-    fn detect_at(root: &Path) -> Self {
+    /// Finds the usable hierarchies under `root` (a cgroup file system mount point).
+    pub fn detect_at(root: &Path) -> Self {
         if root.join("cgroup.controllers").exists() {
-            let fos = root.join("fos");
+            let fos = root.join(PARENT);
             let ok = fs::create_dir_all(&fos).is_ok()
                 && fs::write(root.join("cgroup.subtree_control"), "+cpu +memory").is_ok()
                 && fs::write(fos.join("cgroup.subtree_control"), "+cpu +memory").is_ok();
@@ -40,7 +45,7 @@ impl Cgroups {
         }
         let v1 = |ctl: &str| {
             let base = root.join(ctl);
-            let fos = base.join("fos");
+            let fos = base.join(PARENT);
             (base.join("cgroup.procs").exists() && fs::create_dir_all(&fos).is_ok()).then_some(fos)
         };
         Cgroups { v2: None, cpu: v1("cpu"), memory: v1("memory"), freezer: v1("freezer") }
@@ -63,8 +68,13 @@ impl Cgroups {
         }
     }
 
-    /// The (not yet created) groups of one instance. `scope` tells apart agents sharing the machine (each has its
-    /// own data directory), so two agents never touch each other's groups.
+    /// Whether any hierarchy is usable.
+    pub fn is_enabled(&self) -> bool {
+        [&self.v2, &self.cpu, &self.memory, &self.freezer].iter().any(|p| p.is_some())
+    }
+
+    /// The (not yet created) groups of one instance, `<id>@<scope>` under [`PARENT`]. `scope` tells apart agents
+    /// sharing the machine (each has its own data directory), so two agents never touch each other's groups.
     pub fn instance(&self, id: &InstanceId, scope: &str) -> InstanceCgroup {
         let name = format!("{id}@{scope}");
         let sub = |p: &Option<PathBuf>| p.as_ref().map(|p| p.join(&name));
@@ -73,13 +83,16 @@ impl Cgroups {
             cpu: sub(&self.cpu),
             memory: sub(&self.memory),
             freezer: sub(&self.freezer),
+            name,
         }
     }
 }
 
-/// One instance's groups.
-#[derive(Debug, Clone, Default)]
+/// One instance's groups (the same name under every hierarchy the node has; none without cgroups).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceCgroup {
+    /// The group's name under [`PARENT`] (also what an OCI runtime's `cgroupsPath` is made of).
+    name: String,
     v2: Option<PathBuf>,
     cpu: Option<PathBuf>,
     memory: Option<PathBuf>,
@@ -91,6 +104,16 @@ fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
 }
 
 impl InstanceCgroup {
+    /// The group's name under [`PARENT`] in every hierarchy.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The path relative to a hierarchy's root (`fos/<name>`).
+    pub fn relative_path(&self) -> PathBuf {
+        Path::new(PARENT).join(&self.name)
+    }
+
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         [&self.v2, &self.cpu, &self.memory, &self.freezer].into_iter().flatten()
     }
@@ -160,8 +183,9 @@ impl InstanceCgroup {
 
     /// Sends SIGKILL to every process in the instance's groups.
     pub fn kill_all(&self) {
-        for pid in self.pids() {
-            super::process::signal_pid(pid, libc::SIGKILL);
+        for pid in self.pids().into_iter().filter(|pid| *pid > 1) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
 
@@ -194,5 +218,32 @@ impl InstanceCgroup {
         self.v2.as_ref().and_then(|d| read(d, "memory.max")).or_else(|| {
             self.memory.as_ref().and_then(|d| read(d, "memory.limit_in_bytes")).filter(|v| *v < (1u64 << 62))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_hierarchies_are_found_and_an_instance_gets_its_limits() {
+        let root = tempfile::tempdir().unwrap();
+        for ctl in ["cpu", "freezer"] {
+            fs::create_dir_all(root.path().join(ctl)).unwrap();
+            fs::write(root.path().join(ctl).join("cgroup.procs"), "").unwrap();
+        }
+        let cgroups = Cgroups::detect_at(root.path());
+        assert_eq!(cgroups.describe(), "cgroup v1 (cpu, freezer)");
+        assert!(cgroups.is_enabled());
+        let id = InstanceId::new("default", "app", "web", 0);
+        let group = cgroups.instance(&id, "0123abcd");
+        assert_eq!(group.name(), "web-0.app.default@0123abcd");
+        assert_eq!(group.relative_path(), Path::new("fos/web-0.app.default@0123abcd"));
+        group.create(250, 0).unwrap();
+        let cpu = root.path().join("cpu/fos/web-0.app.default@0123abcd");
+        assert_eq!(fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap(), "25000");
+        assert_eq!(group.existing(), [cpu, root.path().join("freezer/fos/web-0.app.default@0123abcd")]);
+        assert!(!Cgroups::default().is_enabled());
+        assert!(!Cgroups::default().instance(&id, "x").is_enabled());
     }
 }

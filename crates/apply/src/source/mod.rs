@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::Object;
-use crate::validate::{validate_with, Existing, Violation};
+use fos_api::manifest::Object;
+use fos_api::validate::{validate_with, Existing, Violation};
 
 pub use text::{parse_documents, ParseError, PathMap};
 
@@ -86,7 +86,7 @@ pub fn load_str(file: &str, text: &str) -> Result<Vec<LoadedObject>, Vec<Diagnos
 pub fn load_str_with(
     file: &str,
     text: &str,
-    resolve: crate::seed::Resolver<'_>,
+    resolve: crate::fog05::Resolver<'_>,
 ) -> Result<Vec<LoadedObject>, Vec<Diagnostic>> {
     let partial = load_partial(file, text, resolve);
     if partial.diagnostics.is_empty() {
@@ -109,7 +109,7 @@ pub struct Partial {
 }
 
 /// Loads what can be loaded of a text, document by document.
-pub fn load_partial(file: &str, text: &str, resolve: crate::seed::Resolver<'_>) -> Partial {
+pub fn load_partial(file: &str, text: &str, resolve: crate::fog05::Resolver<'_>) -> Partial {
     let mut partial = Partial::default();
     let docs = match parse_documents(text) {
         Ok(docs) => docs,
@@ -149,14 +149,15 @@ pub fn load_partial(file: &str, text: &str, resolve: crate::seed::Resolver<'_>) 
 
 /// `(tenant, name)` when a raw document is a Network (fos/v1 or fog05).
 fn network_name(value: &serde_json::Value) -> Option<(String, String)> {
-    let tenant = value.pointer("/metadata/tenant").and_then(|t| t.as_str()).unwrap_or(crate::manifest::DEFAULT_TENANT);
+    let tenant =
+        value.pointer("/metadata/tenant").and_then(|t| t.as_str()).unwrap_or(fos_api::manifest::DEFAULT_TENANT);
     if value.get("kind").and_then(|k| k.as_str()) == Some("Network") {
         let name = value.pointer("/metadata/name")?.as_str()?;
         return Some((tenant.to_string(), name.to_string()));
     }
     let fog05_network =
-        crate::seed::is_fog05(value) && !["components", "entity_data", "type"].iter().any(|k| value.get(*k).is_some());
-    fog05_network.then(|| Some((tenant.to_string(), crate::seed::dns_name(value.get("name")?.as_str()?))))?
+        crate::fog05::is_fog05(value) && !["components", "entity_data", "type"].iter().any(|k| value.get(*k).is_some());
+    fog05_network.then(|| Some((tenant.to_string(), crate::fog05::dns_name(value.get("name")?.as_str()?))))?
 }
 
 /// Validates loaded objects as one apply and returns every violation as a diagnostic.
@@ -170,7 +171,7 @@ pub fn check_with(loaded: &[LoadedObject], existing: &Existing) -> Vec<Diagnosti
     validate_with(&objects, existing).iter().filter_map(|v| locate(loaded, v)).collect()
 }
 
-/// Maps a violation (from [`crate::validate::validate`] here, or from the API server for the same list of
+/// Maps a violation (from [`fos_api::validate::validate`] here, or from the API server for the same list of
 /// objects) to its position: by object index, checked against the name, else by kind and name.
 pub fn locate(loaded: &[LoadedObject], violation: &Violation) -> Option<Diagnostic> {
     let o = &violation.object;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use fos_api::source::{check, load_str};
+use fos_apply::source::{check, load_str};
 
 fn generated(components: usize) -> String {
     let mut text = String::from("apiVersion: fos/v1\nkind: Application\nmetadata: {name: big}\nspec:\n  components:\n");

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::text::{field, PathMap};
 use super::Position;
-use crate::manifest::{Component, NetworkSpec, Object, ObjectKind, Proximity, API_VERSION};
-use crate::seed;
+use crate::fog05;
+use fos_api::manifest::{Component, NetworkSpec, Object, ObjectKind, Proximity, API_VERSION};
 
 /// A structural error at a position.
 pub(crate) struct Problem {
@@ -24,10 +24,10 @@ const MAX_ERRORS_PER_OBJECT: usize = 32;
 pub(crate) fn objects_from_document(
     value: Value,
     map: &PathMap,
-    resolve: seed::Resolver<'_>,
+    resolve: fog05::Resolver<'_>,
 ) -> Result<Vec<(Object, PathMap, bool)>, Vec<Problem>> {
-    if seed::is_fog05(&value) {
-        let converted = seed::convert(&value, resolve).map_err(|errs| {
+    if fog05::is_fog05(&value) {
+        let converted = fog05::convert(&value, resolve).map_err(|errs| {
             errs.into_iter()
                 .map(|e| Problem { position: map.locate(&e.path), message: e.message, hint: e.hint })
                 .collect::<Vec<_>>()
@@ -96,8 +96,8 @@ pub(crate) fn object_from_value(value: Value, map: &PathMap) -> Result<Object, V
 
 /// Reads an application; on errors, reads each component and each inline network alone, then the rest, so that
 /// errors in several components are all reported.
-fn application(value: Value, map: &PathMap) -> Result<crate::manifest::Application, Vec<Problem>> {
-    let mut whole = match collect::<crate::manifest::Application>(value.clone(), "", map) {
+fn application(value: Value, map: &PathMap) -> Result<fos_api::manifest::Application, Vec<Problem>> {
+    let mut whole = match collect::<fos_api::manifest::Application>(value.clone(), "", map) {
         Ok(app) => return Ok(app),
         Err(p) => p,
     };
@@ -140,7 +140,7 @@ fn application(value: Value, map: &PathMap) -> Result<crate::manifest::Applicati
             *slot = Value::Array(Vec::new());
         }
     }
-    if let Err(p) = collect::<crate::manifest::Application>(rest, "", map) {
+    if let Err(p) = collect::<fos_api::manifest::Application>(rest, "", map) {
         problems.extend(p);
     }
     if problems.is_empty() {

@@ -1,7 +1,7 @@
 //! The seed's own examples load, validate and convert; conversion keeps positions in the original file.
 
-use crate::manifest::{EntityKind, NetworkKind, Object};
 use crate::source::{check, load_str};
+use fos_api::manifest::{EntityKind, NetworkKind, Object};
 
 fn load(name: &str, text: &str) -> Vec<Object> {
     let loaded = load_str(name, text).unwrap_or_else(|e| panic!("{e:#?}"));

@@ -66,7 +66,7 @@ fn bad_kind_and_api_version() {
 #[test]
 fn server_side_violations_map_back_by_index_or_name() {
     let loaded = load_str("app.yaml", APP).unwrap();
-    let v = crate::validate::validate(&[loaded[0].object.clone()]).remove(0);
+    let v = fos_api::validate::validate(&[loaded[0].object.clone()]).remove(0);
     assert_eq!(locate(&loaded, &v).unwrap().position.line, 12);
     let mut moved = v.clone();
     moved.object.index = 5;

@@ -1,0 +1,192 @@
+//! What the node decided about an instance, handed to every runtime step: its directories, where its output goes,
+//! its network namespace, its cgroup, its volumes and its reservations. [`NodeLayout::context`] is the one function
+//! that decides it (the driver calls it for every step, runtimes for the instances they recover), so no runtime
+//! recomputes a path and every runtime of a node lays its instances out the same way.
+//!
+//! The layout, for an instance `<id>` of kind `<kind>`:
+//!
+//! ```text
+//! <data>/<kind>/<id>/             the instance's directory (the runtime's own files: state, markers)
+//! <data>/<kind>/<id>/work/        its working area, made at configure and removed at clean
+//! <data>/<kind>/<id>/logs/        stdout.log, stderr.log (and whatever else the runtime writes there)
+//! <netns_dir>/fos-<hash>          its network namespace, when it attaches to networks
+//! <cgroup root>/fos/<id>@<scope>  its cgroup under every hierarchy the node has
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fos_api::manifest::EntityKind;
+use fos_api::record::{AssignedDevices, DesiredInstance, InstanceId};
+
+use crate::cgroup::{Cgroups, InstanceCgroup};
+use crate::network::{names, netns};
+
+/// Where an instance's output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPaths {
+    /// The directory of its output files.
+    pub dir: PathBuf,
+    /// Its standard output.
+    pub stdout: PathBuf,
+    /// Its standard error.
+    pub stderr: PathBuf,
+}
+
+impl LogPaths {
+    /// The output files in the order they are shown (stdout, then stderr).
+    pub fn files(&self) -> Vec<PathBuf> {
+        vec![self.stdout.clone(), self.stderr.clone()]
+    }
+}
+
+/// What the node set aside for an instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reservations {
+    /// CPU in thousandths of a core (0: unlimited).
+    pub cpu_millis: u64,
+    /// Memory in bytes (0: unlimited).
+    pub memory_bytes: u64,
+    /// The devices the scheduler assigned to it.
+    pub devices: AssignedDevices,
+}
+
+/// Everything the node decided about one instance, handed to each runtime step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceContext {
+    /// Which instance.
+    pub id: InstanceId,
+    /// The runtime that runs it.
+    pub kind: EntityKind,
+    /// The instance's directory (`<data>/<kind>/<id>`): the runtime's own files live here.
+    pub dir: PathBuf,
+    /// Its working area (`<dir>/work`), made at configure and removed at clean.
+    pub work_dir: PathBuf,
+    /// Where its output goes (`<dir>/logs`).
+    pub logs: LogPaths,
+    /// The network namespace it runs in, when it attaches to networks (the network manager makes it before
+    /// configure); `None`: the node's.
+    pub netns: Option<PathBuf>,
+    /// Its cgroup (named, not created: the runtime creates it at configure when [`InstanceCgroup::is_enabled`]).
+    pub cgroup: InstanceCgroup,
+    /// Volumes by name, each a directory on the node (none yet).
+    pub volumes: BTreeMap<String, PathBuf>,
+    /// CPU, memory and devices set aside for it.
+    pub reservations: Reservations,
+}
+
+/// How the node lays out its instances: the data directory, the directory of network namespaces and the cgroup
+/// hierarchies. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeLayout {
+    data_dir: PathBuf,
+    netns_dir: PathBuf,
+    cgroups: Arc<Cgroups>,
+    scope: String,
+}
+
+/// FNV-1a, a stable hash for naming.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl NodeLayout {
+    /// A layout under `data_dir`, with instance namespaces named in `netns_dir` and the cgroups found on the node.
+    pub fn new(data_dir: impl Into<PathBuf>, netns_dir: impl Into<PathBuf>, cgroups: Cgroups) -> Self {
+        let data_dir = data_dir.into();
+        // The scope tells this agent's cgroups apart from another agent's on the same machine. It is the hash the
+        // native runtime always used (of `<data>/native`), so groups made by an earlier agent are found again.
+        let native = data_dir.join(EntityKind::Native.as_str());
+        let scope = format!("{:08x}", fnv1a(native.as_os_str().as_encoded_bytes()) as u32);
+        NodeLayout { data_dir, netns_dir: netns_dir.into(), cgroups: Arc::new(cgroups), scope }
+    }
+
+    /// A layout under `data_dir` with the default namespace directory and cgroups detected (when `use_cgroups`).
+    pub fn detect(data_dir: impl Into<PathBuf>, use_cgroups: bool) -> Self {
+        let cgroups = if use_cgroups { Cgroups::detect() } else { Cgroups::default() };
+        Self::new(data_dir, netns::NETNS_DIR, cgroups)
+    }
+
+    /// The agent's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where a runtime keeps its instances' directories (`<data>/<kind>`).
+    pub fn runtime_dir(&self, kind: EntityKind) -> PathBuf {
+        self.data_dir.join(kind.as_str())
+    }
+
+    /// The cgroup hierarchies the node offers.
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
+    }
+
+    /// The context of the instance `desired` describes.
+    pub fn context(&self, desired: &DesiredInstance) -> InstanceContext {
+        let id = &desired.id;
+        let kind = desired.entity.kind;
+        let dir = self.runtime_dir(kind).join(id.to_string());
+        let log_dir = dir.join("logs");
+        let netns =
+            (!desired.entity.networks.is_empty()).then(|| netns::path(&self.netns_dir, &names::instance_netns(id)));
+        InstanceContext {
+            id: id.clone(),
+            kind,
+            work_dir: dir.join("work"),
+            logs: LogPaths { stdout: log_dir.join("stdout.log"), stderr: log_dir.join("stderr.log"), dir: log_dir },
+            dir,
+            netns,
+            cgroup: self.cgroups.instance(id, &self.scope),
+            volumes: BTreeMap::new(),
+            reservations: Reservations {
+                cpu_millis: desired.entity.cpu_millis(),
+                memory_bytes: desired.entity.memory_bytes(),
+                devices: desired.devices.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fos_api::lifecycle::State;
+    use fos_api::manifest::{EntitySpec, NetworkAttachment};
+
+    fn desired() -> DesiredInstance {
+        DesiredInstance {
+            id: InstanceId::new("default", "app", "web", 0),
+            node: "n1".into(),
+            entity: EntitySpec::native(["sleep", "1"]),
+            state: State::Running,
+            generation: 1,
+            env: Default::default(),
+            devices: Default::default(),
+            migration: None,
+            networks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_layout_places_an_instance_under_its_runtime_and_names_its_cgroup() {
+        let layout = NodeLayout::new("/var/lib/fos", "/run/netns", Cgroups::default());
+        let mut d = desired();
+        d.entity.resources.memory = Some("64Mi".into());
+        let cx = layout.context(&d);
+        let dir = PathBuf::from("/var/lib/fos/native/web-0.app.default");
+        assert_eq!(cx.dir, dir);
+        assert_eq!(cx.work_dir, dir.join("work"));
+        assert_eq!(cx.logs.files(), [dir.join("logs/stdout.log"), dir.join("logs/stderr.log")]);
+        assert_eq!(cx.netns, None, "no networks: the node's namespace");
+        assert_eq!(cx.reservations.memory_bytes, 64 << 20);
+        assert!(cx.cgroup.name().starts_with("web-0.app.default@"));
+        assert!(!cx.cgroup.is_enabled(), "no hierarchy: no group");
+        assert!(cx.volumes.is_empty());
+        d.entity.networks = vec![NetworkAttachment { network: "lan".into(), ip: None, mac: None }];
+        let with_net = layout.context(&d);
+        assert_eq!(with_net.netns, Some(PathBuf::from("/run/netns").join(names::instance_netns(&d.id))));
+        assert_eq!(with_net.cgroup, cx.cgroup, "the same group whatever the spec");
+    }
+}

@@ -1,0 +1,222 @@
+//! Reads: applications (with status), entities (instances: desired + actual), nodes, networks, plugins, images,
+//! events, and the store by `afos://`/`dfos://` URI. Everything tenant-scoped is limited to the caller's tenants;
+//! the raw store view is for callers that act on every tenant.
+
+use std::collections::BTreeMap;
+
+use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, StoreEntry, WatchEvent};
+use fos_api::{InstanceId, Node, StoreUri};
+use fos_store::records::{ActualPlugins, DesiredPlugins, Images, Networks, NodeNetworks};
+use fos_store::{EventKind, KeyValue};
+use futures::{Stream, StreamExt};
+
+use super::{Caller, OpError};
+use crate::view::ClusterView;
+use crate::Context;
+
+fn wanted(caller: &Caller, q: &ListQuery, tenant: &str, app: &str) -> bool {
+    caller.may_act_on(tenant)
+        && q.tenant.as_deref().is_none_or(|t| t == tenant)
+        && q.app.as_deref().is_none_or(|a| a == app)
+}
+
+/// The applications (record and status) the caller may see that match `q`.
+pub async fn apps(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<AppView>, OpError> {
+    let (view, _) = ClusterView::read(&ctx.records()).await?;
+    Ok(view
+        .apps
+        .iter()
+        .filter(|((t, a), _)| wanted(caller, q, t, a))
+        .map(|(k, s)| AppView { record: s.record.clone(), status: view.statuses.get(k).cloned() })
+        .collect())
+}
+
+/// One application.
+pub async fn app(ctx: &Context, caller: &Caller, tenant: &str, name: &str) -> Result<AppView, OpError> {
+    caller.check(tenant)?;
+    let q = ListQuery { tenant: Some(tenant.to_string()), app: Some(name.to_string()), limit: None };
+    apps(ctx, caller, &q)
+        .await?
+        .pop()
+        .ok_or_else(|| OpError::NotFound(format!("application {tenant}/{name} not found")))
+}
+
+/// Every instance of `view`, desired and actual side by side.
+pub fn entity_views(view: &ClusterView) -> Vec<EntityView> {
+    let mut out: BTreeMap<InstanceId, EntityView> = BTreeMap::new();
+    for (id, d) in &view.desired {
+        out.insert(
+            id.clone(),
+            EntityView { id: id.clone(), node: d.node.clone(), desired: Some(d.clone()), actual: None },
+        );
+    }
+    for (id, a) in &view.actual {
+        out.entry(id.clone())
+            .or_insert_with(|| EntityView { id: id.clone(), node: a.node.clone(), desired: None, actual: None })
+            .actual = Some(a.clone());
+    }
+    out.into_values().collect()
+}
+
+/// The instances the caller may see that match `q`.
+pub async fn entities(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<EntityView>, OpError> {
+    let (view, _) = ClusterView::read(&ctx.records()).await?;
+    Ok(entity_views(&view).into_iter().filter(|e| wanted(caller, q, &e.id.tenant, &e.id.app)).collect())
+}
+
+/// One instance: by full id (`db-0.wp.default`), by short id within the caller's view (`db-0`), or by application
+/// name for a standalone entity.
+pub async fn entity(ctx: &Context, caller: &Caller, id: &str) -> Result<EntityView, OpError> {
+    let all = entities(ctx, caller, &ListQuery::default()).await?;
+    all.into_iter()
+        .find(|e| e.id.to_string() == id || e.id.short() == id || e.id.app == id)
+        .ok_or_else(|| OpError::NotFound(format!("entity {id} not found")))
+}
+
+/// Every node (info and status).
+pub async fn nodes(ctx: &Context, _caller: &Caller) -> Result<Vec<Node>, OpError> {
+    Ok(ctx.records().nodes().await?)
+}
+
+/// One node.
+pub async fn node(ctx: &Context, caller: &Caller, name: &str) -> Result<Node, OpError> {
+    nodes(ctx, caller)
+        .await?
+        .into_iter()
+        .find(|n| n.metadata.name == name)
+        .ok_or_else(|| OpError::NotFound(format!("node {name} not found")))
+}
+
+/// The Network objects applied in the caller's tenants.
+pub async fn networks(ctx: &Context, caller: &Caller) -> Result<Vec<serde_json::Value>, OpError> {
+    let (list, _) = ctx.records().list::<Networks>().await?;
+    Ok(list.into_iter().filter(|((t, _), _)| caller.may_act_on(t)).map(|(_, v)| v.value.to_value()).collect())
+}
+
+/// Every node's state of every network of the caller's tenants it has up (`actual/nodes/<node>/networks/<net>`:
+/// bridge, VxLAN/VLAN device and id, MTU, gateway), with `addresses`: the addresses of the network allocated by that
+/// node.
+pub async fn node_networks(ctx: &Context, caller: &Caller) -> Result<Vec<serde_json::Value>, OpError> {
+    let records = ctx.records();
+    let pi = ctx.keys.ipam_prefix();
+    let (states, ipam) = tokio::try_join!(records.list::<NodeNetworks>(), records.store().list(&pi))?;
+    // (tenant, network, node) -> addresses allocated there.
+    let mut held: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for kv in &ipam.kvs {
+        let Some(rest) = kv.key.strip_prefix(&pi) else { continue };
+        let mut parts = rest.split('/');
+        let (Some(tenant), Some(net), Some(ip)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let holder: serde_json::Value = serde_json::from_slice(&kv.value).unwrap_or(serde_json::Value::Null);
+        let Some(node) = holder.get("node").and_then(|n| n.as_str()) else { continue };
+        let what = match (holder.get("instance").and_then(|i| i.as_str()), holder.get("gateway")) {
+            (Some(instance), _) => format!("{ip} ({instance})"),
+            (None, Some(serde_json::Value::Bool(true))) => format!("{ip} (gateway)"),
+            _ => ip.to_string(),
+        };
+        held.entry((tenant.to_string(), net.to_string(), node.to_string())).or_default().push(what);
+    }
+    let mut out = Vec::new();
+    for ((node, _), state) in states.0 {
+        let mut value = state.value;
+        let tenant = value.pointer("/network/tenant").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        if !caller.may_act_on(&tenant) {
+            continue;
+        }
+        let net = value.pointer("/network/name").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let addresses = held.remove(&(tenant, net, node.clone())).unwrap_or_default();
+        value["node"] = serde_json::Value::String(node);
+        value["addresses"] = serde_json::json!(addresses);
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// The Image objects applied (shared by every tenant).
+pub async fn images(ctx: &Context, _caller: &Caller) -> Result<Vec<serde_json::Value>, OpError> {
+    let (list, _) = ctx.records().list::<Images>().await?;
+    Ok(list.into_iter().map(|(_, v)| v.value.to_value()).collect())
+}
+
+/// Per node, the plugins configured (desired) and reported (actual).
+pub async fn plugins(ctx: &Context, _caller: &Caller) -> Result<Vec<serde_json::Value>, OpError> {
+    let records = ctx.records();
+    let (desired, actual) = tokio::try_join!(records.list::<DesiredPlugins>(), records.list::<ActualPlugins>())?;
+    let mut out: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    let sides = desired
+        .0
+        .into_iter()
+        .map(|(k, v)| ("desired", k, v.value.to_value()))
+        .chain(actual.0.into_iter().map(|(k, v)| ("actual", k, v.value)));
+    for (side, (node, plugin), value) in sides {
+        let entry = out
+            .entry((node.clone(), plugin.clone()))
+            .or_insert_with(|| serde_json::json!({ "node": node, "name": plugin }));
+        entry[side] = value;
+    }
+    Ok(out.into_values().collect())
+}
+
+/// The last events (default 100) of the caller's tenants, optionally of one application.
+pub async fn events(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<EventRecord>, OpError> {
+    let list = ctx.events().list(q.tenant.as_deref(), q.app.as_deref(), usize::MAX).await?;
+    let mut list: Vec<EventRecord> =
+        list.into_iter().filter(|e| e.tenant.as_deref().is_none_or(|t| caller.may_act_on(t))).collect();
+    let skip = list.len().saturating_sub(q.limit.unwrap_or(100));
+    list.drain(..skip);
+    Ok(list)
+}
+
+fn entry(kv: &KeyValue) -> StoreEntry {
+    let value = serde_json::from_slice(&kv.value)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&kv.value).into_owned()));
+    StoreEntry { key: kv.key.clone(), value, mod_revision: kv.mod_revision }
+}
+
+fn store_uri(caller: &Caller, uri: &str) -> Result<StoreUri, OpError> {
+    if !caller.is_admin() {
+        return Err(OpError::Forbidden(format!("{} may not read the store directly", caller.principal)));
+    }
+    StoreUri::parse(uri).map_err(|e| OpError::invalid(e.to_string()))
+}
+
+/// The keys an `afos://`/`dfos://` URI (with `*` and `**`) matches.
+pub async fn store(ctx: &Context, caller: &Caller, uri: &str) -> Result<Vec<StoreEntry>, OpError> {
+    let uri = store_uri(caller, uri)?;
+    let list = ctx.store.list(&uri.prefix()).await?;
+    Ok(list.kvs.iter().filter(|kv| uri.matches(&kv.key)).map(entry).collect())
+}
+
+/// The entries an URI matches as `put` events, then every change to them.
+pub async fn watch(
+    ctx: &Context,
+    caller: &Caller,
+    uri: &str,
+) -> Result<impl Stream<Item = WatchEvent> + Send + 'static, OpError> {
+    let uri = store_uri(caller, uri)?;
+    let list = ctx.store.list(&uri.prefix()).await?;
+    let stream = ctx.store.watch(&uri.prefix(), list.revision + 1).await?;
+    let initial: Vec<WatchEvent> = list
+        .kvs
+        .iter()
+        .filter(|kv| uri.matches(&kv.key))
+        .map(|kv| WatchEvent { kind: "put".into(), entry: entry(kv) })
+        .collect();
+    let changes = stream.filter_map(move |ev| {
+        let out = match ev {
+            Ok(ev) if uri.matches(&ev.kv.key) => {
+                let mut e = entry(&ev.kv);
+                let kind = match ev.kind {
+                    EventKind::Put => "put",
+                    EventKind::Delete => {
+                        e.value = serde_json::Value::Null;
+                        "delete"
+                    }
+                };
+                Some(WatchEvent { kind: kind.into(), entry: e })
+            }
+            _ => None,
+        };
+        futures::future::ready(out)
+    });
+    Ok(futures::stream::iter(initial).chain(changes))
+}

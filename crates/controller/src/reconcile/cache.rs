@@ -1,0 +1,87 @@
+//! The controller's cache (kube-runtime's reflector): a [`ClusterView`] read once when leadership starts, then kept
+//! current by the watch of the system's keys, so a pass reads memory instead of the whole store.
+//!
+//! The controller's own writes go into the cache as soon as they commit ([`Cache::written`]), so the next object
+//! reconciled sees them (an application placed right after another sees the capacity the first one took). The
+//! watch delivers those writes again later; an event at or below the revision the cache already holds for its key
+//! is skipped, so a late event never takes the cache back.
+
+use std::collections::HashMap;
+
+use fos_api::keys::KeyRef;
+use fos_store::records::{AppStatuses, Apps, DesiredInstances};
+use fos_store::{Event, EventKind, Records, Revision};
+
+use super::Write;
+use crate::view::{ClusterView, Touched};
+
+/// A cluster view kept current from the watch.
+pub struct Cache {
+    records: Records,
+    view: ClusterView,
+    /// Keys written by the controller whose watch event has not arrived yet, with the revision written.
+    ahead: HashMap<String, Revision>,
+}
+
+impl Cache {
+    /// A cache starting from `view`.
+    pub fn new(records: Records, view: ClusterView) -> Self {
+        Cache { records, view, ahead: HashMap::new() }
+    }
+
+    /// The cached view.
+    pub fn view(&self) -> &ClusterView {
+        &self.view
+    }
+
+    /// Applies a watch event; what it touched (nothing for an event the cache is already past).
+    pub fn on_event(&mut self, event: &Event) -> Touched {
+        let key = &event.kv.key;
+        if let Some(&written) = self.ahead.get(key) {
+            if event.kv.mod_revision >= written {
+                self.ahead.remove(key);
+            }
+            if event.kv.mod_revision <= written {
+                return Touched::Nothing;
+            }
+        }
+        match event.kind {
+            EventKind::Put => self.view.put(&self.records, &event.kv),
+            EventKind::Delete => self.view.delete(&self.records, key),
+        }
+    }
+
+    /// Applies the controller's own writes, committed at `revision`.
+    pub fn written(&mut self, writes: &[Write], revision: Revision) {
+        for w in writes {
+            let key = match w {
+                Write::PutDesired(d) => {
+                    self.view.desired.insert(d.id.clone(), (**d).clone());
+                    self.records.key::<DesiredInstances>(&(d.node.clone(), d.id.clone()))
+                }
+                Write::DeleteDesired { node, id } => {
+                    self.view.desired.remove(id);
+                    self.records.key::<DesiredInstances>(&(node.clone(), id.clone()))
+                }
+                Write::PutStatus(app, status) => {
+                    self.view.statuses.insert(app.clone(), (**status).clone());
+                    self.records.key::<AppStatuses>(app)
+                }
+                Write::DeleteStatus(app) => {
+                    self.view.statuses.remove(app);
+                    self.records.key::<AppStatuses>(app)
+                }
+                Write::DeleteApp(app) => {
+                    self.view.apps.remove(app);
+                    self.records.key::<Apps>(app)
+                }
+            };
+            self.ahead.insert(key, revision);
+        }
+    }
+
+    /// Whether `key` is one of the control plane's keys (the others never touch the view).
+    pub fn is_relevant(&self, key: &str) -> bool {
+        !matches!(self.records.keys().parse(key), None | Some(KeyRef::ActualNetwork { .. }))
+    }
+}
