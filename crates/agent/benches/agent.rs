@@ -13,7 +13,8 @@ use fos_api::lifecycle::State;
 use fos_api::manifest::{EntitySpec, RestartPolicy};
 use fos_api::record::{DesiredInstance, InstanceId};
 use fos_api::Keys;
-use fos_store::{EmbeddedConfig, EmbeddedStore, EventKind, Store};
+use fos_store::records::{ActualInstances, DesiredInstances};
+use fos_store::{EmbeddedConfig, EmbeddedStore, EventKind, Records, Store};
 use futures::StreamExt;
 
 const ITERATIONS: usize = 40;
@@ -75,7 +76,7 @@ async fn overhead() {
 
 /// Median time from putting a desired record to its process printing, through a whole agent.
 async fn agent_total(store: &Arc<dyn Store>, dir: &std::path::Path, cgroups: bool) -> f64 {
-    let keys = Keys::default();
+    let records = Records::new(store.clone(), Keys::default());
     let name = if cgroups { "bench-cg" } else { "bench" };
     let data = dir.join(name);
     let node =
@@ -99,10 +100,10 @@ async fn agent_total(store: &Arc<dyn Store>, dir: &std::path::Path, cgroups: boo
             migration: None,
             networks: Default::default(),
         };
-        let key = keys.desired_instance(name, &id);
+        let on_node = (name.to_string(), id.clone());
         let log = data.join("native").join(id.to_string()).join("logs").join("stdout.log");
         let t0 = now_ns();
-        store.put(&key, serde_json::to_vec(&d).unwrap(), None).await.unwrap();
+        records.put::<DesiredInstances>(&on_node, &d, None).await.unwrap();
         let stamp: i128 = loop {
             if let Some(s) = std::fs::read_to_string(&log).ok().and_then(|s| s.trim().parse().ok()) {
                 break s;
@@ -110,10 +111,9 @@ async fn agent_total(store: &Arc<dyn Store>, dir: &std::path::Path, cgroups: boo
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
         totals.push((stamp - t0) as f64 / 1e6);
-        let actual = keys.actual_instance(name, &id);
-        let mut w = store.watch(&actual, 0).await.unwrap();
-        store.delete(&key).await.unwrap();
-        if store.get(&actual).await.unwrap().is_some() {
+        let mut w = store.watch(&records.key::<ActualInstances>(&on_node), 0).await.unwrap();
+        records.delete::<DesiredInstances>(&on_node).await.unwrap();
+        if records.get::<ActualInstances>(&on_node).await.unwrap().is_some() {
             while let Some(Ok(ev)) = w.next().await {
                 if ev.kind == EventKind::Delete {
                     break;

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fos_api::manifest::EntityKind;
+use fos_api::manifest::{EntityKind, Object, PluginType};
 use fos_api::node::{Node, NodeInfo};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
-use fos_store::{Store, StoreError};
+use fos_store::records::DesiredPlugins;
+use fos_store::{Records, Store, StoreError};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -158,7 +159,7 @@ impl Agent {
         std::fs::create_dir_all(&data_dir).map_err(|source| AgentError::DataDir { path: data_dir.clone(), source })?;
         let mut info = discover(&config.node).await?;
         let name = discovery::node_name(&config.node, &info);
-        let keys = Keys::new(config.node.system());
+        let records = Records::new(store.clone(), Keys::new(config.node.system()));
         let ips = net::node_ips(&info.interfaces);
         let advertise = config.node.advertise.or(ips.first().copied()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
@@ -168,8 +169,7 @@ impl Agent {
 
         // The network plugin's configuration names the directory of instance namespaces, which every instance's
         // context holds: it is resolved before the runtimes start.
-        let network_cfg =
-            plugin_configuration(store.as_ref(), &keys, &name).await?.unwrap_or(config.node.network.clone());
+        let network_cfg = plugin_configuration(&records, &name).await?.unwrap_or(config.node.network.clone());
         let netns_dir = network_cfg.netns_dir.clone().unwrap_or_else(|| PathBuf::from(netns::NETNS_DIR));
         let cgroups = if config.use_cgroups { Cgroups::detect() } else { Cgroups::default() };
         let layout = NodeLayout::new(&data_dir, netns_dir, cgroups);
@@ -181,7 +181,7 @@ impl Agent {
             log_max_bytes: config.log_max_bytes,
             config: serde_json::Value::Null,
         };
-        let started = config.runtimes.start(&env, &config.node.runtimes, store.as_ref(), &keys).await?;
+        let started = config.runtimes.start(&env, &config.node.runtimes, &records).await?;
         info.runtimes = started.ready;
 
         let host_ns = match &config.network_namespace {
@@ -190,12 +190,11 @@ impl Agent {
             }
             None => None,
         };
-        let networks = start_networks(store.as_ref(), &keys, &name, network_cfg, host_ns, store.clone()).await?;
+        let networks = start_networks(&records, &name, network_cfg, host_ns).await?;
 
         let node = discovery::node_record(&name, &config.node, info);
         let heartbeat = Heartbeat {
-            store: store.clone(),
-            keys: keys.clone(),
+            records: records.clone(),
             node: name.clone(),
             ttl: config.node.heartbeat_ttl(),
             probe: Arc::new(probe),
@@ -206,8 +205,7 @@ impl Agent {
 
         let local = LocalInstances::default();
         let mut driver = Driver::new(Shared {
-            store: store.clone(),
-            keys,
+            records,
             node: name.clone(),
             runtimes: started.runtimes,
             layout,
@@ -237,12 +235,10 @@ impl Agent {
 /// publishes the network plugin's record (`actual/nodes/<node>/plugins/network`). A node where netlink cannot be
 /// used runs without one: its instances with `networks` fail to configure with that reason.
 async fn start_networks(
-    store: &dyn Store,
-    keys: &Keys,
+    records: &Records,
     node: &str,
     config: NetworkPluginConfig,
     host_ns: Option<std::fs::File>,
-    shared: Arc<dyn Store>,
 ) -> Result<Option<Arc<StoreNetworkManager>>, AgentError> {
     let built = LinuxNetworks::new(config, host_ns);
     let record = PluginRecord {
@@ -252,9 +248,12 @@ async fn start_networks(
         error: built.as_ref().err().map(ToString::to_string),
         detail: Some("linuxbridge: bridge + VxLAN/VLAN".into()),
     };
-    registry::publish(store, &keys.actual_node_plugin(node, "network"), &record).await?;
+    registry::publish(records, node, "network", &record).await?;
     match built {
-        Ok(linux) => Ok(Some(Arc::new(StoreNetworkManager::new(shared, keys.clone(), node, linux)))),
+        Ok(linux) => {
+            let manager = StoreNetworkManager::new(records.store().clone(), records.keys().clone(), node, linux);
+            Ok(Some(Arc::new(manager)))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no network manager on this node");
             Ok(None)
@@ -263,22 +262,18 @@ async fn start_networks(
 }
 
 /// The configuration of the node's `network` Plugin object (`desired/nodes/<node>/plugins/<plugin>` with
-/// `spec.type: network`), when one is applied; it takes precedence over the node configuration file's `network`.
-async fn plugin_configuration(
-    store: &dyn Store,
-    keys: &Keys,
-    node: &str,
-) -> Result<Option<NetworkPluginConfig>, AgentError> {
-    let listed = store.list(&keys.desired_node_plugin(node, "")).await?;
-    for kv in listed.kvs {
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&kv.value) else { continue };
-        if value.pointer("/spec/type").and_then(|t| t.as_str()) != Some("network") {
+/// `spec.type: network`), when one with a `configuration` is applied; it takes precedence over the node
+/// configuration file's `network`.
+async fn plugin_configuration(records: &Records, node: &str) -> Result<Option<NetworkPluginConfig>, AgentError> {
+    let (listed, _) = records.list_in::<DesiredPlugins>(&records.keys().desired_node_plugin(node, "")).await?;
+    for (_, object) in listed {
+        let Object::Plugin(plugin) = object.value else { continue };
+        if plugin.spec.kind != PluginType::Network || plugin.spec.configuration.is_empty() {
             continue;
         }
-        let configuration = value.pointer("/spec/configuration").cloned().unwrap_or(serde_json::Value::Null);
-        match serde_json::from_value::<NetworkPluginConfig>(configuration) {
+        match serde_json::from_value::<NetworkPluginConfig>(serde_json::Value::Object(plugin.spec.configuration)) {
             Ok(config) => return Ok(Some(config)),
-            Err(e) => tracing::warn!(key = kv.key, error = %e, "unreadable network plugin configuration; ignored"),
+            Err(e) => tracing::warn!(key = object.key, error = %e, "unreadable network plugin configuration; ignored"),
         }
     }
     Ok(None)
@@ -325,5 +320,39 @@ async fn rediscover(config: AgentConfig, info_tx: watch::Sender<Node>, mut shutd
             node.spec = info;
             true
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(name: &str, spec: serde_json::Value) -> Object {
+        let object = serde_json::json!({"apiVersion": fos_api::API_VERSION, "kind": "Plugin", "metadata": {"name": name}, "spec": spec});
+        serde_json::from_value(object).expect("a Plugin object")
+    }
+
+    #[tokio::test]
+    async fn the_network_plugin_objects_configuration_is_the_nodes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store: Arc<dyn Store> =
+            Arc::new(fos_store::EmbeddedStore::open(fos_store::EmbeddedConfig::new(dir.path())).expect("store"));
+        let records = Records::new(store, Keys::default());
+        assert_eq!(plugin_configuration(&records, "n1").await.expect("read"), None, "no Plugin object");
+
+        let put = |node: &str, object: Object| {
+            let (records, id) = (records.clone(), (node.to_string(), object.metadata().name.clone()));
+            async move { records.put::<DesiredPlugins>(&id, &object, None).await.expect("put") }
+        };
+        put("n1", plugin("os", serde_json::json!({"type": "os", "configuration": {"vlanRange": [1, 2]}}))).await;
+        put("n1", plugin("bare", serde_json::json!({"type": "network"}))).await;
+        put("n2", plugin("lb", serde_json::json!({"type": "network", "configuration": {"vlanRange": [5, 6]}}))).await;
+        assert_eq!(plugin_configuration(&records, "n1").await.expect("read"), None, "none with a configuration");
+
+        let configuration = serde_json::json!({"dataplaneInterface": "eth1", "vlanRange": [200, 300]});
+        put("n1", plugin("lb", serde_json::json!({"type": "network", "configuration": configuration}))).await;
+        let config = plugin_configuration(&records, "n1").await.expect("read").expect("the Plugin's configuration");
+        assert_eq!(config.dataplane_interface.as_deref(), Some("eth1"));
+        assert_eq!(config.vlan_range, Some([200, 300]));
     }
 }

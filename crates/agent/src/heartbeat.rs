@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use fos_api::keys::KeyRef;
 use fos_api::node::{Node, NodeStatus};
-use fos_api::Keys;
-use fos_store::{LeaseId, Store, StoreError};
+use fos_store::records::{NodeInfos, NodeStatuses};
+use fos_store::{LeaseId, Records, StoreError};
 use tokio::sync::watch;
 
 use crate::rtt::RttProbe;
@@ -19,10 +18,8 @@ use crate::rtt::RttProbe;
 /// Settings of the heartbeat.
 #[derive(Clone)]
 pub struct Heartbeat {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// The key layout.
-    pub keys: Keys,
+    /// The store's records.
+    pub records: Records,
     /// This node's name.
     pub node: String,
     /// Lease TTL (refreshed every third of it).
@@ -53,24 +50,18 @@ impl Heartbeat {
             heartbeat: Some(Utc::now()),
             rtt_ms: BTreeMap::new(),
         };
-        let mut beat = Beat { lease: self.store.grant(self.ttl).await?, status };
+        let mut beat = Beat { lease: self.records.store().grant(self.ttl).await?, status };
         self.put_status(&mut beat).await?;
         Ok(beat)
     }
 
     async fn put_info(&self, info: &Node) -> Result<(), StoreError> {
-        let key = self.keys.node_info(&self.node);
-        let value =
-            serde_json::to_vec(info).map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
-        self.store.put(&key, value, None).await.map(|_| ())
+        self.records.put::<NodeInfos>(&self.node, info, None).await.map(|_| ())
     }
 
     async fn put_status(&self, beat: &mut Beat) -> Result<(), StoreError> {
-        let key = self.keys.node_status(&self.node);
         beat.status.heartbeat = Some(Utc::now());
-        let value = serde_json::to_vec(&beat.status)
-            .map_err(|e| StoreError::Codec { key: key.clone(), message: e.to_string() })?;
-        self.store.put(&key, value, Some(beat.lease)).await.map(|_| ())
+        self.records.put::<NodeStatuses>(&self.node, &beat.status, Some(beat.lease)).await.map(|_| ())
     }
 
     /// Keeps the lease alive, refreshes the status, measures round trips and republishes changed info until
@@ -102,17 +93,17 @@ impl Heartbeat {
                 }
             }
         }
-        if let Err(e) = self.store.revoke(beat.lease).await {
+        if let Err(e) = self.records.store().revoke(beat.lease).await {
             tracing::warn!(error = %e, "cannot revoke heartbeat lease");
         }
     }
 
     async fn keep_alive(&self, beat: &mut Beat) {
-        match self.store.keep_alive(beat.lease).await {
+        match self.records.store().keep_alive(beat.lease).await {
             Ok(()) => {}
             Err(StoreError::LeaseNotFound(_)) => {
                 tracing::warn!("heartbeat lease expired; granting a new one");
-                match self.store.grant(self.ttl).await {
+                match self.records.store().grant(self.ttl).await {
                     Ok(lease) => beat.lease = lease,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot grant heartbeat lease");
@@ -132,19 +123,13 @@ impl Heartbeat {
 
     /// Round-trip times in milliseconds to every other node that publishes a probe address and answers.
     pub async fn measure_peers(&self) -> BTreeMap<String, f64> {
-        let Ok(list) = self.store.list(&self.keys.actual_nodes_prefix()).await else {
+        let Ok((statuses, _)) = self.records.list::<NodeStatuses>().await else {
             return BTreeMap::new();
         };
-        let peers: Vec<(String, SocketAddr)> = list
-            .kvs
-            .iter()
-            .filter_map(|kv| match self.keys.parse(&kv.key) {
-                Some(KeyRef::NodeStatus { node }) if node != self.node => {
-                    let status: NodeStatus = serde_json::from_slice(&kv.value).ok()?;
-                    Some((node, status.probe_address?.parse().ok()?))
-                }
-                _ => None,
-            })
+        let peers: Vec<(String, SocketAddr)> = statuses
+            .into_iter()
+            .filter(|(node, _)| *node != self.node)
+            .filter_map(|(node, status)| Some((node, status.value.probe_address?.parse().ok()?)))
             .collect();
         let probes = peers.into_iter().map(|(node, addr)| async move {
             let rtt = self.probe.measure(addr, Duration::from_secs(1)).await;

@@ -17,9 +17,11 @@
 //! What it writes: `actual/nodes/<node>/info` (a `Node`: name, labels, discovered and declared hardware),
 //! `actual/nodes/<node>/status` (a `NodeStatus` on the heartbeat lease, with round-trip times to other nodes),
 //! `actual/nodes/<node>/plugins/<runtime>` ([`PluginRecord`]) and one `ActualInstance` per instance. What it reads:
-//! `desired/nodes/<node>/instances/`. Instances keep running when the agent stops or dies; the next start adopts
-//! them from the state files under the data directory. It serves its instances' output ([`AgentHandle::logs`])
-//! through the runtime holding each.
+//! `desired/nodes/<node>/instances/` and the node's Plugin objects; its network manager also shares the network
+//! records ([`network`]). Every record goes through `fos_store::records::Records`, which knows each kind's key and
+//! encoding. Instances keep running when the agent stops or dies; the next start adopts them from the state files
+//! under the data directory. It serves its instances' output ([`AgentHandle::logs`]) through the runtime holding
+//! each.
 //!
 //! Runtimes are built by the [`runtime::RuntimeRegistry`] (one registration line per runtime), each step handed the
 //! instance's [`runtime::InstanceContext`]; cgroups are the node's ([`cgroup`]), shared by every runtime.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{free_port, group_alive, proc_exists, Env};
 use fos_api::lifecycle::State;
 use fos_api::manifest::{Probe, RestartPolicy};
-use fos_api::node::NodeStatus;
+use fos_store::records::{ActualPlugins, NodeInfos, NodeStatuses};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_walks_up_and_down_the_lifecycle_and_leaves_nothing() {
@@ -203,18 +203,15 @@ async fn the_heartbeat_publishes_status_on_a_lease_and_measures_round_trips() {
         std::sync::Arc::new(fos_store::EmbeddedStore::open(fos_store::EmbeddedConfig::new(store_dir.path())).unwrap());
     let mut n1 = Env::start_on("n1", store.clone(), tempfile::tempdir().unwrap()).await;
     let mut n2 = Env::start_on("n2", store.clone(), tempfile::tempdir().unwrap()).await;
-    let status_key = n1.keys.node_status("n1");
-    let kv = store.get(&status_key).await.unwrap().expect("status record");
+    let kv = store.get(&n1.records.key::<NodeStatuses>(&"n1".into())).await.unwrap().expect("status record");
     assert_ne!(kv.lease, 0, "bound to a lease");
-    let info = store.get(&n1.keys.node_info("n1")).await.unwrap().expect("info record");
-    let node: fos_api::Node = serde_json::from_slice(&info.value).unwrap();
+    let node = n1.records.get::<NodeInfos>(&"n1".into()).await.unwrap().expect("info record").value;
     assert_eq!(node.metadata.name, "n1");
     assert_eq!(node.spec.runtimes, [fos_api::EntityKind::Native]);
-    assert!(store.get(&n1.keys.actual_node_plugin("n1", "native")).await.unwrap().is_some());
+    assert!(n1.records.get::<ActualPlugins>(&("n1".into(), "native".into())).await.unwrap().is_some());
     let mut rtt = None;
     for _ in 0..100 {
-        let kv = store.get(&status_key).await.unwrap().unwrap();
-        let status: NodeStatus = serde_json::from_slice(&kv.value).unwrap();
+        let status = n1.records.get::<NodeStatuses>(&"n1".into()).await.unwrap().unwrap().value;
         if let Some(ms) = status.rtt_ms.get("n2") {
             rtt = Some(*ms);
             break;
@@ -223,7 +220,7 @@ async fn the_heartbeat_publishes_status_on_a_lease_and_measures_round_trips() {
     }
     assert!(rtt.is_some_and(|ms| ms >= 0.0), "n1 measured its round trip to n2");
     n2.shutdown().await;
-    assert!(store.get(&n1.keys.node_status("n2")).await.unwrap().is_none(), "status gone with the lease");
+    assert!(n1.records.get::<NodeStatuses>(&"n2".into()).await.unwrap().is_none(), "status gone with the lease");
     n1.shutdown().await;
 }
 

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use common::Env;
 use fos_api::lifecycle::State;
 use fos_api::record::{ActualInstance, InstanceId};
+use fos_store::records::ActualInstances;
 use fos_store::{
-    EmbeddedConfig, EmbeddedStore, KeyValue, LeaseId, ListResult, Revision, Store, StoreError, Txn, TxnResult,
+    EmbeddedConfig, EmbeddedStore, KeyValue, LeaseId, ListResult, Records, Revision, Store, StoreError, Txn, TxnResult,
     WatchStream,
 };
 use tokio::sync::oneshot;
@@ -81,21 +82,23 @@ async fn a_compacted_watch_is_followed_by_a_relist_that_misses_nothing() {
         inner: EmbeddedStore::open(EmbeddedConfig::new(store_dir.path())).unwrap(),
         trigger: Mutex::new(Some(trigger)),
     });
-    // A stale actual record of an instance this node never had.
-    let keys = fos_api::Keys::default();
-    let ghost = InstanceId::new("default", "old", "ghost", 0);
-    let ghost_key = keys.actual_instance("n1", &ghost);
-    let record = serde_json::to_vec(&ActualInstance::new(ghost, "n1")).unwrap();
-    store.put(&ghost_key, record, None).await.unwrap();
+    // A stale actual record of an instance this node never had, and an unreadable one.
+    let records = Records::new(store.clone(), fos_api::Keys::default());
+    let ghost = ("n1".to_string(), InstanceId::new("default", "old", "ghost", 0));
+    records.put::<ActualInstances>(&ghost, &ActualInstance::new(ghost.1.clone(), "n1"), None).await.unwrap();
+    let garbled = ("n1".to_string(), InstanceId::new("default", "old", "garbled", 0));
+    store.put(&records.key::<ActualInstances>(&garbled), b"{".to_vec(), None).await.unwrap();
 
     let mut env = Env::start_on("n1", store.clone(), store_dir).await;
+    let stale = [records.key::<ActualInstances>(&ghost), records.key::<ActualInstances>(&garbled)];
     for _ in 0..100 {
-        if store.get(&ghost_key).await.unwrap().is_none() {
+        if store.get(&stale[0]).await.unwrap().is_none() && store.get(&stale[1]).await.unwrap().is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(store.get(&ghost_key).await.unwrap().is_none(), "stale actual record removed");
+    assert!(store.get(&stale[0]).await.unwrap().is_none(), "stale actual record removed");
+    assert!(store.get(&stale[1]).await.unwrap().is_none(), "unreadable stale actual record removed");
 
     // Put while the driver's watch is silent: only a re-list can find it.
     let d = env.desired("late", &["sleep", "300"]);

@@ -16,7 +16,7 @@ use fos_agent::{AgentConfig, LogsError, PluginRecord};
 use fos_api::lifecycle::State;
 use fos_api::manifest::EntityKind;
 use fos_api::record::{DesiredInstance, InstanceId};
-use fos_api::Node;
+use fos_store::records::{ActualPlugins, NodeInfos};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -117,15 +117,14 @@ fn count(defines: &Defines, name: &str) -> usize {
 }
 
 async fn plugin(env: &Env, kind: &str) -> PluginRecord {
-    let kv = env.store.get(&env.keys.actual_node_plugin(&env.node, kind)).await.unwrap().expect("plugin record");
-    serde_json::from_slice(&kv.value).unwrap()
+    let id = (env.node.clone(), kind.to_string());
+    env.records.get::<ActualPlugins>(&id).await.unwrap().expect("plugin record").value
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsupported_step_is_held_until_the_record_changes_while_a_failure_that_may_pass_is_retried() {
     let (mut env, defines) = start("n1", |_| {}).await;
-    let info = env.store.get(&env.keys.node_info("n1")).await.unwrap().unwrap();
-    let node: Node = serde_json::from_slice(&info.value).unwrap();
+    let node = env.records.get::<NodeInfos>(&"n1".into()).await.unwrap().unwrap().value;
     assert_eq!(node.spec.runtimes, [EntityKind::Native, EntityKind::Container], "both registered runtimes ready");
     assert!(plugin(&env, "container").await.ready);
 
@@ -174,8 +173,7 @@ async fn a_runtime_switched_off_in_the_node_configuration_is_not_started() {
         c.node.runtimes.insert(EntityKind::Native, RuntimeSettings { enabled: false, ..Default::default() });
     })
     .await;
-    let info = env.store.get(&env.keys.node_info("n1")).await.unwrap().unwrap();
-    let node: Node = serde_json::from_slice(&info.value).unwrap();
+    let node = env.records.get::<NodeInfos>(&"n1".into()).await.unwrap().unwrap().value;
     assert_eq!(node.spec.runtimes, [EntityKind::Container]);
     let native = plugin(&env, "native").await;
     assert!(!native.ready);

@@ -166,17 +166,32 @@ impl Keys {
 
     /// A network's segment (VxLAN/VLAN id) as allocated.
     pub fn network_segment(&self, tenant: &str, net: &str) -> String {
-        format!("{}system/segments/{tenant}/{net}", self.root)
+        format!("{}{tenant}/{net}", self.network_segments_prefix())
+    }
+
+    /// Every network's segment.
+    pub fn network_segments_prefix(&self) -> String {
+        format!("{}system/segments/", self.root)
     }
 
     /// A VLAN id's allocation.
     pub fn vlan(&self, id: u16) -> String {
-        format!("{}system/vlans/{id}", self.root)
+        format!("{}{id}", self.vlans_prefix())
+    }
+
+    /// Every VLAN id allocation.
+    pub fn vlans_prefix(&self) -> String {
+        format!("{}system/vlans/", self.root)
     }
 
     /// A VxLAN VNI's allocation.
     pub fn vni(&self, id: u32) -> String {
-        format!("{}system/vnis/{id}", self.root)
+        format!("{}{id}", self.vnis_prefix())
+    }
+
+    /// Every VxLAN VNI allocation.
+    pub fn vnis_prefix(&self) -> String {
+        format!("{}system/vnis/", self.root)
     }
 
     /// An address allocation in a network.

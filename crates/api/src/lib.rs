@@ -1,13 +1,15 @@
 //! The vocabulary of fos: what users write (manifests), what the system records (node info, desired and actual
-//! instance records), the one entity lifecycle state machine, and the store's key layout with the seed's
-//! `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it. Reading manifest files
-//! with positions and converting fog05 manifests belong to `fosctl` (`fos_apply::source`, `fos_apply::fog05`).
+//! instance records, plugin and network records), the one entity lifecycle state machine, and the store's key
+//! layout with the seed's `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it.
+//! Reading manifest files with positions and converting fog05 manifests belong to `fosctl` (`fos_apply::source`,
+//! `fos_apply::fog05`).
 
 pub mod graph;
 pub mod keys;
 pub mod lifecycle;
 pub mod manifest;
 pub mod names;
+pub mod network;
 pub mod node;
 pub mod plan;
 pub mod quantity;
@@ -22,7 +24,7 @@ pub use manifest::{
     NetworkSpec, Object, ObjectKind, Plugin, PluginSpec, API_VERSION,
 };
 pub use names::{validate_name, NameError};
-pub use node::{Node, NodeInfo, NodeStatus};
+pub use node::{Node, NodeInfo, NodeStatus, PluginRecord};
 pub use quantity::{ByteSize, CpuQuantity, QuantityError};
 pub use record::{ActualInstance, DesiredInstance, InstanceId};
 pub use validate::{validate, validate_with, Existing, ObjectRef, Violation};

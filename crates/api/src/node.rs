@@ -1,6 +1,7 @@
 //! Nodes: what a node is (hardware and software, discovered by its agent or declared in its config) and how it is
 //! (ready, cordoned, heartbeat, measured round-trip times). The same `Node` object is published by agents, printed
-//! by `fosctl get nodes -o yaml`, and written by hand for offline planning.
+//! by `fosctl get nodes -o yaml`, and written by hand for offline planning; and what a node reports of its plugins
+//! ([`PluginRecord`]).
 
 use std::collections::BTreeMap;
 
@@ -223,6 +224,26 @@ impl Default for NodeStatus {
             rtt_ms: BTreeMap::new(),
         }
     }
+}
+
+/// A plugin's actual record on a node (`actual/nodes/<node>/plugins/<plugin>`), written by its agent: a runtime's
+/// (one per entity kind) or the network plugin's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginRecord {
+    /// Plugin type (`runtime`, `network`).
+    #[serde(rename = "type")]
+    pub plugin_type: String,
+    /// The entity kind it runs.
+    pub entity_kind: EntityKind,
+    /// Its probe succeeded.
+    pub ready: bool,
+    /// Why the probe failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What it found (e.g. cgroup support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::Utc;
 use fos_api::wire::EventRecord;
 use fos_store::records::Events;
-use fos_store::{Records, StoreError, Txn, TxnOp};
+use fos_store::{Records, StoreError, Txn, TxnOp, MAX_TXN_OPS};
 
 use crate::reconcile::Event;
 
@@ -76,7 +76,11 @@ impl EventLog {
             }
         }
         let written = ops.len() as u64;
-        self.records.store().txn(Txn { compare: Vec::new(), success: ops, failure: Vec::new() }).await?;
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let success: Vec<TxnOp> = ops.by_ref().take(MAX_TXN_OPS).collect();
+            self.records.store().txn(Txn { compare: Vec::new(), success, failure: Vec::new() }).await?;
+        }
         let before = SEQUENCE.load(Ordering::Relaxed).saturating_sub(written);
         if before / 64 != (before + written) / 64 {
             self.trim().await?;
@@ -91,8 +95,10 @@ impl EventLog {
         if excess == 0 {
             return Ok(());
         }
-        let success = list.kvs.iter().take(excess).map(|kv| TxnOp::Delete { key: kv.key.clone() }).collect();
-        self.records.store().txn(Txn { compare: Vec::new(), success, failure: Vec::new() }).await?;
+        for old in list.kvs[..excess].chunks(MAX_TXN_OPS) {
+            let success = old.iter().map(|kv| TxnOp::Delete { key: kv.key.clone() }).collect();
+            self.records.store().txn(Txn { compare: Vec::new(), success, failure: Vec::new() }).await?;
+        }
         Ok(())
     }
 

@@ -9,14 +9,16 @@
 //! - applications are planned one after the other in `(tenant, name)` order, each seeing what the ones before it
 //!   took (the reconciler handles the applications a change woke in that order too).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use fos_api::graph::NeedGraph;
 use fos_api::wire::{AppPlan, PlannedInstance};
-use fos_api::{ApplicationSpec, InstanceId, Node};
-use fos_scheduler::Allocation;
+use fos_api::{ApplicationSpec, DesiredInstance, InstanceId};
+use fos_scheduler::{Allocation, ClusterSnapshot};
 
 use crate::placement::Placer;
+use crate::scheduler::failed;
 use crate::view::ClusterView;
 
 /// The instance ids an application wants, component by component.
@@ -27,83 +29,80 @@ pub fn wanted_instances(tenant: &str, name: &str, spec: &ApplicationSpec) -> Vec
         .collect()
 }
 
-/// Plans applications one after the other over one cluster, each plan holding its placements for the next.
+/// Plans applications over one cluster. A planner made with [`Planner::one`] plans a single application over the
+/// view's snapshot as it is; one made with [`Planner::accumulating`] works on its own copy and holds each plan's
+/// placements for the applications planned after it.
 pub struct Planner<'a> {
     placer: &'a dyn Placer,
-    nodes: Vec<Node>,
-    /// What every placed instance holds, by instance.
-    held: BTreeMap<InstanceId, Allocation>,
+    view: &'a ClusterView,
+    snapshot: Result<Cow<'a, ClusterSnapshot>, String>,
+    accumulate: bool,
 }
 
 impl<'a> Planner<'a> {
-    /// A planner over the nodes and desired instances of `view`.
-    pub fn new(placer: &'a dyn Placer, view: &ClusterView) -> Self {
-        Planner {
-            placer,
-            nodes: view.nodes.values().cloned().collect(),
-            held: view.desired.iter().map(|(id, d)| (id.clone(), Allocation::from_desired(d))).collect(),
-        }
+    /// A planner for one application over `view`.
+    pub fn one(placer: &'a dyn Placer, view: &'a ClusterView) -> Self {
+        let snapshot = view.snapshot().map(Cow::Borrowed).map_err(ToString::to_string);
+        Planner { placer, view, snapshot, accumulate: false }
     }
 
-    /// Whether every instance `spec` wants is placed already (nothing for the scheduler to do).
-    pub fn all_placed(&self, tenant: &str, name: &str, spec: &ApplicationSpec) -> bool {
-        wanted_instances(tenant, name, spec).iter().all(|id| self.held.contains_key(id))
+    /// A planner for several applications over `view`, each seeing what the ones before it took.
+    pub fn accumulating(placer: &'a dyn Placer, view: &'a ClusterView) -> Self {
+        let snapshot = view.snapshot().map(|s| Cow::Owned(s.clone())).map_err(ToString::to_string);
+        Planner { placer, view, snapshot, accumulate: true }
     }
 
     /// Plans `tenant`/`name`: its instances no longer wanted are released, those placed are kept, the others get
-    /// a node when one fits (and then hold it for the applications planned after this one).
+    /// a node when one fits.
     pub fn plan(&mut self, tenant: &str, name: &str, spec: &ApplicationSpec) -> AppPlan {
         let wanted: BTreeSet<InstanceId> = wanted_instances(tenant, name, spec).into_iter().collect();
-        let from = InstanceId::new(tenant, name, "", 0);
-        let surplus: Vec<InstanceId> = self
-            .held
-            .range(&from..)
-            .map(|(id, _)| id)
-            .take_while(|id| id.tenant == tenant && id.app == name)
-            .filter(|id| !wanted.contains(*id))
-            .cloned()
-            .collect();
-        for id in &surplus {
-            self.held.remove(id);
-        }
-        let mut placements: Vec<PlannedInstance> = wanted
+        let (kept, surplus): (Vec<&DesiredInstance>, Vec<&DesiredInstance>) =
+            self.view.desired_of(tenant, name).partition(|d| wanted.contains(&d.id));
+        let mut placements: Vec<PlannedInstance> = kept
             .iter()
-            .filter_map(|id| self.held.get(id))
-            .map(|a| PlannedInstance {
-                instance: a.instance.clone(),
-                node: a.node.clone(),
+            .map(|d| PlannedInstance {
+                instance: d.id.clone(),
+                node: d.node.clone(),
                 existing: true,
                 devices: Default::default(),
             })
             .collect();
+        let start_order = || NeedGraph::build(spec).start_order(spec);
+        if let Ok(snapshot) = &mut self.snapshot {
+            for d in &surplus {
+                snapshot.to_mut().release(&d.id);
+            }
+        }
         if placements.len() == wanted.len() {
             return AppPlan {
                 tenant: tenant.to_string(),
                 app: name.to_string(),
-                start_order: NeedGraph::build(spec).start_order(spec),
+                start_order: start_order(),
                 placements,
                 unschedulable: Vec::new(),
             };
         }
-        let held: Vec<Allocation> = self.held.values().cloned().collect();
-        let plan = self.placer.place(&self.nodes, &held, tenant, name, spec);
-        for p in &plan.placements {
-            self.held.insert(p.instance.clone(), Allocation::from(p));
-            placements.push(PlannedInstance {
-                instance: p.instance.clone(),
-                node: p.node.clone(),
-                existing: false,
-                devices: p.devices.clone(),
-            });
-        }
+        let plan = match &mut self.snapshot {
+            Err(e) => failed(0, tenant, name, spec, e.clone()),
+            Ok(snapshot) => {
+                let existing: Vec<Allocation> = kept.iter().map(|d| Allocation::from_desired(d)).collect();
+                let plan = self.placer.place(snapshot, &existing, tenant, name, spec);
+                if self.accumulate {
+                    snapshot.to_mut().commit(&plan);
+                }
+                plan
+            }
+        };
+        placements.extend(plan.placements.iter().map(|p| PlannedInstance {
+            instance: p.instance.clone(),
+            node: p.node.clone(),
+            existing: false,
+            devices: p.devices.clone(),
+        }));
         AppPlan {
             tenant: tenant.to_string(),
             app: name.to_string(),
-            start_order: if plan.start_order.is_empty() {
-                NeedGraph::build(spec).start_order(spec)
-            } else {
-                plan.start_order
-            },
+            start_order: if plan.start_order.is_empty() { start_order() } else { plan.start_order },
             placements,
             unschedulable: plan.unschedulable,
         }

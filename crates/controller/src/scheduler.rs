@@ -1,9 +1,9 @@
-//! The controller's [`Placer`]: the fos scheduler (`fos_scheduler::place_application`) over a snapshot built from
-//! the node records and what every placed instance holds, keeping existing placements.
+//! The controller's [`Placer`]: the fos scheduler (`fos_scheduler::place_application`) over the controller's
+//! snapshot of the cluster, keeping existing placements.
 
 use fos_api::graph::NeedGraph;
 use fos_api::plan::{Plan, Unschedulable};
-use fos_api::{ApplicationSpec, Node};
+use fos_api::ApplicationSpec;
 use fos_scheduler::{place_application, Allocation, ClusterSnapshot, Options};
 
 use crate::placement::Placer;
@@ -22,7 +22,7 @@ impl SchedulerPlacer {
 }
 
 /// A plan where nothing could be placed because placement itself failed with `error`.
-fn failed(nodes: usize, tenant: &str, name: &str, app: &ApplicationSpec, error: String) -> Plan {
+pub fn failed(nodes: usize, tenant: &str, name: &str, app: &ApplicationSpec, error: String) -> Plan {
     Plan {
         start_order: NeedGraph::build(app).start_order(app),
         unschedulable: app
@@ -35,14 +35,15 @@ fn failed(nodes: usize, tenant: &str, name: &str, app: &ApplicationSpec, error: 
 }
 
 impl Placer for SchedulerPlacer {
-    fn place(&self, nodes: &[Node], held: &[Allocation], tenant: &str, name: &str, app: &ApplicationSpec) -> Plan {
-        let snapshot = match ClusterSnapshot::new(nodes.iter().cloned(), held.iter().cloned()) {
-            Ok(s) => s,
-            Err(e) => return failed(nodes.len(), tenant, name, app, e.to_string()),
-        };
-        let mine: Vec<Allocation> =
-            held.iter().filter(|a| a.instance.tenant == tenant && a.instance.app == name).cloned().collect();
-        place_application(&snapshot, tenant, name, app, &mine, &self.options)
-            .unwrap_or_else(|e| failed(nodes.len(), tenant, name, app, e.to_string()))
+    fn place(
+        &self,
+        snapshot: &ClusterSnapshot,
+        existing: &[Allocation],
+        tenant: &str,
+        name: &str,
+        app: &ApplicationSpec,
+    ) -> Plan {
+        place_application(snapshot, tenant, name, app, existing, &self.options)
+            .unwrap_or_else(|e| failed(snapshot.len(), tenant, name, app, e.to_string()))
     }
 }

@@ -1,5 +1,7 @@
 //! The cluster as the control plane sees it: applications, desired and actual instances, nodes (info plus heartbeat
-//! status), application statuses and Network objects, decoded through the typed records. The API reads one with
+//! status), application statuses and Network objects, decoded through the typed records, and beside them the
+//! scheduler's snapshot (nodes and what every placed instance holds), kept in step so that placing one application
+//! does not rebuild it. The API reads one with
 //! [`ClusterView::read`]; the controller keeps one up to date from its watch ([`crate::reconcile::cache`]) with
 //! [`ClusterView::apply`].
 
@@ -10,6 +12,7 @@ use fos_api::manifest::{NetworkSpec, Object};
 use fos_api::node::NodeStatus;
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
+use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::records::{
     with_status, ActualInstances, AppStatuses, Apps, DesiredInstances, Kind, NodeInfos, NodeStatuses, Scoped,
 };
@@ -28,7 +31,7 @@ pub struct StoredApp {
 }
 
 /// The cluster as read from the store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClusterView {
     /// Applications by `(tenant, app)`.
     pub apps: BTreeMap<AppKey, StoredApp>,
@@ -44,6 +47,27 @@ pub struct ClusterView {
     pub networks: BTreeMap<Scoped, NetworkSpec>,
     /// Node info records waiting for their node's status (and statuses waiting for their info), by node.
     node_statuses: BTreeMap<String, NodeStatus>,
+    /// What the scheduler sees: the nodes and what every desired instance holds, kept in step with `nodes` and
+    /// `desired` (or why it cannot be built).
+    snapshot: Result<ClusterSnapshot, SnapshotError>,
+    /// A node changed in a way placement looks at: the snapshot is rebuilt before it is used next.
+    nodes_changed: bool,
+}
+
+impl Default for ClusterView {
+    fn default() -> Self {
+        ClusterView {
+            apps: BTreeMap::new(),
+            desired: BTreeMap::new(),
+            actual: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            node_statuses: BTreeMap::new(),
+            snapshot: ClusterSnapshot::new([], []),
+            nodes_changed: false,
+        }
+    }
 }
 
 /// What a change to the view touched, for deciding who must look again.
@@ -87,6 +111,7 @@ impl ClusterView {
         for kv in apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs) {
             view.put(records, kv);
         }
+        view.refresh_snapshot();
         Ok((view, revision.unwrap_or_default()))
     }
 
@@ -123,7 +148,7 @@ impl ClusterView {
                 Touched::Status(key)
             }
             KeyRef::DesiredInstance { id, .. } => {
-                self.desired.remove(&id);
+                self.remove_desired(&id);
                 Touched::Desired(id)
             }
             KeyRef::ActualInstance { id, .. } => {
@@ -132,6 +157,7 @@ impl ClusterView {
             }
             KeyRef::NodeInfo { node } => {
                 let placement = self.nodes.remove(&node).is_some();
+                self.nodes_changed |= placement;
                 Touched::Node { name: node, placement }
             }
             KeyRef::NodeStatus { node } => {
@@ -140,6 +166,7 @@ impl ClusterView {
                     Some(n) => std::mem::replace(&mut n.status.ready, false),
                     None => false,
                 };
+                self.nodes_changed |= placement;
                 Touched::Node { name: node, placement }
             }
             KeyRef::DesiredNetwork { tenant, net } => {
@@ -149,6 +176,42 @@ impl ClusterView {
             }
             _ => Touched::Nothing,
         }
+    }
+
+    /// Writes a desired record into the view (and what it holds into the snapshot).
+    pub fn put_desired(&mut self, d: DesiredInstance) {
+        if let Ok(s) = &mut self.snapshot {
+            s.add_allocation(Allocation::from_desired(&d));
+        }
+        self.desired.insert(d.id.clone(), d);
+    }
+
+    /// Removes a desired record from the view (and frees what it held in the snapshot).
+    pub fn remove_desired(&mut self, id: &InstanceId) {
+        if let Ok(s) = &mut self.snapshot {
+            s.release(id);
+        }
+        self.desired.remove(id);
+    }
+
+    /// Rebuilds the snapshot when a node changed in a way placement looks at since it was built. Round-trip times
+    /// and heartbeat times alone do not count; `force` rebuilds anyway (a resync takes them in).
+    pub fn refresh_snapshot_if(&mut self, force: bool) {
+        if self.nodes_changed || force {
+            self.snapshot =
+                ClusterSnapshot::new(self.nodes.values().cloned(), self.desired.values().map(Allocation::from_desired));
+            self.nodes_changed = false;
+        }
+    }
+
+    /// Rebuilds the snapshot from the nodes and desired records.
+    pub fn refresh_snapshot(&mut self) {
+        self.refresh_snapshot_if(true);
+    }
+
+    /// What the scheduler sees: the nodes and what every desired instance holds.
+    pub fn snapshot(&self) -> Result<&ClusterSnapshot, &SnapshotError> {
+        self.snapshot.as_ref()
     }
 
     /// The ids of the instances (desired or actual) of `tenant`/`app`, in order.
@@ -195,7 +258,7 @@ impl Decoded {
             }
             Decoded::Desired(d) => {
                 let id = d.id.clone();
-                view.desired.insert(id.clone(), *d);
+                view.put_desired(*d);
                 Touched::Desired(id)
             }
             Decoded::Actual(a) => {
@@ -207,6 +270,7 @@ impl Decoded {
                 let node = with_status(*node, view.node_statuses.get(&name).cloned());
                 let placement = view.nodes.get(&name).is_none_or(|old| old.spec != node.spec);
                 view.nodes.insert(name.clone(), node);
+                view.nodes_changed |= placement;
                 Touched::Node { name, placement }
             }
             Decoded::NodeStatus(name, status) => {
@@ -220,6 +284,7 @@ impl Decoded {
                     None => false,
                 };
                 view.node_statuses.insert(name.clone(), status);
+                view.nodes_changed |= placement;
                 Touched::Node { name, placement }
             }
             Decoded::Network(key, spec) => {

@@ -9,16 +9,16 @@ use fos_api::plan::{Placement, Plan, Unschedulable};
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, ApplicationSpec, DesiredInstance, InstanceId, Keys, Lifecycle, Node, State};
 use fos_controller::{Context, Metrics, Placer};
-use fos_scheduler::Allocation;
+use fos_scheduler::{Allocation, ClusterSnapshot};
 use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
 
 /// Places everything on the first ready node, or reports the component unplaceable.
 pub struct FirstNode;
 
 impl Placer for FirstNode {
-    fn place(&self, nodes: &[Node], held: &[Allocation], t: &str, a: &str, app: &ApplicationSpec) -> Plan {
+    fn place(&self, snap: &ClusterSnapshot, held: &[Allocation], t: &str, a: &str, app: &ApplicationSpec) -> Plan {
         let mut plan = Plan::default();
-        let node = nodes.iter().find(|n| n.status.ready).map(|n| n.metadata.name.clone());
+        let node = snap.nodes().iter().find(|n| n.ready).map(|n| n.name.clone());
         for c in &app.components {
             for r in 0..c.replicas {
                 let id = InstanceId::new(t, a, &c.name, r);

@@ -55,6 +55,8 @@ struct Run<'s> {
     needs: Vec<Needs>,
     excluded: Vec<NodeIdx>,
     moving: bool,
+    /// The components with a required proximity rule (the only ones a repair looks at).
+    bound: Vec<usize>,
 }
 
 /// The outcome of placing one group.
@@ -81,7 +83,9 @@ impl<'s> Run<'s> {
     ) -> Result<Self, ScheduleError> {
         let graph = AppGraph::build(spec)?;
         let needs = spec.components.iter().map(|c| Needs::of(c, snapshot)).collect();
-        Ok(Run { snapshot, tenant, app, spec, options, graph, needs, excluded: Vec::new(), moving: false })
+        let bound =
+            (0..spec.components.len()).filter(|&i| spec.components[i].proximity.iter().any(|p| p.required)).collect();
+        Ok(Run { snapshot, tenant, app, spec, options, graph, needs, excluded: Vec::new(), moving: false, bound })
     }
 
     fn run(
@@ -132,23 +136,28 @@ impl<'s> Run<'s> {
         plan.surplus.sort();
 
         let mut budget = self.options.max_backtracks;
-        // checkpoints[g]: the state and placement count before group g, while that is a prefix of the order used.
-        let mut checkpoints: Vec<Option<(Working<'s>, usize)>> = Vec::new();
+        // The state before any group; the state before group g is it plus the first checkpoints[g] placements
+        // (rebuilt only when backtracking needs it, so a run over thousands of groups copies no state per group).
+        let initial = state.clone();
+        // checkpoints[g]: the placement count before group g, while that is a prefix of the order used.
+        let mut checkpoints: Vec<Option<usize>> = Vec::new();
         let groups = self.graph.groups.clone();
         for (gi, group) in groups.iter().enumerate() {
-            checkpoints.push(Some((state.clone(), plan.placements.len())));
-            let mut best = self.place_group(state.clone(), group, &todo, &[]);
+            checkpoints.push(Some(plan.placements.len()));
+            let mut best = self.place_group(state, group, &todo, &[]);
             // Backtracking 1: another node for the group's first component.
             // An attempt counts only if the first component still fits entirely.
             let root_name = &comps[group[0]].name;
             let root_fits = |r: &GroupResult<'_>| !r.failures.iter().any(|f| &f.component == root_name);
             let mut root_excluded: Vec<NodeIdx> = Vec::new();
             let mut last_root = best.root;
+            let mut before_group: Option<Working<'s>> = None;
             while best.unplaced() > 0 && budget > 0 && group.len() > 1 && root_fits(&best) {
                 let Some(root) = last_root else { break };
                 budget -= 1;
                 root_excluded.push(root);
-                let attempt = self.place_group(state.clone(), group, &todo, &root_excluded);
+                let before = before_group.get_or_insert_with(|| undo(best.state.clone(), &best.placements)).clone();
+                let attempt = self.place_group(before, group, &todo, &root_excluded);
                 if !root_fits(&attempt) {
                     break;
                 }
@@ -161,8 +170,9 @@ impl<'s> Run<'s> {
             let mut k = gi;
             while best.unplaced() > 0 && budget > 0 && k > 0 {
                 k -= 1;
-                let Some((before, len)) = checkpoints[k].clone() else { continue };
+                let Some(len) = checkpoints[k] else { continue };
                 budget -= 1;
+                let before = replay(initial.clone(), &plan.placements[..len]);
                 let first = self.place_group(before, group, &todo, &[]);
                 if first.unplaced() > 0 {
                     continue;
@@ -266,6 +276,9 @@ impl<'s> Run<'s> {
     /// An instance placed before a component of its group failed may be left without the neighbour its required
     /// proximity asks for. Such an instance is placed again, or, when nothing fits, taken back and explained.
     fn repair(&self, state: &mut Working<'s>, placements: &mut Vec<Placement>, failures: &mut Vec<Unschedulable>) {
+        if self.bound.is_empty() {
+            return; // no required proximity: nothing can lack a neighbour
+        }
         loop {
             self.repair_new(state, placements, failures);
             if !self.repair_kept(state, placements, failures) {
@@ -284,7 +297,7 @@ impl<'s> Run<'s> {
     ) -> bool {
         let comps = &self.spec.components;
         let mut broken: Option<usize> = None;
-        'find: for a in comps {
+        'find: for a in self.bound.iter().map(|&i| &comps[i]) {
             for r in a.proximity.iter().filter(|r| r.required) {
                 for (replica, n) in state.placed(&a.name) {
                     let new =
@@ -505,4 +518,24 @@ impl<'s> Run<'s> {
         let same_component = state.placed(&me.name).iter().map(|(_, n)| *n).collect();
         Request { needs: &self.needs[c], instance: id.to_string(), required, preferred, excluded, same_component }
     }
+}
+
+/// `state` with `placements` taken back (the state before they were made).
+fn undo<'s>(mut state: Working<'s>, placements: &[Placement]) -> Working<'s> {
+    for p in placements.iter().rev() {
+        state.give_back(&Allocation::from(p));
+        state.unrecord(&p.instance);
+    }
+    state
+}
+
+/// `state` with `placements` made again, in order.
+fn replay<'s>(mut state: Working<'s>, placements: &[Placement]) -> Working<'s> {
+    for p in placements {
+        state.take(&Allocation::from(p));
+        if let Some(n) = state.snapshot().index_of(&p.node) {
+            state.record(&p.instance, n);
+        }
+    }
+    state
 }

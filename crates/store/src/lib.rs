@@ -27,6 +27,10 @@ pub use types::{
 
 use std::time::Duration;
 
+/// The most operations (compares plus writes) one transaction may hold: etcd's default `--max-txn-ops`. Writers
+/// that may exceed it split their writes into guarded transactions of at most this many operations.
+pub const MAX_TXN_OPS: usize = 128;
+
 use async_trait::async_trait;
 
 /// A key-value store with etcd's semantics. Keys are UTF-8 paths (`/fos/0/desired/...`), values are bytes (JSON

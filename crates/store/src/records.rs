@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use fos_api::keys::KeyRef;
 use fos_api::manifest::Object;
-use fos_api::node::NodeStatus;
+use fos_api::node::{NodeStatus, PluginRecord};
 use fos_api::wire::{AppRecord, AppStatus, EventRecord};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Keys, Metadata, Node, NodeInfo};
 use serde::de::DeserializeOwned;
@@ -19,6 +19,10 @@ use serde::Serialize;
 
 use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
+
+mod network;
+
+pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
 
 /// `(tenant, name)`: how tenant-scoped objects (applications, networks) are named.
 pub type Scoped = (String, String);
@@ -130,17 +134,10 @@ kind!(
 );
 
 kind!(
-    /// `actual/nodes/<node>/plugins/<plugin>`: what a node's plugin reports (ready, error, detail).
-    ActualPlugins, Scoped, serde_json::Value, "plugin record",
+    /// `actual/nodes/<node>/plugins/<plugin>`: what a node's plugin reports ([`PluginRecord`]: ready, error, detail).
+    ActualPlugins, Scoped, PluginRecord, "plugin record",
     key: |k, id| k.actual_node_plugin(&id.0, &id.1), prefix: |k| k.actual_nodes_prefix(),
     parse: KeyRef::ActualPlugin { node, plugin } => (node, plugin)
-);
-
-kind!(
-    /// `actual/nodes/<node>/networks/<net>`: a node's state of one virtual network (bridge, device, segment id).
-    NodeNetworks, Scoped, serde_json::Value, "node network record",
-    key: |k, id| k.actual_node_network(&id.0, &id.1), prefix: |k| k.actual_nodes_prefix(),
-    parse: KeyRef::ActualNetwork { node, net } => (node, net)
 );
 
 /// `actual/nodes/<node>/info`: what a node's agent discovered (a [`Node`]; a bare [`NodeInfo`] is read too). Its
@@ -247,6 +244,11 @@ impl Records {
         serde_json::to_vec(value).map_err(|e| codec(key, format_args!("{}: {e}", K::NAME)))
     }
 
+    /// The id of the record of kind `K` at `key`, when `key` is one of `K`'s (e.g. for a watched delete).
+    pub fn parse<K: Kind>(&self, key: &str) -> Option<K::Id> {
+        K::parse(&self.keys, key)
+    }
+
     /// Decodes a key-value as a record of kind `K`: `None` when the key is not one of `K`'s, else the record or the
     /// codec error naming the key.
     pub fn decode<K: Kind>(&self, kv: &KeyValue) -> Option<Result<Entry<K>, StoreError>> {
@@ -317,6 +319,16 @@ impl Records {
     /// The transaction operation deleting record `id`.
     pub fn delete_op<K: Kind>(&self, id: &K::Id) -> TxnOp {
         TxnOp::Delete { key: K::key(&self.keys, id) }
+    }
+
+    /// The transaction operation reading record `id` (decode what it returns with [`Records::decode`]).
+    pub fn get_op<K: Kind>(&self, id: &K::Id) -> TxnOp {
+        TxnOp::Get { key: K::key(&self.keys, id) }
+    }
+
+    /// The comparison "record `id` does not exist" (to create it only if absent).
+    pub fn absent<K: Kind>(&self, id: &K::Id) -> Compare {
+        Compare::absent(K::key(&self.keys, id))
     }
 
     /// The comparison "record `id` is still at `mod_revision`" (0: still absent).

@@ -14,7 +14,8 @@ use fos_api::lifecycle::State;
 use fos_api::manifest::EntitySpec;
 use fos_api::record::{DesiredInstance, InstanceId};
 use fos_api::Keys;
-use fos_store::{Compare, EmbeddedConfig, EmbeddedStore, EventKind, Store, Txn, TxnOp};
+use fos_store::records::DesiredInstances;
+use fos_store::{EmbeddedConfig, EmbeddedStore, EventKind, Records, Store, Txn};
 use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -58,7 +59,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let node = NodeConfig::load(&args.config)?;
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(&args.store))?);
-    let keys = Keys::new(node.system());
+    let records = Records::new(store.clone(), Keys::new(node.system()));
     let agent = Agent::start(AgentConfig::new(node), store.clone()).await?;
     let name = agent.node().to_string();
     for i in 0..args.instances {
@@ -74,9 +75,11 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             migration: None,
             networks: Default::default(),
         };
-        let key = keys.desired_instance(&name, &id);
-        let put = TxnOp::Put { key: key.clone(), value: serde_json::to_vec(&desired)?, lease: None };
-        store.txn(Txn { compare: vec![Compare::absent(key)], success: vec![put], failure: vec![] }).await?;
+        // Written as the controller would, unless it exists.
+        let on_node = (name.clone(), id);
+        let put = records.put_op::<DesiredInstances>(&on_node, &desired)?;
+        let compare = vec![records.absent::<DesiredInstances>(&on_node)];
+        store.txn(Txn { compare, success: vec![put], failure: vec![] }).await?;
     }
     println!("started {name}");
     let mut term = signal(SignalKind::terminate())?;
@@ -85,7 +88,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         if !args.print {
             return std::future::pending::<()>().await;
         }
-        let prefix = keys.actual_instances_prefix(&name);
+        let prefix = records.keys().actual_instances_prefix(&name);
         let Ok(mut stream) = store.watch(&prefix, 0).await else { return std::future::pending().await };
         for kv in store.list(&prefix).await.map(|l| l.kvs).unwrap_or_default() {
             println!("{}", String::from_utf8_lossy(&kv.value));

@@ -13,6 +13,7 @@ use chrono::Utc;
 use fos_api::lifecycle::{Action, Lifecycle, State};
 use fos_api::manifest::RestartPolicy;
 use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
+use fos_store::records::ActualInstances;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -383,22 +384,15 @@ impl Task {
 
     async fn write(&mut self) {
         self.actual.updated_at = Utc::now();
-        let key = self.shared.keys.actual_instance(&self.shared.node, &self.id);
-        let value = match serde_json::to_vec(&self.actual) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(instance = %self.id, error = %e, "cannot encode actual record");
-                return;
-            }
-        };
-        if let Err(e) = self.shared.store.put(&key, value, None).await {
+        let id = (self.shared.node.clone(), self.id.clone());
+        if let Err(e) = self.shared.records.put::<ActualInstances>(&id, &self.actual, None).await {
             tracing::warn!(instance = %self.id, error = %e, "cannot write actual record");
         }
     }
 
     async fn remove(&mut self) {
-        let key = self.shared.keys.actual_instance(&self.shared.node, &self.id);
-        if let Err(e) = self.shared.store.delete(&key).await {
+        let id = (self.shared.node.clone(), self.id.clone());
+        if let Err(e) = self.shared.records.delete::<ActualInstances>(&id).await {
             tracing::warn!(instance = %self.id, error = %e, "cannot delete actual record");
         }
     }

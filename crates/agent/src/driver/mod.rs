@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use fos_api::manifest::EntityKind;
 use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
-use fos_api::Keys;
-use fos_store::{EventKind, Store, StoreError};
+use fos_store::records::{ActualInstances, DesiredInstances, Entry};
+use fos_store::{Event, EventKind, Records, Revision, StoreError};
 use futures::StreamExt;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -55,10 +55,8 @@ impl Default for DriverSettings {
 
 /// What the instance tasks share.
 pub struct Shared {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// The key layout.
-    pub keys: Keys,
+    /// The store's records.
+    pub records: Records,
     /// This node's name.
     pub node: String,
     /// The runtimes.
@@ -118,7 +116,7 @@ impl Driver {
     /// Watches the desired records until `shutdown` turns true; instance tasks stop with it (their processes keep
     /// running, to be adopted by the next start).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let prefix = self.shared.keys.desired_instances_prefix(&self.shared.node);
+        let prefix = self.shared.records.keys().desired_instances_prefix(&self.shared.node);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -134,7 +132,7 @@ impl Driver {
                     continue;
                 }
             };
-            let mut stream = match self.shared.store.watch(&prefix, revision + 1).await {
+            let mut stream = match self.shared.records.store().watch(&prefix, revision + 1).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching desired instances failed; re-listing");
@@ -145,7 +143,7 @@ impl Driver {
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     event = stream.next() => match event {
-                        Some(Ok(ev)) => self.on_event(ev.kind, &ev.kv.key, &ev.kv.value),
+                        Some(Ok(ev)) => self.on_event(&ev),
                         Some(Err(StoreError::Compacted { .. })) => break,
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "desired instance watch failed; re-listing");
@@ -163,11 +161,11 @@ impl Driver {
     }
 
     /// Lists the desired records and brings every task in line with them; returns the list's revision.
-    async fn relist(&mut self, prefix: &str) -> Result<i64, StoreError> {
-        let list = self.shared.store.list(prefix).await?;
+    async fn relist(&mut self, prefix: &str) -> Result<Revision, StoreError> {
+        let (list, revision) = self.shared.records.list_in::<DesiredInstances>(prefix).await?;
         let mut desired: HashMap<InstanceId, DesiredInstance> = HashMap::new();
-        for kv in &list.kvs {
-            if let Some(d) = self.decode(&kv.key, &kv.value) {
+        for entry in list {
+            if let Some(d) = self.mine(entry) {
                 desired.insert(d.id.clone(), d);
             }
         }
@@ -182,51 +180,50 @@ impl Driver {
             self.send(id, Some(d));
         }
         self.remove_stale_actuals().await;
-        Ok(list.revision)
+        Ok(revision)
     }
 
     /// Deletes actual records of instances that are neither desired nor held by any runtime (left by an agent whose
-    /// data directory was lost): nothing here would ever update them.
+    /// data directory was lost): nothing here would ever update them. Only their keys are read, so an unreadable
+    /// record goes too.
     async fn remove_stale_actuals(&self) {
-        let prefix = self.shared.keys.actual_instances_prefix(&self.shared.node);
-        let Ok(list) = self.shared.store.list(&prefix).await else { return };
+        let records = &self.shared.records;
+        let prefix = records.keys().actual_instances_prefix(&self.shared.node);
+        let Ok(list) = records.store().list(&prefix).await else { return };
         for kv in list.kvs {
-            let Some(fos_api::keys::KeyRef::ActualInstance { id, .. }) = self.shared.keys.parse(&kv.key) else {
-                continue;
-            };
-            if !self.tasks.contains_key(&id) {
-                tracing::info!(instance = %id, "removing the actual record of an instance this node does not have");
-                let _ = self.shared.store.delete(&kv.key).await;
+            let Some(id) = records.parse::<ActualInstances>(&kv.key) else { continue };
+            if !self.tasks.contains_key(&id.1) {
+                tracing::info!(instance = %id.1, "removing the actual record of an instance this node does not have");
+                let _ = records.delete::<ActualInstances>(&id).await;
             }
         }
     }
 
-    fn decode(&self, key: &str, value: &[u8]) -> Option<DesiredInstance> {
-        match serde_json::from_slice::<DesiredInstance>(value) {
-            Ok(d) if d.node == self.shared.node => Some(d),
-            Ok(d) => {
-                tracing::warn!(key, node = %d.node, "desired record names another node; ignored");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(key, error = %e, "undecodable desired record; ignored");
-                None
-            }
+    /// The desired record of `entry` when it is for this node.
+    fn mine(&self, (_, d): Entry<DesiredInstances>) -> Option<DesiredInstance> {
+        if d.value.node == self.shared.node {
+            return Some(d.value);
         }
+        tracing::warn!(key = d.key, node = %d.value.node, "desired record names another node; ignored");
+        None
     }
 
-    fn on_event(&mut self, kind: EventKind, key: &str, value: &[u8]) {
-        match kind {
-            EventKind::Put => {
-                if let Some(d) = self.decode(key, value) {
-                    self.send(d.id.clone(), Some(d));
+    fn on_event(&mut self, ev: &Event) {
+        let records = &self.shared.records;
+        match ev.kind {
+            EventKind::Put => match records.decode::<DesiredInstances>(&ev.kv) {
+                Some(Ok(entry)) => {
+                    if let Some(d) = self.mine(entry) {
+                        self.send(d.id.clone(), Some(d));
+                    }
                 }
-            }
+                Some(Err(e)) => tracing::warn!(error = %e, "undecodable desired record; ignored"),
+                None => {}
+            },
             EventKind::Delete => {
-                let Some(fos_api::keys::KeyRef::DesiredInstance { id, .. }) = self.shared.keys.parse(key) else {
-                    return;
-                };
-                self.send(id, None);
+                if let Some((_, id)) = records.parse::<DesiredInstances>(&ev.kv.key) {
+                    self.send(id, None);
+                }
             }
         }
     }
@@ -260,7 +257,6 @@ impl Driver {
 
 /// The actual record a previous agent left (to keep its restart count and start time).
 async fn previous_actual(shared: &Shared, id: &InstanceId) -> Option<ActualInstance> {
-    let key = shared.keys.actual_instance(&shared.node, id);
-    let kv = shared.store.get(&key).await.ok()??;
-    serde_json::from_slice(&kv.value).ok()
+    let previous = shared.records.get::<ActualInstances>(&(shared.node.clone(), id.clone())).await;
+    previous.ok().flatten().map(|v| v.value)
 }

@@ -1,15 +1,16 @@
-//! Allocations through the store, each a compare-and-swap on a key that exists only while the thing is taken
-//! (`Compare::absent`), so concurrent allocators on any nodes never hand out the same VLAN id, VNI or address:
-//! a network's segment id (`system/segments/...` + `system/vlans/<id>` or `system/vnis/<id>`), and addresses
-//! (`system/ipam/<tenant>/<net>/<ip>`, the value saying who holds it).
+//! Allocations through the store, each a compare-and-swap on a record that exists only while the thing is taken
+//! ([`Records::absent`]), so concurrent allocators on any nodes never hand out the same VLAN id, VNI or address: a
+//! network's segment id ([`Segments`] + [`Vlans`] or [`Vnis`]), and addresses ([`Addresses`], the record saying
+//! who holds it). The records are `fos_store::records`' kinds.
 
 use std::net::Ipv4Addr;
 
 use fos_api::manifest::{NetworkKind, NetworkSpec};
-use fos_api::Keys;
-use fos_store::{Compare, Store, Txn, TxnOp};
+pub use fos_api::network::AddressHolder;
+use fos_api::network::SegmentRecord;
+use fos_store::records::{Addresses, Segments, Vlans, Vnis};
+use fos_store::{KeyValue, Kind, Records, StoreError, Txn};
 use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
 
 use super::names::short_hash;
 use super::{NetworkError, NetworkName, Segment};
@@ -23,70 +24,48 @@ const MAX_VNI: u32 = 16_777_215;
 /// How many VNIs an allocation tries before giving up.
 const VNI_TRIES: u32 = 4096;
 
-/// Who holds an address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AddressHolder {
-    /// The node that allocated it.
-    pub node: String,
-    /// The instance, when an instance interface holds it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    /// The interface's index in the instance's network list.
-    #[serde(default)]
-    pub nic: usize,
-    /// The interface's MAC (DHCP serves the address to it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-    /// True when it is the network's gateway, on `node`'s bridge.
-    #[serde(default)]
-    pub gateway: bool,
+/// Decodes a transaction's read of a record of kind `K`.
+fn decoded<K: Kind>(records: &Records, kv: &KeyValue) -> Result<K::Value, NetworkError> {
+    match records.decode::<K>(kv) {
+        Some(entry) => Ok(entry?.1.value),
+        None => Err(StoreError::Codec { key: kv.key.clone(), message: format!("not a {} key", K::NAME) }.into()),
+    }
 }
 
-impl AddressHolder {
-    fn describe(&self) -> String {
-        match (&self.instance, self.gateway) {
-            (_, true) => format!("the gateway on {}", self.node),
-            (Some(i), _) => format!("{i} (interface {}) on {}", self.nic, self.node),
-            (None, false) => format!("node {}", self.node),
+/// The network a VLAN id or VNI record names.
+fn id_owner(records: &Records, kv: &KeyValue) -> Option<NetworkName> {
+    match records.decode::<Vlans>(kv) {
+        Some(entry) => entry.ok().map(|(_, v)| v.value),
+        None => records.decode::<Vnis>(kv)?.ok().map(|(_, v)| v.value),
+    }
+}
+
+/// Adds to `txn` the claim of `segment`'s VLAN id or VNI for `net` (taken only if absent), and its read on failure.
+fn claim_id(records: &Records, txn: &mut Txn, segment: Segment, net: &NetworkName) -> Result<(), NetworkError> {
+    match segment {
+        Segment::Vlan { id } => {
+            txn.compare.push(records.absent::<Vlans>(&id));
+            txn.success.push(records.put_op::<Vlans>(&id, net)?);
+            txn.failure.push(records.get_op::<Vlans>(&id));
         }
+        Segment::Vxlan { vni, .. } => {
+            txn.compare.push(records.absent::<Vnis>(&vni));
+            txn.success.push(records.put_op::<Vnis>(&vni, net)?);
+            txn.failure.push(records.get_op::<Vnis>(&vni));
+        }
+        Segment::Bridge => {}
     }
-
-    fn same_holder(&self, other: &AddressHolder) -> bool {
-        self.instance == other.instance
-            && self.nic == other.nic
-            && self.gateway == other.gateway
-            && (self.instance.is_some() || self.node == other.node)
-    }
-}
-
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, NetworkError> {
-    serde_json::to_vec(value)
-        .map_err(|e| fos_store::StoreError::Codec { key: key.to_string(), message: e.to_string() }.into())
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, NetworkError> {
-    serde_json::from_slice(value)
-        .map_err(|e| fos_store::StoreError::Codec { key: key.to_string(), message: e.to_string() }.into())
-}
-
-/// The record of a network's segment id allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct SegmentRecord {
-    network: NetworkName,
-    segment: Segment,
+    Ok(())
 }
 
 /// The network's segment, allocating its VLAN id / VNI when the spec leaves it open. Every node asking for the same
 /// network gets the same answer; two networks never get the same id.
 pub async fn segment(
-    store: &dyn Store,
-    keys: &Keys,
+    records: &Records,
     net: &NetworkName,
     spec: &NetworkSpec,
     vlan_range: Option<[u16; 2]>,
 ) -> Result<Segment, NetworkError> {
-    let segment_key = keys.network_segment(&net.tenant, &net.name);
     let group = match &spec.multicast_address {
         Some(text) => {
             Some(text.parse::<Ipv4Addr>().ok().filter(|g| g.is_multicast()).ok_or_else(|| NetworkError::Config {
@@ -104,21 +83,20 @@ pub async fn segment(
         (NetworkKind::Bridge, Segment::Bridge) => true,
         _ => false,
     };
-    if let Some(kv) = store.get(&segment_key).await? {
-        let record: SegmentRecord = decode(&segment_key, &kv.value)?;
-        if fits(&record.segment) {
-            return Ok(record.segment);
+    if let Some(record) = records.get::<Segments>(net).await? {
+        if fits(&record.value.segment) {
+            return Ok(record.value.segment);
         }
         return Err(NetworkError::Config {
             network: net.to_string(),
             message: format!(
                 "already built as {:?}; delete the network before changing its type or id",
-                record.segment
+                record.value.segment
             ),
         });
     }
-    let candidates: Vec<(Segment, Option<String>)> = match spec.kind {
-        NetworkKind::Bridge => vec![(Segment::Bridge, None)],
+    let candidates: Vec<Segment> = match spec.kind {
+        NetworkKind::Bridge => vec![Segment::Bridge],
         NetworkKind::Vlan => {
             let ids: Vec<u16> = match spec.vlan_id {
                 Some(id) => vec![id],
@@ -127,7 +105,7 @@ pub async fn segment(
                     (lo.max(1)..=hi.min(4094)).collect()
                 }
             };
-            ids.into_iter().map(|id| (Segment::Vlan { id }, Some(keys.vlan(id)))).collect()
+            ids.into_iter().map(|id| Segment::Vlan { id }).collect()
         }
         NetworkKind::Vxlan => {
             let vnis: Vec<u32> = match spec.vxlan_id {
@@ -137,32 +115,26 @@ pub async fn segment(
                     (0..VNI_TRIES).map(|i| (start + i) % MAX_VNI + 1).collect()
                 }
             };
-            vnis.into_iter().map(|vni| (Segment::Vxlan { vni, group }, Some(keys.vni(vni)))).collect()
+            vnis.into_iter().map(|vni| Segment::Vxlan { vni, group }).collect()
         }
     };
-    let record_value = |segment: Segment| encode(&segment_key, &SegmentRecord { network: net.clone(), segment });
     let fixed = spec.vlan_id.is_some() || spec.vxlan_id.is_some();
-    for (segment, id_key) in candidates {
+    for segment in candidates {
         let mut txn = Txn::default();
-        txn.compare.push(Compare::absent(segment_key.clone()));
-        txn.success.push(TxnOp::Put { key: segment_key.clone(), value: record_value(segment)?, lease: None });
-        txn.failure.push(TxnOp::Get { key: segment_key.clone() });
-        if let Some(id_key) = &id_key {
-            txn.compare.push(Compare::absent(id_key.clone()));
-            txn.success.push(TxnOp::Put { key: id_key.clone(), value: encode(id_key, net)?, lease: None });
-            txn.failure.push(TxnOp::Get { key: id_key.clone() });
-        }
-        let result = store.txn(txn).await?;
+        txn.compare.push(records.absent::<Segments>(net));
+        txn.success.push(records.put_op::<Segments>(net, &SegmentRecord { network: net.clone(), segment })?);
+        txn.failure.push(records.get_op::<Segments>(net));
+        claim_id(records, &mut txn, segment, net)?;
+        let result = records.store().txn(txn).await?;
         if result.succeeded {
             return Ok(segment);
         }
         if let Some(Some(kv)) = result.gets.first() {
-            let record: SegmentRecord = decode(&segment_key, &kv.value)?;
-            return Ok(record.segment);
+            return Ok(decoded::<Segments>(records, kv)?.segment);
         }
         if fixed {
             let owner = match result.gets.get(1) {
-                Some(Some(kv)) => decode::<NetworkName>(&kv.key, &kv.value).map(|n| n.to_string()).unwrap_or_default(),
+                Some(Some(kv)) => id_owner(records, kv).map(|n| n.to_string()).unwrap_or_default(),
                 _ => String::from("another network"),
             };
             return Err(NetworkError::Taken { what: format!("{segment:?}"), owner: format!("network {owner}") });
@@ -172,45 +144,42 @@ pub async fn segment(
 }
 
 /// Releases a network's segment id (when no node uses the network any more).
-pub async fn release_segment(store: &dyn Store, keys: &Keys, net: &NetworkName) -> Result<(), NetworkError> {
-    let segment_key = keys.network_segment(&net.tenant, &net.name);
-    let Some(kv) = store.get(&segment_key).await? else {
+pub async fn release_segment(records: &Records, net: &NetworkName) -> Result<(), NetworkError> {
+    let Some(record) = records.get::<Segments>(net).await? else {
         return Ok(());
     };
-    let record: SegmentRecord = decode(&segment_key, &kv.value)?;
     let mut txn = Txn::default();
-    txn.compare.push(Compare::mod_revision(segment_key.clone(), kv.mod_revision));
-    txn.success.push(TxnOp::Delete { key: segment_key });
-    match record.segment {
-        Segment::Vlan { id } => txn.success.push(TxnOp::Delete { key: keys.vlan(id) }),
-        Segment::Vxlan { vni, .. } => txn.success.push(TxnOp::Delete { key: keys.vni(vni) }),
+    txn.compare.push(records.unchanged::<Segments>(net, record.mod_revision));
+    txn.success.push(records.delete_op::<Segments>(net));
+    match record.value.segment {
+        Segment::Vlan { id } => txn.success.push(records.delete_op::<Vlans>(&id)),
+        Segment::Vxlan { vni, .. } => txn.success.push(records.delete_op::<Vnis>(&vni)),
         Segment::Bridge => {}
     }
-    store.txn(txn).await?;
+    records.store().txn(txn).await?;
     Ok(())
 }
 
 /// Takes `ip` for `holder` unless someone else holds it. Returns whether `holder` holds it now.
 async fn try_take(
-    store: &dyn Store,
-    keys: &Keys,
+    records: &Records,
     net: &NetworkName,
     ip: Ipv4Addr,
     holder: &AddressHolder,
 ) -> Result<Result<(), AddressHolder>, NetworkError> {
-    let key = keys.ipam_address(&net.tenant, &net.name, &ip.to_string());
+    let id = (net.clone(), ip);
     let txn = Txn {
-        compare: vec![Compare::absent(key.clone())],
-        success: vec![TxnOp::Put { key: key.clone(), value: encode(&key, holder)?, lease: None }],
-        failure: vec![TxnOp::Get { key: key.clone() }],
+        compare: vec![records.absent::<Addresses>(&id)],
+        success: vec![records.put_op::<Addresses>(&id, holder)?],
+        failure: vec![records.get_op::<Addresses>(&id)],
     };
-    let result = store.txn(txn).await?;
+    let result = records.store().txn(txn).await?;
     if result.succeeded {
         return Ok(Ok(()));
     }
     match result.gets.first() {
         Some(Some(kv)) => {
-            let current: AddressHolder = decode(&key, &kv.value)?;
+            let current = decoded::<Addresses>(records, kv)?;
             Ok(if current.same_holder(holder) { Ok(()) } else { Err(current) })
         }
         _ => Ok(Err(AddressHolder { node: "?".into(), instance: None, nic: 0, mac: None, gateway: false })),
@@ -218,34 +187,22 @@ async fn try_take(
 }
 
 /// The address allocations of a network: (address, holder).
-pub async fn addresses(
-    store: &dyn Store,
-    keys: &Keys,
-    net: &NetworkName,
-) -> Result<Vec<(Ipv4Addr, AddressHolder)>, NetworkError> {
-    let prefix = keys.ipam_network_prefix(&net.tenant, &net.name);
-    let listed = store.list(&prefix).await?;
-    let mut out = Vec::with_capacity(listed.kvs.len());
-    for kv in listed.kvs {
-        let Some(ip) = kv.key.strip_prefix(&prefix).and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
-            continue;
-        };
-        out.push((ip, decode(&kv.key, &kv.value)?));
-    }
-    Ok(out)
+pub async fn addresses(records: &Records, net: &NetworkName) -> Result<Vec<(Ipv4Addr, AddressHolder)>, NetworkError> {
+    let prefix = records.keys().ipam_network_prefix(&net.tenant, &net.name);
+    let (listed, _) = records.list_in::<Addresses>(&prefix).await?;
+    Ok(listed.into_iter().map(|((_, ip), holder)| (ip, holder.value)).collect())
 }
 
 /// An address in `subnet` for `holder`: the one it already holds, else `fixed` when given, else the lowest free
 /// host address (never the subnet's network or broadcast address).
 pub async fn address(
-    store: &dyn Store,
-    keys: &Keys,
+    records: &Records,
     net: &NetworkName,
     subnet: Ipv4Net,
     fixed: Option<Ipv4Addr>,
     holder: &AddressHolder,
 ) -> Result<Ipv4Addr, NetworkError> {
-    let taken = addresses(store, keys, net).await?;
+    let taken = addresses(records, net).await?;
     if let Some((ip, _)) = taken.iter().find(|(ip, h)| h.same_holder(holder) && fixed.is_none_or(|f| f == *ip)) {
         return Ok(*ip);
     }
@@ -256,7 +213,7 @@ pub async fn address(
                 message: format!("address {ip} is outside {subnet}"),
             });
         }
-        return match try_take(store, keys, net, ip, holder).await? {
+        return match try_take(records, net, ip, holder).await? {
             Ok(()) => Ok(ip),
             Err(owner) => Err(NetworkError::Taken { what: format!("address {ip} of {net}"), owner: owner.describe() }),
         };
@@ -265,7 +222,7 @@ pub async fn address(
         if taken.iter().any(|(t, _)| *t == ip) {
             continue;
         }
-        if try_take(store, keys, net, ip, holder).await?.is_ok() {
+        if try_take(records, net, ip, holder).await?.is_ok() {
             return Ok(ip);
         }
     }
@@ -274,42 +231,39 @@ pub async fn address(
 
 /// Claims the network's gateway address for `node`. Returns whether `node` holds it (exactly one node does).
 pub async fn claim_gateway(
-    store: &dyn Store,
-    keys: &Keys,
+    records: &Records,
     net: &NetworkName,
     gateway: Ipv4Addr,
     node: &str,
 ) -> Result<bool, NetworkError> {
     let holder = AddressHolder { node: node.to_string(), instance: None, nic: 0, mac: None, gateway: true };
-    match try_take(store, keys, net, gateway, &holder).await? {
+    match try_take(records, net, gateway, &holder).await? {
         Ok(()) => Ok(true),
         Err(owner) if owner.gateway => Ok(false),
         Err(owner) => Err(NetworkError::Taken { what: format!("gateway {gateway} of {net}"), owner: owner.describe() }),
     }
 }
 
-/// Releases the address allocations under `prefix` (one network's, or [`Keys::ipam_prefix`] for all) that `release`
-/// selects, each only if unchanged since read. Returns how many were released.
+/// Releases the address allocations under `prefix` (one network's, [`fos_api::Keys::ipam_network_prefix`], or
+/// [`fos_api::Keys::ipam_prefix`] for all) that `release` selects, each only if unchanged since read. Returns how
+/// many were released.
 pub async fn release_where(
-    store: &dyn Store,
+    records: &Records,
     prefix: &str,
     release: impl Fn(&AddressHolder) -> bool,
 ) -> Result<usize, NetworkError> {
-    let listed = store.list(prefix).await?;
+    let (listed, _) = records.list_in::<Addresses>(prefix).await?;
     let mut released = 0;
-    for kv in listed.kvs {
-        let Ok(holder) = decode::<AddressHolder>(&kv.key, &kv.value) else {
-            continue;
-        };
-        if !release(&holder) {
+    for (id, holder) in listed {
+        if !release(&holder.value) {
             continue;
         }
         let txn = Txn {
-            compare: vec![Compare::mod_revision(kv.key.clone(), kv.mod_revision)],
-            success: vec![TxnOp::Delete { key: kv.key.clone() }],
+            compare: vec![records.unchanged::<Addresses>(&id, holder.mod_revision)],
+            success: vec![records.delete_op::<Addresses>(&id)],
             failure: Vec::new(),
         };
-        if store.txn(txn).await?.succeeded {
+        if records.store().txn(txn).await?.succeeded {
             released += 1;
         }
     }

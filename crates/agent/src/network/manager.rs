@@ -7,11 +7,11 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, PortMapping};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
-use fos_store::{LeaseId, Store};
+use fos_store::records::{Addresses, NodeNetworks};
+use fos_store::{LeaseId, Records, Store};
 use futures::StreamExt;
 use ipnet::Ipv4Net;
 
@@ -32,8 +32,7 @@ struct UpNetwork {
 
 /// The network manager of one node: the store's decisions built with netlink.
 pub struct StoreNetworkManager {
-    store: Arc<dyn Store>,
-    keys: Keys,
+    records: Records,
     node: String,
     linux: LinuxNetworks,
     lease: Option<LeaseId>,
@@ -47,7 +46,8 @@ fn config_error(net: &NetworkName, message: String) -> NetworkError {
 impl StoreNetworkManager {
     /// The manager of node `node`, building with `linux`, allocating in `store` under `keys`.
     pub fn new(store: Arc<dyn Store>, keys: Keys, node: &str, linux: LinuxNetworks) -> Self {
-        StoreNetworkManager { store, keys, node: node.to_string(), linux, lease: None, up: Mutex::new(HashMap::new()) }
+        let records = Records::new(store, keys);
+        StoreNetworkManager { records, node: node.to_string(), linux, lease: None, up: Mutex::new(HashMap::new()) }
     }
 
     /// Binds the node's actual network records to `lease` (the agent's heartbeat lease), so they vanish with the
@@ -62,9 +62,10 @@ impl StoreNetworkManager {
     /// one of them changes, that network is [`NetworkManager::sync`]ed. The agent runs it as a task; on an error
     /// (e.g. [`fos_store::StoreError::Compacted`]) it calls it again, which starts with a full sync.
     pub async fn follow(&self) -> Result<(), NetworkError> {
-        let from = self.store.revision().await? + 1;
-        let mut nodes = self.store.watch(&self.keys.actual_nodes_prefix(), from).await?;
-        let mut ipam = self.store.watch(&self.keys.ipam_prefix(), from).await?;
+        let (store, keys) = (self.records.store(), self.records.keys());
+        let from = store.revision().await? + 1;
+        let mut nodes = store.watch(&keys.actual_nodes_prefix(), from).await?;
+        let mut ipam = store.watch(&keys.ipam_prefix(), from).await?;
         let up: Vec<NetworkName> = self.up.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         for net in up {
             self.sync_logged(&net).await;
@@ -78,18 +79,12 @@ impl StoreNetworkManager {
                 return Ok(());
             };
             let key = event?.kv.key;
-            let touched = match self.keys.parse(&key) {
-                Some(KeyRef::ActualNetwork { node, net }) if node != self.node => {
-                    let up = self.up.lock().unwrap_or_else(|e| e.into_inner());
-                    up.keys().find(|n| n.to_string() == net).cloned()
-                }
-                _ => key.strip_prefix(&self.keys.ipam_prefix()).and_then(|rest| {
-                    let mut parts = rest.split('/');
-                    let (tenant, name) = (parts.next()?, parts.next()?);
-                    let net = NetworkName::new(tenant, name);
-                    self.up.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&net).then_some(net)
-                }),
+            // Another node's state of a network, or an address allocation, of a network up here.
+            let net = match self.records.parse::<NodeNetworks>(&key) {
+                Some((node, net)) => (node != self.node).then_some(net),
+                None => self.records.parse::<Addresses>(&key).map(|(net, _)| net),
             };
+            let touched = net.filter(|net| self.up.lock().unwrap_or_else(|e| e.into_inner()).contains_key(net));
             if let Some(net) = touched {
                 self.sync_logged(&net).await;
             }
@@ -114,19 +109,8 @@ impl StoreNetworkManager {
 
     /// Every node's actual state of `net`, by node.
     pub async fn node_states(&self, net: &NetworkName) -> Result<Vec<(String, NodeNetwork)>, NetworkError> {
-        let listed = self.store.list(&self.keys.actual_nodes_prefix()).await?;
-        let wanted = net.to_string();
-        let mut out = Vec::new();
-        for kv in listed.kvs {
-            if let Some(KeyRef::ActualNetwork { node, net }) = self.keys.parse(&kv.key) {
-                if net == wanted {
-                    if let Ok(state) = serde_json::from_slice::<NodeNetwork>(&kv.value) {
-                        out.push((node, state));
-                    }
-                }
-            }
-        }
-        Ok(out)
+        let (listed, _) = self.records.list::<NodeNetworks>().await?;
+        Ok(listed.into_iter().filter(|((_, n), _)| n == net).map(|((node, _), state)| (node, state.value)).collect())
     }
 
     async fn nic_address(
@@ -152,7 +136,7 @@ impl StoreNetworkManager {
             mac: Some(names::format_mac(&mac)),
             gateway: false,
         };
-        let ip = alloc::address(self.store.as_ref(), &self.keys, &nic.network, subnet, nic.ip, &holder).await?;
+        let ip = alloc::address(&self.records, &nic.network, subnet, nic.ip, &holder).await?;
         Ok(Some(Ipv4Net::new(ip, subnet.prefix_len()).unwrap_or(subnet)))
     }
 }
@@ -160,8 +144,8 @@ impl StoreNetworkManager {
 #[async_trait]
 impl NetworkManager for StoreNetworkManager {
     async fn ensure(&self, net: &NetworkName, spec: &NetworkSpec) -> Result<NodeNetwork, NetworkError> {
-        let store = self.store.as_ref();
-        let segment = alloc::segment(store, &self.keys, net, spec, self.linux.config().vlan_range).await?;
+        let records = &self.records;
+        let segment = alloc::segment(records, net, spec, self.linux.config().vlan_range).await?;
         let subnet = match &spec.ip_range {
             Some(text) => {
                 Some(text.parse::<Ipv4Net>().map_err(|e| config_error(net, format!("ipRange {text}: {e}")))?.trunc())
@@ -183,17 +167,14 @@ impl NetworkManager for StoreNetworkManager {
             return Err(config_error(net, "dhcp needs a gateway (the DHCP server's address)".into()));
         }
         let gateway_here = match (gateway, subnet) {
-            (Some(ip), Some(subnet)) => alloc::claim_gateway(store, &self.keys, net, ip, &self.node)
+            (Some(ip), Some(subnet)) => alloc::claim_gateway(records, net, ip, &self.node)
                 .await?
                 .then(|| Ipv4Net::new(ip, subnet.prefix_len()).unwrap_or(subnet)),
             _ => None,
         };
         let plan = NetworkPlan { name: net.clone(), segment, gateway: gateway_here, dhcp: spec.dhcp };
         let state = self.linux.ensure(&plan).await?;
-        let key = self.keys.actual_node_network(&self.node, &net.to_string());
-        let value = serde_json::to_vec(&state)
-            .map_err(|e| fos_store::StoreError::Codec { key: key.clone(), message: e.to_string() })?;
-        self.store.put(&key, value, self.lease).await?;
+        records.put::<NodeNetworks>(&(self.node.clone(), net.clone()), &state, self.lease).await?;
         let up = UpNetwork {
             spec: spec.clone(),
             segment,
@@ -211,7 +192,7 @@ impl NetworkManager for StoreNetworkManager {
         let up = self.up_network(net)?;
         if let (Some(gateway), false) = (up.gateway, up.gateway_here) {
             // The node holding the gateway left: the first node to claim it takes it over (and its DHCP).
-            if alloc::claim_gateway(self.store.as_ref(), &self.keys, net, gateway, &self.node).await? {
+            if alloc::claim_gateway(&self.records, net, gateway, &self.node).await? {
                 self.ensure(net, &up.spec).await?;
                 return Ok(());
             }
@@ -229,7 +210,7 @@ impl NetworkManager for StoreNetworkManager {
             self.linux.set_flood_destinations(net, &peers).await?;
         }
         if up.dhcp_here {
-            let hosts: Vec<(String, Ipv4Addr)> = alloc::addresses(self.store.as_ref(), &self.keys, net)
+            let hosts: Vec<(String, Ipv4Addr)> = alloc::addresses(&self.records, net)
                 .await?
                 .into_iter()
                 .filter_map(|(ip, holder)| holder.mac.map(|mac| (mac, ip)))
@@ -268,7 +249,7 @@ impl NetworkManager for StoreNetworkManager {
     async fn detach(&self, instance: &InstanceId) -> Result<(), NetworkError> {
         self.linux.detach(instance).await?;
         let id = instance.to_string();
-        alloc::release_where(self.store.as_ref(), &self.keys.ipam_prefix(), |h| h.instance.as_deref() == Some(&id))
+        alloc::release_where(&self.records, &self.records.keys().ipam_prefix(), |h| h.instance.as_deref() == Some(&id))
             .await?;
         Ok(())
     }
@@ -276,12 +257,12 @@ impl NetworkManager for StoreNetworkManager {
     async fn teardown(&self, net: &NetworkName) -> Result<(), NetworkError> {
         self.linux.teardown(net).await?;
         self.up.lock().unwrap_or_else(|e| e.into_inner()).remove(net);
-        self.store.delete(&self.keys.actual_node_network(&self.node, &net.to_string())).await?;
-        let prefix = self.keys.ipam_network_prefix(&net.tenant, &net.name);
+        self.records.delete::<NodeNetworks>(&(self.node.clone(), net.clone())).await?;
+        let prefix = self.records.keys().ipam_network_prefix(&net.tenant, &net.name);
         let node = self.node.clone();
-        alloc::release_where(self.store.as_ref(), &prefix, |h| h.gateway && h.node == node).await?;
+        alloc::release_where(&self.records, &prefix, |h| h.gateway && h.node == node).await?;
         if self.node_states(net).await?.is_empty() {
-            alloc::release_segment(self.store.as_ref(), &self.keys, net).await?;
+            alloc::release_segment(&self.records, net).await?;
         }
         Ok(())
     }

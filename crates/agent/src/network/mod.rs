@@ -21,7 +21,8 @@
 //! store's allocations by MAC ([`dhcp`]).
 //!
 //! Each node records its state of a network under `actual/nodes/<node>/networks/<name>.<tenant>` ([`NodeNetwork`]:
-//! bridge, device, segment id, MTU, VTEP, gateway), bound to the agent's lease
+//! bridge, device, segment id, MTU, VTEP, gateway; the `NodeNetworks` kind of `fos_store::records`, which also has
+//! the allocation records' kinds), bound to the agent's lease
 //! ([`StoreNetworkManager::with_lease`]); [`StoreNetworkManager::follow`] watches those records and the address
 //! allocations and re-syncs the networks they touch, so forwarding entries follow nodes coming and going.
 //!

@@ -1,37 +1,15 @@
-//! The values the network manager speaks in: network names, the plugin configuration, resolved plans for the
-//! kernel side, the actual state recorded in the store, and the errors.
+//! The values the network manager speaks in: the plugin configuration, resolved plans for the kernel side, and the
+//! errors. The network names, segments and the actual state recorded in the store are `fos_api::network`'s.
 
-use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+pub use fos_api::network::{NetworkName, NodeNetwork, Segment};
 use fos_store::StoreError;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// A network's identity: its tenant and name. Displayed (and keyed in the store) as `<name>.<tenant>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NetworkName {
-    /// The tenant.
-    pub tenant: String,
-    /// The network's name.
-    pub name: String,
-}
-
-impl NetworkName {
-    /// The network `name` of `tenant`.
-    pub fn new(tenant: &str, name: &str) -> Self {
-        NetworkName { tenant: tenant.to_string(), name: name.to_string() }
-    }
-}
-
-impl fmt::Display for NetworkName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.name, self.tenant)
-    }
-}
 
 /// The network plugin's configuration on a node (`desired/nodes/<node>/plugins/<network plugin>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,27 +30,6 @@ pub struct NetworkPluginConfig {
     /// The directory `dnsmasq` state is kept in (default: `/run/fos/network`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_dir: Option<PathBuf>,
-}
-
-/// How a network's segment spans nodes, with its id resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
-pub enum Segment {
-    /// A VxLAN with this VNI; multicast to `group` when given, else unicast to the other nodes.
-    Vxlan {
-        /// The VNI.
-        vni: u32,
-        /// The multicast group.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        group: Option<Ipv4Addr>,
-    },
-    /// An 802.1Q VLAN with this id.
-    Vlan {
-        /// The VLAN id.
-        id: u16,
-    },
-    /// A bridge local to the node.
-    Bridge,
 }
 
 /// A network as the kernel side builds it on one node: everything resolved.
@@ -121,32 +78,6 @@ pub struct Lease {
     pub address: Option<Ipv4Net>,
     /// The MAC the VM's interface must use.
     pub mac: String,
-}
-
-/// A network's actual state on one node (`actual/nodes/<node>/networks/<net>`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeNetwork {
-    /// The network.
-    pub network: NetworkName,
-    /// The bridge.
-    pub bridge: String,
-    /// The VxLAN or VLAN device, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// The segment and its id.
-    pub segment: Segment,
-    /// The MTU of the bridge and the instances' interfaces.
-    pub mtu: u32,
-    /// This node's VxLAN endpoint (its data-plane address), which other nodes send unicast VxLAN traffic to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vtep: Option<Ipv4Addr>,
-    /// The gateway address, when this node's bridge holds it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<Ipv4Net>,
-    /// Whether DHCP is served from this node.
-    #[serde(default)]
-    pub dhcp: bool,
 }
 
 /// An instance's interface as built.

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fos_api::manifest::EntityKind;
-use fos_api::Keys;
-use fos_store::{Store, StoreError};
+pub use fos_api::node::PluginRecord;
+use fos_store::records::ActualPlugins;
+use fos_store::{Records, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::context::NodeLayout;
@@ -63,30 +64,9 @@ impl Default for RuntimeSettings {
     }
 }
 
-/// A plugin's actual record (`actual/nodes/<node>/plugins/<plugin>`): a runtime's, or the network plugin's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PluginRecord {
-    /// Plugin type (`runtime`, `network`).
-    #[serde(rename = "type")]
-    pub plugin_type: String,
-    /// The entity kind it runs.
-    pub entity_kind: EntityKind,
-    /// Its probe succeeded.
-    pub ready: bool,
-    /// Why the probe failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What it found (e.g. cgroup support).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// Writes a plugin's actual record.
-pub async fn publish(store: &dyn Store, key: &str, record: &PluginRecord) -> Result<(), StoreError> {
-    let value =
-        serde_json::to_vec(record).map_err(|e| StoreError::Codec { key: key.to_string(), message: e.to_string() })?;
-    store.put(key, value, None).await?;
+/// Writes the actual record of plugin `plugin` on `node` (`actual/nodes/<node>/plugins/<plugin>`).
+pub async fn publish(records: &Records, node: &str, plugin: &str, record: &PluginRecord) -> Result<(), StoreError> {
+    records.put::<ActualPlugins>(&(node.to_string(), plugin.to_string()), record, None).await?;
     Ok(())
 }
 
@@ -155,8 +135,7 @@ impl RuntimeRegistry {
         &self,
         env: &RuntimeEnv,
         settings: &BTreeMap<EntityKind, RuntimeSettings>,
-        store: &dyn Store,
-        keys: &Keys,
+        records: &Records,
     ) -> Result<NodeRuntimes, StoreError> {
         for kind in settings.keys().filter(|k| !self.factories.iter().any(|(f, _)| f == *k)) {
             tracing::warn!(%kind, "the node configuration names a runtime this agent does not have; ignored");
@@ -170,8 +149,7 @@ impl RuntimeRegistry {
             } else {
                 (None, record(*kind, Err("disabled in the node configuration".into()), None))
             };
-            let key = keys.actual_node_plugin(&env.node, kind.as_str());
-            publish(store, &key, &record).await?;
+            publish(records, &env.node, kind.as_str(), &record).await?;
             match runtime {
                 Some(rt) => {
                     tracing::info!(%kind, detail = record.detail.as_deref().unwrap_or(""), "runtime ready");

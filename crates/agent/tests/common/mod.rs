@@ -12,12 +12,14 @@ use fos_api::lifecycle::State;
 use fos_api::manifest::EntitySpec;
 use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
 use fos_api::Keys;
-use fos_store::{EmbeddedConfig, EmbeddedStore, EventKind, Store, WatchStream};
+use fos_store::records::{ActualInstances, DesiredInstances};
+use fos_store::{EmbeddedConfig, EmbeddedStore, EventKind, Records, Store, WatchStream};
 use futures::StreamExt;
 
 pub struct Env {
     pub store: Arc<dyn Store>,
     pub keys: Keys,
+    pub records: Records,
     pub agent: Option<AgentHandle>,
     pub node: String,
     pub data: tempfile::TempDir,
@@ -61,7 +63,16 @@ impl Env {
         let mut config = agent_config(node, data.path());
         configure(&mut config);
         let agent = Agent::start(config, store.clone()).await.unwrap();
-        Env { store, keys: Keys::default(), agent: Some(agent), node: node.to_string(), data, _store_dir: store_dir }
+        let records = Records::new(store.clone(), Keys::default());
+        Env {
+            store,
+            keys: Keys::default(),
+            records,
+            agent: Some(agent),
+            node: node.to_string(),
+            data,
+            _store_dir: store_dir,
+        }
     }
 
     pub fn desired(&self, component: &str, argv: &[&str]) -> DesiredInstance {
@@ -78,28 +89,28 @@ impl Env {
         }
     }
 
+    /// Writes a desired record, as the controller does.
     pub async fn put(&self, d: &DesiredInstance) {
-        let key = self.keys.desired_instance(&self.node, &d.id);
-        self.store.put(&key, serde_json::to_vec(d).unwrap(), None).await.unwrap();
+        self.records.put::<DesiredInstances>(&(self.node.clone(), d.id.clone()), d, None).await.unwrap();
     }
 
     pub async fn delete(&self, id: &InstanceId) {
-        self.store.delete(&self.keys.desired_instance(&self.node, id)).await.unwrap();
+        self.records.delete::<DesiredInstances>(&(self.node.clone(), id.clone())).await.unwrap();
     }
 
     /// A watch on one instance's actual record from now on.
     pub async fn watch_actual(&self, id: &InstanceId) -> ActualWatch {
-        let key = self.keys.actual_instance(&self.node, id);
+        let key = self.records.key::<ActualInstances>(&(self.node.clone(), id.clone()));
         let rev = self.store.revision().await.unwrap();
         let stream = self.store.watch(&key, rev + 1).await.unwrap();
-        let current = self.store.get(&key).await.unwrap().map(|kv| serde_json::from_slice(&kv.value).unwrap());
-        ActualWatch { stream, current, seen: Vec::new() }
+        let current = self.actual(id).await;
+        ActualWatch { records: self.records.clone(), stream, current, seen: Vec::new() }
     }
 
     /// The actual record in the store now.
     pub async fn actual(&self, id: &InstanceId) -> Option<ActualInstance> {
-        let kv = self.store.get(&self.keys.actual_instance(&self.node, id)).await.unwrap()?;
-        Some(serde_json::from_slice(&kv.value).unwrap())
+        let record = self.records.get::<ActualInstances>(&(self.node.clone(), id.clone())).await.unwrap()?;
+        Some(record.value)
     }
 
     /// Starts the agent again on the same data directory and store (after [`Env::shutdown`]).
@@ -117,6 +128,7 @@ impl Env {
 }
 
 pub struct ActualWatch {
+    records: Records,
     stream: WatchStream,
     /// The record now (`None`: deleted / never written).
     pub current: Option<ActualInstance>,
@@ -142,7 +154,7 @@ impl ActualWatch {
                 .unwrap()
                 .unwrap();
             self.current = match ev.kind {
-                EventKind::Put => Some(serde_json::from_slice(&ev.kv.value).unwrap()),
+                EventKind::Put => Some(self.records.decode::<ActualInstances>(&ev.kv).unwrap().unwrap().1.value),
                 EventKind::Delete => None,
             };
             self.seen.push(self.current.clone());
@@ -165,7 +177,7 @@ impl ActualWatch {
                 .unwrap()
                 .unwrap();
             self.current = match ev.kind {
-                EventKind::Put => Some(serde_json::from_slice(&ev.kv.value).unwrap()),
+                EventKind::Put => Some(self.records.decode::<ActualInstances>(&ev.kv).unwrap().unwrap().1.value),
                 EventKind::Delete => None,
             };
             self.seen.push(self.current.clone());

@@ -32,11 +32,11 @@ pub fn plan_changes(
             _ => None,
         };
     }
-    let mut planner = Planner::new(ctx.placer.as_ref(), view);
+    let mut planner = Planner::accumulating(ctx.placer.as_ref(), view);
     let mut plans: BTreeMap<AppKey, AppPlan> =
         written.iter().map(|(k, app)| (k.clone(), planner.plan(&k.0, &k.1, &app.spec))).collect();
     for (k, app) in &unchanged {
-        let mut alone = Planner::new(ctx.placer.as_ref(), view);
+        let mut alone = Planner::one(ctx.placer.as_ref(), view);
         plans.insert(k.clone(), alone.plan(&k.0, &k.1, &app.spec));
     }
     // In the order the objects were given.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, StoreEntry, WatchEvent};
 use fos_api::{InstanceId, Node, StoreUri};
-use fos_store::records::{ActualPlugins, DesiredPlugins, Images, Networks, NodeNetworks};
-use fos_store::{EventKind, KeyValue};
+use fos_store::records::{ActualPlugins, AppStatuses, Apps, DesiredPlugins, Images, Networks, NodeNetworks};
+use fos_store::{EventKind, KeyValue, StoreError};
 use futures::{Stream, StreamExt};
 
 use super::{Caller, OpError};
@@ -22,23 +22,25 @@ fn wanted(caller: &Caller, q: &ListQuery, tenant: &str, app: &str) -> bool {
 
 /// The applications (record and status) the caller may see that match `q`.
 pub async fn apps(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<AppView>, OpError> {
-    let (view, _) = ClusterView::read(&ctx.records()).await?;
-    Ok(view
-        .apps
-        .iter()
+    let records = ctx.records();
+    let (apps, statuses) = tokio::try_join!(records.list::<Apps>(), records.list::<AppStatuses>())?;
+    let mut statuses: BTreeMap<_, _> = statuses.0.into_iter().map(|(k, v)| (k, v.value)).collect();
+    Ok(apps
+        .0
+        .into_iter()
         .filter(|((t, a), _)| wanted(caller, q, t, a))
-        .map(|(k, s)| AppView { record: s.record.clone(), status: view.statuses.get(k).cloned() })
+        .map(|(k, v)| AppView { record: v.value, status: statuses.remove(&k) })
         .collect())
 }
 
 /// One application.
 pub async fn app(ctx: &Context, caller: &Caller, tenant: &str, name: &str) -> Result<AppView, OpError> {
     caller.check(tenant)?;
-    let q = ListQuery { tenant: Some(tenant.to_string()), app: Some(name.to_string()), limit: None };
-    apps(ctx, caller, &q)
-        .await?
-        .pop()
-        .ok_or_else(|| OpError::NotFound(format!("application {tenant}/{name} not found")))
+    let records = ctx.records();
+    let key = (tenant.to_string(), name.to_string());
+    let (record, status) = tokio::try_join!(records.get::<Apps>(&key), records.get::<AppStatuses>(&key))?;
+    let record = record.ok_or_else(|| OpError::NotFound(format!("application {tenant}/{name} not found")))?;
+    Ok(AppView { record: record.value, status: status.map(|s| s.value) })
 }
 
 /// Every instance of `view`, desired and actual side by side.
@@ -117,18 +119,22 @@ pub async fn node_networks(ctx: &Context, caller: &Caller) -> Result<Vec<serde_j
     }
     let mut out = Vec::new();
     for ((node, _), state) in states.0 {
-        let mut value = state.value;
-        let tenant = value.pointer("/network/tenant").and_then(|t| t.as_str()).unwrap_or_default().to_string();
-        if !caller.may_act_on(&tenant) {
+        let net = &state.value.network;
+        if !caller.may_act_on(&net.tenant) {
             continue;
         }
-        let net = value.pointer("/network/name").and_then(|t| t.as_str()).unwrap_or_default().to_string();
-        let addresses = held.remove(&(tenant, net, node.clone())).unwrap_or_default();
+        let addresses = held.remove(&(net.tenant.clone(), net.name.clone(), node.clone())).unwrap_or_default();
+        let mut value = json(&state.key, &state.value)?;
         value["node"] = serde_json::Value::String(node);
         value["addresses"] = serde_json::json!(addresses);
         out.push(value);
     }
     Ok(out)
+}
+
+/// A typed record as JSON (it always is one; a failure is reported as the record's codec error).
+fn json(key: &str, record: &impl serde::Serialize) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(record).map_err(|e| StoreError::Codec { key: key.to_string(), message: e.to_string() })
 }
 
 /// The Image objects applied (shared by every tenant).
@@ -142,11 +148,10 @@ pub async fn plugins(ctx: &Context, _caller: &Caller) -> Result<Vec<serde_json::
     let records = ctx.records();
     let (desired, actual) = tokio::try_join!(records.list::<DesiredPlugins>(), records.list::<ActualPlugins>())?;
     let mut out: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    let sides = desired
-        .0
-        .into_iter()
-        .map(|(k, v)| ("desired", k, v.value.to_value()))
-        .chain(actual.0.into_iter().map(|(k, v)| ("actual", k, v.value)));
+    let mut sides: Vec<_> = desired.0.into_iter().map(|(k, v)| ("desired", k, v.value.to_value())).collect();
+    for (k, v) in actual.0 {
+        sides.push(("actual", k, json(&v.key, &v.value)?));
+    }
     for (side, (node, plugin), value) in sides {
         let entry = out
             .entry((node.clone(), plugin.clone()))

@@ -34,6 +34,12 @@ impl Cache {
         &self.view
     }
 
+    /// Brings the scheduler's snapshot up to date with the nodes (after a node changed what placement looks at, or
+    /// always when `resync`).
+    pub fn prepare(&mut self, resync: bool) {
+        self.view.refresh_snapshot_if(resync);
+    }
+
     /// Applies a watch event; what it touched (nothing for an event the cache is already past).
     pub fn on_event(&mut self, event: &Event) -> Touched {
         let key = &event.kv.key;
@@ -56,11 +62,11 @@ impl Cache {
         for w in writes {
             let key = match w {
                 Write::PutDesired(d) => {
-                    self.view.desired.insert(d.id.clone(), (**d).clone());
+                    self.view.put_desired((**d).clone());
                     self.records.key::<DesiredInstances>(&(d.node.clone(), d.id.clone()))
                 }
                 Write::DeleteDesired { node, id } => {
-                    self.view.desired.remove(id);
+                    self.view.remove_desired(id);
                     self.records.key::<DesiredInstances>(&(node.clone(), id.clone()))
                 }
                 Write::PutStatus(app, status) => {

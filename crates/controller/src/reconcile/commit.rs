@@ -1,9 +1,9 @@
-//! Commits one reconcile's [`Actions`]: every write in one transaction through the typed records, guarded by the
-//! records the decision was read from, then the events in one batch. The cache is told of the writes once they are
-//! in.
+//! Commits one reconcile's [`Actions`]: the writes through the typed records in guarded transactions (the records
+//! the decision was read from must be unchanged), then the events in one batch. The cache is told of the writes once
+//! they are in.
 
 use fos_store::records::{AppStatuses, Apps, DesiredInstances};
-use fos_store::{Records, Revision, Txn, TxnOp};
+use fos_store::{Compare, Records, Revision, Txn, TxnOp, MAX_TXN_OPS};
 
 use super::cache::Cache;
 use super::{Actions, CommitError, Guard, Write};
@@ -20,30 +20,33 @@ fn op(records: &Records, write: &Write) -> Result<TxnOp, CommitError> {
     })
 }
 
-/// Writes `actions` (nothing when they write nothing), tells `cache`, and records their events. Returns the revision
-/// of the write.
+/// Writes `actions` (nothing when they write nothing), tells `cache`, and records their events. Writes beyond what
+/// one transaction may hold ([`MAX_TXN_OPS`]) go in several, each under the same guards: a change of a guarded
+/// record stops the rest, and the next reconcile finishes from what went in. Returns the revision of the last write.
 pub async fn commit(
     records: &Records,
     events: &EventLog,
-    cache: Option<&mut Cache>,
+    mut cache: Option<&mut Cache>,
     actions: &Actions,
 ) -> Result<Option<Revision>, CommitError> {
     let mut revision = None;
-    if !actions.writes.is_empty() {
-        let compare = actions
-            .guards
-            .iter()
-            .map(|g| match g {
-                Guard::App(app, rev) => records.unchanged::<Apps>(app, *rev),
-            })
-            .collect();
-        let success = actions.writes.iter().map(|w| op(records, w)).collect::<Result<Vec<_>, _>>()?;
-        let result = records.store().txn(Txn { compare, success, failure: Vec::new() }).await?;
+    let compare: Vec<Compare> = actions
+        .guards
+        .iter()
+        .map(|g| match g {
+            Guard::App(app, rev) => records.unchanged::<Apps>(app, *rev),
+        })
+        .collect();
+    let per_txn = MAX_TXN_OPS.saturating_sub(compare.len()).max(1);
+    for writes in actions.writes.chunks(per_txn) {
+        let success = writes.iter().map(|w| op(records, w)).collect::<Result<Vec<_>, _>>()?;
+        let txn = Txn { compare: compare.clone(), success, failure: Vec::new() };
+        let result = records.store().txn(txn).await?;
         if !result.succeeded {
             return Err(CommitError::Conflict);
         }
-        if let Some(cache) = cache {
-            cache.written(&actions.writes, result.revision);
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.written(writes, result.revision);
         }
         revision = Some(result.revision);
     }

@@ -25,7 +25,7 @@ use fos_api::wire::AppStatus;
 use fos_api::{DesiredInstance, InstanceId};
 use fos_store::{Revision, StoreError};
 
-pub use runner::{reconcile_all, run, Registered, RESYNC};
+pub use runner::{reconcile_all, run, Controller, Registered, RESYNC};
 
 use crate::view::{AppKey, ClusterView, Touched};
 use crate::Context;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use fos_store::{Election, LeaseKeeper, StoreError};
+use fos_store::{Election, Event, LeaseKeeper, Revision, StoreError, WatchStream};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -98,6 +98,7 @@ impl<R: Reconciler> Registered for Queue<R> {
         }
         let Some(key) = self.ready.pop_first() else { return false };
         let started = std::time::Instant::now();
+        cache.prepare(false);
         let actions = self.reconciler.reconcile(&key, cache.view(), Utc::now());
         let result = commit(&ctx.records(), events, Some(cache), &actions).await;
         ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
@@ -174,9 +175,8 @@ pub async fn run(ctx: Context, mut shutdown: watch::Receiver<bool>) {
 
 /// Reconciles while leading. A broken watch (compaction, store failure) reads the cluster again and carries on.
 async fn lead(ctx: &Context) -> Result<(), StoreError> {
-    let mut reconcilers = super::reconcilers(ctx);
     loop {
-        if let Err(e) = follow(ctx, &mut reconcilers).await {
+        if let Err(e) = follow(ctx).await {
             tracing::warn!("controller watch ended: {e}; reading the cluster again");
             tokio::time::sleep(ERROR_DELAY).await;
         }
@@ -184,69 +184,111 @@ async fn lead(ctx: &Context) -> Result<(), StoreError> {
 }
 
 /// One read of the cluster, then the watch from there on, until the watch fails.
-async fn follow(ctx: &Context, reconcilers: &mut [Box<dyn Registered>]) -> Result<(), StoreError> {
-    let records = ctx.records();
-    let events = EventLog::new(records.clone());
-    let (view, revision) = ClusterView::read(&records).await?;
+async fn follow(ctx: &Context) -> Result<(), StoreError> {
+    let (mut controller, revision) = Controller::start(ctx).await?;
     let mut stream = ctx.store.watch(ctx.keys.root(), revision + 1).await?;
-    let mut cache = Cache::new(records, view);
-    for r in reconcilers.iter_mut() {
-        r.enqueue_all(cache.view());
-    }
     let mut resync = tokio::time::interval(RESYNC);
     resync.tick().await;
     loop {
-        // Everything queued, taking in every change already delivered before each object.
+        controller.run_queued(Some(&mut stream)).await?;
+        tokio::select! {
+            next = stream.next() => controller.take(watched(next)?),
+            _ = resync.tick() => controller.resync(),
+            _ = sleep_until(controller.next_due()) => {}
+        }
+    }
+}
+
+/// The event of a watch item, or why the watch ended.
+fn watched(next: Option<Result<Event, StoreError>>) -> Result<Event, StoreError> {
+    match next {
+        Some(item) => item,
+        None => Err(StoreError::Unavailable("the controller's watch ended".into())),
+    }
+}
+
+/// The controller while leading: the cache of the cluster and the reconcilers with their queues.
+pub struct Controller {
+    ctx: Context,
+    events: EventLog,
+    cache: Cache,
+    reconcilers: Vec<Box<dyn Registered>>,
+}
+
+impl Controller {
+    /// Reads the cluster and queues every object of every reconciler; returns the controller and the revision the
+    /// cluster was read at (watch from the next one).
+    pub async fn start(ctx: &Context) -> Result<(Controller, Revision), StoreError> {
+        let records = ctx.records();
+        let (view, revision) = ClusterView::read(&records).await?;
+        count_states(ctx, &view);
+        let mut controller = Controller {
+            ctx: ctx.clone(),
+            events: EventLog::new(records.clone()),
+            cache: Cache::new(records, view),
+            reconcilers: super::reconcilers(ctx),
+        };
+        for r in controller.reconcilers.iter_mut() {
+            r.enqueue_all(controller.cache.view());
+        }
+        Ok((controller, revision))
+    }
+
+    /// The cached view of the cluster.
+    pub fn view(&self) -> &ClusterView {
+        self.cache.view()
+    }
+
+    /// Takes one watch event into the cache and queues the objects it wakes.
+    pub fn take(&mut self, event: Event) {
+        if !self.cache.is_relevant(&event.kv.key) {
+            return;
+        }
+        let touched = self.cache.on_event(&event);
+        if touched != Touched::Nothing {
+            for r in self.reconcilers.iter_mut() {
+                r.woken(&touched, self.cache.view());
+            }
+        }
+    }
+
+    /// Queues every object again (and refreshes the instances-by-state gauge).
+    pub fn resync(&mut self) {
+        self.cache.prepare(true);
+        count_states(&self.ctx, self.cache.view());
+        for r in self.reconcilers.iter_mut() {
+            r.enqueue_all(self.cache.view());
+        }
+    }
+
+    /// When the next delayed object is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.reconcilers.iter().filter_map(|r| r.next_due()).min()
+    }
+
+    /// Reconciles every queued object that is due, one at a time, taking in what `stream` has already delivered
+    /// before each one. Returns how many objects were reconciled.
+    pub async fn run_queued(&mut self, mut stream: Option<&mut WatchStream>) -> Result<usize, StoreError> {
+        let mut done = 0;
         loop {
-            while let Some(next) = stream.next().now_or_never() {
-                take(&mut cache, reconcilers, next)?;
+            if let Some(stream) = stream.as_deref_mut() {
+                while let Some(next) = stream.next().now_or_never() {
+                    self.take(watched(next)?);
+                }
             }
             let mut worked = false;
-            for r in reconcilers.iter_mut() {
-                if r.step(ctx, &mut cache, &events).await {
+            for r in self.reconcilers.iter_mut() {
+                if r.step(&self.ctx, &mut self.cache, &self.events).await {
                     worked = true;
                     break;
                 }
             }
             if !worked {
-                break;
+                return Ok(done);
             }
-        }
-        let due = reconcilers.iter().filter_map(|r| r.next_due()).min();
-        tokio::select! {
-            next = stream.next() => take(&mut cache, reconcilers, next)?,
-            _ = resync.tick() => {
-                count_states(ctx, cache.view());
-                for r in reconcilers.iter_mut() {
-                    r.enqueue_all(cache.view());
-                }
-            }
-            _ = sleep_until(due) => {}
+            done += 1;
         }
     }
-}
-
-/// Takes one watch item into the cache and wakes the reconcilers it concerns.
-fn take(
-    cache: &mut Cache,
-    reconcilers: &mut [Box<dyn Registered>],
-    next: Option<Result<fos_store::Event, StoreError>>,
-) -> Result<(), StoreError> {
-    let event = match next {
-        Some(Ok(event)) => event,
-        Some(Err(e)) => return Err(e),
-        None => return Err(StoreError::Unavailable("the controller's watch ended".into())),
-    };
-    if !cache.is_relevant(&event.kv.key) {
-        return Ok(());
-    }
-    let touched = cache.on_event(&event);
-    if touched != Touched::Nothing {
-        for r in reconcilers.iter_mut() {
-            r.woken(&touched, cache.view());
-        }
-    }
-    Ok(())
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -259,15 +301,8 @@ async fn sleep_until(at: Option<Instant>) {
 /// One pass over every object of every reconciler, from a fresh read of the store (tests and tools; the running
 /// controller is watch-driven).
 pub async fn reconcile_all(ctx: &Context) -> Result<(), StoreError> {
-    let records = ctx.records();
-    let events = EventLog::new(records.clone());
-    let (view, _) = ClusterView::read(&records).await?;
-    count_states(ctx, &view);
-    let mut cache = Cache::new(records.clone(), view);
-    for mut r in super::reconcilers(ctx) {
-        r.enqueue_all(cache.view());
-        while r.step(ctx, &mut cache, &events).await {}
-    }
+    let (mut controller, _) = Controller::start(ctx).await?;
+    controller.run_queued(None).await?;
     Ok(())
 }
 

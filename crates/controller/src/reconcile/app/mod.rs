@@ -79,9 +79,9 @@ impl Reconciler for ApplicationReconciler {
             return Actions::default();
         };
         let (tenant, name) = (key.0.as_str(), key.1.as_str());
-        let mut planner = Planner::new(self.placer.as_ref(), view);
-        let plan = (!stored.record.deleting && !planner.all_placed(tenant, name, &app.spec))
-            .then(|| planner.plan(tenant, name, &app.spec));
+        let placed = |id: &InstanceId| view.desired.contains_key(id);
+        let plan = (!stored.record.deleting && !wanted_instances(tenant, name, &app.spec).iter().all(placed))
+            .then(|| Planner::one(self.placer.as_ref(), view).plan(tenant, name, &app.spec));
         reconcile_app(view, key, stored, plan.as_ref(), now)
     }
 }
