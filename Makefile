@@ -70,11 +70,13 @@ demo-down:
 	-$(FOSCTL_DEMO) delete wordpress --wait --timeout 60s
 	-@[ -f $(DEMO_DIR)/fosd.pid ] && kill $$(cat $(DEMO_DIR)/fosd.pid) && rm -f $(DEMO_DIR)/fosd.pid
 
-## bench: benchmarks (figures printed by each)
+## bench: benchmarks (figures printed by each): store, scheduler, agent, controller pass, manifests, apply → Running,
+## one 5,000-component application
 bench: deps
 	$(CARGO) bench --workspace
 	$(CARGO) build --release -p fos-fosd -p fos-apply -p fos-e2e
 	./target/release/fos-bench 200
+	./target/release/fos-bench-apply 5000
 
 ## fmt: format every crate in place
 fmt:

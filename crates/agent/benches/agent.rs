@@ -89,17 +89,7 @@ async fn agent_total(store: &Arc<dyn Store>, dir: &std::path::Path, cgroups: boo
         let id = InstanceId::new("default", "bench", "stamp", i as u32);
         let mut entity = EntitySpec::native(["date", "+%s%N"]);
         entity.restart = RestartPolicy::Never;
-        let d = DesiredInstance {
-            id: id.clone(),
-            node: name.into(),
-            entity,
-            state: State::Running,
-            generation: 1,
-            env: Default::default(),
-            devices: Default::default(),
-            migration: None,
-            networks: Default::default(),
-        };
+        let d = DesiredInstance::new(id.clone(), name, entity);
         let on_node = (name.to_string(), id.clone());
         let log = data.join("native").join(id.to_string()).join("logs").join("stdout.log");
         let t0 = now_ns();

@@ -171,7 +171,9 @@ async fn a_generation_bump_restarts_the_instance_with_the_new_spec() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(String::from_utf8_lossy(&read("environ")).split('\0').any(|v| v == "VERSION=2"));
+    let env_of = read("environ");
+    let env_of = String::from_utf8_lossy(&env_of);
+    assert!(env_of.split('\0').any(|v| v == "VERSION=2"), "pid {pid} runs with {env_of:?}");
     env.delete(&d.id).await;
     w.deleted().await;
     env.shutdown().await;

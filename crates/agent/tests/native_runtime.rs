@@ -1,6 +1,5 @@
 //! The native runtime against real processes: the lifecycle steps, process groups, env, setup, pause, cgroups.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fos_agent::runtime::native::{process, NativeConfig, NativeRuntime};
@@ -10,17 +9,7 @@ use fos_api::manifest::EntitySpec;
 use fos_api::record::{DesiredInstance, InstanceId};
 
 fn desired(name: &str, argv: &[&str]) -> DesiredInstance {
-    DesiredInstance {
-        id: InstanceId::new("default", "test", name, 0),
-        node: "n1".into(),
-        entity: EntitySpec::native(argv.iter().copied()),
-        state: State::Running,
-        generation: 1,
-        env: BTreeMap::new(),
-        devices: Default::default(),
-        migration: None,
-        networks: Default::default(),
-    }
+    DesiredInstance::new(InstanceId::new("default", "test", name, 0), "n1", EntitySpec::native(argv.iter().copied()))
 }
 
 fn config() -> NativeConfig {

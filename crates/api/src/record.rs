@@ -145,6 +145,23 @@ pub struct DesiredInstance {
     pub networks: BTreeMap<String, NetworkSpec>,
 }
 
+impl DesiredInstance {
+    /// A first desired record of `id` on `node` running `entity`: state Running, generation 1, nothing injected.
+    pub fn new(id: InstanceId, node: impl Into<String>, entity: EntitySpec) -> Self {
+        DesiredInstance {
+            id,
+            node: node.into(),
+            entity,
+            state: State::Running,
+            generation: 1,
+            env: BTreeMap::new(),
+            devices: AssignedDevices::default(),
+            migration: None,
+            networks: BTreeMap::new(),
+        }
+    }
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }

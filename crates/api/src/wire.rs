@@ -243,13 +243,6 @@ pub struct AppPlan {
     pub unschedulable: Vec<Unschedulable>,
 }
 
-impl AppPlan {
-    /// The node `id` goes to in this plan.
-    pub fn node_of(&self, id: &InstanceId) -> Option<&PlannedInstance> {
-        self.placements.iter().find(|p| &p.instance == id)
-    }
-}
-
 /// The answer to an apply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -51,11 +51,11 @@ impl Histogram {
 /// Every metric of one `fosd`.
 #[derive(Default)]
 pub struct Metrics {
-    /// Reconcile passes run.
+    /// Objects reconciled (one reconcile and its commit each).
     pub reconciles: AtomicU64,
-    /// Reconcile passes that failed.
+    /// Reconciles whose commit failed on the store.
     pub reconcile_errors: AtomicU64,
-    /// Duration of reconcile passes.
+    /// Duration of one object's reconcile and commit.
     pub reconcile_duration: Histogram,
     /// API requests served.
     pub api_requests: AtomicU64,
@@ -76,14 +76,14 @@ impl Metrics {
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter(&mut out, "fos_reconcile_total", "Reconcile passes run.", self.reconciles.load(Ordering::Relaxed));
+        counter(&mut out, "fos_reconcile_total", "Objects reconciled.", self.reconciles.load(Ordering::Relaxed));
         counter(
             &mut out,
             "fos_reconcile_errors_total",
-            "Reconcile passes that failed.",
+            "Reconciles whose commit failed on the store.",
             self.reconcile_errors.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# HELP fos_reconcile_duration_seconds Duration of reconcile passes.");
+        let _ = writeln!(out, "# HELP fos_reconcile_duration_seconds Duration of one object's reconcile and commit.");
         let _ = writeln!(out, "# TYPE fos_reconcile_duration_seconds histogram");
         self.reconcile_duration.render(&mut out, "fos_reconcile_duration_seconds", "");
         counter(&mut out, "fos_api_requests_total", "API requests served.", self.api_requests.load(Ordering::Relaxed));

@@ -58,19 +58,28 @@ pub fn world() -> World {
     world_with(Arc::new(FirstNode))
 }
 
+/// A world on `store` (an etcd, say) placing on the first node.
+pub fn world_on(store: Arc<dyn Store>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    World { _dir: dir, ctx: context(store, Arc::new(FirstNode)) }
+}
+
 /// A world placing with `placer`.
 pub fn world_with(placer: Arc<dyn Placer>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap());
-    let ctx = Context {
+    World { _dir: dir, ctx: context(store, placer) }
+}
+
+fn context(store: Arc<dyn Store>, placer: Arc<dyn Placer>) -> Context {
+    Context {
         store,
         keys: Keys::default(),
         placer,
         metrics: Arc::new(Metrics::default()),
         node_name: "n1".into(),
         logs: Arc::new(fos_controller::api::logs::NoLogs),
-    };
-    World { _dir: dir, ctx }
+    }
 }
 
 impl World {

@@ -3,6 +3,8 @@
 //! placed together; the placement order is the groups in `need` order, each group ordered so that a rule's target is
 //! placed before the rule's owner.
 
+use std::collections::HashMap;
+
 use petgraph::unionfind::UnionFind;
 
 use fos_api::graph::NeedGraph;
@@ -25,12 +27,13 @@ impl AppGraph {
     /// Builds the graph, refusing duplicate names, unknown references and `need` cycles.
     pub fn build(spec: &ApplicationSpec) -> Result<Self, ScheduleError> {
         let comps = &spec.components;
-        let index = |name: &str| comps.iter().position(|c| c.name == name);
+        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(comps.len());
         for (i, c) in comps.iter().enumerate() {
-            if comps[..i].iter().any(|o| o.name == c.name) {
+            if by_name.insert(c.name.as_str(), i).is_some() {
                 return Err(ScheduleError::DuplicateComponent(c.name.clone()));
             }
         }
+        let index = |name: &str| by_name.get(name).copied();
         for c in comps {
             for n in &c.need {
                 if index(n).is_none() {

@@ -2,6 +2,8 @@
 //! into account, bounded backtracking when a component does not fit because of an earlier choice (first another
 //! node for the group's first component, then placing the failing group before an earlier one).
 
+use std::collections::HashMap;
+
 use fos_api::{ApplicationSpec, InstanceId};
 
 use crate::error::ScheduleError;
@@ -57,6 +59,10 @@ struct Run<'s> {
     moving: bool,
     /// The components with a required proximity rule (the only ones a repair looks at).
     bound: Vec<usize>,
+    /// Component indexes by name.
+    index: HashMap<&'s str, usize>,
+    /// For each component, the rules of other components that point at it: (component, rule index).
+    targeted_by: Vec<Vec<(usize, usize)>>,
 }
 
 /// The outcome of placing one group.
@@ -83,9 +89,32 @@ impl<'s> Run<'s> {
     ) -> Result<Self, ScheduleError> {
         let graph = AppGraph::build(spec)?;
         let needs = spec.components.iter().map(|c| Needs::of(c, snapshot)).collect();
-        let bound =
-            (0..spec.components.len()).filter(|&i| spec.components[i].proximity.iter().any(|p| p.required)).collect();
-        Ok(Run { snapshot, tenant, app, spec, options, graph, needs, excluded: Vec::new(), moving: false, bound })
+        let comps = &spec.components;
+        let bound = (0..comps.len()).filter(|&i| comps[i].proximity.iter().any(|p| p.required)).collect();
+        let index: HashMap<&str, usize> = comps.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+        let mut targeted_by = vec![Vec::new(); comps.len()];
+        for (o, other) in comps.iter().enumerate() {
+            for (k, p) in other.proximity.iter().enumerate() {
+                match index.get(p.to.as_str()) {
+                    Some(&t) if t != o => targeted_by[t].push((o, k)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(Run {
+            snapshot,
+            tenant,
+            app,
+            spec,
+            options,
+            graph,
+            needs,
+            excluded: Vec::new(),
+            moving: false,
+            bound,
+            index,
+            targeted_by,
+        })
     }
 
     fn run(
@@ -108,7 +137,7 @@ impl<'s> Run<'s> {
                 state.take(a);
             }
             let ours = a.instance.tenant == self.tenant && a.instance.app == self.app;
-            let c = comps.iter().position(|c| c.name == a.instance.component);
+            let c = self.index.get(a.instance.component.as_str()).copied();
             match c {
                 Some(c) if ours && a.instance.replica < comps[c].replicas => {
                     if replace.contains(&a.instance) {
@@ -308,7 +337,7 @@ impl<'s> Run<'s> {
                     let mut targets =
                         state.placed(&r.to).iter().filter(|(t, _)| !(r.to == a.name && t == replica)).peekable();
                     if targets.peek().is_some() && !targets.any(|(_, m)| near(self.snapshot, *n, *m, &r.within)) {
-                        broken = comps.iter().position(|c| c.name == r.to);
+                        broken = self.index.get(r.to.as_str()).copied();
                         if placements.iter().any(|p| p.instance.component == r.to) {
                             break 'find;
                         }
@@ -356,7 +385,7 @@ impl<'s> Run<'s> {
             let p = placements.remove(i);
             state.give_back(&Allocation::from(&p));
             state.unrecord(&p.instance);
-            let Some(c) = self.spec.components.iter().position(|c| c.name == p.instance.component) else { continue };
+            let Some(&c) = self.index.get(p.instance.component.as_str()) else { continue };
             let request = self.request(c, &p.instance, true, state, self.excluded.clone());
             let cx = Context { snapshot: self.snapshot, state, request: &request, options: self.options };
             let again = if rounds > 0 { select(&cx) } else { None };
@@ -405,7 +434,9 @@ impl<'s> Run<'s> {
 
     /// True when a required proximity rule of the placed instance has targets placed, none of them near it.
     fn lacks_neighbour(&self, state: &Working<'_>, p: &Placement) -> bool {
-        let Some(comp) = self.spec.component(&p.instance.component) else { return false };
+        let Some(comp) = self.index.get(p.instance.component.as_str()).map(|&i| &self.spec.components[i]) else {
+            return false;
+        };
         let Some(n) = self.snapshot.index_of(&p.node) else { return false };
         comp.proximity.iter().filter(|r| r.required).any(|r| {
             let mut targets = state
@@ -476,8 +507,9 @@ impl<'s> Run<'s> {
                 });
             }
         }
-        for other in comps.iter().filter(|o| o.name != me.name) {
-            for p in other.proximity.iter().filter(|p| p.to == me.name) {
+        for &(o, k) in &self.targeted_by[c] {
+            let (other, p) = (&comps[o], &comps[o].proximity[k]);
+            {
                 let theirs = nodes_of(&other.name);
                 if theirs.is_empty() {
                     continue;

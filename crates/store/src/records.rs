@@ -20,8 +20,6 @@ use serde::Serialize;
 use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
-mod network;
-
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
 
 /// `(tenant, name)`: how tenant-scoped objects (applications, networks) are named.
@@ -50,9 +48,13 @@ pub trait Kind: Send + Sync + 'static {
     }
 }
 
+/// Defines a record kind: its name, id, value, what it is called in errors, its key, the prefix holding all of its
+/// records, and how an id is read back from a key: a [`KeyRef`] pattern (`parse:`) for the keys [`Keys::parse`]
+/// names, or (`parse_rest:`) a function of the key's segments after the prefix, for keys under `system/`; such a
+/// key is the kind's only when the id read from it builds the same key back.
 macro_rules! kind {
     ($(#[$doc:meta])* $name:ident, $id:ty, $value:ty, $what:literal,
-     key: |$k:ident, $i:ident| $key:expr, prefix: |$pk:ident| $prefix:expr, parse: $pat:pat => $out:expr) => {
+     key: |$k:ident, $i:ident| $key:expr, prefix: |$pk:ident| $prefix:expr, $($parse:tt)+) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -67,15 +69,27 @@ macro_rules! kind {
             fn prefix($pk: &Keys) -> String {
                 $prefix
             }
-            fn parse(keys: &Keys, key: &str) -> Option<Self::Id> {
-                match keys.parse(key)? {
-                    $pat => Some($out),
-                    _ => None,
-                }
+            kind!(@parse $($parse)+);
+        }
+    };
+    (@parse parse: $pat:pat => $out:expr) => {
+        fn parse(keys: &Keys, key: &str) -> Option<Self::Id> {
+            match keys.parse(key)? {
+                $pat => Some($out),
+                _ => None,
             }
         }
     };
+    (@parse parse_rest: |$rest:ident| $parse:expr) => {
+        fn parse(keys: &Keys, key: &str) -> Option<Self::Id> {
+            let $rest: Vec<&str> = key.strip_prefix(&Self::prefix(keys))?.split('/').collect();
+            let id: Self::Id = $parse?;
+            (Self::key(keys, &id) == key).then_some(id)
+        }
+    };
 }
+
+mod network;
 
 kind!(
     /// `desired/apps/<tenant>/<app>`: an applied Application or standalone Entity ([`AppRecord`]).
@@ -169,26 +183,15 @@ impl Kind for NodeInfos {
     }
 }
 
-/// `system/events/<time>-<seq>`: the control plane's event log (ids sort by time).
-#[derive(Debug, Clone, Copy)]
-pub struct Events;
-
-impl Kind for Events {
-    type Id = String;
-    type Value = EventRecord;
-    const NAME: &'static str = "event";
-    fn key(keys: &Keys, id: &String) -> String {
-        format!("{}{id}", keys.events_prefix())
+kind!(
+    /// `system/events/<time>-<seq>`: the control plane's event log (ids sort by time).
+    Events, String, EventRecord, "event",
+    key: |k, id| format!("{}{id}", k.events_prefix()), prefix: |k| k.events_prefix(),
+    parse_rest: |rest| match rest.as_slice() {
+        [id] if !id.is_empty() => Some(id.to_string()),
+        _ => None,
     }
-    fn prefix(keys: &Keys) -> String {
-        keys.events_prefix()
-    }
-    fn parse(keys: &Keys, key: &str) -> Option<String> {
-        key.strip_prefix(&keys.events_prefix())
-            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
-            .map(str::to_string)
-    }
-}
+);
 
 /// A decoded record with its id.
 pub type Entry<K> = (<K as Kind>::Id, Versioned<<K as Kind>::Value>);

@@ -75,3 +75,108 @@ async fn a_segment_and_its_id_claim_are_read_typed() {
     let (segments, _) = records.list::<Segments>().await.unwrap();
     assert_eq!(segments.len(), 1);
 }
+
+#[tokio::test]
+async fn an_update_retries_on_conflict_and_gives_up_with_a_conflict() {
+    use fos_api::wire::{AppRecord, STATE_ANNOTATION};
+    use fos_store::records::{Apps, Change, UPDATE_ATTEMPTS};
+    use fos_store::StoreError;
+
+    let (_dir, records) = open();
+    let id = ("default".to_string(), "e".to_string());
+    let object = serde_json::from_value(serde_json::json!({
+        "apiVersion": "fos/v1", "kind": "Entity", "metadata": {"name": "e"},
+        "spec": {"kind": "native", "command": ["true"]}
+    }))
+    .unwrap();
+    records.put::<Apps>(&id, &AppRecord { object, generation: 1, deleting: false }, None).await.unwrap();
+
+    // Another writer changes the record while the first attempt decides: the update runs again on the new record.
+    let mut calls = 0;
+    let (after, _) = records
+        .update::<Apps, StoreError, _>(&id, |current| {
+            calls += 1;
+            let mut rec = current.expect("the record").clone();
+            if calls == 1 {
+                let store = records.store().clone();
+                let (key, mut other) = (records.key::<Apps>(&id), rec.clone());
+                other.generation = 7;
+                let value = serde_json::to_vec(&other).unwrap();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    rt.block_on(store.put(&key, value, None)).unwrap();
+                })
+                .join()
+                .unwrap();
+            }
+            rec.generation += 1;
+            Ok(Change::Put(rec))
+        })
+        .await
+        .unwrap();
+    assert_eq!(calls, 2, "the conflicting write made it decide again");
+    assert_eq!(after.unwrap().generation, 8, "decided on the record the other writer left");
+
+    // A record that changes under every attempt: a clear conflict after the last one, and nothing half-written.
+    let mut attempts = 0;
+    let result = records
+        .update::<Apps, StoreError, _>(&id, |current| {
+            attempts += 1;
+            let store = records.store().clone();
+            let key = records.key::<Apps>(&id);
+            let mut other = current.expect("the record").clone();
+            other.generation += 100;
+            let value = serde_json::to_vec(&other).unwrap();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(store.put(&key, value, None)).unwrap();
+            })
+            .join()
+            .unwrap();
+            let mut mine = current.expect("the record").clone();
+            mine.object = {
+                let mut o = mine.object.clone();
+                if let fos_api::Object::Entity(e) = &mut o {
+                    e.metadata.annotations.insert(STATE_ANNOTATION.into(), "Paused".into());
+                }
+                o
+            };
+            Ok(Change::Put(mine))
+        })
+        .await;
+    assert!(matches!(result, Err(StoreError::Conflict(ref m)) if m.contains("kept changing")), "{result:?}");
+    assert_eq!(attempts, UPDATE_ATTEMPTS);
+    let stored = records.get::<Apps>(&id).await.unwrap().unwrap().value;
+    assert!(stored.object.metadata().annotations.is_empty(), "no attempt of the loser went in");
+}
+
+#[tokio::test]
+async fn a_key_of_another_kind_is_not_decoded_and_a_bare_node_info_reads_as_a_node() {
+    use fos_api::{NodeInfo, NodeStatus};
+    use fos_store::records::{ActualInstances, NodeInfos, NodeStatuses};
+
+    let (_dir, records) = open();
+    let info: NodeInfo =
+        serde_json::from_value(serde_json::json!({"arch": "x86_64", "cpu": {"count": 2}, "memory": "1Gi"})).unwrap();
+    let key = records.keys().node_info("n1");
+    records.store().put(&key, serde_json::to_vec(&info).unwrap(), None).await.unwrap();
+    let kv = records.store().get(&key).await.unwrap().unwrap();
+    assert!(records.decode::<ActualInstances>(&kv).is_none(), "a node info key is not an instance's");
+    let (name, node) = records.decode::<NodeInfos>(&kv).unwrap().unwrap();
+    assert_eq!((name.as_str(), node.value.metadata.name.as_str()), ("n1", "n1"));
+
+    // A node without a status record is not ready; with one, it has that status.
+    records.store().put(&records.keys().node_info("n2"), serde_json::to_vec(&info).unwrap(), None).await.unwrap();
+    let status: NodeStatus =
+        serde_json::from_value(serde_json::json!({"ready": true, "address": "10.0.0.2:7887"})).unwrap();
+    records.put::<NodeStatuses>(&"n2".to_string(), &status, None).await.unwrap();
+    let nodes = records.nodes().await.unwrap();
+    let ready: Vec<(&str, bool)> = nodes.iter().map(|n| (n.metadata.name.as_str(), n.status.ready)).collect();
+    assert_eq!(ready, [("n1", false), ("n2", true)]);
+    assert_eq!(nodes[1].status.address.as_deref(), Some("10.0.0.2:7887"));
+
+    // An unreadable record is a codec error naming its key.
+    records.store().put(&records.keys().node_status("n3"), b"{oops".to_vec(), None).await.unwrap();
+    let err = records.get::<NodeStatuses>(&"n3".to_string()).await.unwrap_err();
+    assert!(err.to_string().contains("/fos/0/actual/nodes/n3/status"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! `fos-bench-apply`: one application of 5,000 components (about 420 KB of YAML) applied to a release `fosd` (API and
 //! controller, no agent) on a real etcd with ten nodes: the time until `POST /v1/apply` answers, the time until every
-//! instance is placed (the controller wrote its 5,000 desired records), and `fosd`'s resident memory before, at its
+//! instance is placed (the controller wrote its 5,000 desired records and the status saying so, seen on the API's
+//! watch stream), and `fosd`'s resident memory before, at its
 //! peak and after. Beside it, in the same run, the floor: the same 5,000 records written to the same etcd by a bare
 //! `etcd-client` in transactions of 128.
 //!
@@ -10,11 +11,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fos_api::wire::{AppView, ApplyRequest};
+use fos_api::wire::{AppStatus, ApplyRequest, WatchEvent};
 use fos_api::{Keys, Node, NodeStatus, Object};
 use fos_store::records::{DesiredInstances, NodeInfos, NodeStatuses};
 use fos_store::testing::EtcdServer;
 use fos_store::{Records, MAX_TXN_OPS};
+use futures::StreamExt;
 
 /// A resident-set figure of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
 fn proc_kib(pid: u32, field: &str) -> u64 {
@@ -114,19 +116,29 @@ async fn measure(base: &str, pid: u32, n: usize, records: &Records, endpoint: &s
     let object = Object::from_value(value).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let request = ApplyRequest::new([&object]);
 
+    // The application's status, as the controller writes it, on the API's watch stream.
+    let watch = http.get(format!("{base}/v1/watch?uri=afos://0/apps/default/big")).send().await?.error_for_status()?;
+    let mut stream = watch.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
     let started = Instant::now();
     http.post(format!("{base}/v1/apply")).json(&request).send().await?.error_for_status()?;
     let answered = started.elapsed();
     let mut peak = 0;
-    loop {
+    'placing: loop {
         peak = peak.max(proc_kib(pid, "VmRSS:"));
-        let view: AppView = http.get(format!("{base}/v1/apps/default/big")).send().await?.json().await?;
-        let placed: u32 = view.status.iter().flat_map(|s| s.components.values()).map(|c| c.placed).sum();
-        if placed as usize == n {
-            break;
+        let chunk = tokio::time::timeout(Duration::from_secs(120), stream.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("not placed after 2 minutes"))?
+            .ok_or_else(|| anyhow::anyhow!("the watch stream ended"))??;
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let event: WatchEvent = serde_json::from_slice(&line)?;
+            let Ok(status) = serde_json::from_value::<AppStatus>(event.entry.value) else { continue };
+            if status.components.values().map(|c| c.placed as usize).sum::<usize>() == n {
+                break 'placing;
+            }
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "not placed after 2 minutes: {placed} of {n}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let placed = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fos_agent::{Agent, AgentConfig, NodeConfig};
-use fos_api::lifecycle::State;
 use fos_api::manifest::EntitySpec;
 use fos_api::record::{DesiredInstance, InstanceId};
 use fos_api::Keys;
@@ -64,17 +63,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let name = agent.node().to_string();
     for i in 0..args.instances {
         let id = InstanceId::new("default", "bench", "host", i);
-        let desired = DesiredInstance {
-            id: id.clone(),
-            node: name.clone(),
-            entity: EntitySpec::native(args.command.iter().cloned()),
-            state: State::Running,
-            generation: 1,
-            env: Default::default(),
-            devices: Default::default(),
-            migration: None,
-            networks: Default::default(),
-        };
+        let desired = DesiredInstance::new(id.clone(), name.clone(), EntitySpec::native(args.command.iter().cloned()));
         // Written as the controller would, unless it exists.
         let on_node = (name.clone(), id);
         let put = records.put_op::<DesiredInstances>(&on_node, &desired)?;

@@ -152,21 +152,10 @@ impl NodeLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fos_api::lifecycle::State;
     use fos_api::manifest::{EntitySpec, NetworkAttachment};
 
     fn desired() -> DesiredInstance {
-        DesiredInstance {
-            id: InstanceId::new("default", "app", "web", 0),
-            node: "n1".into(),
-            entity: EntitySpec::native(["sleep", "1"]),
-            state: State::Running,
-            generation: 1,
-            env: Default::default(),
-            devices: Default::default(),
-            migration: None,
-            networks: Default::default(),
-        }
+        DesiredInstance::new(InstanceId::new("default", "app", "web", 0), "n1", EntitySpec::native(["sleep", "1"]))
     }
 
     #[test]

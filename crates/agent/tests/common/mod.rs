@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,17 +75,11 @@ impl Env {
     }
 
     pub fn desired(&self, component: &str, argv: &[&str]) -> DesiredInstance {
-        DesiredInstance {
-            id: InstanceId::new("default", "test", component, 0),
-            node: self.node.clone(),
-            entity: EntitySpec::native(argv.iter().copied()),
-            state: State::Running,
-            generation: 1,
-            env: BTreeMap::new(),
-            devices: Default::default(),
-            migration: None,
-            networks: Default::default(),
-        }
+        DesiredInstance::new(
+            InstanceId::new("default", "test", component, 0),
+            self.node.clone(),
+            EntitySpec::native(argv.iter().copied()),
+        )
     }
 
     /// Writes a desired record, as the controller does.

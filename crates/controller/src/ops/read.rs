@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, StoreEntry, WatchEvent};
 use fos_api::{InstanceId, Node, StoreUri};
-use fos_store::records::{ActualPlugins, AppStatuses, Apps, DesiredPlugins, Images, Networks, NodeNetworks};
+use fos_store::records::{ActualPlugins, Addresses, AppStatuses, Apps, DesiredPlugins, Images, Networks, NodeNetworks};
 use fos_store::{EventKind, KeyValue, StoreError};
 use futures::{Stream, StreamExt};
 
@@ -100,22 +100,17 @@ pub async fn networks(ctx: &Context, caller: &Caller) -> Result<Vec<serde_json::
 /// node.
 pub async fn node_networks(ctx: &Context, caller: &Caller) -> Result<Vec<serde_json::Value>, OpError> {
     let records = ctx.records();
-    let pi = ctx.keys.ipam_prefix();
-    let (states, ipam) = tokio::try_join!(records.list::<NodeNetworks>(), records.store().list(&pi))?;
+    let (states, addresses) = tokio::try_join!(records.list::<NodeNetworks>(), records.list::<Addresses>())?;
     // (tenant, network, node) -> addresses allocated there.
     let mut held: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for kv in &ipam.kvs {
-        let Some(rest) = kv.key.strip_prefix(&pi) else { continue };
-        let mut parts = rest.split('/');
-        let (Some(tenant), Some(net), Some(ip)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let holder: serde_json::Value = serde_json::from_slice(&kv.value).unwrap_or(serde_json::Value::Null);
-        let Some(node) = holder.get("node").and_then(|n| n.as_str()) else { continue };
-        let what = match (holder.get("instance").and_then(|i| i.as_str()), holder.get("gateway")) {
+    for ((net, ip), holder) in addresses.0 {
+        let holder = holder.value;
+        let what = match (&holder.instance, holder.gateway) {
             (Some(instance), _) => format!("{ip} ({instance})"),
-            (None, Some(serde_json::Value::Bool(true))) => format!("{ip} (gateway)"),
+            (None, true) => format!("{ip} (gateway)"),
             _ => ip.to_string(),
         };
-        held.entry((tenant.to_string(), net.to_string(), node.to_string())).or_default().push(what);
+        held.entry((net.tenant, net.name, holder.node)).or_default().push(what);
     }
     let mut out = Vec::new();
     for ((node, _), state) in states.0 {

@@ -17,97 +17,54 @@ pub type NodeNet = (String, NetworkName);
 /// `(network, address)`: an address allocation.
 pub type NetAddress = (NetworkName, Ipv4Addr);
 
-/// `actual/nodes/<node>/networks/<name>.<tenant>`: a node's state of one virtual network (bridge, device, segment,
-/// MTU, VTEP, gateway), on its agent's lease.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeNetworks;
-
-impl Kind for NodeNetworks {
-    type Id = NodeNet;
-    type Value = NodeNetwork;
-    const NAME: &'static str = "node network record";
-    fn key(keys: &Keys, (node, net): &NodeNet) -> String {
-        keys.actual_node_network(node, &net.to_string())
-    }
-    fn prefix(keys: &Keys) -> String {
-        keys.actual_nodes_prefix()
-    }
-    fn parse(keys: &Keys, key: &str) -> Option<NodeNet> {
-        match keys.parse(key)? {
-            KeyRef::ActualNetwork { node, net } => Some((node, net.parse().ok()?)),
-            _ => None,
-        }
-    }
-}
-
-/// Defines a kind under `system/`, whose keys [`Keys::parse`] does not name: `parse` gets the key's rest after the
-/// prefix, and a key is the kind's only when the id parsed from it builds the same key back.
-macro_rules! system_kind {
-    ($(#[$doc:meta])* $name:ident, $id:ty, $value:ty, $what:literal,
-     key: |$k:ident, $i:ident| $key:expr, prefix: |$pk:ident| $prefix:expr, parse: |$rest:ident| $parse:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy)]
-        pub struct $name;
-
-        impl Kind for $name {
-            type Id = $id;
-            type Value = $value;
-            const NAME: &'static str = $what;
-            fn key($k: &Keys, $i: &Self::Id) -> String {
-                $key
-            }
-            fn prefix($pk: &Keys) -> String {
-                $prefix
-            }
-            fn parse(keys: &Keys, key: &str) -> Option<Self::Id> {
-                let $rest: Vec<&str> = key.strip_prefix(&Self::prefix(keys))?.split('/').collect();
-                let id: Self::Id = $parse?;
-                (Self::key(keys, &id) == key).then_some(id)
-            }
-        }
-    };
-}
+kind!(
+    /// `actual/nodes/<node>/networks/<name>.<tenant>`: a node's state of one virtual network (bridge, device,
+    /// segment, MTU, VTEP, gateway).
+    NodeNetworks, NodeNet, NodeNetwork, "node network record",
+    key: |k, id| k.actual_node_network(&id.0, &id.1.to_string()), prefix: |k| k.actual_nodes_prefix(),
+    parse: KeyRef::ActualNetwork { node, net } => (node, net.parse().ok()?)
+);
 
 fn network(tenant: &str, name: &str) -> Option<NetworkName> {
     (!tenant.is_empty() && !name.is_empty()).then(|| NetworkName::new(tenant, name))
 }
 
-system_kind!(
+kind!(
     /// `system/segments/<tenant>/<net>`: a network's segment with its VLAN id or VNI, as allocated.
     Segments, NetworkName, SegmentRecord, "network segment",
     key: |k, net| k.network_segment(&net.tenant, &net.name), prefix: |k| k.network_segments_prefix(),
-    parse: |rest| match rest.as_slice() {
+    parse_rest: |rest| match rest.as_slice() {
         [tenant, name] => network(tenant, name),
         _ => None,
     }
 );
 
-system_kind!(
+kind!(
     /// `system/vlans/<id>`: the network a VLAN id is allocated to.
     Vlans, u16, NetworkName, "VLAN id allocation",
     key: |k, id| k.vlan(*id), prefix: |k| k.vlans_prefix(),
-    parse: |rest| match rest.as_slice() {
+    parse_rest: |rest| match rest.as_slice() {
         [id] => id.parse().ok(),
         _ => None,
     }
 );
 
-system_kind!(
+kind!(
     /// `system/vnis/<id>`: the network a VxLAN VNI is allocated to.
     Vnis, u32, NetworkName, "VNI allocation",
     key: |k, id| k.vni(*id), prefix: |k| k.vnis_prefix(),
-    parse: |rest| match rest.as_slice() {
+    parse_rest: |rest| match rest.as_slice() {
         [id] => id.parse().ok(),
         _ => None,
     }
 );
 
-system_kind!(
+kind!(
     /// `system/ipam/<tenant>/<net>/<ip>`: who holds an address of a network (an instance interface or a gateway).
     /// One network's addresses are under [`Keys::ipam_network_prefix`].
     Addresses, NetAddress, AddressHolder, "address allocation",
     key: |k, id| k.ipam_address(&id.0.tenant, &id.0.name, &id.1.to_string()), prefix: |k| k.ipam_prefix(),
-    parse: |rest| match rest.as_slice() {
+    parse_rest: |rest| match rest.as_slice() {
         [tenant, name, ip] => network(tenant, name).zip(ip.parse().ok()),
         _ => None,
     }

@@ -1,7 +1,7 @@
 //! What the controller injects into an instance's desired record besides its entity: the `FOS_NEED_<N>_*`
 //! environment telling it where what it needs runs, and the specs of the virtual networks it attaches to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use fos_api::manifest::{Component, NetworkRef, NetworkSpec, Probe};
 use fos_api::{ApplicationSpec, EntitySpec, InstanceId};
@@ -26,11 +26,11 @@ fn env_prefix(component: &str) -> String {
 }
 
 /// The environment of an instance of `c` placed on `node`: for each need `N`, `FOS_NEED_<N>_HOST` (its address on a
-/// network both attach to once reported, else the needed node's address), `_NODE` and `_PORT`. `node_of` says where
-/// an instance is placed.
+/// network both attach to once reported, else the needed node's address), `_NODE` and `_PORT`. `components` are
+/// the application's by name; `node_of` says where an instance is placed.
 pub fn need_env(
     view: &ClusterView,
-    spec: &ApplicationSpec,
+    components: &HashMap<&str, &Component>,
     c: &Component,
     node: &str,
     (tenant, name): (&str, &str),
@@ -38,7 +38,7 @@ pub fn need_env(
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for need in &c.need {
-        let Some(nc) = spec.component(need) else { continue };
+        let Some(nc) = components.get(need.as_str()) else { continue };
         let nid = InstanceId::new(tenant, name, need, 0);
         let Some(nnode) = node_of(&nid) else { continue };
         let p = env_prefix(need);

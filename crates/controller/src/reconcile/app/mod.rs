@@ -6,12 +6,12 @@
 pub mod env;
 pub mod status;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use fos_api::graph::NeedGraph;
-use fos_api::wire::{AppPlan, AppStatus, Phase, STATE_ANNOTATION};
-use fos_api::{ApplicationSpec, DesiredInstance, InstanceId, State};
+use fos_api::wire::{AppPlan, AppStatus, Phase, PlannedInstance, STATE_ANNOTATION};
+use fos_api::{ApplicationSpec, Component, DesiredInstance, InstanceId, State};
 
 use super::{Actions, Event, Guard, Reconciler, SharedPlacer, Write};
 use crate::plan::{wanted_instances, Planner};
@@ -154,11 +154,10 @@ pub fn reconcile_app(
 
     let target = target_state(stored);
     let wanted: BTreeSet<InstanceId> = wanted_instances(tenant, name, spec).into_iter().collect();
+    let planned: HashMap<&InstanceId, &PlannedInstance> =
+        plan.map(|p| p.placements.iter().map(|i| (&i.instance, i)).collect()).unwrap_or_default();
     let node_of = |id: &InstanceId| -> Option<String> {
-        view.desired
-            .get(id)
-            .map(|d| d.node.clone())
-            .or_else(|| plan.and_then(|p| p.node_of(id)).map(|p| p.node.clone()))
+        view.desired.get(id).map(|d| d.node.clone()).or_else(|| planned.get(id).map(|p| p.node.clone()))
     };
     let unplaced = plan.map_or(&[][..], |p| p.unschedulable.as_slice());
     let mut messages: BTreeMap<String, String> = BTreeMap::new();
@@ -166,11 +165,14 @@ pub fn reconcile_app(
         messages.insert(u.component.clone(), format!("cannot place {}: {}", u.component, u.explanation()));
     }
 
+    let by_name: HashMap<&str, &Component> = spec.components.iter().map(|c| (c.name.as_str(), c)).collect();
     for c in &spec.components {
         let waiting: Vec<&str> = c
             .need
             .iter()
-            .filter(|n| spec.component(n).is_some_and(|nc| (0..nc.replicas).any(|r| !ready(view, tenant, name, n, r))))
+            .filter(|n| {
+                by_name.get(n.as_str()).is_some_and(|nc| (0..nc.replicas).any(|r| !ready(view, tenant, name, n, r)))
+            })
             .map(String::as_str)
             .collect();
         let state = match target {
@@ -183,7 +185,7 @@ pub fn reconcile_app(
         for r in 0..c.replicas {
             let id = InstanceId::new(tenant, name, &c.name, r);
             let Some(node) = node_of(&id) else { continue };
-            let env = env::need_env(view, spec, c, &node, (tenant, name), &node_of);
+            let env = env::need_env(view, &by_name, c, &node, (tenant, name), &node_of);
             let prior = view.desired.get(&id);
             let networks = env::entity_networks(view, tenant, spec, &c.entity);
             let generation = match prior {
@@ -200,7 +202,7 @@ pub fn reconcile_app(
                 env,
                 devices: prior
                     .map(|p| p.devices.clone())
-                    .or_else(|| plan.and_then(|p| p.node_of(&id)).map(|p| p.devices.clone()))
+                    .or_else(|| planned.get(&id).map(|p| p.devices.clone()))
                     .unwrap_or_default(),
                 migration: prior.and_then(|p| p.migration.clone()),
                 networks,
@@ -270,13 +272,12 @@ fn teardown(view: &ClusterView, key: &AppKey, spec: &ApplicationSpec, existing: 
         return;
     }
     let graph = NeedGraph::build(spec);
+    let index: HashMap<&str, usize> = spec.components.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
     let alive: BTreeSet<&str> = existing.iter().map(|id| id.component.as_str()).collect();
     for id in existing {
-        let blocked = spec
-            .components
-            .iter()
-            .position(|c| c.name == id.component)
-            .is_some_and(|i| graph.dependents(i).iter().any(|&d| alive.contains(spec.components[d].name.as_str())));
+        let blocked = index
+            .get(id.component.as_str())
+            .is_some_and(|&i| graph.dependents(i).iter().any(|&d| alive.contains(spec.components[d].name.as_str())));
         if blocked {
             continue;
         }
