@@ -21,7 +21,7 @@ use crate::cgroup::Cgroups;
 use crate::config::NodeConfig;
 use crate::discovery::{self, net, DiscoveryError};
 use crate::driver::{Driver, DriverError, DriverSettings, LocalInstances, Networking, Shared};
-use crate::heartbeat::Heartbeat;
+use crate::heartbeat::{Heartbeat, RttSource};
 use crate::logs::{InstanceLogs, LogsError};
 use crate::network::{netns, LinuxNetworks, NetworkManager, NetworkPluginConfig, StoreNetworkManager};
 use crate::rtt::RttProbe;
@@ -50,6 +50,23 @@ pub struct AgentConfig {
     /// The network namespace the node's virtual networks are built in and exposed ports listen in (default: the
     /// agent's own; another one lets several agents share a machine, each in its own "host").
     pub network_namespace: Option<std::path::PathBuf>,
+    /// Where the node's description comes from: this machine's discovery, or one given (a simulated node).
+    pub node_source: NodeSource,
+    /// Whether the node builds virtual networks (a network manager over netlink). Without, instances with
+    /// `networks` fail to configure, saying so.
+    pub networks: bool,
+    /// Where the round-trip times to other nodes come from.
+    pub rtt: RttSource,
+}
+
+/// Where an agent's node description comes from.
+#[derive(Debug, Clone, Default)]
+pub enum NodeSource {
+    /// Discovered on this machine at start and periodically after.
+    #[default]
+    Discover,
+    /// Given once (a simulated node: no discovery, no rediscovery). The node configuration still applies.
+    Given(Box<NodeInfo>),
 }
 
 impl AgentConfig {
@@ -65,6 +82,9 @@ impl AgentConfig {
             rediscover_interval: Duration::from_secs(60),
             use_cgroups: true,
             network_namespace: None,
+            node_source: NodeSource::Discover,
+            networks: true,
+            rtt: RttSource::Probe,
         }
     }
 }
@@ -133,6 +153,14 @@ impl AgentHandle {
         self.logs.clone()
     }
 
+    /// Ends the agent as a crash would: its tasks stop at once, its lease is left to expire and its records stay
+    /// as they were.
+    pub fn abort(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
     /// Stops the agent: the driver and heartbeat end, the status record is revoked. Instances keep running and are
     /// adopted by the next start.
     pub async fn shutdown(self) {
@@ -143,7 +171,12 @@ impl AgentHandle {
     }
 }
 
-async fn discover(config: &NodeConfig) -> Result<NodeInfo, AgentError> {
+async fn discover(config: &NodeConfig, source: &NodeSource) -> Result<NodeInfo, AgentError> {
+    if let NodeSource::Given(info) = source {
+        let mut info = (**info).clone();
+        discovery::apply_config(&mut info, config);
+        return Ok(info);
+    }
     let (data_dir, cfg) = (config.data_dir(), config.clone());
     let found = tokio::task::spawn_blocking(move || discovery::discover(&data_dir)).await;
     let mut info = found.map_err(|e| AgentError::Discovery(DiscoveryError::UnsupportedArch(e.to_string())))??;
@@ -157,7 +190,7 @@ impl Agent {
     pub async fn start(config: AgentConfig, store: Arc<dyn Store>) -> Result<AgentHandle, AgentError> {
         let data_dir = config.node.data_dir();
         std::fs::create_dir_all(&data_dir).map_err(|source| AgentError::DataDir { path: data_dir.clone(), source })?;
-        let mut info = discover(&config.node).await?;
+        let mut info = discover(&config.node, &config.node_source).await?;
         let name = discovery::node_name(&config.node, &info);
         let records = Records::new(store.clone(), Keys::new(config.node.system()));
         let ips = net::node_ips(&info.interfaces);
@@ -190,7 +223,10 @@ impl Agent {
             }
             None => None,
         };
-        let networks = start_networks(&records, &name, network_cfg, host_ns).await?;
+        let networks = match config.networks {
+            true => start_networks(&records, &name, network_cfg, host_ns).await?,
+            false => None,
+        };
 
         let node = discovery::node_record(&name, &config.node, info);
         let heartbeat = Heartbeat {
@@ -200,6 +236,7 @@ impl Agent {
             probe: Arc::new(probe),
             probe_address: probe_address.to_string(),
             rtt_interval: config.rtt_interval,
+            rtt: config.rtt.clone(),
         };
         let beat = heartbeat.start(&node).await?;
 
@@ -221,8 +258,10 @@ impl Agent {
         let mut tasks = vec![
             tokio::spawn(driver.run(shutdown_rx.clone())),
             tokio::spawn(heartbeat.run(beat, info_rx, shutdown_rx.clone())),
-            tokio::spawn(rediscover(config, info_tx, shutdown_rx.clone())),
         ];
+        if let NodeSource::Discover = config.node_source {
+            tasks.push(tokio::spawn(rediscover(config, info_tx, shutdown_rx.clone())));
+        }
         if let Some(manager) = networks {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }
@@ -307,7 +346,7 @@ async fn rediscover(config: AgentConfig, info_tx: watch::Sender<Node>, mut shutd
             _ = shutdown.changed() => return,
             _ = tick.tick() => {}
         }
-        let Ok(mut info) = discover(&config.node).await else { continue };
+        let Ok(mut info) = discover(&config.node, &config.node_source).await else { continue };
         info_tx.send_if_modified(|node| {
             info.runtimes = node.spec.runtimes.clone();
             // Free space changes constantly; only a change in what the node has is news.

@@ -30,6 +30,18 @@ pub struct Heartbeat {
     pub probe_address: String,
     /// How often round-trip times are measured.
     pub rtt_interval: Duration,
+    /// Where round-trip times come from.
+    pub rtt: RttSource,
+}
+
+/// Where a node's round-trip times to other nodes come from.
+#[derive(Debug, Clone, Default)]
+pub enum RttSource {
+    /// Measured with the other nodes' probes.
+    #[default]
+    Probe,
+    /// Given in milliseconds by node name (a simulated node), published as they are.
+    Fixed(BTreeMap<String, f64>),
 }
 
 /// The heartbeat's live state: its lease and the status it publishes.
@@ -123,6 +135,9 @@ impl Heartbeat {
 
     /// Round-trip times in milliseconds to every other node that publishes a probe address and answers.
     pub async fn measure_peers(&self) -> BTreeMap<String, f64> {
+        if let RttSource::Fixed(given) = &self.rtt {
+            return given.clone();
+        }
         let Ok((statuses, _)) = self.records.list::<NodeStatuses>().await else {
             return BTreeMap::new();
         };

@@ -37,7 +37,8 @@ pub mod network;
 pub mod rtt;
 pub mod runtime;
 
-pub use agent::{Agent, AgentConfig, AgentError, AgentHandle};
+pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, NodeSource};
 pub use config::NodeConfig;
+pub use heartbeat::RttSource;
 pub use logs::{InstanceLogs, LogsError};
 pub use runtime::registry::PluginRecord;
