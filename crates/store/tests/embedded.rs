@@ -98,3 +98,49 @@ async fn a_watcher_far_behind_catches_up_from_the_log() {
         assert_eq!(e.kv.key, format!("/slow/{i:05}"), "events in order, none lost or repeated");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_watchers_each_get_their_prefix_only() {
+    let (_dir, store) = embedded().await;
+    let nodes = 200;
+    let mut watches = Vec::new();
+    for n in 0..nodes {
+        watches.push(store.watch(&format!("/nodes/n{n:03}/"), 0).await.unwrap());
+    }
+    let mut everything = store.watch("", 0).await.unwrap();
+    let mut shared = store.watch("/nodes/n00", 0).await.unwrap();
+    // One transaction touching several nodes, then one put per node.
+    let txn = fos_store::Txn {
+        compare: vec![],
+        success: (0..3)
+            .map(|n| fos_store::TxnOp::Put { key: format!("/nodes/n{n:03}/a"), value: b"t".to_vec(), lease: None })
+            .collect(),
+        failure: vec![],
+    };
+    assert!(store.txn(txn).await.unwrap().succeeded);
+    for n in 0..nodes {
+        store.put(&format!("/nodes/n{n:03}/b"), b"x".to_vec(), None).await.unwrap();
+    }
+    for (n, watch) in watches.iter_mut().enumerate() {
+        if n < 3 {
+            assert_eq!(conformance::next_event(watch).await.kv.key, format!("/nodes/n{n:03}/a"));
+        }
+        assert_eq!(conformance::next_event(watch).await.kv.key, format!("/nodes/n{n:03}/b"), "node {n}'s own put");
+    }
+    for key in ["/nodes/n000/a", "/nodes/n001/a", "/nodes/n002/a"] {
+        assert_eq!(conformance::next_event(&mut everything).await.kv.key, key);
+    }
+    for n in 0..nodes {
+        assert_eq!(conformance::next_event(&mut everything).await.kv.key, format!("/nodes/n{n:03}/b"));
+    }
+    let expected = ["/nodes/n000/a", "/nodes/n001/a", "/nodes/n002/a"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..10).map(|n| format!("/nodes/n{n:03}/b")));
+    for key in expected {
+        assert_eq!(conformance::next_event(&mut shared).await.kv.key, key, "a prefix shared by ten nodes");
+    }
+    // Nothing more arrives for a node than its own changes.
+    let extra = tokio::time::timeout(Duration::from_millis(200), futures::StreamExt::next(&mut watches[5])).await;
+    assert!(extra.is_err(), "node 5 got another node's change: {extra:?}");
+}

@@ -2,6 +2,7 @@
 //! with a kine-style revision log so that watches resume from any retained revision, leases swept by a background
 //! task, and history compacted in the background past a configurable window.
 
+mod hub;
 mod schema;
 mod watch;
 mod writer;
@@ -17,7 +18,7 @@ use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::{KeyValue, LeaseId, ListResult, Revision, Store, StoreError, Txn, TxnOp, TxnResult, WatchStream};
-use writer::{Applied, Command, Committed, Writer};
+use writer::{Applied, Command, Writer};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "fos-store.db";
@@ -76,7 +77,7 @@ struct Inner {
     commands: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
-    events: broadcast::Sender<Arc<Committed>>,
+    hub: Arc<hub::Hub>,
 }
 
 /// How many committed revisions a watcher may fall behind before it catches up from the log.
@@ -107,13 +108,20 @@ impl EmbeddedStore {
                 drop(lock);
             })
             .map_err(|e| StoreError::Database(format!("starting the writer: {e}")))?;
+        let hub = Arc::new(hub::Hub::default());
+        let published = events.subscribe();
+        let dispatcher = hub.clone();
+        std::thread::Builder::new()
+            .name("fos-store-watch".into())
+            .spawn(move || dispatcher.run(published))
+            .map_err(|e| StoreError::Database(format!("starting the watch hub: {e}")))?;
         let inner = Arc::new(Inner {
             path,
             durability: config.durability,
             commands: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
-            events,
+            hub,
         });
         spawn_ticker(&runtime, Arc::downgrade(&inner), config.lease_sweep_interval, || Command::SweepLeases);
         let window = config.compaction_window.max(1);

@@ -1,9 +1,10 @@
-//! Watches on the embedded store: changes already in the log are replayed from it, then the committed changes the
-//! writer publishes follow; a watcher that falls behind the publication buffer catches up from the log.
+//! Watches on the embedded store: changes already in the log are replayed from it, then the committed changes under
+//! the watch's prefix follow, handed over by the [`super::hub::Hub`]; a watcher that falls behind catches up from
+//! the log.
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::schema;
@@ -16,7 +17,7 @@ const WATCH_BUFFER: usize = 1024;
 /// Starts a watch of `prefix` from revision `from` (0: from the next change on).
 pub async fn start(inner: &Arc<Inner>, prefix: String, from: Revision) -> Result<WatchStream, StoreError> {
     // Subscribe before reading the log so that nothing committed after the read can be missed.
-    let mut published = inner.events.subscribe();
+    let mut subscription = inner.hub.subscribe(&prefix);
     let (current, backlog) = catch_up(inner, &prefix, from).await?;
     let (tx, rx) = mpsc::channel(WATCH_BUFFER);
     let inner = Arc::downgrade(inner);
@@ -29,33 +30,34 @@ pub async fn start(inner: &Arc<Inner>, prefix: String, from: Revision) -> Result
         }
         loop {
             let received = tokio::select! {
-                r = published.recv() => r,
+                r = subscription.rx.recv() => r,
                 () = tx.closed() => return,
             };
-            let events = match received {
-                Ok(committed) if committed.revision < next => continue,
-                Ok(committed) => {
-                    next = committed.revision + 1;
-                    committed.events.iter().filter(|e| e.kv.key.starts_with(&prefix)).cloned().collect()
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let Some(inner) = inner.upgrade() else { return };
-                    match catch_up(&inner, &prefix, next).await {
-                        Ok((current, events)) => {
-                            next = current + 1;
-                            events
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
+            let Some(delivery) = received else {
+                let _ = tx.send(Err(StoreError::Unavailable("the embedded store is closed".into()))).await;
+                return;
+            };
+            let mut events = Vec::new();
+            if subscription.take_lagged() {
+                // Some deliveries were dropped: what the log holds from `next` covers them.
+                let Some(inner) = inner.upgrade() else { return };
+                match catch_up(&inner, &prefix, next).await {
+                    Ok((current, caught)) => {
+                        next = current + 1;
+                        events = caught;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
                 }
-                Err(broadcast::error::RecvError::Closed) => {
-                    let _ = tx.send(Err(StoreError::Unavailable("the embedded store is closed".into()))).await;
-                    return;
+            }
+            if let Some(committed) = delivery {
+                if committed.revision >= next {
+                    next = committed.revision + 1;
+                    events.extend(committed.events.iter().cloned());
                 }
-            };
+            }
             for event in events {
                 if tx.send(Ok(event)).await.is_err() {
                     return;
