@@ -84,6 +84,7 @@ impl Heartbeat {
         keep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rtt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keep.tick().await;
+        let mut info_open = true;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -94,8 +95,10 @@ impl Heartbeat {
                         tracing::warn!(error = %e, "cannot publish node status");
                     }
                 }
-                changed = info.changed() => {
+                changed = info.changed(), if info_open => {
                     if changed.is_err() {
+                        // Nobody rediscovers (a given node description): the info record stays as published.
+                        info_open = false;
                         continue;
                     }
                     let node = info.borrow_and_update().clone();
