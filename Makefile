@@ -70,13 +70,20 @@ demo-down:
 	-$(FOSCTL_DEMO) delete wordpress --wait --timeout 60s
 	-@[ -f $(DEMO_DIR)/fosd.pid ] && kill $$(cat $(DEMO_DIR)/fosd.pid) && rm -f $(DEMO_DIR)/fosd.pid
 
-## bench: benchmarks (figures printed by each): store, scheduler, agent, controller pass, manifests, apply → Running,
-## one 5,000-component application
+## bench: every benchmark (store, scheduler, agent, controller pass, manifests; apply → Running beside fork+exec;
+## one 5,000-component application beside bare etcd puts; fos-sim at 1,000 nodes on the embedded store and on a
+## 3-member etcd), ending with one table of figure, value, goal and same-run reference (also in
+## target/bench/results.json)
+BENCH_RESULTS := target/bench/results.jsonl
 bench: deps
+	@mkdir -p target/bench && rm -f $(BENCH_RESULTS)
 	$(CARGO) bench --workspace
-	$(CARGO) build --release -p fos-fosd -p fos-apply -p fos-e2e
-	./target/release/fos-bench 200
-	./target/release/fos-bench-apply 5000
+	$(CARGO) build --release -p fos-fosd -p fos-apply -p fos-e2e -p fos-sim
+	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench 200
+	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench-apply 5000
+	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-sim --nodes 1000 --entities 10000
+	FOS_BENCH_RESULTS=$(BENCH_RESULTS) scripts/sim-etcd.sh ./target/release/fos-sim --nodes 1000 --entities 10000
+	@scripts/bench-table.py $(BENCH_RESULTS) target/bench/results.json
 
 ## fmt: format every crate in place
 fmt:

@@ -6,6 +6,7 @@
 //! instance, the controller's CPU, the process's memory and the store operations per instance, and the recovery
 //! after a share of the nodes is killed.
 
+pub mod figures;
 pub mod measure;
 pub mod run;
 pub mod runtime;

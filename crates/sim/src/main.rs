@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use fos_sim::run::{simulate, SimOptions};
+use fos_sim::figures::{self, Figure};
+use fos_sim::measure::percentile;
+use fos_sim::run::{simulate, Report, SimOptions};
 
 /// Runs many simulated fos nodes in one process against the real controller and store.
 #[derive(Debug, Parser)]
@@ -61,6 +63,7 @@ fn main() -> anyhow::Result<()> {
     agents.shutdown_timeout(Duration::from_secs(5));
     controller.shutdown_timeout(Duration::from_secs(5));
     let report = report?;
+    record(&report, &opts);
     println!("{report}");
     if report.all_running.is_none() {
         std::process::exit(1);
@@ -73,4 +76,50 @@ fn tracing_subscriber_init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+}
+
+/// Appends the run's figures to the benchmark results (`FOS_BENCH_RESULTS`).
+fn record(report: &Report, opts: &SimOptions) {
+    let scale = format!("{} over {} nodes, {}", report.instances, report.nodes, report.store);
+    let goal = if opts.etcd.is_empty() { "≤ 5 s" } else { "≤ 10 s" };
+    if let Some(d) = report.all_running {
+        let figure = format!("fos-sim: all Running ({scale})");
+        figures::record(Figure { figure: &figure, value: d.as_secs_f64(), unit: "s", goal, reference: String::new() });
+    }
+    let figure = format!("fos-sim: apply → Running p50 / p99 ({scale})");
+    let p99 = percentile(&report.latencies, 99.0).as_secs_f64() * 1e3;
+    figures::record(Figure {
+        figure: &figure,
+        value: percentile(&report.latencies, 50.0).as_secs_f64() * 1e3,
+        unit: "ms",
+        goal: "",
+        reference: format!("p99 {p99:.0} ms"),
+    });
+    let figure = format!("fos-sim: peak RSS, controller and every agent in one process ({scale})");
+    figures::record(Figure {
+        figure: &figure,
+        value: report.peak_rss_mib,
+        unit: "MiB",
+        goal: "controller ≤ 300 MiB",
+        reference: String::new(),
+    });
+    let figure = format!("fos-sim: controller store operations per instance ({scale})");
+    let agents = report.agent_store_ops as f64 / report.instances.max(1) as f64;
+    figures::record(Figure {
+        figure: &figure,
+        value: report.controller_ops_per_instance(),
+        unit: "ops",
+        goal: "≤ 3",
+        reference: format!("agents {agents:.2}"),
+    });
+    if let Some((killed, moved, Some(d))) = report.recovery {
+        let figure = format!("fos-sim: {killed} nodes killed, {moved} instances running again ({scale})");
+        figures::record(Figure {
+            figure: &figure,
+            value: d.as_secs_f64(),
+            unit: "s",
+            goal: "≤ node-lost-after + 5 s",
+            reference: String::new(),
+        });
+    }
 }

@@ -77,9 +77,21 @@ mod tests {
     }
 
     #[test]
-    fn this_thread_is_counted() {
-        let end = std::time::Instant::now() + Duration::from_millis(300);
-        while std::time::Instant::now() < end {}
-        assert!(process_cpu() >= Duration::from_millis(200), "{:?}", process_cpu());
+    fn a_busy_named_thread_is_counted() {
+        let before = (process_cpu(), threads_cpu("busy-measure"));
+        let busy = std::thread::Builder::new()
+            .name("busy-measure".into())
+            .spawn(|| {
+                // Spin until this thread has used 100 ms of CPU (however loaded the machine is), then report.
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while threads_cpu("busy-measure") < Duration::from_millis(100) && std::time::Instant::now() < deadline {
+                }
+                threads_cpu("busy-measure")
+            })
+            .expect("a thread");
+        let used = busy.join().expect("the busy thread");
+        assert!(used >= Duration::from_millis(100), "the named thread's CPU: {used:?}");
+        assert_eq!(before.1, Duration::ZERO, "no such thread before");
+        assert!(process_cpu() >= before.0 + Duration::from_millis(100), "the process's CPU counts it");
     }
 }

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use fos_agent::runtime::RuntimeRegistry;
 use fos_agent::{Agent, AgentConfig, AgentHandle, NodeConfig, NodeSource, RttSource};
 use fos_api::manifest::EntityKind;
+use fos_api::record::InstanceId;
 use fos_api::wire::ApplyRequest;
 use fos_api::{Keys, Object};
 use fos_controller::ops::logs::NoLogs;
@@ -78,6 +79,8 @@ pub struct Report {
     pub agent_store_ops: u64,
     /// Nodes killed, and the time until their instances ran elsewhere (None: not within the timeout).
     pub recovery: Option<(usize, usize, Option<Duration>)>,
+    /// Where each instance ran when every instance was running.
+    pub placements: Vec<(InstanceId, String)>,
 }
 
 impl Report {
@@ -251,6 +254,8 @@ pub async fn simulate(opts: &SimOptions, dir: &Path, controller: Handle) -> anyh
     {
         let seen = tracker.seen.lock().map_err(|_| anyhow::anyhow!("tracker poisoned"))?;
         report.running = seen.running.len();
+        report.placements =
+            seen.running.iter().filter_map(|(id, (node, _))| Some((id.clone(), node.clone()?))).collect();
         let mut latencies: Vec<Duration> = seen
             .running
             .iter()

@@ -40,14 +40,17 @@ pub fn nodes(n: usize) -> anyhow::Result<Vec<SimNode>> {
 
 fn node(i: usize, n: usize) -> anyhow::Result<SimNode> {
     let site = i / SITE_SIZE;
-    let arch = if i % 5 == 0 { "aarch64" } else { "x86_64" };
-    let io = if i % 7 == 0 {
+    let arch = if i.is_multiple_of(5) { "aarch64" } else { "x86_64" };
+    let io = if i.is_multiple_of(7) {
         serde_json::json!([{"type": "gpio", "name": "gpio0", "lines": 8}])
     } else {
         serde_json::json!([])
     };
-    let accelerators =
-        if i % 20 == 0 { serde_json::json!([{"type": "cuda", "name": "gpu0"}]) } else { serde_json::json!([]) };
+    let accelerators = if i.is_multiple_of(20) {
+        serde_json::json!([{"type": "cuda", "name": "gpu0"}])
+    } else {
+        serde_json::json!([])
+    };
     let info = serde_json::json!({
         "arch": arch,
         "os": "linux",
@@ -87,10 +90,10 @@ fn entity() -> serde_json::Value {
 }
 
 fn application(i: usize, instances: usize) -> anyhow::Result<Object> {
-    let fifth = if i % 20 == 0 {
+    let fifth = if i.is_multiple_of(20) {
         serde_json::json!({"name": "sensor", "need": ["api"], "entity": entity(),
             "constraints": {"io": [{"type": "gpio", "number": 1}]}})
-    } else if i % 3 == 0 {
+    } else if i.is_multiple_of(3) {
         serde_json::json!({"name": "cache", "need": ["db"], "entity": entity(), "constraints": {"arch": "aarch64"},
             "proximity": {"to": "api", "within": "5ms", "required": true}})
     } else {

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use fos_e2e::Fos;
+use fos_sim::figures::{self, Figure};
 use futures::StreamExt;
 
 fn rss_kib(pid: u32) -> u64 {
@@ -102,6 +103,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let after_rss = rss_kib(pid);
     times.sort();
+    let reference = fork_exec_wait(runs)?;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("apply → Running, one native entity, idle node, {runs} runs:");
     println!(
@@ -111,7 +113,41 @@ fn main() -> anyhow::Result<()> {
         ms(times[0]),
         ms(times[times.len() - 1])
     );
+    println!(
+        "  reference, same run: fork+exec+wait of `true` p50 {:.2} ms (goal: apply → Running p50 ≤ 3 × it)",
+        ms(reference)
+    );
     println!("fosd (api + controller + agent + embedded store) RSS:");
     println!("  idle {:.1} MiB   after the runs {:.1} MiB", idle_rss as f64 / 1024.0, after_rss as f64 / 1024.0);
+    figures::record(Figure {
+        figure: "apply → Running p50, one native entity, idle node",
+        value: ms(percentile(&times, 0.50)),
+        unit: "ms",
+        goal: "≤ 3 × fork+exec+wait",
+        reference: format!(
+            "fork+exec+wait {:.2} ms ({:.1}×)",
+            ms(reference),
+            ms(percentile(&times, 0.50)) / ms(reference)
+        ),
+    });
+    figures::record(Figure {
+        figure: "fosd RSS, idle all-in-one",
+        value: idle_rss as f64 / 1024.0,
+        unit: "MiB",
+        goal: "",
+        reference: format!("{:.1} MiB after the runs", after_rss as f64 / 1024.0),
+    });
     Ok(())
+}
+
+/// The same-run reference: median time to fork, exec and wait for `true`, over `runs` runs.
+fn fork_exec_wait(runs: usize) -> anyhow::Result<Duration> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let at = Instant::now();
+        std::process::Command::new("true").status()?;
+        times.push(at.elapsed());
+    }
+    times.sort();
+    Ok(percentile(&times, 0.50))
 }

@@ -52,6 +52,9 @@ struct Task {
     no_retry: bool,
     /// Do not run again until the desired record changes (the process completed and the policy says no restart).
     hold: bool,
+    /// The actual record changed since it was last written (steps that follow each other at once are written
+    /// together, when the instance rests or a step may take long).
+    dirty: bool,
     /// The next successful run is a restart by the policy.
     restarting: bool,
     running_since: Option<Instant>,
@@ -170,6 +173,7 @@ impl Task {
             retry_at: Instant::now(),
             no_retry: false,
             hold: false,
+            dirty: false,
             restarting: false,
             running_since,
             recovered_desired,
@@ -222,6 +226,10 @@ impl Task {
                     self.actual.observed_generation = d.generation;
                 }
                 self.after(action, desired).await;
+                self.dirty = true;
+                if !self.next_step_may_take_long(desired) {
+                    return;
+                }
             }
             Err(StepError { class, message }) => {
                 self.failures += 1;
@@ -298,8 +306,11 @@ impl Task {
         if let Some(d) = desired {
             if self.applied == Some(d.generation) && self.actual.observed_generation != d.generation {
                 self.actual.observed_generation = d.generation;
-                self.write().await;
+                self.dirty = true;
             }
+        }
+        if self.dirty {
+            self.write().await;
         }
         let running = self.actual.state() == Some(State::Running);
         let probing = running && desired.is_some_and(|d| d.entity.readiness.is_some());
@@ -382,7 +393,15 @@ impl Task {
         self.write().await;
     }
 
+    /// Whether the step the instance goes through next may take long (setup commands), so that what was done so
+    /// far is written first.
+    fn next_step_may_take_long(&self, desired: Option<&DesiredInstance>) -> bool {
+        let next = self.actual.lifecycle.next_toward(self.target(desired));
+        next == Some(Action::Configure) && desired.is_some_and(|d| !d.entity.setup.is_empty())
+    }
+
     async fn write(&mut self) {
+        self.dirty = false;
         self.actual.updated_at = Utc::now();
         let id = (self.shared.node.clone(), self.id.clone());
         if let Err(e) = self.shared.records.put::<ActualInstances>(&id, &self.actual, None).await {
