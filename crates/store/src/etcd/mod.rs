@@ -148,6 +148,24 @@ fn prefix_delete(prefix: &str) -> DeleteOptions {
     }
 }
 
+/// Keys per page of a list.
+const LIST_PAGE: i64 = 2000;
+
+/// The largest answer the client decodes (a page of large values, a watch response carrying a big transaction).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// The end of `prefix`'s key range (exclusive) as etcd takes it: `\0` for every key when the prefix is empty.
+fn schema_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 fn prefix_get(prefix: &str) -> GetOptions {
     if prefix.is_empty() {
         GetOptions::new().with_all_keys()
@@ -170,17 +188,39 @@ impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         self.endpoints
             .call(|c| async move {
-                let r = c.kv_client().get(key.as_bytes(), None).await.map_err(classify)?;
+                let r = c
+                    .kv_client()
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .get(key.as_bytes(), None)
+                    .await
+                    .map_err(classify)?;
                 Ok(r.kvs().first().map(key_value))
             })
             .await
     }
 
     async fn list(&self, prefix: &str) -> Result<ListResult, StoreError> {
+        // In pages of LIST_PAGE keys, every page read at the first one's revision (one consistent snapshot), so no
+        // answer outgrows the client's message size however large the cluster is.
         self.endpoints
             .call(|c| async move {
-                let r = c.kv_client().get(prefix.as_bytes(), Some(prefix_get(prefix))).await.map_err(classify)?;
-                Ok(ListResult { kvs: r.kvs().iter().map(key_value).collect(), revision: revision_of(r.header()) })
+                let mut kv = c.kv_client().max_decoding_message_size(MAX_MESSAGE);
+                let first = prefix_get(prefix).with_limit(LIST_PAGE);
+                let r = kv.get(prefix.as_bytes(), Some(first)).await.map_err(classify)?;
+                let revision = revision_of(r.header());
+                let mut kvs: Vec<KeyValue> = r.kvs().iter().map(key_value).collect();
+                let mut more = r.more();
+                let end = schema_end(prefix);
+                while more {
+                    let Some(last) = kvs.last() else { break };
+                    let mut from = last.key.clone().into_bytes();
+                    from.push(0);
+                    let page = GetOptions::new().with_range(end.clone()).with_limit(LIST_PAGE).with_revision(revision);
+                    let r = kv.get(from, Some(page)).await.map_err(classify)?;
+                    kvs.extend(r.kvs().iter().map(key_value));
+                    more = r.more();
+                }
+                Ok(ListResult { kvs, revision })
             })
             .await
     }
@@ -227,7 +267,12 @@ impl Store for EtcdStore {
             .call(|c| {
                 let request = request.clone();
                 async move {
-                    let r = c.kv_client().txn(request).await.map_err(lease_error(lease))?;
+                    let r = c
+                        .kv_client()
+                        .max_decoding_message_size(MAX_MESSAGE)
+                        .txn(request)
+                        .await
+                        .map_err(lease_error(lease))?;
                     let gets = r
                         .op_responses()
                         .into_iter()

@@ -33,8 +33,12 @@ async fn create(endpoints: &Endpoints, prefix: &str, from: Revision) -> Result<C
             if from > 0 {
                 options = options.with_start_revision(from);
             }
-            let stream =
-                c.watch_client().watch(prefix.as_bytes(), Some(options)).await.map_err(super::endpoints::classify)?;
+            let stream = c
+                .watch_client()
+                .max_decoding_message_size(super::MAX_MESSAGE)
+                .watch(prefix.as_bytes(), Some(options))
+                .await
+                .map_err(super::endpoints::classify)?;
             let (requests, mut responses) = stream.split();
             // etcd reports a compacted start revision only after the creation: ask for it directly, so that the
             // caller gets the error from `watch` itself rather than on the stream.
