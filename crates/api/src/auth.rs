@@ -159,6 +159,32 @@ pub struct TenantView {
     pub policy: TenantPolicy,
 }
 
+/// The client configuration file `fosctl` reads (`--config`, `FOS_CONFIG`, `~/.config/fos/config.yaml`) and
+/// `fosd` writes for its administrator (`<data-dir>/fosctl.yaml`, mode 0600).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The API's URL (`https://host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The CA to trust: PEM text, or the path of a PEM file (relative to the configuration file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// The bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("ca", &self.ca.as_ref().map(|_| ".."))
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
 /// Splits a bearer token `fos.<id>.<secret>` into its id, or `None` when it does not have that shape.
 pub fn token_id(token: &str) -> Option<&str> {
     let mut parts = token.splitn(3, '.');
