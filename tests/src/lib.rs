@@ -1,6 +1,7 @@
 //! Harness of the end-to-end tests: builds (if needed) and starts a real `fosd` (all roles, embedded store in a
-//! temp dir, API on a free loopback port), runs the real `fosctl` against it, and on drop deletes what was applied
-//! and stops `fosd`, so no process outlives a test, even a failed one.
+//! temp dir, HTTPS API on a free loopback port), runs the real `fosctl` against it with the client configuration
+//! `fosd` wrote (`<data>/fosctl.yaml`: the cluster CA and an administrator token), and on drop deletes what was
+//! applied and stops `fosd`, so no process outlives a test, even a failed one.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -96,8 +97,16 @@ impl Fos {
 
     /// Starts `fosd` inside the network namespace `netns` (when given) and waits for its API.
     pub fn start_in(netns: Option<PathBuf>) -> Fos {
+        Fos::start_with(netns, &[])
+    }
+
+    /// Starts `fosd` with extra arguments (inside `netns` when given) and waits for its API.
+    pub fn start_with(netns: Option<PathBuf>, extra: &[&str]) -> Fos {
+        use std::os::unix::fs::PermissionsExt;
         build();
         let dir = tempfile::tempdir().expect("temp dir");
+        // Entities run as the node's unprivileged user: they must reach their working directories and the marks.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("temp dir mode");
         let port = free_port();
         let server = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("fosd.log")).expect("log file");
@@ -105,6 +114,7 @@ impl Fos {
             .args(["--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--listen", &server, "--node-name", "e2e", "--log", "info"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -118,14 +128,60 @@ impl Fos {
         fos
     }
 
-    /// Runs `fosctl` with `args` against this fos.
+    /// Runs `fosctl` with `args` against this fos, as its administrator (the configuration `fosd` wrote).
     pub fn fosctl(&self, args: &[&str]) -> Run {
         command_in(self.netns.as_deref(), bin_dir().join("fosctl"))
+            .arg("--config")
+            .arg(self.config())
             .args(["--server", &self.server])
             .args(args)
             .output()
             .expect("running fosctl")
             .into()
+    }
+
+    /// Runs `fosctl` with `args` as the holder of `token` (the CA of the administrator's configuration).
+    pub fn fosctl_as(&self, token: &str, args: &[&str]) -> Run {
+        command_in(self.netns.as_deref(), bin_dir().join("fosctl"))
+            .arg("--ca")
+            .arg(self.dir.path().join("data/tls/ca.pem"))
+            .args(["--config", "/dev/null", "--server", &self.server, "--token", token])
+            .args(args)
+            .output()
+            .expect("running fosctl")
+            .into()
+    }
+
+    /// The client configuration `fosd` wrote for its administrator.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("data/fosctl.yaml")
+    }
+
+    /// The API's base URL.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.server)
+    }
+
+    /// The administrator's token.
+    pub fn admin_token(&self) -> String {
+        let text = std::fs::read_to_string(self.config()).expect("the client configuration");
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("YAML");
+        config["token"].as_str().expect("a token").to_string()
+    }
+
+    /// The cluster CA (PEM).
+    pub fn ca(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data/tls/ca.pem")).expect("the CA")
+    }
+
+    /// An HTTPS client trusting the cluster CA, sending no credentials.
+    pub fn http(&self) -> reqwest::Client {
+        https_client(&self.ca(), None)
+    }
+
+    /// An HTTPS client trusting the cluster CA, sending the administrator's token.
+    pub fn admin_http(&self) -> reqwest::Client {
+        https_client(&self.ca(), Some(&self.admin_token()))
     }
 
     /// Writes `text` to `name` in the temp dir; returns its path.
@@ -135,10 +191,12 @@ impl Fos {
         path.display().to_string()
     }
 
-    /// A directory for the marks test entities write.
+    /// A directory for the marks test entities write (writable by the unprivileged user they run as).
     pub fn marks(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let p = self.dir.path().join("marks");
         std::fs::create_dir_all(&p).expect("marks dir");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).expect("marks dir mode");
         p
     }
 
@@ -166,6 +224,27 @@ impl Fos {
         }
         out
     }
+}
+
+/// An HTTPS client trusting only `ca_pem`, sending `token` as its bearer token when given.
+pub fn https_client(ca_pem: &str, token: Option<&str>) -> reqwest::Client {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("a PEM certificate")).expect("a CA certificate");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder().tls_backend_preconfigured(tls).default_headers(headers).build().expect("a client")
 }
 
 /// Whether process `pid` exists (and is not a zombie).

@@ -143,7 +143,8 @@ pub async fn serve(
             };
             tokio::select! {
                 _ = conn => {}
-                _ = close_rx => tracing::debug!(connection = id, "closed to make room for a new connection"),
+                // Dropping the sender (the connection began its first request) is not a request to close.
+                Ok(()) = close_rx => tracing::debug!(connection = id, "closed to make room for a new connection"),
             }
             waiting.remove(id);
         });
