@@ -50,6 +50,8 @@ pub struct AgentConfig {
     /// The network namespace the node's virtual networks are built in and exposed ports listen in (default: the
     /// agent's own; another one lets several agents share a machine, each in its own "host").
     pub network_namespace: Option<std::path::PathBuf>,
+    /// The cluster's secrets key, to open the Secrets entities reference in their `env`.
+    pub secrets: Option<Arc<fos_store::seal::SealKey>>,
     /// Where the node's description comes from: this machine's discovery, or one given (a simulated node).
     pub node_source: NodeSource,
     /// Whether the node builds virtual networks (a network manager over netlink). Without, instances with
@@ -82,6 +84,7 @@ impl AgentConfig {
             rediscover_interval: Duration::from_secs(60),
             use_cgroups: true,
             network_namespace: None,
+            secrets: None,
             node_source: NodeSource::Discover,
             networks: true,
             rtt: RttSource::Probe,
@@ -249,6 +252,7 @@ impl Agent {
             local: local.clone(),
             settings: config.driver.clone(),
             networking: networks.clone().map(|m| Networking::new(m as Arc<dyn NetworkManager>)),
+            secrets: config.secrets.clone(),
         });
         let recovered = driver.recover().await?;
         tracing::info!(node = %name, recovered, "agent started");

@@ -16,6 +16,10 @@
 //! /fos/<sys>/actual/apps/<tenant>/<app>
 //! /fos/<sys>/system/election/<name>                 leader election (controller)
 //! /fos/<sys>/system/events/<seq>                    bounded event log
+//! /fos/<sys>/system/tokens/<id>                     API tokens (hashed)
+//! /fos/<sys>/system/tenants/<tenant>                a tenant's policy (may it run as root)
+//! /fos/<sys>/system/secrets/<tenant>/<name>         Secret objects, encrypted
+//! /fos/<sys>/system/bootstrap/cluster               the cluster CA and keys, encrypted with the join token
 //! /fos/<sys>/system/segments/<tenant>/<net>         a network's VxLAN/VLAN id (network plugin)
 //! /fos/<sys>/system/vlans/<id>                      VLAN id allocations
 //! /fos/<sys>/system/vnis/<id>                       VxLAN VNI allocations
@@ -157,6 +161,11 @@ impl Keys {
     /// The key prefix of a leader election.
     pub fn election(&self, name: &str) -> String {
         format!("{}system/election/{name}", self.root)
+    }
+
+    /// A record kind kept under `system/<what>/` (tokens, tenants, secrets, bootstrap).
+    pub fn system_prefix(&self, what: &str) -> String {
+        format!("{}system/{what}/", self.root)
     }
 
     /// The event log prefix.
@@ -326,6 +335,9 @@ pub enum UriError {
         /// The bad segment.
         segment: String,
     },
+    /// The URI is longer, or has more segments, than [`crate::limits`] allows.
+    #[error("{0}")]
+    TooLong(String),
 }
 
 /// Which half of the store a URI addresses.
@@ -362,6 +374,13 @@ pub struct StoreUri {
 impl StoreUri {
     /// Parses `afos://<sys>/<path>` or `dfos://<sys>/<path>`.
     pub fn parse(uri: &str) -> Result<StoreUri, UriError> {
+        if uri.len() > crate::limits::MAX_URI_BYTES {
+            return Err(UriError::TooLong(format!(
+                "the URI is {} bytes, over the limit of {} bytes",
+                uri.len(),
+                crate::limits::MAX_URI_BYTES
+            )));
+        }
         let (space, rest) = if let Some(r) = uri.strip_prefix("afos://") {
             (Space::Actual, r)
         } else if let Some(r) = uri.strip_prefix("dfos://") {
@@ -377,6 +396,12 @@ impl StoreUri {
         let mut segments = Vec::new();
         let rest: Vec<&str> = parts.collect();
         let n = rest.len();
+        if n > crate::limits::MAX_URI_SEGMENTS {
+            return Err(UriError::TooLong(format!(
+                "the URI has {n} segments, over the limit of {}",
+                crate::limits::MAX_URI_SEGMENTS
+            )));
+        }
         for (i, s) in rest.into_iter().enumerate() {
             let seg = match s {
                 "" if i + 1 == n => continue,
@@ -429,20 +454,54 @@ impl StoreUri {
     }
 }
 
-fn match_segments(pat: &[Segment], key: &[&str]) -> bool {
-    match pat.split_first() {
-        None => key.is_empty(),
-        Some((Segment::Many, rest)) => (0..=key.len()).any(|skip| match_segments(rest, &key[skip..])),
-        Some((seg, rest)) => match key.split_first() {
-            None => false,
-            Some((k, krest)) => {
-                let ok = match seg {
-                    Segment::Literal(l) => l == k,
-                    _ => true,
-                };
-                ok && match_segments(rest, krest)
+/// Whether `key` matches `pat`, by walking the pattern as a set of states (positions in the pattern) over the key's
+/// segments: `O(segments × pattern)` steps and no backtracking, whatever the `**`s (a backtracking matcher takes
+/// exponential time on `**/**/…/x`).
+pub fn match_segments(pat: &[Segment], key: &[&str]) -> bool {
+    let m = pat.len();
+    // states[i]: the first i pattern segments match the key segments read so far.
+    let mut states = vec![false; m + 1];
+    let mut next = vec![false; m + 1];
+    states[0] = true;
+    close(pat, &mut states);
+    for k in key {
+        next.iter_mut().for_each(|s| *s = false);
+        let mut any = false;
+        for i in 0..m {
+            if !states[i] {
+                continue;
             }
-        },
+            match &pat[i] {
+                Segment::Many => {
+                    next[i] = true;
+                    any = true;
+                }
+                Segment::One => {
+                    next[i + 1] = true;
+                    any = true;
+                }
+                Segment::Literal(l) if l == k => {
+                    next[i + 1] = true;
+                    any = true;
+                }
+                Segment::Literal(_) => {}
+            }
+        }
+        if !any {
+            return false;
+        }
+        close(pat, &mut next);
+        std::mem::swap(&mut states, &mut next);
+    }
+    states[m]
+}
+
+/// Adds to `states` what `**` (matching no segment) reaches from them.
+fn close(pat: &[Segment], states: &mut [bool]) {
+    for i in 0..pat.len() {
+        if states[i] && pat[i] == Segment::Many {
+            states[i + 1] = true;
+        }
     }
 }
 

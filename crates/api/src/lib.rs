@@ -4,9 +4,11 @@
 //! Reading manifest files with positions and converting fog05 manifests belong to `fosctl` (`fos_apply::source`,
 //! `fos_apply::fog05`).
 
+pub mod auth;
 pub mod graph;
 pub mod keys;
 pub mod lifecycle;
+pub mod limits;
 pub mod manifest;
 pub mod names;
 pub mod network;

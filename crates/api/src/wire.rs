@@ -352,3 +352,15 @@ mod tests {
         assert_eq!(back, rec);
     }
 }
+
+/// A Secret as listed: its name and keys, never its values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretView {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its name.
+    pub name: String,
+    /// The keys of its data.
+    pub keys: Vec<String>,
+}

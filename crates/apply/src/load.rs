@@ -31,6 +31,51 @@ pub enum LoadError {
     /// Standard input was given more than once.
     #[error("`-` (standard input) can be given only once")]
     StdinTwice,
+    /// A path is a device, FIFO or socket, not a file.
+    #[error("{0}: not a regular file (devices, FIFOs and sockets are not read)")]
+    NotAFile(String),
+    /// A file is larger than a manifest may be.
+    #[error("{path}: {size} bytes, over the limit of {limit} bytes for a manifest file")]
+    TooLarge {
+        /// The path.
+        path: String,
+        /// Its size (at least).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Reads a manifest file: a regular file of at most [`fos_api::limits::MAX_MANIFEST_BYTES`], opened without
+/// blocking (a FIFO swapped in after the check is refused too, not waited on).
+pub fn read_manifest(path: &Path) -> Result<String, LoadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display().to_string();
+    let io = |source| LoadError::Io { path: shown.clone(), source };
+    let limit = fos_api::limits::MAX_MANIFEST_BYTES;
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotAFile(shown));
+    }
+    if meta.len() > limit {
+        return Err(LoadError::TooLarge { path: shown, size: meta.len(), limit });
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(LoadError::NotAFile(shown));
+    }
+    read_limited(file, &shown)
+}
+
+/// Reads at most the manifest limit from `r`.
+fn read_limited(r: impl Read, shown: &str) -> Result<String, LoadError> {
+    let limit = fos_api::limits::MAX_MANIFEST_BYTES;
+    let mut text = String::new();
+    r.take(limit + 1).read_to_string(&mut text).map_err(|source| LoadError::Io { path: shown.to_string(), source })?;
+    if text.len() as u64 > limit {
+        return Err(LoadError::TooLarge { path: shown.to_string(), size: text.len() as u64, limit });
+    }
+    Ok(text)
 }
 
 /// The manifests read from a set of paths.
@@ -101,13 +146,24 @@ pub fn expand_paths(paths: &[String]) -> Result<Vec<String>, LoadError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<String>) -> Result<(), LoadError> {
+    walk_depth(dir, out, 0)
+}
+
+/// How deep directories are searched (symbolic links to directories are not followed, so there is no cycle).
+const MAX_DEPTH: usize = 32;
+
+fn walk_depth(dir: &Path, out: &mut Vec<String>, depth: usize) -> Result<(), LoadError> {
     let io = |source| LoadError::Io { path: dir.display().to_string(), source };
     let mut entries: Vec<PathBuf> =
         std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for e in entries {
+        let linked_dir = e.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) && e.is_dir();
+        if linked_dir || (e.is_dir() && depth >= MAX_DEPTH) {
+            continue;
+        }
         if e.is_dir() {
-            walk(&e, out)?;
+            walk_depth(&e, out, depth + 1)?;
         } else if e.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x, "yaml" | "yml" | "json")) {
             out.push(e.display().to_string());
         }
@@ -121,14 +177,9 @@ pub fn load_paths(paths: &[String]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
     for file in expand_paths(paths)? {
         let (name, text) = if file == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|source| LoadError::Io { path: STDIN_NAME.into(), source })?;
-            (STDIN_NAME.to_string(), text)
+            (STDIN_NAME.to_string(), read_limited(std::io::stdin(), STDIN_NAME)?)
         } else {
-            let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
-            (file.clone(), text)
+            (file.clone(), read_manifest(Path::new(&file))?)
         };
         let base = if file == "-" {
             PathBuf::from(".")
@@ -145,7 +196,7 @@ pub fn load_paths(paths: &[String]) -> Result<Loaded, LoadError> {
 pub fn load_text(loaded: &mut Loaded, name: &str, text: String, base: &Path) {
     let resolve = |file: &str| -> Result<serde_json::Value, String> {
         let path = base.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = read_manifest(&path).map_err(|e| format!("cannot read {e}"))?;
         let mut docs =
             parse_documents(&text).map_err(|e| format!("{}:{}: {}", path.display(), e.position.line, e.message))?;
         if docs.is_empty() {

@@ -179,6 +179,7 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, serde_yaml_ng::Error> {
             Object::Plugin(x) => serde_yaml_ng::to_value(x)?,
             Object::Image(x) => serde_yaml_ng::to_value(x)?,
             Object::Node(x) => serde_yaml_ng::to_value(x)?,
+            Object::Secret(x) => serde_yaml_ng::to_value(x)?,
         };
         let mut map = Mapping::new();
         map.insert("apiVersion".into(), fos_api::API_VERSION.into());

@@ -101,6 +101,7 @@ async fn run(apps: usize) -> Row {
         metrics: Arc::new(Metrics::default()),
         node_name: "n0".into(),
         logs: Arc::new(NoLogs),
+        security: Default::default(),
     };
 
     let started = Instant::now();

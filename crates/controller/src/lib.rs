@@ -5,6 +5,7 @@
 //! cluster through the typed records of [`fos_store::records`].
 
 pub mod api;
+pub mod auth;
 pub mod events;
 pub mod metrics;
 pub mod ops;
@@ -12,6 +13,7 @@ pub mod placement;
 pub mod plan;
 pub mod reconcile;
 pub mod scheduler;
+pub mod space;
 pub mod view;
 
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Context {
     pub node_name: String,
     /// Where this node's instance output is read (its agent).
     pub logs: Arc<dyn ops::logs::LogSource>,
+    /// Tokens, the secrets key, how to call other nodes, the free-space margin.
+    pub security: auth::Security,
 }
 
 impl Context {

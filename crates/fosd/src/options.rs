@@ -45,6 +45,37 @@ pub struct Options {
     /// Address other nodes reach this node's API at (default: the listen address).
     #[arg(long)]
     pub advertise: Option<String>,
+    /// Serve the API with this certificate (PEM chain) instead of one issued by the cluster CA.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA that signed `--tls-cert` (PEM), handed to clients and other nodes.
+    #[arg(long, requires = "tls_cert")]
+    pub ca: Option<PathBuf>,
+    /// Another name or address for this node's serving certificate (repeatable).
+    #[arg(long)]
+    pub tls_san: Vec<String>,
+    /// Serve the API over plain HTTP (tokens are still required). Refused on any address other than loopback.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+    /// Join the cluster in the store with this token (the first node's `<data-dir>/join-token`).
+    #[arg(long, env = "FOS_JOIN_TOKEN", hide_env_values = true, conflicts_with = "join_token_file")]
+    pub join_token: Option<String>,
+    /// Join the cluster with the token in this file.
+    #[arg(long)]
+    pub join_token_file: Option<PathBuf>,
+    /// The key Secrets are encrypted with (64 hexadecimal digits in a file; default: the cluster's, kept in
+    /// `<data-dir>/secrets.key`).
+    #[arg(long)]
+    pub secrets_key: Option<PathBuf>,
+    /// Most API connections open at once (default: from the open-file limit).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Free space applies must leave on the data directory's file system, for deletes (`64Mi`, `1Gi`).
+    #[arg(long, default_value = "64Mi")]
+    pub free_space_margin: fos_api::ByteSize,
     /// This node's name (default: the host name).
     #[arg(long, env = "FOS_NODE_NAME")]
     pub node_name: Option<String>,
@@ -72,6 +103,18 @@ pub struct Options {
 }
 
 impl Options {
+    /// Refuses option combinations that would expose the API: plaintext on anything but loopback.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.insecure_plaintext && !self.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing --insecure-plaintext on {}: a plaintext API is only allowed on a loopback address \
+                 (127.0.0.1, ::1); drop the flag to serve HTTPS",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
     /// The node's name: `--node-name`, else the host name, else `node`.
     pub fn node_name(&self) -> String {
         if let Some(n) = &self.node_name {

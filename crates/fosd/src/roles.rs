@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use fos_agent::{Agent, AgentConfig, NodeConfig};
 use fos_api::Keys;
+use fos_controller::api::serve;
 use fos_controller::{Context, MeteredStore, Metrics, SchedulerPlacer};
-use fos_store::{EtcdAuth, EtcdTls, Store, StoreConfig};
+use fos_store::{EtcdAuth, EtcdTls, Records, Store, StoreConfig};
 use tokio::sync::watch;
 
+use crate::bootstrap;
 use crate::logs::AgentLogs;
 use crate::options::Options;
 
@@ -38,6 +40,19 @@ async fn open_store(opts: &Options) -> anyhow::Result<Arc<dyn Store>> {
     fos_store::open(config).await.with_context(|| format!("opening {what}"))
 }
 
+/// Makes the data directory (0755: entities' working directories are inside it; what is private in it is 0600).
+fn make_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Resolves when SIGTERM or SIGINT arrives.
 async fn terminated() {
     let term = async {
@@ -56,18 +71,29 @@ async fn terminated() {
 
 /// Runs every enabled role until a termination signal.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    opts.check()?;
+    make_data_dir(&opts.data_dir)?;
     let metrics = Arc::new(Metrics::default());
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts).await?, metrics.clone()));
     let node_config = node_config(&opts)?;
     let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
     let logs = AgentLogs::default();
+    let keys = Keys::new(&opts.system);
+    let security = bootstrap::prepare(&opts, &Records::new(store.clone(), keys.clone()), &node_name).await?;
     let ctx = Context {
         store: store.clone(),
-        keys: Keys::new(&opts.system),
+        keys,
         placer: Arc::new(SchedulerPlacer::default()),
         metrics,
         node_name: node_name.clone(),
         logs: Arc::new(logs.clone()),
+        security: fos_controller::auth::Security {
+            require_tokens: true,
+            secrets: Some(security.secrets.clone()),
+            peer: Some(security.peer.clone()),
+            data_dir: Some(opts.data_dir.clone()),
+            free_margin: opts.free_space_margin.bytes().unwrap_or(fos_controller::space::DEFAULT_MARGIN),
+        },
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -76,14 +102,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
-        tracing::info!(address = %opts.listen, "API listening");
+        let scheme = if security.tls.is_some() { "https" } else { "http (insecure plaintext)" };
+        let cap = opts.max_connections.unwrap_or_else(serve::connection_cap);
+        tracing::info!(address = %opts.listen, scheme, max_connections = cap, "API listening");
         let mut rx = stop_rx.clone();
         let api_ctx = ctx.clone();
+        let serve_opts = serve::ServeOptions::new(security.tls.clone(), cap);
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = fos_controller::api::serve(api_ctx, listener, shutdown).await {
+            if let Err(e) = fos_controller::api::serve(api_ctx, listener, serve_opts, shutdown).await {
                 tracing::error!("API server: {e}");
             }
         }));
@@ -93,6 +122,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         let mut config = AgentConfig::new(node_config);
         config.node.name = Some(node_name.clone());
+        config.secrets = Some(security.secrets.clone());
         let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
         tracing::info!(node = agent.node(), "agent started");
         logs.set(agent.log_reader());

@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod etcd;
 pub mod keepalive;
 pub mod records;
+pub mod seal;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod typed;

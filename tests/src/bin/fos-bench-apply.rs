@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let port = fos_e2e::free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("https://127.0.0.1:{port}");
     let mut fosd = Command::new(bin.join("fosd"))
         .args(["--etcd", &endpoint, "--no-agent", "--node-name", "bench", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         .stderr(std::fs::File::create(dir.path().join("fosd.log"))?)
         .spawn()?;
     let pid = fosd.id();
-    let outcome = rt.block_on(measure(&base, pid, components, &records, &endpoint));
+    let outcome = rt.block_on(measure(&base, dir.path(), pid, components, &records, &endpoint));
     let _ = fosd.kill();
     let _ = fosd.wait();
     let (answered, placed, before, peak, after, floor, yaml_bytes) = outcome?;
@@ -119,9 +119,24 @@ fn main() -> anyhow::Result<()> {
 
 type Figures = (Duration, Duration, u64, u64, u64, f64, usize);
 
-async fn measure(base: &str, pid: u32, n: usize, records: &Records, endpoint: &str) -> anyhow::Result<Figures> {
-    let http = reqwest::Client::new();
+async fn measure(
+    base: &str,
+    data: &std::path::Path,
+    pid: u32,
+    n: usize,
+    records: &Records,
+    endpoint: &str,
+) -> anyhow::Result<Figures> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let config = data.join("fosctl.yaml");
+    while !config.exists() {
+        anyhow::ensure!(Instant::now() < deadline, "fosd did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&config)?)?;
+    let token = config["token"].as_str().unwrap_or_default().to_string();
+    let ca = std::fs::read_to_string(data.join("tls/ca.pem"))?;
+    let http = fos_e2e::https_client(&ca, Some(&token));
     while http.get(format!("{base}/healthz")).send().await.is_err() {
         anyhow::ensure!(Instant::now() < deadline, "fosd did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;

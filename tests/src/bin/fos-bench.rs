@@ -91,10 +91,10 @@ fn main() -> anyhow::Result<()> {
     let pid = fos.fosd.id();
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = rss_kib(pid);
-    let base = format!("http://{}", fos.server);
+    let base = fos.url();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut times = rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = fos.admin_http();
         let mut times = Vec::with_capacity(runs);
         for i in 0..runs {
             times.push(one_run(&http, &base, &format!("bench-{i}")).await?);

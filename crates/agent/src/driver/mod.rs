@@ -6,6 +6,7 @@
 mod instance;
 mod local;
 mod networking;
+mod secrets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct Shared {
     pub settings: DriverSettings,
     /// The node's networks, when it has a network manager (instances with `networks` fail to configure without).
     pub networking: Option<Networking>,
+    /// The cluster's secrets key, to open the Secrets entities reference (none: such entities fail to start).
+    pub secrets: Option<std::sync::Arc<fos_store::seal::SealKey>>,
 }
 
 /// Driver failures that stop it.

@@ -74,6 +74,19 @@ pub struct InstanceContext {
     pub volumes: BTreeMap<String, PathBuf>,
     /// CPU, memory and devices set aside for it.
     pub reservations: Reservations,
+    /// The values of the entity's `env` entries that name a Secret (`{secretRef: name/key}`), resolved by the driver
+    /// for the steps that start processes (define, configure, run); empty otherwise. Never written to disk.
+    pub secret_env: SecretEnv,
+}
+
+/// Environment values read from Secrets, by variable name. Its `Debug` output shows the names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretEnv(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// How the node lays out its instances: the data directory, the directory of network namespaces and the cgroup
@@ -145,6 +158,7 @@ impl NodeLayout {
                 memory_bytes: desired.entity.memory_bytes(),
                 devices: desired.devices.clone(),
             },
+            secret_env: SecretEnv::default(),
         }
     }
 }

@@ -19,7 +19,7 @@ use fos_api::record::{DesiredInstance, InstanceId};
 use thiserror::Error;
 use tokio::sync::watch;
 
-pub use self::context::{InstanceContext, LogPaths, NodeLayout, Reservations};
+pub use self::context::{InstanceContext, LogPaths, NodeLayout, Reservations, SecretEnv};
 pub use self::output::{OutputOptions, OutputStream};
 pub use self::registry::{RuntimeEnv, RuntimeFactory, RuntimeRegistry};
 

@@ -10,19 +10,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
+use super::native::identity::Identity;
+
 /// How long one probe may take before it counts as failed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs `probe` once against a process on this host; `dir` is the working directory for exec probes.
 pub async fn check(probe: &Probe, dir: &Path) -> bool {
-    tokio::time::timeout(PROBE_TIMEOUT, check_inner(probe, dir)).await.unwrap_or(false)
+    check_as(probe, dir, None).await
 }
 
-async fn check_inner(probe: &Probe, dir: &Path) -> bool {
+/// [`check`], with an exec probe run as `who` (the instance's own user, without capabilities).
+pub async fn check_as(probe: &Probe, dir: &Path, who: Option<&Identity>) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, check_inner(probe, dir, who)).await.unwrap_or(false)
+}
+
+async fn check_inner(probe: &Probe, dir: &Path, who: Option<&Identity>) -> bool {
     match probe {
         Probe::Tcp(port) => TcpStream::connect(local(*port)).await.is_ok(),
         Probe::Http(http) => http_ok(http.port, &http.path).await,
-        Probe::Exec(argv) => exec_ok(argv, dir).await,
+        Probe::Exec(argv) => exec_ok(argv, dir, who).await,
     }
 }
 
@@ -52,13 +59,16 @@ async fn http_ok(port: u16, path: &str) -> bool {
     matches!(code, Some(200..=399))
 }
 
-async fn exec_ok(argv: &[String], dir: &Path) -> bool {
+async fn exec_ok(argv: &[String], dir: &Path, who: Option<&Identity>) -> bool {
     let Some((program, args)) = argv.split_first() else {
         return false;
     };
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     cmd.kill_on_drop(true);
+    if let Some(id) = who {
+        super::native::identity::apply(cmd.as_std_mut(), id);
+    }
     matches!(cmd.status().await, Ok(s) if s.success())
 }
 

@@ -33,9 +33,12 @@ pub struct EntitySpec {
     /// native, container: the argv to run (no shell).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// native, container: environment variables.
+    /// native, container: environment variables, each a string or `{secretRef: <secret>/<key>}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, super::EnvValue>,
+    /// native: who the processes run as (default: the node's unprivileged user; `root` only where allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<super::RunAs>,
     /// native: working directory, relative to the instance's directory (default: the instance's directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
@@ -95,6 +98,7 @@ impl EntitySpec {
             kind: EntityKind::Native,
             command: argv.into_iter().map(Into::into).collect(),
             env: BTreeMap::new(),
+            run_as: None,
             working_dir: None,
             setup: Vec::new(),
             image: None,

@@ -6,6 +6,7 @@ mod application;
 mod entity;
 mod network;
 mod plugin_image;
+mod secret;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +23,7 @@ pub use entity::{
 };
 pub use network::{NetworkKind, NetworkSpec};
 pub use plugin_image::{ImageFormat, ImageSpec, PluginSpec, PluginType};
+pub use secret::{EnvValue, RunAs, RunAsUser, SecretRef, SecretSpec};
 
 /// The only `apiVersion` this release reads and writes.
 pub const API_VERSION: &str = "fos/v1";
@@ -73,12 +75,15 @@ pub enum ObjectKind {
     Image,
     /// A node (published by its agent; also written by hand for offline planning).
     Node,
+    /// Named values of one tenant, read by entities through `env` (`{secretRef: name/key}`).
+    Secret,
 }
 
 impl ObjectKind {
     /// Every kind, in the order objects of one apply are stored.
-    pub const ALL: [ObjectKind; 6] = [
+    pub const ALL: [ObjectKind; 7] = [
         ObjectKind::Node,
+        ObjectKind::Secret,
         ObjectKind::Plugin,
         ObjectKind::Image,
         ObjectKind::Network,
@@ -95,6 +100,7 @@ impl ObjectKind {
             ObjectKind::Plugin => "Plugin",
             ObjectKind::Image => "Image",
             ObjectKind::Node => "Node",
+            ObjectKind::Secret => "Secret",
         }
     }
 
@@ -130,6 +136,8 @@ pub type Network = Typed<NetworkSpec>;
 pub type Plugin = Typed<PluginSpec>;
 /// An image object.
 pub type Image = Typed<ImageSpec>;
+/// A secret object.
+pub type Secret = Typed<SecretSpec>;
 
 /// Any object a manifest can hold. Serialized with `apiVersion` and `kind`.
 #[allow(clippy::large_enum_variant)] // a handful per apply; boxing would only add noise at every use
@@ -147,6 +155,8 @@ pub enum Object {
     Image(Image),
     /// `kind: Node`.
     Node(Box<crate::node::Node>),
+    /// `kind: Secret`.
+    Secret(Secret),
 }
 
 impl Object {
@@ -159,6 +169,7 @@ impl Object {
             Object::Plugin(_) => ObjectKind::Plugin,
             Object::Image(_) => ObjectKind::Image,
             Object::Node(_) => ObjectKind::Node,
+            Object::Secret(_) => ObjectKind::Secret,
         }
     }
 
@@ -171,6 +182,7 @@ impl Object {
             Object::Plugin(o) => &o.metadata,
             Object::Image(o) => &o.metadata,
             Object::Node(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
         }
     }
 
@@ -203,6 +215,7 @@ impl Object {
             Object::Plugin(o) => serde_json::to_value(o),
             Object::Image(o) => serde_json::to_value(o),
             Object::Node(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
         };
         if let Ok(serde_json::Value::Object(fields)) = body {
             map.extend(fields);
@@ -247,6 +260,7 @@ impl Object {
             ObjectKind::Plugin => Object::Plugin(typed(rest)?),
             ObjectKind::Image => Object::Image(typed(rest)?),
             ObjectKind::Node => Object::Node(Box::new(typed(rest)?)),
+            ObjectKind::Secret => Object::Secret(typed(rest)?),
         })
     }
 }

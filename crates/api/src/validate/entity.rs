@@ -37,9 +37,10 @@ pub(crate) fn check(
 fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     use EntityKind::{Container, Native, Vm};
     let kind = spec.kind;
-    let fields: [(&str, bool, &[EntityKind]); 12] = [
+    let fields: [(&str, bool, &[EntityKind]); 13] = [
         ("command", !spec.command.is_empty(), &[Native, Container]),
         ("env", !spec.env.is_empty(), &[Native, Container]),
+        ("runAs", spec.run_as.is_some(), &[Native]),
         ("workingDir", spec.working_dir.is_some(), &[Native]),
         ("setup", !spec.setup.is_empty(), &[Native]),
         ("image", spec.image.is_some(), &[Vm, Container]),
@@ -93,9 +94,24 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
             );
         }
     }
-    for key in spec.env.keys() {
+    for (key, value) in &spec.env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             report.push(format!("{at}.env"), format!("`{key}` is not an environment variable name"));
+        }
+        match value {
+            crate::manifest::EnvValue::Plain(v) if v.contains('\0') => {
+                report.push(format!("{at}.env.{key}"), "an environment value cannot hold a NUL byte")
+            }
+            crate::manifest::EnvValue::Secret(r) if crate::validate_name(&r.secret).is_err() => {
+                report.push(format!("{at}.env.{key}.secretRef"), format!("`{}` is not a secret name", r.secret))
+            }
+            _ => {}
+        }
+    }
+    if let Some(run_as) = &spec.run_as {
+        let user_ok = |s: &str| !s.is_empty() && s.len() <= 32 && !s.contains([':', '/', '\0', '\n']);
+        if !user_ok(run_as.user()) || run_as.group().is_some_and(|g| !user_ok(g)) {
+            report.push(format!("{at}.runAs"), "runAs needs a user (and group) name or number");
         }
     }
 }

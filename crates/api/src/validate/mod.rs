@@ -98,6 +98,7 @@ pub fn validate_with(objects: &[Object], existing: &Existing) -> Vec<Violation> 
             ObjectKind::Plugin => ("plugin", String::new()),
             ObjectKind::Image => ("image", String::new()),
             ObjectKind::Node => ("node", String::new()),
+            ObjectKind::Secret => ("secret", tenant.clone()),
         };
         match seen.get(&(namespace, tenant_key.clone(), object.name().to_string())) {
             Some(first) => report.push(
@@ -123,6 +124,10 @@ pub fn validate_with(objects: &[Object], existing: &Existing) -> Vec<Violation> 
             Object::Plugin(p) => check_plugin(&p.spec, &mut report),
             Object::Image(i) => check_image(&i.spec, &mut report),
             Object::Node(_) => {}
+            Object::Secret(sec) => check_secret(&sec.spec, &mut report),
+        }
+        if let Some(e) = crate::limits::check(object) {
+            report.push(e.path, e.message);
         }
     }
     out
@@ -202,6 +207,18 @@ fn check_plugin(spec: &PluginSpec, report: &mut Report<'_>) {
 pub(crate) fn check_selector(selector: &BTreeMap<String, String>, path: &str, report: &mut Report<'_>) {
     if selector.keys().any(String::is_empty) {
         report.push(path, "node selector keys must not be empty");
+    }
+}
+
+fn check_secret(spec: &crate::manifest::SecretSpec, report: &mut Report<'_>) {
+    if spec.data.is_empty() {
+        report.push("spec.data", "a secret needs at least one key in `data`");
+    }
+    for key in spec.data.keys() {
+        let ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            report.push("spec.data", format!("`{key}` is not a secret key (letters, digits, `-`, `_`, `.`)"));
+        }
     }
 }
 

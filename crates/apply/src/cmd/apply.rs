@@ -54,6 +54,7 @@ fn with_tenant(mut obj: Object, global: &Global) -> Object {
             Object::Plugin(o) => &mut o.metadata,
             Object::Image(o) => &mut o.metadata,
             Object::Node(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
         };
         md.tenant.get_or_insert_with(|| global.tenant.clone());
     }
@@ -167,7 +168,8 @@ pub async fn apply(client: &Client, global: &Global, args: ApplyArgs) -> anyhow:
 /// `fosctl diff`.
 pub async fn diff(client: &Client, files: Files) -> anyhow::Result<()> {
     let manifests = load::load(&files.files)?;
-    let global = Global { server: None, tenant: fos_api::manifest::DEFAULT_TENANT.into() };
+    let global =
+        Global { server: None, config: None, token: None, ca: None, tenant: fos_api::manifest::DEFAULT_TENANT.into() };
     let resp = send(client, &manifests, &global, true, None).await?;
     print_changes(&resp, true);
     resp.plans.iter().for_each(print_plan);

@@ -117,6 +117,18 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
             nodes.retain(|n| matches(&args.name, &[&n.metadata.name]));
             print_nodes(&nodes, args.output)?;
         }
+        Resource::Secrets => {
+            let mut list: Vec<fos_api::wire::SecretView> = client.get("/v1/secrets").await?;
+            list.retain(|s| s.tenant == global.tenant && matches(&args.name, &[&s.name]));
+            if emit(&list, args.output)? {
+                return Ok(());
+            }
+            let mut t = Table::new(&["NAME", "KEYS"]);
+            for s in &list {
+                t.row(vec![s.name.clone(), s.keys.join(",")]);
+            }
+            t.print();
+        }
         Resource::Networks | Resource::Images | Resource::Plugins => {
             let path = match args.resource {
                 Resource::Networks => "/v1/networks",

@@ -2,6 +2,7 @@
 //! plugin, entity, completion): their arguments, and how failures map to exit codes (1 failure, 3 unschedulable or
 //! timed out; clap answers usage errors with 2).
 
+mod access;
 mod apply;
 mod entity;
 mod get;
@@ -20,9 +21,19 @@ use crate::client::Client;
 /// Options every API command shares.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The fos API server (`http://host:port`); else `~/.config/fos/config.yaml`'s `server`, else 127.0.0.1:7887.
+    /// The fos API server (`https://host:port`); else the configuration's `server`, else https://127.0.0.1:7887.
     #[arg(long, global = true, env = "FOS_SERVER")]
     pub server: Option<String>,
+    /// The client configuration file (`server:`, `ca:`, `token:`); else `FOS_CONFIG`, else
+    /// `~/.config/fos/config.yaml`. `fosd` writes one for its administrator: `<data-dir>/fosctl.yaml`.
+    #[arg(long, global = true)]
+    pub config: Option<std::path::PathBuf>,
+    /// The bearer token (else the configuration's `token`).
+    #[arg(long, global = true, env = "FOS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The CA certificate (PEM) the server is checked against (else the configuration's `ca`).
+    #[arg(long, global = true)]
+    pub ca: Option<std::path::PathBuf>,
     /// The tenant (default `default`).
     #[arg(long, global = true, default_value = "default")]
     pub tenant: String,
@@ -49,6 +60,9 @@ pub enum Resource {
     /// Images.
     #[value(alias = "image")]
     Images,
+    /// Secrets: names and keys, never values.
+    #[value(alias = "secret")]
+    Secrets,
 }
 
 /// Output formats.
@@ -112,6 +126,12 @@ pub enum ClientCommand {
     /// Drive a standalone entity through its lifecycle step by step.
     #[command(subcommand)]
     Entity(entity::EntityCommand),
+    /// API tokens (administrators): create one, list them, revoke one.
+    #[command(subcommand)]
+    Token(access::TokenCommand),
+    /// Tenant policies (administrators): may a tenant's entities run as root.
+    #[command(subcommand)]
+    Tenant(access::TenantCommand),
     /// Print a shell completion script.
     Completion(misc::CompletionArgs),
 }
@@ -144,7 +164,12 @@ pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) 
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = Client::new(global.server.as_deref())?;
+        let client = Client::new(crate::client::Connect {
+            server: global.server.as_deref(),
+            config: global.config.as_deref(),
+            token: global.token.as_deref(),
+            ca: global.ca.as_deref(),
+        })?;
         match command {
             ClientCommand::Apply(a) => apply::apply(&client, global, a).await,
             ClientCommand::Diff(f) => apply::diff(&client, f).await,
@@ -158,6 +183,8 @@ pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) 
             ClientCommand::Node(c) => misc::node(&client, c).await,
             ClientCommand::Plugin(c) => misc::plugin(&client, c).await,
             ClientCommand::Entity(c) => entity::entity(&client, global, c).await,
+            ClientCommand::Token(c) => access::token(&client, global, c).await,
+            ClientCommand::Tenant(c) => access::tenant(&client, c).await,
             ClientCommand::Completion(_) => Ok(()),
         }
     })

@@ -91,6 +91,7 @@ pub(crate) fn object_from_value(value: Value, map: &PathMap) -> Result<Object, V
         ObjectKind::Plugin => collect(rest, "", map).map(Object::Plugin),
         ObjectKind::Image => collect(rest, "", map).map(Object::Image),
         ObjectKind::Node => collect(rest, "", map).map(|n| Object::Node(Box::new(n))),
+        ObjectKind::Secret => collect(rest, "", map).map(Object::Secret),
     }
 }
 

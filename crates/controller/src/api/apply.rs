@@ -12,7 +12,7 @@ use crate::Context;
 pub async fn apply(
     State(ctx): State<Context>,
     caller: Caller,
-    Json(req): Json<ApplyRequest>,
+    super::json::Body(req): super::json::Body<ApplyRequest>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
     Ok(Json(ops::apply::apply(&ctx, &caller, req).await?))
 }

@@ -27,12 +27,20 @@ impl IntoResponse for ApiError {
                     OpError::NotFound(_) => StatusCode::NOT_FOUND,
                     OpError::Conflict(_) => StatusCode::CONFLICT,
                     OpError::Forbidden(_) => StatusCode::FORBIDDEN,
+                    OpError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                    OpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    OpError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
                     OpError::Upstream(_) => StatusCode::BAD_GATEWAY,
                     OpError::Store(_) | OpError::Invalid(_) => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 (status, ErrorBody { message: other.to_string(), index: None, kind: None, name: None, path: None })
             }
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
 }

@@ -4,24 +4,27 @@
 //! Handlers only decode a request (path, query, JSON body, the [`crate::ops::Caller`]), call one operation of
 //! [`crate::ops`] and map its error ([`error::ApiError`]); adding an endpoint is one handler and one route here.
 
+pub mod admin;
 pub mod apply;
 pub mod caller;
 pub mod entity;
 pub mod error;
+pub mod json;
 pub mod logs;
 pub mod read;
+pub mod serve;
 pub mod store_view;
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
+use crate::ops::Caller;
 use crate::Context;
 
 /// The API's routes over `ctx`.
@@ -45,6 +48,12 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/store", get(store_view::get))
         .route("/v1/watch", get(store_view::watch))
         .route("/v1/logs/{id}", get(logs::logs))
+        .route("/v1/tokens", post(admin::create_token).get(admin::list_tokens))
+        .route("/v1/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/tenants", get(admin::list_tenants))
+        .route("/v1/tenants/{tenant}", put(admin::set_tenant))
+        .route("/v1/secrets", get(admin::list_secrets))
+        .layer(DefaultBodyLimit::max(fos_api::limits::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(ctx.clone(), count))
         .with_state(ctx)
 }
@@ -54,21 +63,17 @@ async fn count(State(ctx): State<Context>, req: Request, next: Next) -> Response
     next.run(req).await
 }
 
-async fn metrics(State(ctx): State<Context>) -> impl IntoResponse {
+async fn metrics(State(ctx): State<Context>, _caller: Caller) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ctx.metrics.render())
 }
 
-/// Serves the API on `listener` until `shutdown` resolves. Replies go out at once (`TCP_NODELAY`): small
-/// responses and watch lines would otherwise wait on the peer's delayed acknowledgement.
+/// Serves the API on `listener` until `shutdown` resolves (HTTPS when `opts` has TLS), with the connection limits
+/// of [`serve::ServeOptions`].
 pub async fn serve(
     ctx: Context,
     listener: tokio::net::TcpListener,
+    opts: serve::ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router(ctx)).with_graceful_shutdown(shutdown).await
+    serve::serve(router(ctx), listener, opts, shutdown).await
 }

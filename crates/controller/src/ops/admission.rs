@@ -7,6 +7,7 @@ use fos_api::wire::ErrorBody;
 use fos_api::{Existing, Object};
 
 use super::OpError;
+use crate::Context;
 
 fn fault(index: usize, kind: Option<&str>, name: Option<&str>, path: String, message: String) -> OpError {
     OpError::Invalid(ErrorBody {
@@ -36,6 +37,33 @@ pub fn check(index: usize, obj: &Object) -> Result<(), OpError> {
             String::new(),
             "nodes are published by their agents; a Node object is only used for offline planning".into(),
         ));
+    }
+    if let Some(e) = fos_api::limits::check(obj) {
+        return Err(fault(index, Some(obj.kind().as_str()), Some(obj.name()), e.path, e.message));
+    }
+    Ok(())
+}
+
+/// Refuses entities that ask to run as root in a tenant an administrator did not allow it
+/// (`fosctl tenant allow-root <tenant>`).
+pub async fn check_run_as(ctx: &Context, objects: &[Object]) -> Result<(), OpError> {
+    for obj in objects {
+        let Some(app) = obj.as_application() else { continue };
+        let root = app.spec.components.iter().position(|c| c.entity.run_as.as_ref().is_some_and(|r| r.is_root()));
+        let Some(component) = root else { continue };
+        let tenant = obj.metadata().tenant();
+        if !super::tenants::policy(ctx, tenant).await?.allow_root {
+            let path = match obj {
+                Object::Entity(_) => "spec.runAs".to_string(),
+                _ => format!("spec.components[{component}].entity.runAs"),
+            };
+            return Err(OpError::Forbidden(format!(
+                "{} {} ({path}): tenant {tenant} may not run entities as root (an administrator allows it with \
+                 `fosctl tenant allow-root {tenant}`)",
+                obj.kind(),
+                obj.name()
+            )));
+        }
     }
     Ok(())
 }

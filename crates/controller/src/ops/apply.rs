@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fos_api::wire::{AppRecord, ApplyRequest, ApplyResponse, Change, ObjectChange, SOURCE_ANNOTATION};
 use fos_api::{Object, ObjectKind};
-use fos_store::records::{Apps, DesiredPlugins, Images, Kind, Networks};
+use fos_store::records::{Apps, DesiredPlugins, Images, Kind, Networks, Secrets};
 use fos_store::{Compare, KeyValue, Records, Txn, TxnOp};
 
 use super::{admission, plan, Caller, OpError};
@@ -19,6 +19,7 @@ const ATTEMPTS: usize = 5;
 
 /// Applies `req` for `caller`.
 pub async fn apply(ctx: &Context, caller: &Caller, req: ApplyRequest) -> Result<ApplyResponse, OpError> {
+    fos_api::limits::check_count(req.objects.len()).map_err(OpError::TooLarge)?;
     let mut objects = Vec::with_capacity(req.objects.len());
     for (i, v) in req.objects.into_iter().enumerate() {
         let obj = admission::decode(i, v)?;
@@ -26,6 +27,12 @@ pub async fn apply(ctx: &Context, caller: &Caller, req: ApplyRequest) -> Result<
         authorize(caller, &obj)?;
         objects.push(obj);
     }
+    if !req.dry_run {
+        if let Some(dir) = &ctx.security.data_dir {
+            crate::space::check(dir, ctx.security.free_margin)?;
+        }
+    }
+    admission::check_run_as(ctx, &objects).await?;
     let records = ctx.records();
     let (networks, _) = records.list::<Networks>().await?;
     let stored = networks.into_iter().map(|(key, v)| (key, v.value));
@@ -65,6 +72,7 @@ fn keys_of(records: &Records, obj: &Object, nodes: &[String]) -> Vec<String> {
     match obj {
         Object::Application(_) | Object::Entity(_) => vec![records.key::<Apps>(&scoped)],
         Object::Network(_) => vec![records.key::<Networks>(&scoped)],
+        Object::Secret(_) => vec![records.key::<Secrets>(&scoped)],
         Object::Image(_) => vec![records.key::<Images>(&md.name)],
         Object::Plugin(p) => {
             let targets = if p.spec.nodes.is_empty() { nodes.to_vec() } else { p.spec.nodes.clone() };
@@ -114,7 +122,7 @@ async fn attempt(
         };
         for key in keys {
             let prior = current.get(key.as_str()).copied().flatten();
-            let (c, value, fields) = compare(key, obj, prior)?;
+            let (c, value, fields) = compare(ctx, key, obj, prior)?;
             if c != Change::Unchanged {
                 change.change = if change.change == Change::Updated { Change::Updated } else { c };
                 change.fields = fields;
@@ -170,8 +178,25 @@ async fn attempt(
 }
 
 /// Compares `obj` with what is stored at `key`: the change, the value to write, and the fields that differ.
-fn compare(key: &str, obj: &Object, prior: Option<&KeyValue>) -> Result<(Change, Vec<u8>, Vec<String>), OpError> {
+fn compare(
+    ctx: &Context,
+    key: &str,
+    obj: &Object,
+    prior: Option<&KeyValue>,
+) -> Result<(Change, Vec<u8>, Vec<String>), OpError> {
     match obj {
+        Object::Secret(secret) => {
+            let old = prior.and_then(|kv| Secrets::decode(&Default::default(), &kv.value).ok());
+            let change = match &old {
+                Some(o) if super::secrets::unchanged(ctx, o, secret) => {
+                    return Ok((Change::Unchanged, Vec::new(), Vec::new()))
+                }
+                Some(_) => Change::Updated,
+                None => Change::Created,
+            };
+            let sealed = super::secrets::seal(ctx, key, secret)?;
+            Ok((change, Records::encode::<Secrets>(key, &sealed)?, Vec::new()))
+        }
         Object::Application(_) | Object::Entity(_) => {
             let old: Option<AppRecord> = prior.and_then(|kv| Apps::decode(&Default::default(), &kv.value).ok());
             let (change, generation, fields) = match &old {

@@ -9,7 +9,7 @@ use crate::Context;
 
 /// Marks `tenant`/`name` for deletion (again: nothing changes). Answers the record as marked.
 pub async fn delete(ctx: &Context, caller: &Caller, tenant: &str, name: &str) -> Result<AppView, OpError> {
-    caller.check(tenant)?;
+    caller.check_write(tenant, || format!("application {tenant}/{name}"))?;
     let what = format!("application {tenant}/{name}");
     let (record, _) = ctx
         .records()

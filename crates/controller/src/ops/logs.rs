@@ -72,7 +72,7 @@ pub async fn logs(ctx: &Context, caller: &Caller, id: &str, q: &LogQuery) -> Res
             view.nodes.get(&entity.node).and_then(|n| n.status.address.clone()).ok_or_else(|| {
                 OpError::Upstream(format!("node {} has no API address to fetch logs from", entity.node))
             })?;
-        return fetch(&addr, &entity.id.to_string(), q).await;
+        return fetch(ctx, &addr, &entity.id.to_string(), q).await;
     }
     ctx.logs.open(&entity.id, q.follow, q.tail_bytes).await.map_err(|e| match e {
         LogError::NotFound(message) => OpError::NotFound(message),
@@ -80,13 +80,25 @@ pub async fn logs(ctx: &Context, caller: &Caller, id: &str, q: &LogQuery) -> Res
     })
 }
 
-/// The output from the `fosd` at `addr`, which runs the instance.
-async fn fetch(addr: &str, id: &str, q: &LogQuery) -> Result<LogStream, OpError> {
-    let mut url = format!("http://{addr}/v1/logs/{id}?local=true&follow={}", q.follow);
+/// The output from the `fosd` at `addr`, which runs the instance: over HTTPS with the cluster CA, as this node (its
+/// node token), after this node checked that the caller may see the instance.
+async fn fetch(ctx: &Context, addr: &str, id: &str, q: &LogQuery) -> Result<LogStream, OpError> {
+    let peer = ctx
+        .security
+        .peer
+        .as_ref()
+        .ok_or_else(|| OpError::Upstream(format!("this node has no credentials to fetch logs from {addr}")))?;
+    let mut url = format!("{}://{addr}/v1/logs/{id}?local=true&follow={}", peer.scheme, q.follow);
     if let Some(t) = q.tail_bytes {
         url.push_str(&format!("&tail_bytes={t}"));
     }
-    let resp = reqwest::get(&url).await.map_err(|e| OpError::Upstream(format!("{addr}: {e}")))?;
+    let resp = peer
+        .http
+        .get(&url)
+        .bearer_auth(&peer.token)
+        .send()
+        .await
+        .map_err(|e| OpError::Upstream(format!("{addr}: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.json::<fos_api::wire::ErrorBody>().await;

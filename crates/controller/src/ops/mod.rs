@@ -11,6 +11,13 @@
 //! | [`set_state::set_state`] | the imperative lifecycle verbs of a standalone entity |
 //! | [`read`] | applications, entities, nodes, networks, plugins, images, events, the store by URI |
 //! | [`logs::logs`] | an instance's output, from this node's agent or fetched from the node that runs it |
+//! | [`tokens`] | API tokens: create (the secret shown once), list, revoke (administrators) |
+//! | [`tenants`] | tenant policies: may a tenant's entities run as root (administrators) |
+//! | [`secrets`] | the Secrets of the caller's tenants: names and keys, never values |
+//!
+//! Authorization is here, on the [`Caller`]: a view token reads its tenant, an edit token also changes it, an
+//! administrator does everything; another tenant's object answers [`OpError::NotFound`] (as if it did not exist),
+//! a write the caller's role does not allow [`OpError::Forbidden`].
 //!
 //! Adding an operation (`migrate`, `cordon`, `drain`) is one new file here taking a `&Caller`, plus one route.
 
@@ -20,21 +27,27 @@ pub mod delete;
 pub mod logs;
 pub mod plan;
 pub mod read;
+pub mod secrets;
 pub mod set_state;
+pub mod tenants;
+pub mod tokens;
 
 use std::collections::BTreeSet;
 
+use fos_api::auth::Role;
 use fos_api::wire::ErrorBody;
 use fos_store::StoreError;
 use thiserror::Error;
 
-/// Who asks: a principal and the tenants it may act on.
+/// Who asks: a principal, the tenants it may act on and its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The principal's name (a user, a token, a node).
+    /// The principal's name (a token's description or id, a node).
     pub principal: String,
     /// The tenants it may read and change.
     pub tenants: Tenants,
+    /// What it may do there.
+    pub role: Role,
 }
 
 /// The tenants a caller may act on.
@@ -47,12 +60,17 @@ pub enum Tenants {
 }
 
 impl Caller {
-    /// The local administrator: every tenant. Every API caller is this one until authentication exists.
+    /// The local administrator: every tenant, every operation (the API without authentication, tests).
     pub fn local_admin() -> Caller {
-        Caller { principal: "local-admin".to_string(), tenants: Tenants::All }
+        Caller { principal: "local-admin".to_string(), tenants: Tenants::All, role: Role::Admin }
     }
 
-    /// Whether the caller may act on `tenant`.
+    /// A caller of one tenant with `role`.
+    pub fn of_tenant(principal: impl Into<String>, tenant: &str, role: Role) -> Caller {
+        Caller { principal: principal.into(), tenants: Tenants::Only(BTreeSet::from([tenant.to_string()])), role }
+    }
+
+    /// Whether the caller may see `tenant`'s objects.
     pub fn may_act_on(&self, tenant: &str) -> bool {
         match &self.tenants {
             Tenants::All => true,
@@ -60,18 +78,52 @@ impl Caller {
         }
     }
 
-    /// Refuses `tenant` when the caller may not act on it.
-    pub fn check(&self, tenant: &str) -> Result<(), OpError> {
+    /// Reading an object of `tenant`: another tenant's object is not found (`what` names it, e.g.
+    /// `application beta/wp`), never forbidden, so no caller learns what other tenants hold.
+    pub fn check_read(&self, tenant: &str, what: impl FnOnce() -> String) -> Result<(), OpError> {
         if self.may_act_on(tenant) {
             Ok(())
         } else {
-            Err(OpError::Forbidden(format!("{} may not act on tenant {tenant}", self.principal)))
+            Err(OpError::NotFound(format!("{} not found", what())))
         }
     }
 
-    /// Whether the caller may act on every tenant (cluster-wide objects: nodes, images, plugins).
+    /// Changing an existing object of `tenant`: not found in another tenant, forbidden to a view token.
+    pub fn check_write(&self, tenant: &str, what: impl FnOnce() -> String) -> Result<(), OpError> {
+        self.check_read(tenant, what)?;
+        self.check_role_writes()
+    }
+
+    /// Creating or changing objects in `tenant` (apply): forbidden outside the caller's tenants and to view tokens.
+    pub fn check(&self, tenant: &str) -> Result<(), OpError> {
+        if !self.may_act_on(tenant) {
+            return Err(OpError::Forbidden(format!("{} may not act on tenant {tenant}", self.principal)));
+        }
+        self.check_role_writes()
+    }
+
+    fn check_role_writes(&self) -> Result<(), OpError> {
+        match self.role {
+            Role::Edit | Role::Admin => Ok(()),
+            Role::View | Role::Node => Err(OpError::Forbidden(format!(
+                "{} has a {} token, which cannot change anything",
+                self.principal, self.role
+            ))),
+        }
+    }
+
+    /// Whether the caller is an administrator (every tenant, cluster-wide objects, tokens, the raw store).
     pub fn is_admin(&self) -> bool {
-        self.tenants == Tenants::All
+        self.role == Role::Admin
+    }
+
+    /// Refuses a caller that is not an administrator.
+    pub fn check_admin(&self, what: &str) -> Result<(), OpError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(OpError::Forbidden(format!("{} may not {what}: administrators only", self.principal)))
+        }
     }
 }
 
@@ -90,6 +142,15 @@ pub enum OpError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The caller did not say who it is, or its token is unknown, revoked or expired.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The request is over one of the API's size limits (body, objects per apply).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The node's disk is too full to store more; deletes still work.
+    #[error("{0}")]
+    NoSpace(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[source] StoreError),

@@ -1,6 +1,6 @@
 //! Reads: applications (with status), entities (instances: desired + actual), nodes, networks, plugins, images,
 //! events, and the store by `afos://`/`dfos://` URI. Everything tenant-scoped is limited to the caller's tenants;
-//! the raw store view is for callers that act on every tenant.
+//! the store view and watch show a non-administrator only its tenants' keys.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +35,7 @@ pub async fn apps(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<A
 
 /// One application.
 pub async fn app(ctx: &Context, caller: &Caller, tenant: &str, name: &str) -> Result<AppView, OpError> {
-    caller.check(tenant)?;
+    caller.check_read(tenant, || format!("application {tenant}/{name}"))?;
     let records = ctx.records();
     let key = (tenant.to_string(), name.to_string());
     let (record, status) = tokio::try_join!(records.get::<Apps>(&key), records.get::<AppStatuses>(&key))?;
@@ -160,7 +160,7 @@ pub async fn plugins(ctx: &Context, _caller: &Caller) -> Result<Vec<serde_json::
 pub async fn events(ctx: &Context, caller: &Caller, q: &ListQuery) -> Result<Vec<EventRecord>, OpError> {
     let list = ctx.events().list(q.tenant.as_deref(), q.app.as_deref(), usize::MAX).await?;
     let mut list: Vec<EventRecord> =
-        list.into_iter().filter(|e| e.tenant.as_deref().is_none_or(|t| caller.may_act_on(t))).collect();
+        list.into_iter().filter(|e| e.tenant.as_deref().map_or(caller.is_admin(), |t| caller.may_act_on(t))).collect();
     let skip = list.len().saturating_sub(q.limit.unwrap_or(100));
     list.drain(..skip);
     Ok(list)
@@ -172,18 +172,38 @@ fn entry(kv: &KeyValue) -> StoreEntry {
     StoreEntry { key: kv.key.clone(), value, mod_revision: kv.mod_revision }
 }
 
-fn store_uri(caller: &Caller, uri: &str) -> Result<StoreUri, OpError> {
-    if !caller.is_admin() {
-        return Err(OpError::Forbidden(format!("{} may not read the store directly", caller.principal)));
-    }
+fn store_uri(uri: &str) -> Result<StoreUri, OpError> {
     StoreUri::parse(uri).map_err(|e| OpError::invalid(e.to_string()))
 }
 
-/// The keys an `afos://`/`dfos://` URI (with `*` and `**`) matches.
+/// Whether `caller` may see the store key `key`: administrators see every key; anyone else only the keys of its
+/// tenants' applications, networks and instances (never a node's, the system's or another tenant's).
+fn visible(ctx: &Context, caller: &Caller, key: &str) -> bool {
+    use fos_api::keys::KeyRef;
+    if caller.is_admin() {
+        return true;
+    }
+    let tenant = match ctx.keys.parse(key) {
+        Some(KeyRef::DesiredApp { tenant, .. } | KeyRef::ActualApp { tenant, .. }) => tenant,
+        Some(KeyRef::DesiredNetwork { tenant, .. }) => tenant,
+        Some(KeyRef::DesiredInstance { id, .. } | KeyRef::ActualInstance { id, .. }) => id.tenant,
+        _ => return false,
+    };
+    caller.may_act_on(&tenant)
+}
+
+/// The keys an `afos://`/`dfos://` URI (with `*` and `**`) matches, of those the caller may see. A URI without
+/// wildcards names one key: not found when it is absent or not the caller's.
 pub async fn store(ctx: &Context, caller: &Caller, uri: &str) -> Result<Vec<StoreEntry>, OpError> {
-    let uri = store_uri(caller, uri)?;
-    let list = ctx.store.list(&uri.prefix()).await?;
-    Ok(list.kvs.iter().filter(|kv| uri.matches(&kv.key)).map(entry).collect())
+    let parsed = store_uri(uri)?;
+    let list = ctx.store.list(&parsed.prefix()).await?;
+    let out: Vec<StoreEntry> =
+        list.kvs.iter().filter(|kv| parsed.matches(&kv.key) && visible(ctx, caller, &kv.key)).map(entry).collect();
+    let exact = parsed.segments.iter().all(|s| matches!(s, fos_api::keys::Segment::Literal(_)));
+    if exact && out.is_empty() {
+        return Err(OpError::NotFound(format!("no key at {uri}")));
+    }
+    Ok(out)
 }
 
 /// The entries an URI matches as `put` events, then every change to them.
@@ -192,18 +212,19 @@ pub async fn watch(
     caller: &Caller,
     uri: &str,
 ) -> Result<impl Stream<Item = WatchEvent> + Send + 'static, OpError> {
-    let uri = store_uri(caller, uri)?;
+    let uri = store_uri(uri)?;
     let list = ctx.store.list(&uri.prefix()).await?;
     let stream = ctx.store.watch(&uri.prefix(), list.revision + 1).await?;
     let initial: Vec<WatchEvent> = list
         .kvs
         .iter()
-        .filter(|kv| uri.matches(&kv.key))
+        .filter(|kv| uri.matches(&kv.key) && visible(ctx, caller, &kv.key))
         .map(|kv| WatchEvent { kind: "put".into(), entry: entry(kv) })
         .collect();
+    let (ctx, caller) = (ctx.clone(), caller.clone());
     let changes = stream.filter_map(move |ev| {
         let out = match ev {
-            Ok(ev) if uri.matches(&ev.kv.key) => {
+            Ok(ev) if uri.matches(&ev.kv.key) && visible(&ctx, &caller, &ev.kv.key) => {
                 let mut e = entry(&ev.kv);
                 let kind = match ev.kind {
                     EventKind::Put => "put",

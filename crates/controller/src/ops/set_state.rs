@@ -38,7 +38,7 @@ pub async fn set_state(
     name: &str,
     action: Action,
 ) -> Result<AppView, OpError> {
-    caller.check(tenant)?;
+    caller.check_write(tenant, || format!("entity {tenant}/{name}"))?;
     if !ENTITY_VERBS.contains(&action) {
         return Err(OpError::invalid(format!("`{action}` is not an entity verb")));
     }

@@ -3,6 +3,7 @@
 //! task, and history compacted in the background past a configurable window.
 
 mod hub;
+mod reserve;
 mod schema;
 mod watch;
 mod writer;
@@ -50,11 +51,14 @@ pub struct EmbeddedConfig {
     pub lease_sweep_interval: Duration,
     /// What a returned write survives.
     pub durability: Durability,
+    /// Bytes kept in a reserve file beside the database and given back when the disk is full, so deletes and
+    /// lease renewals still commit (0: no reserve).
+    pub reserve_bytes: u64,
 }
 
 impl EmbeddedConfig {
     /// The defaults for a data directory: 10,000 revisions of history, compaction every 5 min, lease sweep every
-    /// 250 ms, writes that survive the process being killed.
+    /// 250 ms, writes that survive the process being killed, 8 MiB reserved for a full disk.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         EmbeddedConfig {
             dir: dir.into(),
@@ -62,6 +66,7 @@ impl EmbeddedConfig {
             compaction_interval: Duration::from_secs(300),
             lease_sweep_interval: Duration::from_millis(250),
             durability: Durability::Process,
+            reserve_bytes: reserve::DEFAULT_BYTES,
         }
     }
 }
@@ -98,7 +103,8 @@ impl EmbeddedStore {
         // Checkpoints (which sync the file) run in the background, never on a write's path.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(schema::db_err)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let mut writer = Writer::new(conn, events.clone())?;
+        let reserve = reserve::Reserve::new(config.dir.join(reserve::FILE), config.reserve_bytes);
+        let mut writer = Writer::new(conn, events.clone(), reserve)?;
         writer.renew_all_leases()?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()

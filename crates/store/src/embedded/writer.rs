@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot};
 
+use super::reserve::{self, Reserve};
 use super::schema::{self, db_err};
 use crate::{CompareTarget, Event, EventKind, KeyValue, LeaseId, Revision, StoreError, Txn, TxnOp, TxnResult};
 
@@ -55,12 +56,23 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// A reply waiting for the batch's commit.
-enum Reply {
-    Txn(oneshot::Sender<Result<Applied, StoreError>>, Result<Applied, StoreError>),
-    Lease(oneshot::Sender<Result<LeaseId, StoreError>>, Result<LeaseId, StoreError>),
-    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+/// What one command produced inside the batch's transaction, answered once the batch commits.
+enum Outcome {
+    Txn(Result<Applied, StoreError>),
+    Lease(Result<LeaseId, StoreError>),
+    Unit(Result<(), StoreError>),
     None,
+}
+
+impl Outcome {
+    fn failed(&self) -> bool {
+        match self {
+            Outcome::Txn(r) => r.is_err(),
+            Outcome::Lease(r) => r.is_err(),
+            Outcome::Unit(r) => r.is_err(),
+            Outcome::None => false,
+        }
+    }
 }
 
 /// The writer's state.
@@ -68,13 +80,18 @@ pub struct Writer {
     conn: Connection,
     revision: Revision,
     events: broadcast::Sender<std::sync::Arc<Committed>>,
+    reserve: Reserve,
 }
 
 impl Writer {
-    /// A writer over `conn` publishing to `events`.
-    pub fn new(conn: Connection, events: broadcast::Sender<std::sync::Arc<Committed>>) -> Result<Self, StoreError> {
+    /// A writer over `conn` publishing to `events`, holding `reserve` for when the disk fills up.
+    pub fn new(
+        conn: Connection,
+        events: broadcast::Sender<std::sync::Arc<Committed>>,
+        reserve: Reserve,
+    ) -> Result<Self, StoreError> {
         let revision = schema::current_revision(&conn)?;
-        Ok(Writer { conn, revision, events })
+        Ok(Writer { conn, revision, events, reserve })
     }
 
     /// Gives every lease a fresh TTL (after a restart, as etcd does: time while the store was down does not count).
@@ -97,53 +114,73 @@ impl Writer {
         }
     }
 
+    /// Applies one batch; when the disk is full, gives back the reserved space and tries once more, so deletes and
+    /// lease renewals still go through (and free space) when everything else has filled the disk.
     fn apply_batch(&mut self, batch: Vec<Command>) {
+        let mut result = self.try_batch(&batch);
+        if matches!(&result, Err(e) if reserve::is_full(e)) && self.reserve.release() {
+            tracing::warn!("the store's disk is full: released the reserved space to keep deletes and leases going");
+            result = self.try_batch(&batch);
+        }
+        match result {
+            Err(e) => {
+                // Nothing of this batch is stored: fail every command of it.
+                let message = e.to_string();
+                for command in batch {
+                    command.answer(Outcome::None, Some(&message));
+                }
+            }
+            Ok((outcomes, committed)) => {
+                for c in committed {
+                    // No receiver is not an error: nobody watches.
+                    let _ = self.events.send(std::sync::Arc::new(c));
+                }
+                for (command, outcome) in batch.into_iter().zip(outcomes) {
+                    command.answer(outcome, None);
+                }
+            }
+        }
+        self.reserve.restore_when_room();
+    }
+
+    /// Runs the batch in one SQLite transaction: the outcome of each command and what was committed, or nothing.
+    fn try_batch(&mut self, batch: &[Command]) -> Result<(Vec<Outcome>, Vec<Committed>), StoreError> {
         let start_revision = self.revision;
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
         let mut committed = Vec::new();
         let outcome = (|| -> Result<(), StoreError> {
             let mut tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(db_err)?;
             for command in batch {
-                replies.push(apply_command(&mut tx, &mut self.revision, command, &mut committed)?);
+                outcomes.push(apply_command(&mut tx, &mut self.revision, command, &mut committed)?);
             }
             tx.commit().map_err(db_err)
         })();
-        if let Err(e) = outcome {
-            // Nothing of this batch is stored: fail every command of it.
-            self.revision = start_revision;
-            let message = e.to_string();
-            for reply in replies {
-                reply.fail(&message);
+        match outcome {
+            Ok(()) => Ok((outcomes, committed)),
+            Err(e) => {
+                self.revision = start_revision;
+                Err(e)
             }
-            return;
-        }
-        for c in committed {
-            // No receiver is not an error: nobody watches.
-            let _ = self.events.send(std::sync::Arc::new(c));
-        }
-        for reply in replies {
-            reply.send();
         }
     }
 }
 
-impl Reply {
-    fn send(self) {
-        match self {
-            Reply::Txn(s, r) => drop(s.send(r)),
-            Reply::Lease(s, r) => drop(s.send(r)),
-            Reply::Unit(s, r) => drop(s.send(r)),
-            Reply::None => {}
-        }
-    }
-
-    fn fail(self, message: &str) {
-        let err = || StoreError::Database(message.to_string());
-        match self {
-            Reply::Txn(s, _) => drop(s.send(Err(err()))),
-            Reply::Lease(s, _) => drop(s.send(Err(err()))),
-            Reply::Unit(s, _) => drop(s.send(Err(err()))),
-            Reply::None => {}
+impl Command {
+    /// Answers the caller: the outcome, or `failure` for the whole batch.
+    fn answer(self, outcome: Outcome, failure: Option<&str>) {
+        let err = |m: &str| StoreError::Database(m.to_string());
+        match (self, outcome, failure) {
+            (Command::Txn(_, s), _, Some(m)) => drop(s.send(Err(err(m)))),
+            (Command::Grant(_, s), _, Some(m)) => drop(s.send(Err(err(m)))),
+            (Command::KeepAlive(_, s) | Command::Revoke(_, s) | Command::Compact(_, s), _, Some(m)) => {
+                drop(s.send(Err(err(m))))
+            }
+            (Command::Txn(_, s), Outcome::Txn(r), None) => drop(s.send(r)),
+            (Command::Grant(_, s), Outcome::Lease(r), None) => drop(s.send(r)),
+            (Command::KeepAlive(_, s) | Command::Revoke(_, s) | Command::Compact(_, s), Outcome::Unit(r), None) => {
+                drop(s.send(r))
+            }
+            _ => {}
         }
     }
 }
@@ -153,37 +190,31 @@ impl Reply {
 fn apply_command(
     tx: &mut Transaction<'_>,
     revision: &mut Revision,
-    command: Command,
+    command: &Command,
     committed: &mut Vec<Committed>,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let mut sp = tx.savepoint().map_err(db_err)?;
     let before = *revision;
     let mut changes = Vec::new();
-    let reply = match command {
-        Command::Txn(txn, reply) => Reply::Txn(reply, run_txn(&sp, revision, &txn, &mut changes)),
-        Command::Grant(ttl, reply) => Reply::Lease(reply, grant(&sp, ttl)),
-        Command::KeepAlive(id, reply) => Reply::Unit(reply, keep_alive(&sp, id)),
-        Command::Revoke(id, reply) => Reply::Unit(reply, revoke(&sp, revision, id, &mut changes)),
-        Command::Compact(rev, reply) => Reply::Unit(reply, compact(&sp, *revision, rev)),
+    let outcome = match command {
+        Command::Txn(txn, _) => Outcome::Txn(run_txn(&sp, revision, txn, &mut changes)),
+        Command::Grant(ttl, _) => Outcome::Lease(grant(&sp, *ttl)),
+        Command::KeepAlive(id, _) => Outcome::Unit(keep_alive(&sp, *id)),
+        Command::Revoke(id, _) => Outcome::Unit(revoke(&sp, revision, *id, &mut changes)),
+        Command::Compact(rev, _) => Outcome::Unit(compact(&sp, *revision, *rev)),
         Command::SweepLeases => {
             sweep(&sp, revision, committed)?;
-            Reply::None
+            Outcome::None
         }
         Command::AutoCompact(window) => {
             let target = *revision - window;
             if target > schema::meta(&sp, "compacted")? {
                 compact(&sp, *revision, target)?;
             }
-            Reply::None
+            Outcome::None
         }
     };
-    let failed = match &reply {
-        Reply::Txn(_, r) => r.is_err(),
-        Reply::Lease(_, r) => r.is_err(),
-        Reply::Unit(_, r) => r.is_err(),
-        Reply::None => false,
-    };
-    if failed {
+    if outcome.failed() {
         *revision = before;
         sp.rollback().map_err(db_err)?;
     } else {
@@ -192,7 +223,7 @@ fn apply_command(
             committed.push(Committed { revision: *revision, events: changes });
         }
     }
-    Ok(reply)
+    Ok(outcome)
 }
 
 /// The next revision for a command's first change (all changes of one command share it).

@@ -95,10 +95,18 @@ impl Task {
         if action == Action::Configure {
             self.attach_networks(need()?).await?;
         }
+        let starts = || async {
+            let mut with_secrets = cx.clone();
+            let key = self.shared.secrets.as_deref();
+            with_secrets.secret_env = crate::driver::secrets::resolve(&self.shared.records, key, need()?)
+                .await
+                .map_err(StepError::retryable)?;
+            Ok::<_, StepError>(with_secrets)
+        };
         let result = match action {
             Action::Define => rt.define(&cx, need()?).await,
-            Action::Configure => rt.configure(&cx, need()?).await,
-            Action::Run => rt.run(&cx, need()?).await,
+            Action::Configure => rt.configure(&starts().await?, need()?).await,
+            Action::Run => rt.run(&starts().await?, need()?).await,
             Action::Stop => rt.stop(&cx).await,
             Action::Pause => rt.pause(&cx).await,
             Action::Resume => rt.resume(&cx).await,

@@ -43,8 +43,19 @@ pub struct Instance {
     pub record: Mutex<StateFile>,
     /// Run state, published to subscribers.
     pub run: watch::Sender<RunState>,
+    /// Who its processes run as and the Secret values of their environment (set before each setup and spawn).
+    launch: Mutex<Launch>,
     /// The process group of a setup command whose configure was cancelled: killed, and waited for by the next setup.
     cancelled_setup: Mutex<Option<i32>>,
+}
+
+/// How the instance's processes are started: as whom, with which Secret values. Kept in memory only.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The user (none: as the agent).
+    pub identity: Option<super::identity::Identity>,
+    /// Environment values from Secrets.
+    pub secret_env: crate::runtime::SecretEnv,
 }
 
 /// A running setup command. Dropped before it finishes (its configure was cancelled), it kills the command's whole
@@ -100,6 +111,7 @@ impl Instance {
             cgroup: cx.cgroup.clone(),
             record: Mutex::new(StateFile { desired, state, process: None }),
             run,
+            launch: Mutex::new(Launch::default()),
             cancelled_setup: Mutex::new(None),
         }
     }
@@ -153,7 +165,25 @@ impl Instance {
         lock(&self.record).process = p;
     }
 
-    /// The environment of its processes: a minimal base, the entity's env, then the injected env.
+    /// Sets who the next processes run as and their Secret values.
+    pub fn set_launch(&self, launch: Launch) {
+        *lock(&self.launch) = launch;
+    }
+
+    /// Who the processes run as and their Secret values.
+    pub fn launch(&self) -> Launch {
+        lock(&self.launch).clone()
+    }
+
+    /// Runs `cmd` as the instance's user, without capabilities (after the namespace hooks).
+    fn as_user(&self, cmd: &mut Command) {
+        if let Some(id) = &lock(&self.launch).identity {
+            super::identity::apply(cmd.as_std_mut(), id);
+        }
+    }
+
+    /// The environment of its processes: a minimal base, the entity's env (Secret references replaced by their
+    /// values), then the injected env.
     fn env(&self, desired: &DesiredInstance) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
@@ -161,7 +191,11 @@ impl Instance {
         env.insert("HOME".to_string(), self.work_dir.display().to_string());
         env.insert("FOS_INSTANCE".to_string(), desired.id.to_string());
         env.insert("FOS_NODE".to_string(), desired.node.clone());
-        env.extend(desired.entity.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let secrets = lock(&self.launch).secret_env.clone();
+        env.extend(desired.entity.env.iter().filter_map(|(k, v)| match v.as_plain() {
+            Some(plain) => Some((k.clone(), plain.to_string())),
+            None => secrets.0.get(k).map(|s| (k.clone(), s.clone())),
+        }));
         env.extend(desired.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
@@ -192,6 +226,7 @@ impl Instance {
             cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
             process::isolate(&mut cmd);
             enter_netns(&mut cmd, netns)?;
+            self.as_user(&mut cmd);
             let setup_error =
                 |e: std::io::Error| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() };
             let child = cmd.spawn().map_err(setup_error)?;
@@ -234,6 +269,7 @@ impl Instance {
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         process::isolate(&mut cmd);
         enter_netns(&mut cmd, netns)?;
+        self.as_user(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;
         let pid = child.id().ok_or_else(|| RuntimeError::Failed("process exited before its pid was read".into()))?;
         if let Err(e) = self.cgroup.add(pid) {

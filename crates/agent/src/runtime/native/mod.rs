@@ -3,6 +3,7 @@
 //! the context's cgroup with its reservations as limits where the machine has cgroups, pause by freezer or SIGSTOP,
 //! and a state file in the instance's directory that lets a restarted agent adopt the processes it started.
 
+pub mod identity;
 mod instance;
 pub mod logs;
 pub mod process;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fos_api::lifecycle::State;
-use fos_api::manifest::{EntityKind, Probe};
+use fos_api::manifest::{EntityKind, Probe, RunAs};
 use fos_api::record::{DesiredInstance, InstanceId};
 use tokio::sync::watch;
 
@@ -37,6 +38,18 @@ pub struct NativeConfig {
     pub log_check_interval: Duration,
     /// Addresses reported for instances (native processes share the node's network).
     pub addresses: Vec<String>,
+    /// Who processes run as when the entity has no `runAs` (the node configuration's
+    /// `runtimes.native.config.runAs`; default `fos-entity`, created when missing).
+    pub run_as: RunAs,
+}
+
+/// The native runtime's section of the node configuration (`runtimes: {native: {config: {runAs: …}}}`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NativeSettings {
+    /// The default user of entities.
+    #[serde(default)]
+    pub run_as: Option<RunAs>,
 }
 
 impl Default for NativeConfig {
@@ -48,19 +61,48 @@ impl Default for NativeConfig {
             log_keep: 2,
             log_check_interval: Duration::from_secs(5),
             addresses: Vec::new(),
+            run_as: RunAs::Named(identity::DEFAULT_USER.to_string()),
         }
     }
 }
 
 /// Builds the node's native runtime (its registration in [`crate::runtime::RuntimeRegistry::builtin`]).
 pub fn factory(env: &RuntimeEnv) -> Result<Arc<dyn Runtime>, RuntimeError> {
+    let settings: NativeSettings = if env.config.is_null() {
+        NativeSettings::default()
+    } else {
+        serde_json::from_value(env.config.clone())
+            .map_err(|e| RuntimeError::Invalid(format!("runtimes.native.config: {e}")))?
+    };
+    let defaults = NativeConfig::default();
     let config = NativeConfig {
         stop_grace: env.stop_grace,
         log_max_bytes: env.log_max_bytes,
         addresses: env.addresses.clone(),
-        ..NativeConfig::default()
+        run_as: settings.run_as.unwrap_or(defaults.run_as.clone()),
+        ..defaults
     };
     Ok(NativeRuntime::new(config, env.layout.clone())? as Arc<dyn Runtime>)
+}
+
+impl NativeRuntime {
+    /// Who the instance's processes run as and the Secret values of their environment, for its next setup or
+    /// spawn; its working directory is given to that user.
+    fn prepare_launch(
+        &self,
+        inst: &Instance,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+    ) -> Result<(), RuntimeError> {
+        let who = identity::resolve(desired.entity.run_as.as_ref(), &self.config.run_as)?;
+        if let Some(id) = &who {
+            for dir in [inst.work_dir.clone(), inst.cwd()?] {
+                identity::give(&dir, id)?;
+            }
+        }
+        inst.set_launch(instance::Launch { identity: who, secret_env: cx.secret_env.clone() });
+        Ok(())
+    }
 }
 
 /// The native process runtime.
@@ -147,13 +189,13 @@ async fn rotate_logs(rt: Weak<NativeRuntime>, every: Duration) {
 }
 
 /// Runs a readiness probe from inside the network namespace at `ns` (the instance's loopback is its own).
-async fn probe_in_namespace(p: Probe, cwd: PathBuf, ns: &Path) -> bool {
+async fn probe_in_namespace(p: Probe, cwd: PathBuf, ns: &Path, who: Option<identity::Identity>) -> bool {
     let ns = ns.to_path_buf();
     let checked = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&ns).ok()?;
         netns::run_in(&file, || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            Some(rt.block_on(probe::check(&p, &cwd)))
+            Some(rt.block_on(probe::check_as(&p, &cwd, who.as_ref())))
         })
         .ok()
         .flatten()
@@ -264,6 +306,7 @@ impl Runtime for NativeRuntime {
             let limits = &cx.reservations;
             inst.cgroup.create(limits.cpu_millis, limits.memory_bytes).map_err(|e| RuntimeError::io("cgroup", e))?;
         }
+        self.prepare_launch(&inst, cx, desired)?;
         inst.setup(desired, cx.netns.as_deref()).await?;
         inst.persist(State::Configured, Some(desired))
     }
@@ -276,6 +319,7 @@ impl Runtime for NativeRuntime {
             inst.stop(self.config.stop_grace).await?;
         }
         inst.set_desired(desired);
+        self.prepare_launch(&inst, cx, desired)?;
         inst.spawn(desired, cx.netns.as_deref())?;
         // Recorded right after the spawn: a restarted agent adopts the process instead of starting another.
         inst.persist(State::Running, Some(desired))
@@ -338,10 +382,11 @@ impl Runtime for NativeRuntime {
         if !matches!(*inst.run.borrow(), RunState::Running { .. }) {
             return false;
         }
+        let who = inst.launch().identity;
         match (&desired.entity.readiness, inst.cwd(), cx.netns.as_deref()) {
             (None, _, _) => true,
-            (Some(p), Ok(cwd), None) => probe::check(p, &cwd).await,
-            (Some(p), Ok(cwd), Some(ns)) => probe_in_namespace(p.clone(), cwd, ns).await,
+            (Some(p), Ok(cwd), None) => probe::check_as(p, &cwd, who.as_ref()).await,
+            (Some(p), Ok(cwd), Some(ns)) => probe_in_namespace(p.clone(), cwd, ns, who).await,
             (Some(_), Err(_), _) => false,
         }
     }
