@@ -54,7 +54,7 @@ async fn a_networked_instance_is_attached_adopted_and_cleaned() {
     assert!(address.starts_with("10.93.0."), "{address}");
     assert_eq!(running.addresses, vec![address.clone()]);
     let pid = running.pid.expect("a pid");
-    let instance_ns = hosts.netns_dir(0).join(names::instance_netns(&d.id));
+    let instance_ns = hosts.netns_dir(0).join(names::Names::new("0", "netnode").instance_netns(&d.id));
     let process_ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     let expected_ns = std::process::Command::new("stat").args(["-L", "-c", "%i"]).arg(&instance_ns).output().unwrap();
     let inode = String::from_utf8_lossy(&expected_ns.stdout).trim().to_string();

@@ -4,6 +4,7 @@
 //! Reading manifest files with positions and converting fog05 manifests belong to `fosctl` (`fos_apply::source`,
 //! `fos_apply::fog05`).
 
+pub mod granularity;
 pub mod graph;
 pub mod keys;
 pub mod lifecycle;

@@ -95,6 +95,7 @@ impl Task {
         if action == Action::Configure {
             self.attach_networks(need()?).await?;
         }
+        let cx_networks = cx.networks.clone();
         let result = match action {
             Action::Define => rt.define(&cx, need()?).await,
             Action::Configure => rt.configure(&cx, need()?).await,
@@ -117,7 +118,7 @@ impl Task {
         if result.is_ok() && matches!(action, Action::Clean | Action::Undefine) {
             if let Some(networking) = &self.shared.networking {
                 networking
-                    .release(&self.id)
+                    .release(&self.id, &cx_networks)
                     .await
                     .map_err(|e| StepError::retryable(format!("detaching from networks: {e}")))?;
             }

@@ -18,6 +18,7 @@ use super::logs::open_append;
 use super::process::{self, group_alive, signal_group};
 use super::state::{self, ProcessRecord, StateFile};
 use crate::cgroup::InstanceCgroup;
+use crate::runtime::group::{KilledGroups, ProcessGroup};
 use crate::network::netns;
 use crate::runtime::{InstanceContext, LogPaths, RunState, RuntimeError};
 
@@ -26,6 +27,9 @@ pub const STATE_FILE: &str = "state.json";
 
 /// How often a stopping group is checked for remaining processes.
 const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// How long killed processes may take to be gone.
+const KILL_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A native instance known to the runtime.
 pub struct Instance {
@@ -43,6 +47,8 @@ pub struct Instance {
     pub record: Mutex<StateFile>,
     /// Run state, published to subscribers.
     pub run: watch::Sender<RunState>,
+    /// Process groups of cancelled setup commands, waited for before the next step.
+    pub killed: KilledGroups,
 }
 
 /// Makes `cmd` start inside the network namespace `netns`, if any.
@@ -69,6 +75,7 @@ impl Instance {
             cgroup: cx.cgroup.clone(),
             record: Mutex::new(StateFile { desired, state, process: None }),
             run,
+            killed: KilledGroups::default(),
         }
     }
 
@@ -134,8 +141,15 @@ impl Instance {
         env
     }
 
+    /// Waits until the processes of a cancelled step are gone (the next step must not race them).
+    pub async fn settle(&self) -> Result<(), RuntimeError> {
+        self.killed.settle(KILL_PATIENCE).await.map_err(|e| RuntimeError::io("a cancelled step's processes", e))
+    }
+
     /// Runs the setup commands not run yet (each leaves a marker once it succeeded, so a retried configure does not
-    /// repeat the ones that worked).
+    /// repeat the ones that worked). Each runs in a process group of its own: what it leaves running when it ends
+    /// is killed, and when the configure is cancelled (this future dropped) the whole group is killed and the next
+    /// step waits for it ([`Instance::settle`]).
     pub async fn setup(&self, desired: &DesiredInstance, netns: Option<&Path>) -> Result<(), RuntimeError> {
         let cwd = self.cwd()?;
         let log_path = self.logs.dir.join("setup.log");
@@ -152,10 +166,12 @@ impl Instance {
             cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
             process::isolate(&mut cmd);
             enter_netns(&mut cmd, netns)?;
-            let status = cmd
-                .status()
-                .await
-                .map_err(|e| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() })?;
+            let setup_error = |e: std::io::Error| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() };
+            let mut child = cmd.spawn().map_err(setup_error)?;
+            let pgid = child.id().ok_or_else(|| setup_error(std::io::Error::other("exited before its pid was read")))?;
+            let group = ProcessGroup::new(pgid as i32, Some(self.killed.clone()));
+            let status = child.wait().await.map_err(setup_error)?;
+            group.kill_and_wait(KILL_PATIENCE).await.map_err(setup_error)?;
             if !status.success() {
                 return Err(RuntimeError::Setup { command: joined, reason: status.to_string() });
             }
