@@ -145,6 +145,11 @@ impl AgentHandle {
         }
     }
 
+    /// The names of the kernel objects this agent makes (links, namespaces, cgroups).
+    pub fn names(&self) -> &Names {
+        self.cleaner.layout.names()
+    }
+
     /// Stops the agent and removes everything it created on the node ([`Cleaner`]): its instances are stopped and
     /// removed (processes, cgroups, directories, actual records), its networks torn down (namespaces, links,
     /// `dnsmasq`, forwarding entries, the network records of the node), and what it lost track of swept by name.
@@ -189,7 +194,9 @@ impl Agent {
         let netns_dir = network_cfg.netns_dir.clone().unwrap_or_else(|| PathBuf::from(netns::NETNS_DIR));
         let cgroups = if config.use_cgroups { Cgroups::detect() } else { Cgroups::default() };
         cleanup::remember_cgroup_parents(&data_dir, &cgroups);
-        let names = Names::new(config.node.system(), &name);
+        // The data directory as an absolute path, so a restart from another working directory names alike.
+        let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+        let names = Names::new(config.node.system(), &name, &data_dir);
         let layout = NodeLayout::new(&data_dir, netns_dir, cgroups, names.clone());
         let env = RuntimeEnv {
             node: name.clone(),

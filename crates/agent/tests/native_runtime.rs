@@ -18,7 +18,7 @@ fn config() -> NativeConfig {
 
 /// The node's layout under `dir`, with the machine's cgroups.
 fn layout(dir: &std::path::Path) -> NodeLayout {
-    NodeLayout::detect(dir, true)
+    NodeLayout::detect(dir, true, "n1")
 }
 
 async fn running_pid(rt: &NativeRuntime, id: &InstanceId) -> u32 {

@@ -6,7 +6,7 @@ mod network_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fos_agent::network::{names, NetworkManager, NetworkName};
+use fos_agent::network::{NetworkManager, NetworkName};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use network_support::{ip, TestHosts, TestStore};
 

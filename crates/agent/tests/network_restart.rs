@@ -4,7 +4,7 @@
 
 mod network_support;
 
-use fos_agent::network::{names, NetworkManager, NetworkName, NicRequest, Segment};
+use fos_agent::network::{NetworkManager, NetworkName, NicRequest, Segment};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::record::InstanceId;
 use network_support::{ip, TestHosts, TestStore};

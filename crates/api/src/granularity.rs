@@ -115,7 +115,10 @@ mod tests {
         assert!(roundings(500, 256 << 20).is_empty());
         let r = roundings(1, 1000);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].to_string(), "cpu 1m rounded up to 10m (the kernel's smallest cpu quota is 1ms per 100ms period)");
+        assert_eq!(
+            r[0].to_string(),
+            "cpu 1m rounded up to 10m (the kernel's smallest cpu quota is 1ms per 100ms period)"
+        );
         assert_eq!(r[1].requested, "1000");
         assert_eq!(r[1].effective, "4Ki");
     }

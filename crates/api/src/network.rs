@@ -192,7 +192,8 @@ mod tests {
             serde_json::to_value(&record).unwrap(),
             serde_json::json!({"network": {"tenant": "t", "name": "n"}, "segment": {"type": "vlan", "id": 100}})
         );
-        let holder = AddressHolder { node: "n1".into(), instance: None, nic: 0, mac: None, gateway: true, placed: false };
+        let holder =
+            AddressHolder { node: "n1".into(), instance: None, nic: 0, mac: None, gateway: true, placed: false };
         assert_eq!(
             serde_json::to_value(&holder).unwrap(),
             serde_json::json!({"node": "n1", "nic": 0, "gateway": true})

@@ -182,7 +182,14 @@ async fn try_take(
             let current = decoded::<Addresses>(records, kv)?;
             Ok(if current.same_holder(holder) { Ok(()) } else { Err(current) })
         }
-        _ => Ok(Err(AddressHolder { node: "?".into(), instance: None, nic: 0, mac: None, gateway: false, placed: false })),
+        _ => Ok(Err(AddressHolder {
+            node: "?".into(),
+            instance: None,
+            nic: 0,
+            mac: None,
+            gateway: false,
+            placed: false,
+        })),
     }
 }
 

@@ -71,7 +71,8 @@ impl LinuxNetworks {
         })?;
         if made {
             let marker = self.run_dir().join(NETNS_MOUNT_MARKER);
-            let written = fs::create_dir_all(self.run_dir()).and_then(|_| fs::write(&marker, dir.as_os_str().as_encoded_bytes()));
+            let written =
+                fs::create_dir_all(self.run_dir()).and_then(|_| fs::write(&marker, dir.as_os_str().as_encoded_bytes()));
             written.map_err(|source| NetworkError::Os { doing: format!("writing {}", marker.display()), source })?;
         }
         Ok(())
@@ -114,10 +115,8 @@ impl LinuxNetworks {
         }
         let marker = run_dir.join(NETNS_MOUNT_MARKER);
         if marker.exists() {
-            let released = netns::release_dir(&dir).map_err(|source| NetworkError::Os {
-                doing: format!("unmounting {}", dir.display()),
-                source,
-            })?;
+            let released = netns::release_dir(&dir)
+                .map_err(|source| NetworkError::Os { doing: format!("unmounting {}", dir.display()), source })?;
             if released || !netns::mounts_below(&dir).contains(&dir) {
                 let _ = fs::remove_file(&marker);
             }

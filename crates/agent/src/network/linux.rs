@@ -14,9 +14,9 @@ use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVlan, LinkVxlan};
 
+use super::names::{self, Names};
 use super::netlink::{LinkView, Netlink};
 use super::ports::PortProxy;
-use super::names::{self, Names};
 use super::{dhcp, netns};
 use super::{InstanceNetworking, InterfaceState, NetworkError, NetworkName, NetworkPlan, NetworkPluginConfig};
 use super::{NicPlan, NodeNetwork, Segment};
@@ -58,7 +58,11 @@ impl LinuxNetworks {
     /// Builds in the network namespace `host_ns` (the caller's when `None`) with the plugin's `config`, naming what
     /// it makes with `names` (the agent's scope). Must be called on a tokio runtime, which runs the netlink
     /// connection.
-    pub fn new(config: NetworkPluginConfig, host_ns: Option<File>, names: Names) -> Result<LinuxNetworks, NetworkError> {
+    pub fn new(
+        config: NetworkPluginConfig,
+        host_ns: Option<File>,
+        names: Names,
+    ) -> Result<LinuxNetworks, NetworkError> {
         let host_ns = match host_ns {
             Some(ns) => ns,
             None => netns::current()
@@ -260,8 +264,11 @@ impl LinuxNetworks {
     /// Makes the unicast VxLAN flooding entries of `net` exactly `peers` (the other nodes' VTEPs), and drops the
     /// entries the kernel learned towards nodes no longer in `peers`.
     pub async fn set_flood_destinations(&self, net: &NetworkName, peers: &[Ipv4Addr]) -> Result<(), NetworkError> {
-        let device =
-            self.host.link(&self.names.segment_device(net)).await?.ok_or_else(|| NetworkError::NotUp(net.to_string()))?;
+        let device = self
+            .host
+            .link(&self.names.segment_device(net))
+            .await?
+            .ok_or_else(|| NetworkError::NotUp(net.to_string()))?;
         let entries = self.host.remote_entries(&device).await?;
         let wanted = |dst: &IpAddr| matches!(dst, IpAddr::V4(v4) if peers.contains(v4));
         // Entries to nodes that left go, the flooding ones and those the kernel learned behind them.

@@ -1,6 +1,7 @@
 //! Kernel object names derived from fos names. Every link, namespace and cgroup an agent creates carries its
-//! [`Names::scope`], four base-32 characters of a hash of the system id and the node name, so two agents on one
-//! machine (two systems, or two nodes of a test) never take over each other's objects, and everything one agent made
+//! [`Names::scope`], four base-32 characters of a hash of the system id, the node name and the agent's data
+//! directory, so two agents on one machine (two systems, two nodes of a test, or two agents that were given the
+//! same node name) never take over each other's objects, and everything one agent made
 //! is found by its prefix ([`Names::link_prefix`], [`Names::netns_prefix`]), even what it lost track of. Link names
 //! fit the kernel's 15-character limit; every name is a stable function of the network or instance it belongs to,
 //! so a restarted agent finds what it made before.
@@ -12,6 +13,8 @@
 //! instance network namespace     fos-<scope>-<instance id>
 //! instance cgroup                fos/<instance id>@<scope>
 //! ```
+
+use std::path::Path;
 
 use fos_api::record::InstanceId;
 
@@ -51,12 +54,15 @@ pub struct Names {
 }
 
 impl Names {
-    /// The names of the agent of `node` in system `system`.
-    pub fn new(system: &str, node: &str) -> Self {
-        Names { scope: base32(fnv1a64(&format!("{system}/{node}")), 4) }
+    /// The names of the agent of `node` in system `system` keeping its state in `data_dir` (a restarted agent has
+    /// the same three, so it finds what it made before).
+    pub fn new(system: &str, node: &str, data_dir: &Path) -> Self {
+        let key = format!("{system}/{node}/{}", data_dir.display());
+        Names { scope: base32(fnv1a64(&key), 4) }
     }
 
-    /// What tells this agent's objects apart: 4 base-32 characters of a hash of the system id and node name.
+    /// What tells this agent's objects apart: 4 base-32 characters of a hash of the system id, node name and data
+    /// directory.
     pub fn scope(&self) -> &str {
         &self.scope
     }
@@ -134,7 +140,7 @@ mod tests {
 
     #[test]
     fn names_fit_the_kernel_limit_and_are_stable() {
-        let names = Names::new("0", "a-node-with-a-long-name");
+        let names = Names::new("0", "a-node-with-a-long-name", Path::new("/var/lib/fos"));
         let net = NetworkName::new("a-rather-long-tenant-name", "and-a-long-network-name");
         let id = InstanceId::new("default", "wordpress", "database", 12);
         for name in [names.bridge(&net), names.segment_device(&net), names.host_veth(&id, 31)] {
@@ -144,19 +150,26 @@ mod tests {
         assert!(names.host_veth(&id, 3).starts_with(&names.host_veth_prefix(&id)));
         assert_ne!(names.host_veth(&id, 0), names.host_veth(&id, 1));
         assert!(names.instance_netns(&id).starts_with(&names.netns_prefix()));
-        assert_eq!(names.bridge(&net), Names::new("0", "a-node-with-a-long-name").bridge(&net));
+        assert_eq!(
+            names.bridge(&net),
+            Names::new("0", "a-node-with-a-long-name", Path::new("/var/lib/fos")).bridge(&net)
+        );
         assert_ne!(names.bridge(&net), names.bridge(&NetworkName::new("default", "other")));
         assert_ne!(names.bridge(&net), names.segment_device(&net));
     }
 
     #[test]
     fn two_agents_never_share_a_name() {
-        let (a, b, c) = (Names::new("0", "n1"), Names::new("1", "n1"), Names::new("0", "n2"));
+        let data = Path::new("/var/lib/fos");
+        let (a, b, c) = (Names::new("0", "n1", data), Names::new("1", "n1", data), Names::new("0", "n2", data));
+        let d = Names::new("0", "n1", Path::new("/srv/fos"));
         assert_ne!(a.scope(), b.scope(), "another system");
         assert_ne!(a.scope(), c.scope(), "another node");
+        assert_ne!(a.scope(), d.scope(), "the same node name with another data directory");
+        assert_eq!(a, Names::new("0", "n1", data), "the same agent again");
         let net = NetworkName::new("default", "wp-net");
         let id = InstanceId::new("default", "wordpress", "db", 0);
-        for other in [&b, &c] {
+        for other in [&b, &c, &d] {
             assert_ne!(a.bridge(&net), other.bridge(&net));
             assert_ne!(a.segment_device(&net), other.segment_device(&net));
             assert_ne!(a.host_veth(&id, 0), other.host_veth(&id, 0));

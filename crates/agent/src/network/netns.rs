@@ -74,9 +74,9 @@ pub fn share_dir(dir: &Path) -> io::Result<bool> {
         match mount(None::<&str>, dir, Some("none"), MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>) {
             Ok(()) => return Ok(made),
             Err(nix::errno::Errno::EINVAL) if !made => {
-                mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(
-                    |e| io::Error::new(io::Error::from(e).kind(), format!("mount --bind {0} {0}: {e}", dir.display())),
-                )?;
+                mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| {
+                    io::Error::new(io::Error::from(e).kind(), format!("mount --bind {0} {0}: {e}", dir.display()))
+                })?;
                 made = true;
             }
             Err(e) => {

@@ -104,7 +104,9 @@ impl NodeLayout {
     /// for the agent of `node` in the default system.
     pub fn detect(data_dir: impl Into<PathBuf>, use_cgroups: bool, node: &str) -> Self {
         let cgroups = if use_cgroups { Cgroups::detect() } else { Cgroups::default() };
-        Self::new(data_dir, netns::NETNS_DIR, cgroups, Names::new(fos_api::keys::DEFAULT_SYSTEM, node))
+        let data_dir = data_dir.into();
+        let names = Names::new(fos_api::keys::DEFAULT_SYSTEM, node, &data_dir);
+        Self::new(data_dir, netns::NETNS_DIR, cgroups, names)
     }
 
     /// The names of the agent's kernel objects.
@@ -138,8 +140,8 @@ impl NodeLayout {
         let kind = desired.entity.kind;
         let dir = self.runtime_dir(kind).join(id.to_string());
         let log_dir = dir.join("logs");
-        let netns = (!desired.entity.networks.is_empty())
-            .then(|| netns::path(&self.netns_dir, &self.names.instance_netns(id)));
+        let netns =
+            (!desired.entity.networks.is_empty()).then(|| netns::path(&self.netns_dir, &self.names.instance_netns(id)));
         InstanceContext {
             id: id.clone(),
             kind,
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_layout_places_an_instance_under_its_runtime_and_names_its_cgroup() {
-        let names = Names::new("0", "n1");
+        let names = Names::new("0", "n1", Path::new("/var/lib/fos"));
         let layout = NodeLayout::new("/var/lib/fos", "/run/netns", Cgroups::default(), names.clone());
         let mut d = desired();
         d.entity.resources.memory = Some("64Mi".into());

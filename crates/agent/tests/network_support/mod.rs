@@ -101,9 +101,9 @@ impl TestHosts {
         }
     }
 
-    /// The names of what the agent of host `i` (node `node<i>`) makes.
+    /// The names of what the agent of host `i` (node `node<i>`, data in the test's directory) makes.
     pub fn kernel_names(&self, i: usize) -> Names {
-        Names::new("0", &format!("node{i}"))
+        Names::new("0", &format!("node{i}"), self.dir.path())
     }
 
     /// The kernel side of host `i`.

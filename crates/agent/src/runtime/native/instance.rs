@@ -18,8 +18,8 @@ use super::logs::open_append;
 use super::process::{self, group_alive, signal_group};
 use super::state::{self, ProcessRecord, StateFile};
 use crate::cgroup::InstanceCgroup;
-use crate::runtime::group::{KilledGroups, ProcessGroup};
 use crate::network::netns;
+use crate::runtime::group::{KilledGroups, ProcessGroup};
 use crate::runtime::{InstanceContext, LogPaths, RunState, RuntimeError};
 
 /// The state file's name in the instance's directory.
@@ -166,9 +166,11 @@ impl Instance {
             cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).kill_on_drop(true);
             process::isolate(&mut cmd);
             enter_netns(&mut cmd, netns)?;
-            let setup_error = |e: std::io::Error| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() };
+            let setup_error =
+                |e: std::io::Error| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() };
             let mut child = cmd.spawn().map_err(setup_error)?;
-            let pgid = child.id().ok_or_else(|| setup_error(std::io::Error::other("exited before its pid was read")))?;
+            let pgid =
+                child.id().ok_or_else(|| setup_error(std::io::Error::other("exited before its pid was read")))?;
             let group = ProcessGroup::new(pgid as i32, Some(self.killed.clone()));
             let status = child.wait().await.map_err(setup_error)?;
             group.kill_and_wait(KILL_PATIENCE).await.map_err(setup_error)?;

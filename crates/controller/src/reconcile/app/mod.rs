@@ -206,6 +206,7 @@ pub fn reconcile_app(
                     .unwrap_or_default(),
                 migration: prior.and_then(|p| p.migration.clone()),
                 networks,
+                addresses: prior.map(|p| p.addresses.clone()).unwrap_or_default(),
             };
             if prior == Some(&record) {
                 continue;
