@@ -107,8 +107,21 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    if let Some(agent) = agent {
-        agent.shutdown().await;
+    match agent {
+        Some(agent) if opts.cleanup => {
+            let report = agent.shutdown_and_clean().await;
+            for e in &report.errors {
+                tracing::warn!(error = %e, "cleanup left something behind");
+            }
+            tracing::info!(
+                instances = report.instances.len(),
+                cgroups = report.cgroups.len(),
+                errors = report.errors.len(),
+                "agent cleaned up"
+            );
+        }
+        Some(agent) => agent.shutdown().await,
+        None => {}
     }
     tracing::info!("fosd stopped");
     Ok(())
