@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use fos_api::wire::{AppStatus, ComponentStatus, Phase};
-use fos_api::{ApplicationSpec, InstanceId, State};
+use fos_api::{ApplicationSpec, DesiredInstance, InstanceId, State};
 
 use crate::view::ClusterView;
 
