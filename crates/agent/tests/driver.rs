@@ -87,7 +87,14 @@ async fn a_crashing_command_is_restarted_with_growing_delays_and_shows_its_exit_
         restarts.push(a.restarts);
     }
     assert_eq!(restarts, [0, 1, 2, 3]);
-    assert!(delays.windows(2).all(|w| w[1] > w[0]), "growing delays: {delays:?}");
+    // Doubling from 100ms, each jittered between half and all of its ceiling (announced to a tenth of a second).
+    let backoff = fos_agent::driver::Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) };
+    for (n, d) in delays.iter().enumerate() {
+        let ceiling = backoff.ceiling(n as u32 + 1);
+        let slack = Duration::from_millis(50);
+        assert!(*d + slack >= ceiling / 2 && *d <= ceiling + slack, "delay {n} of {delays:?}: ceiling {ceiling:?}");
+    }
+    assert!(delays[3] > delays[0], "growing delays: {delays:?}");
     env.delete(&d.id).await;
     w.deleted().await;
     env.shutdown().await;

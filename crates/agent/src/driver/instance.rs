@@ -81,8 +81,9 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
                     return;
                 }
             }
-            // Out of Error (a retry, or a clean) only once the backoff has passed, or the desired record changed.
-            Some(_) if t.actual.state() == Some(State::Error) && (t.no_retry || Instant::now() < t.retry_at) => {
+            // After a failure (in Error, or a teardown step that failed where it was), the next step waits for the
+            // backoff to pass or the desired record to change: never a hot loop.
+            Some(_) if t.waits_for_retry() => {
                 let wait = if t.no_retry { None } else { Some(t.retry_at) };
                 tokio::select! {
                     changed = desired_rx.changed() => if changed.is_err() { return },
@@ -129,6 +130,12 @@ fn backoff(shared: &Shared, n: u32) -> Duration {
 }
 
 impl Task {
+    /// Whether the last step failed and its backoff has not passed yet (or it is held until the record changes).
+    fn waits_for_retry(&self) -> bool {
+        let failed = self.actual.state() == Some(State::Error) || self.failures > 0;
+        failed && (self.no_retry || Instant::now() < self.retry_at)
+    }
+
     fn new(shared: Arc<Shared>, start: Start) -> Self {
         let mut actual = start.previous.unwrap_or_else(|| ActualInstance::new(start.id.clone(), &shared.node));
         actual.node = shared.node.clone();

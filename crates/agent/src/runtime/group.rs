@@ -27,7 +27,7 @@ pub fn live_members(pgid: i32) -> Vec<u32> {
             let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else { return false };
             let mut fields = rest.split_whitespace();
             let state = fields.next();
-            let group = fields.nth(2).and_then(|g| g.parse::<i32>().ok());
+            let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
             group == Some(pgid) && state != Some("Z")
         })
         .collect()
