@@ -2,6 +2,8 @@
 //! temp dir, API on a free loopback port), runs the real `fosctl` against it, and on drop deletes what was applied
 //! and stops `fosd`, so no process outlives a test, even a failed one.
 
+pub mod host;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -96,6 +98,12 @@ impl Fos {
 
     /// Starts `fosd` inside the network namespace `netns` (when given) and waits for its API.
     pub fn start_in(netns: Option<PathBuf>) -> Fos {
+        Fos::start_with(netns, &[])
+    }
+
+    /// Starts `fosd` with the extra arguments `args`, inside the network namespace `netns` when given, and waits
+    /// for its API.
+    pub fn start_with(netns: Option<PathBuf>, args: &[&str]) -> Fos {
         build();
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -105,6 +113,7 @@ impl Fos {
             .args(["--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--listen", &server, "--node-name", "e2e", "--log", "info"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -126,6 +135,17 @@ impl Fos {
             .output()
             .expect("running fosctl")
             .into()
+    }
+
+    /// Stops `fosd` with SIGTERM and waits (up to 60 s) until it has exited.
+    pub fn terminate(&mut self) {
+        let pid = self.fosd.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(self.fosd.try_wait(), Ok(Some(_))) {
+            assert!(Instant::now() < deadline, "fosd did not stop within 60 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Writes `text` to `name` in the temp dir; returns its path.
@@ -178,6 +198,9 @@ pub fn alive(pid: u32) -> bool {
 
 impl Drop for Fos {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.fosd.try_wait() {
+            return;
+        }
         let apps = self.fosctl(&["get", "apps", "-o", "json"]);
         let list: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap_or_default();
         for a in list.as_array().into_iter().flatten() {

@@ -36,9 +36,8 @@ fn a_removed_namespace_is_unmounted_in_mount_namespaces_made_after_it() {
     assert!(created);
     let file = dir.join("fos-test-shared");
     // A mount namespace made now (as `ip netns exec` or a container runtime makes one) sees the namespace...
-    let child = Killed(
-        Command::new("unshare").args(["--mount", "--propagation", "unchanged", "sleep", "30"]).spawn().unwrap(),
-    );
+    let child =
+        Killed(Command::new("unshare").args(["--mount", "--propagation", "unchanged", "sleep", "30"]).spawn().unwrap());
     let pid = child.0.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     while mount_line(&pid, &file).is_none() {

@@ -191,7 +191,12 @@ async fn a_failing_teardown_is_retried_with_backoff_not_spun_on() {
     let tries = count(&defines, "clean stuck") - start;
     assert!((1..=7).contains(&tries), "{tries} tries of a failing clean in 3 s");
     let a = env.actual(&stuck.id).await.expect("kept while it cannot be cleaned");
-    assert!(a.attempts as usize >= start + tries - 1, "attempts recorded: {} after {} tries", a.attempts, start + tries);
+    assert!(
+        a.attempts as usize >= start + tries - 1,
+        "attempts recorded: {} after {} tries",
+        a.attempts,
+        start + tries
+    );
     env.shutdown().await;
 }
 
