@@ -14,7 +14,11 @@ URL=http://127.0.0.1:8080/wp-admin/install.php
 snapshot() {
 	ip -br link | awk '{print $1, $3}' | sort >"$1.links"
 	ip netns list | sort >"$1.netns"
-	find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d 2>/dev/null | sort >"$1.cgroups"
+	# Instance groups (<id>@<scope>) of other applications are other fos instances' on a shared machine (tests).
+	{
+		find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d 2>/dev/null | grep -v '@'
+		find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d -name '*.wordpress.*@*' 2>/dev/null
+	} | sort >"$1.cgroups"
 }
 
 # The pids of every process fos started for the demo's instances (they carry FOS_INSTANCE in their environment).
