@@ -24,8 +24,14 @@ snapshot() {
 # The pids of every process fos started for the demo's instances (they carry FOS_INSTANCE in their environment).
 entity_pids() {
 	for p in /proc/[0-9]*; do
-		tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -q '^FOS_INSTANCE=.*\.wordpress\.' && echo "${p#/proc/}"
+		{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q '^FOS_INSTANCE=.*\.wordpress\.' && echo "${p#/proc/}"
 	done
+}
+
+# Whether WordPress answers (read whole: grep -q ending early would fail curl under pipefail).
+answers() {
+	local body
+	body=$(curl -sf "$URL") && grep -q WordPress <<<"$body"
 }
 
 case "${1:-}" in
@@ -65,7 +71,7 @@ crash)
 		[ -n "$pids" ] && kill -9 $pids
 		sleep 1
 		left=$(entity_pids | wc -l)
-		if make demo >"/tmp/demo-check-$i.again.log" 2>&1 && curl -sf "$URL" | grep -q WordPress; then
+		if make demo >"/tmp/demo-check-$i.again.log" 2>&1 && answers; then
 			ok=$((ok + 1))
 			echo "run $i: killed fosd and $(echo $pids | wc -w) entity processes ($left left); make demo again: WordPress answers"
 		else
