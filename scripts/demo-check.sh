@@ -21,9 +21,11 @@ snapshot() {
 	} | sort >"$1.cgroups"
 }
 
-# The pids of every process fos started for the demo's instances (they carry FOS_INSTANCE in their environment).
+# The pids of every process fos started for this demo's instances: they carry FOS_INSTANCE in their environment
+# and run in an instance directory under the demo's data directory (not another fos's on the same machine).
 entity_pids() {
 	for p in /proc/[0-9]*; do
+		case "$(readlink "$p/cwd" 2>/dev/null)" in "$DEMO_DIR"/*) ;; *) continue ;; esac
 		{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q '^FOS_INSTANCE=.*\.wordpress\.' && echo "${p#/proc/}"
 	done
 }
