@@ -124,7 +124,7 @@ fn a_request_below_the_kernels_granularity_runs_rounded_up_and_describe_says_so(
     let manifest = fos.file("tiny.yaml", text);
     let run = fos.fosctl(&["apply", "-f", &manifest, "--wait", "--timeout", "60s"]);
     assert_eq!(run.code, 0, "runs, no cfs_quota error: {run:?}\n{}", fos.log());
-    let describe = fos.fosctl(&["describe", "tiny"]);
+    let describe = fos.fosctl(&["describe", "apps", "tiny"]);
     assert_eq!(describe.code, 0, "{describe:?}");
     assert!(
         describe.stdout.contains("cpu 1m rounded up to 10m (the kernel's smallest cpu quota is 1ms per 100ms period)"),

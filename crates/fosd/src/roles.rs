@@ -72,10 +72,27 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    if !opts.no_api {
+    // Bound first (a port in use fails the start at once), served only once the agent has started: by then it has
+    // marked the instance records of its previous run unverified, so no client reads them as running and ready.
+    let listener = if opts.no_api {
+        None
+    } else {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
+        Some(listener)
+    };
+    let agent = if opts.no_agent {
+        None
+    } else {
+        let mut config = AgentConfig::new(node_config);
+        config.node.name = Some(node_name.clone());
+        let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
+        tracing::info!(node = agent.node(), "agent started");
+        logs.set(agent.log_reader());
+        Some(agent)
+    };
+    if let Some(listener) = listener {
         tracing::info!(address = %opts.listen, "API listening");
         let mut rx = stop_rx.clone();
         let api_ctx = ctx.clone();
@@ -88,16 +105,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }));
     }
-    let agent = if opts.no_agent {
-        None
-    } else {
-        let mut config = AgentConfig::new(node_config);
-        config.node.name = Some(node_name.clone());
-        let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
-        tracing::info!(node = agent.node(), "agent started");
-        logs.set(agent.log_reader());
-        Some(agent)
-    };
     if !opts.no_controller {
         tasks.push(tokio::spawn(fos_controller::reconcile::run(ctx.clone(), stop_rx.clone())));
     }
