@@ -63,7 +63,7 @@ demo: deps
 	@if [ -f $(DEMO_DIR)/fosd.pid ] && kill -0 $$(cat $(DEMO_DIR)/fosd.pid) 2>/dev/null; then \
 		echo "fosd already running (pid $$(cat $(DEMO_DIR)/fosd.pid))"; \
 	else \
-		./target/release/fosd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) --node-name demo \
+		./target/release/fosd --data-dir $(DEMO_DIR) --listen $(DEMO_LISTEN) --node-name demo --cleanup \
 			>$(DEMO_DIR)/fosd.log 2>&1 & echo $$! >$(DEMO_DIR)/fosd.pid; \
 		echo "fosd started (pid $$(cat $(DEMO_DIR)/fosd.pid), log $(DEMO_DIR)/fosd.log)"; \
 	fi
@@ -75,10 +75,12 @@ demo: deps
 	@echo "the fos API answers over HTTPS at https://$(DEMO_LISTEN) (use: $(FOSCTL_DEMO) ...)"
 	@echo "stop it with: make demo-down"
 
-## demo-down: delete the demo's application (components stop in reverse order) and stop its fosd
+## demo-down: delete the demo's application (components stop in reverse order) and stop its fosd, which removes
+## everything it made on the machine (it runs with --cleanup) before it exits
 demo-down:
 	-$(FOSCTL_DEMO) delete wordpress --wait --timeout 60s
-	-@[ -f $(DEMO_DIR)/fosd.pid ] && kill $$(cat $(DEMO_DIR)/fosd.pid) && rm -f $(DEMO_DIR)/fosd.pid
+	-@[ -f $(DEMO_DIR)/fosd.pid ] && pid=$$(cat $(DEMO_DIR)/fosd.pid) && kill $$pid 2>/dev/null; \
+		for i in $$(seq 600); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; rm -f $(DEMO_DIR)/fosd.pid
 
 ## bench: every benchmark (store, scheduler, agent, controller pass, manifests; apply → Running beside fork+exec;
 ## one 5,000-component application beside bare etcd puts; fos-sim at 1,000 nodes on the embedded store and on a

@@ -3,6 +3,8 @@
 //! `fosd` wrote (`<data>/fosctl.yaml`: the cluster CA and an administrator token), and on drop deletes what was
 //! applied and stops `fosd`, so no process outlives a test, even a failed one.
 
+pub mod host;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -233,6 +235,17 @@ impl Fos {
         https_client(&self.ca(), Some(&self.admin_token()))
     }
 
+    /// Stops `fosd` with SIGTERM and waits (up to 60 s) until it has exited.
+    pub fn terminate(&mut self) {
+        let pid = self.fosd.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(self.fosd.try_wait(), Ok(Some(_))) {
+            assert!(Instant::now() < deadline, "fosd did not stop within 60 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Writes `text` to `name` in the temp dir; returns its path.
     pub fn file(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
@@ -311,6 +324,9 @@ pub fn alive(pid: u32) -> bool {
 
 impl Drop for Fos {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.fosd.try_wait() {
+            return;
+        }
         let apps = self.fosctl(&["get", "apps", "-o", "json"]);
         let list: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap_or_default();
         for a in list.as_array().into_iter().flatten() {

@@ -4,69 +4,10 @@
 //! the address fos injects), `fosctl get networks` shows the network on the node, and after the application is
 //! deleted the namespace's links and the named namespaces are exactly as before.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use fos_e2e::host::{self, TestNamespace};
 use fos_e2e::Fos;
-
-/// A network namespace made for one test (loopback up, a veth `dp0` with an address and the default route), removed
-/// on drop.
-struct TestNamespace {
-    name: String,
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl TestNamespace {
-    fn new(name: &str) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", name]).stderr(std::process::Stdio::null()).status();
-        ip(&["netns", "add", name]);
-        let ns = TestNamespace { name: name.to_string() };
-        ip(&["-n", name, "link", "set", "lo", "up"]);
-        ip(&["-n", name, "link", "add", "dp0", "type", "veth", "peer", "name", "dp1"]);
-        ip(&["-n", name, "addr", "add", "192.0.2.10/24", "dev", "dp0"]);
-        ip(&["-n", name, "link", "set", "dp1", "up"]);
-        ip(&["-n", name, "link", "set", "dp0", "up"]);
-        ip(&["-n", name, "route", "add", "default", "via", "192.0.2.1", "dev", "dp0"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// The namespace's links, by name and kind (`ip -o link` without counters).
-    fn links(&self) -> Vec<String> {
-        let mut links: Vec<String> = ip(&["-n", &self.name, "-o", "link"])
-            .lines()
-            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
-            .collect();
-        links.sort();
-        links
-    }
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
-
-/// Every named network namespace of the machine (`ip netns`), without the test's own.
-fn named_namespaces(own: &str) -> Vec<String> {
-    let mut names: Vec<String> = ip(&["netns", "list"])
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|n| n != own)
-        .collect();
-    names.sort();
-    names
-}
 
 fn manifest(marks: &std::path::Path) -> String {
     let m = marks.display();
@@ -123,7 +64,7 @@ spec:
 fn two_components_talk_over_a_vxlan_network_and_nothing_is_left_after_delete() {
     let ns = TestNamespace::new(&format!("fos-e2e-net-{}", std::process::id()));
     let links_before = ns.links();
-    let namespaces_before = named_namespaces(&ns.name);
+    assert!(host::named_namespaces(".talk.").is_empty());
     {
         let fos = Fos::start_in(Some(ns.path()));
         let file = fos.file("talk.yaml", &manifest(&fos.marks()));
@@ -142,9 +83,11 @@ fn two_components_talk_over_a_vxlan_network_and_nothing_is_left_after_delete() {
         assert!(reply.starts_with("pong from server, you are 10.88.0."), "over the network, not loopback: {answer}");
 
         let links_up = ns.links();
-        assert!(links_up.iter().any(|l| l.starts_with("fos-")), "a bridge was made: {links_up:?}");
-        assert!(links_up.iter().any(|l| l.starts_with("fosx-")), "a VxLAN device was made: {links_up:?}");
-        assert_eq!(named_namespaces(&ns.name).len(), namespaces_before.len() + 2, "one namespace per instance");
+        // fos<scope>b<hash> and fos<scope>x<hash> (see the agent's network::names).
+        let kind = |l: &String| if l.starts_with("fos") { l.chars().nth(7) } else { None };
+        assert!(links_up.iter().any(|l| kind(l) == Some('b')), "a bridge was made: {links_up:?}");
+        assert!(links_up.iter().any(|l| kind(l) == Some('x')), "a VxLAN device was made: {links_up:?}");
+        assert_eq!(host::named_namespaces(".talk.").len(), 2, "one namespace per instance");
 
         let get = fos.fosctl(&["get", "networks"]);
         assert_eq!(get.code, 0, "{get:?}");
@@ -156,5 +99,5 @@ fn two_components_talk_over_a_vxlan_network_and_nothing_is_left_after_delete() {
         assert_eq!(run.code, 0, "{run:?}\n{}", fos.log());
     }
     assert_eq!(ns.links(), links_before, "no stray links in the node's namespace");
-    assert_eq!(named_namespaces(&ns.name), namespaces_before, "no stray instance namespaces");
+    assert_eq!(host::named_namespaces(".talk."), Vec::<String>::new(), "no stray instance namespaces");
 }

@@ -115,3 +115,20 @@ fn logs_are_read_through_the_nodes_agent() {
     let missing = fos.fosctl(&["logs", "nobody"]);
     assert_ne!(missing.code, 0, "{missing:?}");
 }
+
+#[test]
+fn a_request_below_the_kernels_granularity_runs_rounded_up_and_describe_says_so() {
+    let fos = Fos::start();
+    let text = "apiVersion: fos/v1\nkind: Entity\nmetadata: {name: tiny}\nspec:\n  kind: native\n  \
+                command: [sleep, '1000']\n  resources: {cpu: 1m, memory: '1048577'}\n";
+    let manifest = fos.file("tiny.yaml", text);
+    let run = fos.fosctl(&["apply", "-f", &manifest, "--wait", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "runs, no cfs_quota error: {run:?}\n{}", fos.log());
+    let describe = fos.fosctl(&["describe", "apps", "tiny"]);
+    assert_eq!(describe.code, 0, "{describe:?}");
+    assert!(
+        describe.stdout.contains("cpu 1m rounded up to 10m (the kernel's smallest cpu quota is 1ms per 100ms period)"),
+        "{describe:?}"
+    );
+    assert!(describe.stdout.contains("rounded up to 1028Ki (memory limits are whole 4Ki pages)"), "{describe:?}");
+}

@@ -70,7 +70,12 @@ impl BenchHost {
             ..NetworkPluginConfig::default()
         };
         let ns = File::open(format!("/run/netns/{}", self.names[0])).expect("host namespace");
-        LinuxNetworks::new(config, Some(ns)).expect("netlink")
+        LinuxNetworks::new(
+            config,
+            Some(ns),
+            fos_agent::network::names::Names::new("0", "bench", std::path::Path::new("/var/lib/fos")),
+        )
+        .expect("netlink")
     }
 }
 

@@ -18,11 +18,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cgroup::Cgroups;
+use crate::cleanup::{self, Cleaner, CleanupReport};
 use crate::config::NodeConfig;
 use crate::discovery::{self, net, DiscoveryError};
 use crate::driver::{Driver, DriverError, DriverSettings, LocalInstances, Networking, Shared};
 use crate::heartbeat::{Heartbeat, RttSource};
 use crate::logs::{InstanceLogs, LogsError};
+use crate::network::names::Names;
 use crate::network::{netns, LinuxNetworks, NetworkManager, NetworkPluginConfig, StoreNetworkManager};
 use crate::rtt::RttProbe;
 use crate::runtime::registry::{self, PluginRecord};
@@ -132,6 +134,7 @@ pub struct AgentHandle {
     logs: InstanceLogs,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    cleaner: Cleaner,
 }
 
 impl AgentHandle {
@@ -172,6 +175,24 @@ impl AgentHandle {
             let _ = t.await;
         }
     }
+
+    /// The names of the kernel objects this agent makes (links, namespaces, cgroups).
+    pub fn names(&self) -> &Names {
+        self.cleaner.layout.names()
+    }
+
+    /// Stops the agent and removes everything it created on the node ([`Cleaner`]): its instances are stopped and
+    /// removed (processes, cgroups, directories, actual records), its networks torn down (namespaces, links,
+    /// `dnsmasq`, forwarding entries, the network records of the node), and what it lost track of swept by name.
+    /// The desired records stay: the next start brings the instances back.
+    pub async fn shutdown_and_clean(self) -> CleanupReport {
+        let cleaner = self.cleaner.clone();
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        cleaner.run().await
+    }
 }
 
 async fn discover(config: &NodeConfig, source: &NodeSource) -> Result<NodeInfo, AgentError> {
@@ -208,7 +229,11 @@ impl Agent {
         let network_cfg = plugin_configuration(&records, &name).await?.unwrap_or(config.node.network.clone());
         let netns_dir = network_cfg.netns_dir.clone().unwrap_or_else(|| PathBuf::from(netns::NETNS_DIR));
         let cgroups = if config.use_cgroups { Cgroups::detect() } else { Cgroups::default() };
-        let layout = NodeLayout::new(&data_dir, netns_dir, cgroups);
+        cleanup::remember_cgroup_parents(&data_dir, &cgroups);
+        // The data directory as an absolute path, so a restart from another working directory names alike.
+        let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+        let names = Names::new(config.node.system(), &name, &data_dir);
+        let layout = NodeLayout::new(&data_dir, netns_dir, cgroups, names.clone());
         let env = RuntimeEnv {
             node: name.clone(),
             layout: layout.clone(),
@@ -227,7 +252,7 @@ impl Agent {
             None => None,
         };
         let networks = match config.networks {
-            true => start_networks(&records, &name, network_cfg, host_ns).await?,
+            true => start_networks(&records, &name, network_cfg, host_ns, names).await?,
             false => None,
         };
 
@@ -241,9 +266,18 @@ impl Agent {
             rtt_interval: config.rtt_interval,
             rtt: config.rtt.clone(),
         };
-        let beat = heartbeat.start(&node).await?;
 
+        // What an earlier run left is recovered, and its actual records marked unverified, before the node's
+        // status says it is ready: nothing reads an old record as current once this agent is up.
         let local = LocalInstances::default();
+        let cleaner = Cleaner {
+            records: records.clone(),
+            node: name.clone(),
+            local: local.clone(),
+            layout: layout.clone(),
+            networks: networks.clone(),
+            backoff: config.driver.backoff(),
+        };
         let mut driver = Driver::new(Shared {
             records,
             node: name.clone(),
@@ -255,6 +289,7 @@ impl Agent {
             secrets: config.secrets.clone(),
         });
         let recovered = driver.recover().await?;
+        let beat = heartbeat.start(&node).await?;
         tracing::info!(node = %name, recovered, "agent started");
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -270,7 +305,7 @@ impl Agent {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }
         let logs = InstanceLogs::new(name.clone(), local);
-        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks })
+        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks, cleaner })
     }
 }
 
@@ -282,8 +317,9 @@ async fn start_networks(
     node: &str,
     config: NetworkPluginConfig,
     host_ns: Option<std::fs::File>,
+    names: Names,
 ) -> Result<Option<Arc<StoreNetworkManager>>, AgentError> {
-    let built = LinuxNetworks::new(config, host_ns);
+    let built = LinuxNetworks::new(config, host_ns, names);
     let record = PluginRecord {
         plugin_type: "network".into(),
         entity_kind: EntityKind::Native,

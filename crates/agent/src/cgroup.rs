@@ -7,10 +7,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use fos_api::granularity;
 use fos_api::record::InstanceId;
 
 /// CFS period used for cpu limits, in microseconds.
-const CPU_PERIOD_US: u64 = 100_000;
+const CPU_PERIOD_US: u64 = granularity::CPU_PERIOD_US;
 
 /// The group under each hierarchy's root that holds every instance's group.
 pub const PARENT: &str = "fos";
@@ -26,6 +27,15 @@ pub struct Cgroups {
     memory: Option<PathBuf>,
     /// cgroup v1: the `fos` group under the freezer hierarchy.
     freezer: Option<PathBuf>,
+    /// The `fos` groups detection created (they did not exist before).
+    created: Vec<PathBuf>,
+}
+
+/// Creates `dir` (and its parents); whether it did not exist before.
+fn create(dir: &Path) -> io::Result<bool> {
+    let existed = dir.is_dir();
+    fs::create_dir_all(dir)?;
+    Ok(!existed)
 }
 
 impl Cgroups {
@@ -36,19 +46,71 @@ impl Cgroups {
 
     /// Finds the usable hierarchies under `root` (a cgroup file system mount point).
     pub fn detect_at(root: &Path) -> Self {
+        let mut created = Vec::new();
         if root.join("cgroup.controllers").exists() {
             let fos = root.join(PARENT);
-            let ok = fs::create_dir_all(&fos).is_ok()
+            let made = create(&fos);
+            if let Ok(true) = made {
+                created.push(fos.clone());
+            }
+            let ok = made.is_ok()
                 && fs::write(root.join("cgroup.subtree_control"), "+cpu +memory").is_ok()
                 && fs::write(fos.join("cgroup.subtree_control"), "+cpu +memory").is_ok();
-            return Cgroups { v2: ok.then_some(fos), ..Default::default() };
+            return Cgroups { v2: ok.then_some(fos), created, ..Default::default() };
         }
-        let v1 = |ctl: &str| {
+        let mut v1 = |ctl: &str| {
             let base = root.join(ctl);
             let fos = base.join(PARENT);
-            (base.join("cgroup.procs").exists() && fs::create_dir_all(&fos).is_ok()).then_some(fos)
+            if !base.join("cgroup.procs").exists() {
+                return None;
+            }
+            match create(&fos) {
+                Ok(made) => {
+                    if made {
+                        created.push(fos.clone());
+                    }
+                    Some(fos)
+                }
+                Err(_) => None,
+            }
         };
-        Cgroups { v2: None, cpu: v1("cpu"), memory: v1("memory"), freezer: v1("freezer") }
+        let (cpu, memory, freezer) = (v1("cpu"), v1("memory"), v1("freezer"));
+        Cgroups { v2: None, cpu, memory, freezer, created }
+    }
+
+    /// The `fos` groups detection created (they did not exist before this agent started).
+    pub fn created(&self) -> &[PathBuf] {
+        &self.created
+    }
+
+    /// The `fos` group of every hierarchy in use.
+    pub fn parents(&self) -> Vec<PathBuf> {
+        [&self.v2, &self.cpu, &self.memory, &self.freezer].into_iter().flatten().cloned().collect()
+    }
+
+    /// Removes every instance group whose name ends with `@<scope>` (one agent's), killing what runs in it first;
+    /// returns the groups removed and the errors met.
+    pub fn sweep(&self, scope: &str) -> (Vec<PathBuf>, Vec<String>) {
+        let suffix = format!("@{scope}");
+        let mut names: Vec<String> = self
+            .parents()
+            .iter()
+            .filter_map(|p| fs::read_dir(p).ok())
+            .flat_map(|d| d.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect::<Vec<_>>())
+            .filter(|n| n.ends_with(&suffix))
+            .collect();
+        names.sort();
+        names.dedup();
+        let (mut removed, mut errors) = (Vec::new(), Vec::new());
+        for name in names {
+            let group = self.named(&name);
+            let dirs = group.existing();
+            match group.kill_and_remove(std::time::Duration::from_secs(5)) {
+                Ok(()) => removed.extend(dirs),
+                Err(e) => errors.push(format!("cgroup {name}: {e}")),
+            }
+        }
+        (removed, errors)
     }
 
     /// Describes what was found, for logs and node info.
@@ -76,7 +138,12 @@ impl Cgroups {
     /// The (not yet created) groups of one instance, `<id>@<scope>` under [`PARENT`]. `scope` tells apart agents
     /// sharing the machine (each has its own data directory), so two agents never touch each other's groups.
     pub fn instance(&self, id: &InstanceId, scope: &str) -> InstanceCgroup {
-        let name = format!("{id}@{scope}");
+        self.named(&format!("{id}@{scope}"))
+    }
+
+    /// The groups named `name` under [`PARENT`].
+    fn named(&self, name: &str) -> InstanceCgroup {
+        let name = name.to_string();
         let sub = |p: &Option<PathBuf>| p.as_ref().map(|p| p.join(&name));
         InstanceCgroup {
             v2: sub(&self.v2),
@@ -126,7 +193,9 @@ impl InstanceCgroup {
     /// Creates the groups and sets the limits (`cpu_millis` = 0 / `memory_bytes` = 0: unlimited). On cgroup v1 the
     /// cpu and memory groups are made only when limited; the freezer group always (pause, and finding every process).
     pub fn create(&self, cpu_millis: u64, memory_bytes: u64) -> io::Result<()> {
-        let quota = (cpu_millis > 0).then(|| cpu_millis * CPU_PERIOD_US / 1000);
+        // Rounded up to what the kernel accepts (the scheduler accounted the same rounding).
+        let quota = (cpu_millis > 0).then(|| granularity::cpu_quota_us(granularity::cpu_millis(cpu_millis)));
+        let memory_bytes = granularity::memory_bytes(memory_bytes);
         if let Some(dir) = &self.v2 {
             fs::create_dir_all(dir)?;
             let cpu = quota.map(|q| format!("{q} {CPU_PERIOD_US}")).unwrap_or_else(|| format!("max {CPU_PERIOD_US}"));
@@ -186,6 +255,23 @@ impl InstanceCgroup {
         for pid in self.pids().into_iter().filter(|pid| *pid > 1) {
             // SAFETY: kill(2) has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Thaws the groups, kills every process in them until none is left (at most `patience`), and removes them.
+    pub fn kill_and_remove(&self, patience: std::time::Duration) -> io::Result<()> {
+        let _ = self.freeze(false);
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return self.remove();
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other(format!("processes {pids:?} survive SIGKILL")));
+            }
+            self.kill_all();
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 

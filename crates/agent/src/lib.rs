@@ -28,6 +28,7 @@
 
 mod agent;
 pub mod cgroup;
+pub mod cleanup;
 pub mod config;
 pub mod discovery;
 pub mod driver;
@@ -38,6 +39,7 @@ pub mod rtt;
 pub mod runtime;
 
 pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, NodeSource};
+pub use cleanup::CleanupReport;
 pub use config::NodeConfig;
 pub use heartbeat::RttSource;
 pub use logs::{InstanceLogs, LogsError};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::Env;
-use fos_agent::network::{names, netns, NetworkPluginConfig};
+use fos_agent::network::{netns, NetworkPluginConfig};
 use fos_api::lifecycle::State;
 use fos_api::manifest::{NetworkAttachment, NetworkKind, NetworkSpec, PortMapping, Probe};
 use network_support::{tcp_client_process, TestHosts, TestStore};
@@ -54,7 +54,7 @@ async fn a_networked_instance_is_attached_adopted_and_cleaned() {
     assert!(address.starts_with("10.93.0."), "{address}");
     assert_eq!(running.addresses, vec![address.clone()]);
     let pid = running.pid.expect("a pid");
-    let instance_ns = hosts.netns_dir(0).join(names::instance_netns(&d.id));
+    let instance_ns = hosts.netns_dir(0).join(env.agent.as_ref().unwrap().names().instance_netns(&d.id));
     let process_ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     let expected_ns = std::process::Command::new("stat").args(["-L", "-c", "%i"]).arg(&instance_ns).output().unwrap();
     let inode = String::from_utf8_lossy(&expected_ns.stdout).trim().to_string();

@@ -79,7 +79,14 @@ async fn a_crashing_command_is_restarted_with_growing_delays_and_shows_its_exit_
         restarts.push(a.restarts);
     }
     assert_eq!(restarts, [0, 1, 2, 3]);
-    assert!(delays.windows(2).all(|w| w[1] > w[0]), "growing delays: {delays:?}");
+    // Doubling from 100ms, each jittered between half and all of its ceiling (announced to a tenth of a second).
+    let backoff = fos_agent::driver::Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) };
+    for (n, d) in delays.iter().enumerate() {
+        let ceiling = backoff.ceiling(n as u32 + 1);
+        let slack = Duration::from_millis(50);
+        assert!(*d + slack >= ceiling / 2 && *d <= ceiling + slack, "delay {n} of {delays:?}: ceiling {ceiling:?}");
+    }
+    assert!(delays[3] > delays[0], "growing delays: {delays:?}");
     env.delete(&d.id).await;
     w.deleted().await;
     env.shutdown().await;
@@ -246,5 +253,43 @@ async fn a_paused_instance_is_suspended_and_resumed() {
     env.delete(&d.id).await;
     w.deleted().await;
     assert!(!proc_exists(pid));
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_an_instance_is_unverified_until_its_probe_passes_again() {
+    let mut env = Env::start("n1").await;
+    let flag = env.data.path().join("ready-flag");
+    let mut d = env.desired("checked", &["sleep", "600"]);
+    d.entity.readiness = Some(Probe::Exec(vec!["test".into(), "-f".into(), flag.display().to_string()]));
+    std::fs::write(&flag, "").unwrap();
+    let mut w = env.watch_actual(&d.id).await;
+    env.put(&d).await;
+    let before = w.until("ready", |a| a.is_some_and(|a| a.ready && !a.unverified)).await.unwrap();
+    let pid = before.pid.unwrap();
+
+    // The agent goes away (its process keeps running) and the instance stops answering its probe meanwhile.
+    env.shutdown().await;
+    std::fs::remove_file(&flag).unwrap();
+    let mut w = env.watch_actual(&d.id).await;
+    env.restart(|_| {}).await;
+    let marked = w.until("marked unverified", |a| a.is_some_and(|a| a.unverified)).await.unwrap();
+    assert!(!marked.ready, "an unverified record never says ready");
+    let adopted = w.until("adopted", |a| a.is_some_and(|a| a.pid == Some(pid))).await.unwrap();
+    assert_eq!(adopted.state(), Some(State::Running));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let now = env.actual(&d.id).await.unwrap();
+    assert!(now.unverified && !now.ready, "still unverified while its probe fails: {now:?}");
+    assert!(
+        !fos_api::record::running_ready(Some(&d), Some(&now)).0,
+        "neither running nor ready by the one rule the controller and --wait use"
+    );
+
+    std::fs::write(&flag, "").unwrap();
+    let checked = w.until("checked again", |a| a.is_some_and(|a| a.ready && !a.unverified)).await.unwrap();
+    assert_eq!(checked.pid, Some(pid), "adopted, not restarted");
+    assert_eq!(fos_api::record::running_ready(Some(&d), Some(&checked)), (true, true));
+    env.delete(&d.id).await;
+    w.deleted().await;
     env.shutdown().await;
 }

@@ -18,7 +18,7 @@ fn config() -> NativeConfig {
 
 /// The node's layout under `dir`, with the machine's cgroups.
 fn layout(dir: &std::path::Path) -> NodeLayout {
-    NodeLayout::detect(dir, true)
+    NodeLayout::detect(dir, true, "n1")
 }
 
 async fn running_pid(rt: &NativeRuntime, id: &InstanceId) -> u32 {
@@ -193,6 +193,33 @@ async fn memory_limit_is_set_in_the_cgroup_when_the_machine_has_one() {
     rt.clean(&layout.context(&d)).await.unwrap();
     assert!(rt.cgroup_dirs(&d.id).is_empty(), "cgroups removed");
     assert!(dirs.iter().all(|d| !d.exists()));
+    rt.undefine(&layout.context(&d)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_below_the_kernels_granularity_runs_rounded_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let rt = NativeRuntime::new(config(), layout.clone()).unwrap();
+    let mut d = desired("tiny", &["sleep", "300"]);
+    d.entity.resources.cpu = Some("1m".into());
+    d.entity.resources.memory = Some("10000".into());
+    rt.define(&layout.context(&d), &d).await.unwrap();
+    rt.configure(&layout.context(&d), &d).await.unwrap();
+    rt.run(&layout.context(&d), &d).await.expect("1m of cpu is no error at run time");
+    running_pid(&rt, &d.id).await;
+    if rt.cgroups().describe() != "no cgroups" {
+        assert_eq!(rt.memory_limit(&d.id), Some(12_288), "whole pages");
+        let quota = rt.cgroup_dirs(&d.id).iter().find_map(|dir| {
+            std::fs::read_to_string(dir.join("cpu.cfs_quota_us"))
+                .ok()
+                .or_else(|| std::fs::read_to_string(dir.join("cpu.max")).ok())
+        });
+        let quota = quota.expect("a cpu limit");
+        assert!(quota.trim() == "1000" || quota.starts_with("1000 "), "the kernel's smallest quota: {quota}");
+    }
+    rt.stop(&layout.context(&d)).await.unwrap();
+    rt.clean(&layout.context(&d)).await.unwrap();
     rt.undefine(&layout.context(&d)).await.unwrap();
 }
 

@@ -21,6 +21,7 @@ fn holder(node: usize, instance: usize) -> AddressHolder {
         nic: 0,
         mac: None,
         gateway: false,
+        placed: false,
     }
 }
 

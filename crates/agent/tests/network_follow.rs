@@ -6,12 +6,12 @@ mod network_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fos_agent::network::{names, NetworkManager, NetworkName};
+use fos_agent::network::{NetworkManager, NetworkName};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use network_support::{ip, TestHosts, TestStore};
 
 fn fdb(hosts: &TestHosts, net: &NetworkName) -> String {
-    ip(&["netns", "exec", &hosts.names[0], "bridge", "fdb", "show", "dev", &names::segment_device(net)])
+    ip(&["netns", "exec", &hosts.names[0], "bridge", "fdb", "show", "dev", &hosts.kernel_names(0).segment_device(net)])
 }
 
 /// Waits (up to 10 s) until `check` holds on host a's forwarding table.
@@ -85,7 +85,7 @@ async fn another_node_takes_the_gateway_over_when_its_holder_leaves() {
         tokio::spawn(async move { b.follow().await })
     };
     a.teardown(&net).await.expect("a leaves");
-    let bridge = names::bridge(&net);
+    let bridge = hosts.kernel_names(1).bridge(&net);
     let mut took_over = false;
     for _ in 0..200 {
         let addrs = ip(&["-n", &hosts.names[1], "-4", "-o", "addr", "show", "dev", &bridge]);

@@ -155,7 +155,7 @@ async fn dhcp_runs_dnsmasq_on_the_gateway_bridge_and_stops_it() {
     let net = NetworkName::new("default", "vms");
     let spec = local("10.88.0.0/24", Some("10.88.0.1"), true);
     let run_dir = hosts.config(0).run_dir.unwrap();
-    let bridge = names::bridge(&net);
+    let bridge = hosts.kernel_names(0).bridge(&net);
 
     let manager = hosts.manager(0, store.clone());
     let state = manager.ensure(&net, &spec).await.unwrap();

@@ -4,7 +4,7 @@
 
 mod network_support;
 
-use fos_agent::network::{names, NetworkManager, NetworkName, NicRequest, Segment};
+use fos_agent::network::{NetworkManager, NetworkName, NicRequest, Segment};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::record::InstanceId;
 use network_support::{ip, TestHosts, TestStore};
@@ -29,8 +29,8 @@ async fn restart_fixes_only_the_difference() {
         gateway: None,
         dhcp: false,
     };
-    let bridge = names::bridge(&net);
-    let device = names::segment_device(&net);
+    let bridge = hosts.kernel_names(0).bridge(&net);
+    let device = hosts.kernel_names(0).segment_device(&net);
     let h = &hosts.names[0];
 
     // What a previous run (or a hand) left: the bridge, a VxLAN device with another VNI, a stray address, a stale

@@ -3,7 +3,7 @@
 
 mod network_support;
 
-use fos_agent::network::{names, NetworkManager, NetworkName, NicRequest};
+use fos_agent::network::{NetworkManager, NetworkName, NicRequest};
 use fos_api::manifest::{NetworkKind, NetworkSpec};
 use fos_api::record::InstanceId;
 use fos_api::Keys;
@@ -39,7 +39,16 @@ async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) 
     assert_eq!(a.mtu, 1500 - 50, "VxLAN MTU leaves room for the encapsulation");
     assert_eq!(a.vtep, Some(hosts.addrs[0]));
 
-    let fdb = ip(&["netns", "exec", &hosts.names[0], "bridge", "fdb", "show", "dev", &names::segment_device(&net)]);
+    let fdb = ip(&[
+        "netns",
+        "exec",
+        &hosts.names[0],
+        "bridge",
+        "fdb",
+        "show",
+        "dev",
+        &hosts.kernel_names(0).segment_device(&net),
+    ]);
     if spec.multicast_address.is_none() {
         assert!(fdb.contains(&format!("00:00:00:00:00:00 dst {}", hosts.addrs[1])), "unicast flood entry: {fdb}");
     } else {
@@ -77,7 +86,16 @@ async fn two_hosts_talk(spec: NetworkSpec, net_name: &str, default_route: bool) 
     // Host b leaves the network: host a's forwarding entries to it go at the next sync (unicast).
     managers[1].teardown(&net).await.expect("teardown b");
     managers[0].sync(&net).await.expect("sync a after b left");
-    let fdb = ip(&["netns", "exec", &hosts.names[0], "bridge", "fdb", "show", "dev", &names::segment_device(&net)]);
+    let fdb = ip(&[
+        "netns",
+        "exec",
+        &hosts.names[0],
+        "bridge",
+        "fdb",
+        "show",
+        "dev",
+        &hosts.kernel_names(0).segment_device(&net),
+    ]);
     if spec.multicast_address.is_none() {
         assert!(!fdb.contains(&format!("dst {}", hosts.addrs[1])), "entry to a node that left: {fdb}");
     }

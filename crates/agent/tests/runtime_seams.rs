@@ -1,6 +1,7 @@
 //! The agent's runtime seams with a small scripted runtime registered beside the native one: the registry publishes
 //! both and the node configuration can switch one off; a step a runtime does not support is held, not retried in a
-//! loop, while a failure that may pass is retried; and an instance's output is read through the agent.
+//! loop, while a failure that may pass is retried, a failing teardown included, with backoff and its attempt count;
+//! and an instance's output is read through the agent.
 
 mod common;
 
@@ -21,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 /// A container runtime that answers `define` as the entity's `ANSWER` env says (`unsupported`, `retry`, else ok)
-/// and counts the defines of each instance.
+/// and counts the defines of each instance; the instance `stuck` never cleans.
 struct Scripted {
     defines: Arc<Mutex<BTreeMap<String, usize>>>,
 }
@@ -60,7 +61,12 @@ impl Runtime for Scripted {
     async fn resume(&self, _: &InstanceContext) -> Result<(), RuntimeError> {
         Ok(())
     }
-    async fn clean(&self, _: &InstanceContext) -> Result<(), RuntimeError> {
+    async fn clean(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
+        // An instance named `stuck` cannot be cleaned (as a namespace still busy), and counts its tries.
+        if cx.id.component == "stuck" {
+            *self.defines.lock().unwrap().entry("clean stuck".into()).or_default() += 1;
+            return Err(RuntimeError::Failed("Device or resource busy".into()));
+        }
         Ok(())
     }
     async fn undefine(&self, _: &InstanceContext) -> Result<(), RuntimeError> {
@@ -164,6 +170,33 @@ async fn an_unsupported_step_is_held_until_the_record_changes_while_a_failure_th
         env.delete(&d.id).await;
         w.deleted().await;
     }
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_teardown_is_retried_with_backoff_not_spun_on() {
+    let (mut env, defines) = start("n1", |_| {}).await;
+    let stuck = container(&env, "stuck", "ok");
+    let mut w = env.watch_actual(&stuck.id).await;
+    env.put(&stuck).await;
+    w.state(State::Running).await;
+    env.delete(&stuck.id).await;
+    let a = w.until("a failed clean", |a| a.is_some_and(|a| a.attempts >= 2)).await.unwrap();
+    let error = a.error.unwrap();
+    assert!(error.contains("Device or resource busy") && error.contains("(attempt "), "{error}");
+    assert!(error.contains("retry in"), "{error}");
+    // 100 ms doubling up to 2 s, jittered by at most half: at most 7 tries in 3 s (a spin would make thousands).
+    let start = count(&defines, "clean stuck");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tries = count(&defines, "clean stuck") - start;
+    assert!((1..=7).contains(&tries), "{tries} tries of a failing clean in 3 s");
+    let a = env.actual(&stuck.id).await.expect("kept while it cannot be cleaned");
+    assert!(
+        a.attempts as usize >= start + tries - 1,
+        "attempts recorded: {} after {} tries",
+        a.attempts,
+        start + tries
+    );
     env.shutdown().await;
 }
 

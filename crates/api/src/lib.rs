@@ -5,6 +5,7 @@
 //! `fos_apply::fog05`).
 
 pub mod auth;
+pub mod granularity;
 pub mod graph;
 pub mod keys;
 pub mod lifecycle;

@@ -127,6 +127,11 @@ pub struct AddressHolder {
     /// True when it is the network's gateway, on `node`'s bridge.
     #[serde(default)]
     pub gateway: bool,
+    /// Allocated by the controller when it placed the instance (`node` is where it placed it): the address lives
+    /// as long as the instance has a desired or actual record, and the controller releases it. Addresses an agent
+    /// allocates itself (instances placed without one) are released by that agent when it detaches the instance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placed: bool,
 }
 
 impl AddressHolder {
@@ -147,6 +152,23 @@ impl AddressHolder {
             && self.gateway == other.gateway
             && (self.instance.is_some() || self.node == other.node)
     }
+}
+
+/// A stable 32-bit FNV-1a hash of `text`.
+pub fn fnv1a32(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |h: u32, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The MAC of an instance's `nic`-th interface when the manifest gives none: locally administered, unicast, and a
+/// stable function of the instance and the interface (the controller and the agents derive the same one).
+pub fn instance_mac(instance: &crate::InstanceId, nic: usize) -> [u8; 6] {
+    let n = fnv1a32(&format!("{instance}#{nic}")).to_be_bytes();
+    [0x02, 0xf0, n[0], n[1], n[2], n[3]]
+}
+
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]
@@ -170,7 +192,8 @@ mod tests {
             serde_json::to_value(&record).unwrap(),
             serde_json::json!({"network": {"tenant": "t", "name": "n"}, "segment": {"type": "vlan", "id": 100}})
         );
-        let holder = AddressHolder { node: "n1".into(), instance: None, nic: 0, mac: None, gateway: true };
+        let holder =
+            AddressHolder { node: "n1".into(), instance: None, nic: 0, mac: None, gateway: true, placed: false };
         assert_eq!(
             serde_json::to_value(&holder).unwrap(),
             serde_json::json!({"node": "n1", "nic": 0, "gateway": true})

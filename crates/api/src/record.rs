@@ -143,6 +143,10 @@ pub struct DesiredInstance {
     /// the controller from the application's inline networks or the tenant's Network objects.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, NetworkSpec>,
+    /// The instance's address on each of its networks that has an `ipRange`, by network name, allocated by the
+    /// controller at placement (`system/ipam/...`), so that it is known before the instance is configured.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, String>,
 }
 
 impl DesiredInstance {
@@ -158,12 +162,29 @@ impl DesiredInstance {
             devices: AssignedDevices::default(),
             migration: None,
             networks: BTreeMap::new(),
+            addresses: BTreeMap::new(),
         }
     }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Whether `actual` shows its `desired` record running (at its generation, on its node, checked by the agent
+/// running now), and whether it is also ready. The one rule for the controller's status and `need` gating and for
+/// `fosctl --wait`.
+pub fn running_ready(desired: Option<&DesiredInstance>, actual: Option<&ActualInstance>) -> (bool, bool) {
+    let (Some(d), Some(a)) = (desired, actual) else {
+        return (false, false);
+    };
+    let current = a.observed_generation == d.generation && a.node == d.node && !a.unverified;
+    let running = current && a.state() == Some(State::Running);
+    (running, running && a.ready)
 }
 
 /// What a node's agent reports of an instance (`actual/nodes/<node>/instances/<id>`).
@@ -183,6 +204,13 @@ pub struct ActualInstance {
     /// Why it is in Error, or the last failure while retrying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Consecutive failed attempts of the step it is retrying (0 when the last step succeeded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Written by an earlier run of the node's agent and not checked since it restarted: the agent has not yet
+    /// adopted or restarted the instance and seen its readiness probe pass. Never counted as running or ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
     /// Addresses it can be reached at (IPs on the node or its networks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
@@ -216,6 +244,8 @@ impl ActualInstance {
             lifecycle: Lifecycle::new(),
             ready: false,
             error: None,
+            attempts: 0,
+            unverified: false,
             addresses: Vec::new(),
             networks: BTreeMap::new(),
             observed_generation: 0,
@@ -251,6 +281,23 @@ mod tests {
         for bad in ["db.wordpress.default", "db-x.a.b", "db-0.a", "db-0.a.b.c", "Db-0.a.b", "db-0..b", "-0.a.b"] {
             assert!(bad.parse::<InstanceId>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_unverified_record_is_neither_running_nor_ready() {
+        let id = InstanceId::new("default", "a", "c", 0);
+        let desired = DesiredInstance::new(id.clone(), "n1", crate::EntitySpec::native(["true"]));
+        let mut a = ActualInstance::new(id, "n1");
+        a.lifecycle = Lifecycle::at(Some(State::Running));
+        a.observed_generation = 1;
+        a.ready = true;
+        assert_eq!(running_ready(Some(&desired), Some(&a)), (true, true));
+        a.unverified = true;
+        assert_eq!(running_ready(Some(&desired), Some(&a)), (false, false), "stale until checked again");
+        a.unverified = false;
+        a.observed_generation = 0;
+        assert_eq!(running_ready(Some(&desired), Some(&a)), (false, false), "an older generation");
+        assert_eq!(running_ready(Some(&desired), None), (false, false));
     }
 
     #[test]

@@ -1,20 +1,22 @@
 //! The cluster as the control plane sees it: applications, desired and actual instances, nodes (info plus heartbeat
-//! status), application statuses and Network objects, decoded through the typed records, and beside them the
+//! status), application statuses, Network objects and address allocations, decoded through the typed records, and beside them the
 //! scheduler's snapshot (nodes and what every placed instance holds), kept in step so that placing one application
 //! does not rebuild it. The API reads one with
 //! [`ClusterView::read`]; the controller keeps one up to date from its watch ([`crate::reconcile::cache`]) with
 //! [`ClusterView::apply`].
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, Object};
+use fos_api::network::{AddressHolder, NetworkName};
 use fos_api::node::NodeStatus;
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
 use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::records::{
-    with_status, ActualInstances, AppStatuses, Apps, DesiredInstances, Kind, NodeInfos, NodeStatuses, Scoped,
+    with_status, ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, Kind, NodeInfos, NodeStatuses, Scoped,
 };
 use fos_store::{KeyValue, Records, Revision, StoreError};
 
@@ -45,6 +47,8 @@ pub struct ClusterView {
     pub statuses: BTreeMap<AppKey, AppStatus>,
     /// Network objects by `(tenant, network)`.
     pub networks: BTreeMap<Scoped, NetworkSpec>,
+    /// Address allocations (`system/ipam/...`): who holds each address of each network.
+    pub addresses: BTreeMap<(NetworkName, Ipv4Addr), AddressHolder>,
     /// Node info records waiting for their node's status (and statuses waiting for their info), by node.
     node_statuses: BTreeMap<String, NodeStatus>,
     /// What the scheduler sees: the nodes and what every desired instance holds, kept in step with `nodes` and
@@ -63,6 +67,7 @@ impl Default for ClusterView {
             nodes: BTreeMap::new(),
             statuses: BTreeMap::new(),
             networks: BTreeMap::new(),
+            addresses: BTreeMap::new(),
             node_statuses: BTreeMap::new(),
             snapshot: ClusterSnapshot::new([], []),
             nodes_changed: false,
@@ -99,16 +104,18 @@ impl ClusterView {
     pub async fn read(records: &Records) -> Result<(ClusterView, Revision), StoreError> {
         let (store, keys) = (records.store(), records.keys());
         let (p_apps, p_desired, p_actual) = (keys.desired_apps_prefix(), keys.desired_nodes_prefix(), keys.actual());
-        let p_networks = keys.desired_networks_prefix();
-        let (apps, desired, actual, networks) = tokio::try_join!(
+        let (p_networks, p_ipam) = (keys.desired_networks_prefix(), keys.ipam_prefix());
+        let (apps, desired, actual, networks, ipam) = tokio::try_join!(
             store.list(&p_apps),
             store.list(&p_desired),
             store.list(&p_actual),
-            store.list(&p_networks)
+            store.list(&p_networks),
+            store.list(&p_ipam)
         )?;
-        let revision = [apps.revision, desired.revision, actual.revision, networks.revision].into_iter().min();
+        let revisions = [apps.revision, desired.revision, actual.revision, networks.revision, ipam.revision];
+        let revision = revisions.into_iter().min();
         let mut view = ClusterView::default();
-        for kv in apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs) {
+        for kv in apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs).chain(&ipam.kvs) {
             view.put(records, kv);
         }
         view.refresh_snapshot();
@@ -117,6 +124,15 @@ impl ClusterView {
 
     /// Applies a put of `kv` (decoded with the typed records); an unreadable record is left out with a warning.
     pub fn put(&mut self, records: &Records, kv: &KeyValue) -> Touched {
+        if let Some(decoded) = records.decode::<Addresses>(kv) {
+            match decoded {
+                Ok((id, holder)) => {
+                    self.addresses.insert(id, holder.value);
+                }
+                Err(e) => tracing::warn!("ignoring an unreadable address allocation: {e}"),
+            }
+            return Touched::Nothing;
+        }
         let Some(what) = records.keys().parse(&kv.key) else { return Touched::Nothing };
         match decode(records, kv, &what) {
             Ok(decoded) => decoded.apply_to(self),
@@ -129,6 +145,10 @@ impl ClusterView {
 
     /// Applies a delete of `key`.
     pub fn delete(&mut self, records: &Records, key: &str) -> Touched {
+        if let Some(id) = records.parse::<Addresses>(key) {
+            self.addresses.remove(&id);
+            return Touched::Nothing;
+        }
         match records.keys().parse(key) {
             Some(what) => self.remove(what),
             None => Touched::Nothing,

@@ -139,8 +139,19 @@ spec:
       entity: {kind: native, command: [sleep, "100"], networks: [{network: wp-net}], readiness: {tcp: 3306}}
 "#;
 
+/// The address allocations of `wp-net` in the store: (address, holder).
+async fn allocations(w: &common::World) -> Vec<(String, fos_api::network::AddressHolder)> {
+    let prefix = w.ctx.keys.ipam_network_prefix("default", "wp-net");
+    let listed = w.ctx.store.list(&prefix).await.unwrap();
+    listed
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.rsplit('/').next().unwrap().to_string(), serde_json::from_slice(&kv.value).unwrap()))
+        .collect()
+}
+
 #[tokio::test]
-async fn a_need_on_a_shared_network_is_reached_at_its_network_address() {
+async fn a_need_on_a_shared_network_is_reached_at_the_address_allocated_at_placement() {
     let w = world();
     w.add_node("n1").await;
     apply(&w, ON_A_NETWORK).await;
@@ -149,18 +160,73 @@ async fn a_need_on_a_shared_network_is_reached_at_its_network_address() {
     let d_db = w.desired(&db).await.expect("db placed");
     let net = d_db.networks.get("wp-net").expect("the network's spec travels in the desired record");
     assert_eq!(net.ip_range.as_deref(), Some("10.77.0.0/24"));
-    let before = w.desired(&web).await.expect("web placed");
-    assert_eq!(before.env.get("FOS_NEED_DB_HOST").map(String::as_str), Some("127.0.0.1"), "no address yet");
+    // Both addresses are allocated with the placement, before any agent configures anything.
+    let db_ip = d_db.addresses.get("wp-net").expect("db's address allocated at placement").clone();
+    let d_web = w.desired(&web).await.expect("web placed");
+    let web_ip = d_web.addresses.get("wp-net").expect("web's address allocated at placement").clone();
+    assert_ne!(db_ip, web_ip);
+    assert_eq!(d_web.env.get("FOS_NEED_DB_HOST"), Some(&db_ip), "web knows db's address from the start");
+    let held = allocations(&w).await;
+    assert_eq!(held.len(), 2, "{held:?}");
+    for (ip, h) in &held {
+        assert!(h.placed && h.node == "n1", "{ip}: {h:?}");
+        let owner = if *ip == db_ip { &db } else { &web };
+        assert_eq!(h.instance.as_deref(), Some(owner.to_string().as_str()));
+    }
 
-    // Play the agent: db is configured on the network and reports its address there.
+    // Play the agent: db is configured on the network and reports the address it was given.
     let mut a = fos_api::ActualInstance::new(db.clone(), "n1");
     a.lifecycle = fos_api::lifecycle::Lifecycle::at(Some(State::Running));
     a.ready = true;
     a.observed_generation = d_db.generation;
-    a.networks.insert("wp-net".into(), "10.77.0.7".into());
+    a.networks.insert("wp-net".into(), db_ip.clone());
     w.ctx.store.put(&w.ctx.keys.actual_instance("n1", &db), serde_json::to_vec(&a).unwrap(), None).await.unwrap();
     w.reconcile().await;
     let after = w.desired(&web).await.unwrap();
-    assert_eq!(after.env.get("FOS_NEED_DB_HOST").map(String::as_str), Some("10.77.0.7"));
+    assert_eq!(after.env.get("FOS_NEED_DB_HOST"), Some(&db_ip));
     assert_eq!(after.state, State::Running);
+    assert_eq!(after.generation, d_web.generation, "web is released, not restarted");
+    assert_eq!(w.desired(&db).await.unwrap().generation, d_db.generation);
+
+    // Deleted: each address goes once its instance has neither a desired nor an actual record.
+    let mut rec = w.record("default", "wp").await.unwrap();
+    rec.deleting = true;
+    w.ctx.store.put(&w.ctx.keys.desired_app("default", "wp"), serde_json::to_vec(&rec).unwrap(), None).await.unwrap();
+    w.reconcile().await;
+    assert!(w.desired(&web).await.is_none());
+    assert_eq!(allocations(&w).await.len(), 1, "web's address released; db's kept while db runs");
+    w.reconcile().await;
+    w.remove_actual("n1", &db).await;
+    w.reconcile().await;
+    w.reconcile().await;
+    assert!(allocations(&w).await.is_empty(), "every address released at the end");
+}
+
+#[tokio::test]
+async fn an_unverified_instance_counts_neither_running_nor_ready_and_releases_nothing() {
+    let w = world();
+    w.add_node("n1").await;
+    apply(&w, WORDPRESS).await;
+    w.reconcile().await;
+    let (db, web) = (InstanceId::new("default", "wp", "db", 0), InstanceId::new("default", "wp", "web", 0));
+    let d_db = w.desired(&db).await.unwrap();
+    // What a restarted agent leaves until it has checked db again: the old record, marked unverified.
+    let mut a = fos_api::ActualInstance::new(db.clone(), "n1");
+    a.lifecycle = fos_api::lifecycle::Lifecycle::at(Some(State::Running));
+    a.ready = true;
+    a.unverified = true;
+    a.observed_generation = d_db.generation;
+    let key = w.ctx.keys.actual_instance("n1", &db);
+    w.ctx.store.put(&key, serde_json::to_vec(&a).unwrap(), None).await.unwrap();
+    w.reconcile().await;
+    assert_eq!(w.desired(&web).await.unwrap().state, State::Configured, "web still waits for db");
+    let st = w.status("default", "wp").await.unwrap();
+    assert_eq!((st.components["db"].running, st.components["db"].ready), (0, 0), "{st:?}");
+    assert_ne!(st.phase, Phase::Running);
+    // Checked again by the agent: db counts, web is released.
+    a.unverified = false;
+    w.ctx.store.put(&key, serde_json::to_vec(&a).unwrap(), None).await.unwrap();
+    w.reconcile().await;
+    assert_eq!(w.desired(&web).await.unwrap().state, State::Running);
+    assert_eq!(w.status("default", "wp").await.unwrap().components["db"].ready, 1);
 }

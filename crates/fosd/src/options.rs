@@ -94,6 +94,11 @@ pub struct Options {
     /// Do not run the node agent.
     #[arg(long)]
     pub no_agent: bool,
+    /// On shutdown, stop and remove everything the agent created on this machine (instances, their cgroups and
+    /// directories, network namespaces, links, `dnsmasq`, forwarding entries) instead of leaving the instances
+    /// running for the next start to adopt.
+    #[arg(long)]
+    pub cleanup: bool,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -98,10 +98,28 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    if !opts.no_api {
+    // Bound first (a port in use fails the start at once), served only once the agent has started: by then it has
+    // marked the instance records of its previous run unverified, so no client reads them as running and ready.
+    let listener = if opts.no_api {
+        None
+    } else {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
+        Some(listener)
+    };
+    let agent = if opts.no_agent {
+        None
+    } else {
+        let mut config = AgentConfig::new(node_config);
+        config.node.name = Some(node_name.clone());
+        config.secrets = Some(security.secrets.clone());
+        let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
+        tracing::info!(node = agent.node(), "agent started");
+        logs.set(agent.log_reader());
+        Some(agent)
+    };
+    if let Some(listener) = listener {
         let scheme = if security.tls.is_some() { "https" } else { "http (insecure plaintext)" };
         let cap = opts.max_connections.unwrap_or_else(serve::connection_cap);
         tracing::info!(address = %opts.listen, scheme, max_connections = cap, "API listening");
@@ -117,17 +135,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }));
     }
-    let agent = if opts.no_agent {
-        None
-    } else {
-        let mut config = AgentConfig::new(node_config);
-        config.node.name = Some(node_name.clone());
-        config.secrets = Some(security.secrets.clone());
-        let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
-        tracing::info!(node = agent.node(), "agent started");
-        logs.set(agent.log_reader());
-        Some(agent)
-    };
     if !opts.no_controller {
         tasks.push(tokio::spawn(fos_controller::reconcile::run(ctx.clone(), stop_rx.clone())));
     }
@@ -137,8 +144,21 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    if let Some(agent) = agent {
-        agent.shutdown().await;
+    match agent {
+        Some(agent) if opts.cleanup => {
+            let report = agent.shutdown_and_clean().await;
+            for e in &report.errors {
+                tracing::warn!(error = %e, "cleanup left something behind");
+            }
+            tracing::info!(
+                instances = report.instances.len(),
+                cgroups = report.cgroups.len(),
+                errors = report.errors.len(),
+                "agent cleaned up"
+            );
+        }
+        Some(agent) => agent.shutdown().await,
+        None => {}
     }
     tracing::info!("fosd stopped");
     Ok(())

@@ -240,3 +240,21 @@ fn refusals_on_a_big_cluster_are_grouped() {
         "{text}"
     );
 }
+
+#[test]
+fn requests_below_the_kernels_granularity_are_accounted_rounded_up() {
+    // `cpu: 1m` is enforced as 10m (the smallest CFS quota): one cpu holds 100 such replicas, not 1000.
+    let nodes = vec![node("a", 1)];
+    let snap = ClusterSnapshot::new(nodes, vec![]).unwrap();
+    let mut tiny = comp("tiny", "1m");
+    tiny.replicas = 100;
+    let plan = place_application(&snap, "default", "app", &spec(vec![tiny.clone()]), &[], &Options::default()).unwrap();
+    assert_eq!(plan.placements.len(), 100);
+    assert!(plan.placements.iter().all(|p| p.node == "a"));
+    tiny.replicas = 101;
+    let fits = match place_application(&snap, "default", "app", &spec(vec![tiny]), &[], &Options::default()) {
+        Ok(plan) => plan.unschedulable.is_empty(),
+        Err(_) => false,
+    };
+    assert!(!fits, "101 replicas of 10m do not fit in 1000m");
+}

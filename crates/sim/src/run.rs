@@ -189,6 +189,8 @@ pub async fn simulate(opts: &SimOptions, dir: &Path, controller: Handle) -> anyh
         metrics: ctl_metrics.clone(),
         node_name: "fos-sim".into(),
         logs: Arc::new(NoLogs),
+        // In-process: operations are called directly with the administrator as caller, no API is served.
+        security: fos_controller::auth::Security::default(),
     };
     let mut report = Report { nodes: opts.nodes, store: store_name, ..Report::default() };
 

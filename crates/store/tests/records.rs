@@ -16,7 +16,7 @@ fn open() -> (tempfile::TempDir, Records) {
 }
 
 fn holder(node: &str) -> AddressHolder {
-    AddressHolder { node: node.into(), instance: None, nic: 0, mac: None, gateway: true }
+    AddressHolder { node: node.into(), instance: None, nic: 0, mac: None, gateway: true, placed: false }
 }
 
 /// Takes `id` for `node` unless taken; the holder after the attempt.

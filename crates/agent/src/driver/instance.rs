@@ -84,8 +84,9 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
                     return;
                 }
             }
-            // Out of Error (a retry, or a clean) only once the backoff has passed, or the desired record changed.
-            Some(_) if t.actual.state() == Some(State::Error) && (t.no_retry || Instant::now() < t.retry_at) => {
+            // After a failure (in Error, or a teardown step that failed where it was), the next step waits for the
+            // backoff to pass or the desired record to change: never a hot loop.
+            Some(_) if t.waits_for_retry() => {
                 let wait = if t.no_retry { None } else { Some(t.retry_at) };
                 tokio::select! {
                     changed = desired_rx.changed() => if changed.is_err() { return },
@@ -114,6 +115,11 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
     }
 }
 
+/// A delay in seconds with one decimal (`1.3s`), for messages.
+fn seconds(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -121,12 +127,18 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// The jittered delay before retrying after `n` consecutive failures.
 fn backoff(shared: &Shared, n: u32) -> Duration {
-    let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
-    shared.settings.backoff_base.saturating_mul(factor).min(shared.settings.backoff_max)
+    shared.settings.backoff().delay(n)
 }
 
 impl Task {
+    /// Whether the last step failed and its backoff has not passed yet (or it is held until the record changes).
+    fn waits_for_retry(&self) -> bool {
+        let failed = self.actual.state() == Some(State::Error) || self.failures > 0;
+        failed && (self.no_retry || Instant::now() < self.retry_at)
+    }
+
     fn new(shared: Arc<Shared>, start: Start) -> Self {
         let mut actual = start.previous.unwrap_or_else(|| ActualInstance::new(start.id.clone(), &shared.node));
         actual.node = shared.node.clone();
@@ -146,6 +158,8 @@ impl Task {
                 if rec.pid.is_some() {
                     run_rx = rt.subscribe(&start.id);
                     running_since = Some(Instant::now());
+                    // Alive (same pid and start time); ready only once its probe passes again, if it has one.
+                    actual.ready = rec.desired.entity.readiness.is_none();
                 } else {
                     actual.pid = None;
                     actual.ready = false;
@@ -220,6 +234,7 @@ impl Task {
                     return;
                 }
                 self.failures = 0;
+                self.actual.attempts = 0;
                 self.actual.error = None;
                 if let (Some(d), Action::Define | Action::Configure | Action::Run) = (desired, action) {
                     self.applied = Some(d.generation);
@@ -233,18 +248,23 @@ impl Task {
             }
             Err(StepError { class, message }) => {
                 self.failures += 1;
+                self.actual.attempts = self.failures;
                 let _ = self.actual.lifecycle.apply(Action::Fail);
                 self.actual.ready = false;
+                let n = self.failures;
                 if class == ErrorClass::Retryable {
-                    let delay = backoff(&self.shared, self.failures);
+                    let delay = backoff(&self.shared, n);
                     self.retry_at = Instant::now() + delay;
-                    self.actual.error = Some(format!("{action} failed: {message} (retry in {delay:?})"));
+                    self.actual.error =
+                        Some(format!("{action} failed (attempt {n}): {message} (retry in {})", seconds(delay)));
+                    tracing::warn!(instance = %self.id, %action, attempt = n, retry_in = %seconds(delay), error = %message, "step failed");
                 } else {
                     self.no_retry = true;
-                    self.actual.error =
-                        Some(format!("{action} failed: {message} (held until the desired record changes)"));
+                    self.actual.error = Some(format!(
+                        "{action} failed (attempt {n}): {message} (held until the desired record changes)"
+                    ));
+                    tracing::warn!(instance = %self.id, %action, attempt = n, error = %message, ?class, "step failed; held");
                 }
-                tracing::warn!(instance = %self.id, %action, error = %message, ?class, "step failed");
             }
         }
         self.write().await;
@@ -309,6 +329,11 @@ impl Task {
                 self.dirty = true;
             }
         }
+        // At its target: checked by this agent now, unless it runs and its probe has not passed yet.
+        if self.actual.unverified && (self.actual.state() != Some(State::Running) || self.actual.ready) {
+            self.actual.unverified = false;
+            self.dirty = true;
+        }
         if self.dirty {
             self.write().await;
         }
@@ -335,8 +360,9 @@ impl Task {
                 _ = tick.tick(), if probing => {
                     if let (Some(rt), Some(cx), Some(d)) = (self.runtime.clone(), self.cx.as_ref(), desired) {
                         let ready = rt.ready(cx, d).await;
-                        if ready != self.actual.ready {
+                        if ready != self.actual.ready || (ready && self.actual.unverified) {
                             self.actual.ready = ready;
+                            self.actual.unverified &= !ready;
                             self.write().await;
                         }
                     }
@@ -374,8 +400,9 @@ impl Task {
             self.retry_at = Instant::now() + delay;
             self.restarting = true;
             let _ = self.actual.lifecycle.apply(Action::Fail);
+            self.actual.attempts = self.crashes;
             let n = self.actual.restarts + 1;
-            self.actual.error = Some(format!("{what}; restart {n} in {delay:?}"));
+            self.actual.error = Some(format!("{what}; restart {n} in {}", seconds(delay)));
         } else if success {
             // Completed: stop cleanly (the group may hold leftovers) and stay Configured until the record changes.
             self.hold = true;

@@ -37,6 +37,11 @@ impl LocalInstances {
         self.map().remove(id);
     }
 
+    /// Every instance held, with its runtime and context.
+    pub fn all(&self) -> Vec<Local> {
+        self.map().values().cloned().collect()
+    }
+
     /// The runtime and context of an instance, when a runtime of this node holds it.
     pub fn get(&self, id: &InstanceId) -> Option<Local> {
         self.map().get(id).cloned()

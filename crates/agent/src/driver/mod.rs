@@ -3,6 +3,7 @@
 //! resumes the instances the runtimes recovered, tearing down those no longer desired. It builds every instance's
 //! [`crate::runtime::InstanceContext`] with the node's [`NodeLayout`] and keeps [`LocalInstances`] current.
 
+pub mod backoff;
 mod instance;
 mod local;
 mod networking;
@@ -14,13 +15,14 @@ use std::time::Duration;
 
 use fos_api::manifest::EntityKind;
 use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
-use fos_store::records::{ActualInstances, DesiredInstances, Entry};
+use fos_store::records::{ActualInstances, Change, DesiredInstances, Entry};
 use fos_store::{Event, EventKind, Records, Revision, StoreError};
 use futures::StreamExt;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use self::backoff::Backoff;
 use self::instance::Start;
 pub use self::local::{Local, LocalInstances};
 pub use self::networking::Networking;
@@ -30,7 +32,7 @@ use crate::runtime::{NodeLayout, Recovered, Runtime};
 /// Timing of the driver.
 #[derive(Debug, Clone)]
 pub struct DriverSettings {
-    /// First retry delay after a failure or crash (doubled each time).
+    /// First retry delay after a failure or crash (doubled each time, jittered: see [`Backoff`]).
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
@@ -40,6 +42,13 @@ pub struct DriverSettings {
     pub stable_after: Duration,
     /// Pause before re-listing after the store failed.
     pub relist_delay: Duration,
+}
+
+impl DriverSettings {
+    /// The retry delays these settings give.
+    pub fn backoff(&self) -> Backoff {
+        Backoff { base: self.backoff_base, max: self.backoff_max }
+    }
 }
 
 impl Default for DriverSettings {
@@ -85,6 +94,9 @@ pub enum DriverError {
         /// What failed.
         message: String,
     },
+    /// The actual records left by an earlier run could not be marked unverified.
+    #[error("marking the instances of an earlier run unverified: {0}")]
+    Mark(String),
 }
 
 struct Handle {
@@ -105,7 +117,10 @@ impl Driver {
         Driver { shared: Arc::new(shared), tasks: HashMap::new(), recovered: HashMap::new() }
     }
 
-    /// Collects the instances every runtime left behind (adopting live processes).
+    /// Collects the instances every runtime left behind (adopting live processes), marks every actual record an
+    /// earlier run of the agent left as unverified (its instance task clears the mark once it has checked the
+    /// instance: adopted or restarted it, and seen its readiness probe pass), and tells the networking which
+    /// recovered instances hold which networks (so none is torn down under them).
     pub async fn recover(&mut self) -> Result<usize, DriverError> {
         for (kind, rt) in &self.shared.runtimes {
             let found = rt.recover().await.map_err(|e| DriverError::Recover { kind: *kind, message: e.to_string() })?;
@@ -113,7 +128,33 @@ impl Driver {
                 self.recovered.insert(r.desired.id.clone(), (r, rt.clone()));
             }
         }
+        self.mark_unverified().await?;
+        if let Some(networking) = &self.shared.networking {
+            for (rec, _) in self.recovered.values() {
+                networking.adopt(&rec.desired).await;
+            }
+        }
         Ok(self.recovered.len())
+    }
+
+    /// Marks the node's actual records unverified and not ready (they were written before this start).
+    async fn mark_unverified(&self) -> Result<(), DriverError> {
+        let records = &self.shared.records;
+        let prefix = records.keys().actual_instances_prefix(&self.shared.node);
+        let marking = |e: StoreError| DriverError::Mark(e.to_string());
+        let (list, _) = records.list_in::<ActualInstances>(&prefix).await.map_err(marking)?;
+        for (id, _) in list {
+            let mark = |current: Option<&ActualInstance>| -> Result<Change<ActualInstance>, StoreError> {
+                Ok(match current {
+                    Some(a) if !a.unverified || a.ready => {
+                        Change::Put(ActualInstance { unverified: true, ready: false, ..a.clone() })
+                    }
+                    _ => Change::Keep,
+                })
+            };
+            records.update::<ActualInstances, StoreError, _>(&id, mark).await.map_err(marking)?;
+        }
+        Ok(())
     }
 
     /// Watches the desired records until `shutdown` turns true; instance tasks stop with it (their processes keep
@@ -139,6 +180,10 @@ impl Driver {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching desired instances failed; re-listing");
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(self.shared.settings.relist_delay) => {}
+                    }
                     continue;
                 }
             };

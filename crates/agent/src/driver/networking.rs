@@ -38,7 +38,8 @@ impl Networking {
                 message: "the desired record carries no spec for this network".into(),
             })?;
             self.manager.ensure(&net, spec).await?;
-            let ip = match &a.ip {
+            // A fixed address, else the one the controller allocated at placement, else one allocated now.
+            let ip = match a.ip.as_ref().or_else(|| desired.addresses.get(&a.network)) {
                 Some(text) => Some(text.parse::<Ipv4Addr>().map_err(|e| NetworkError::Config {
                     network: net.to_string(),
                     message: format!("address {text}: {e}"),
@@ -65,18 +66,35 @@ impl Networking {
             .collect())
     }
 
+    /// Records that an instance a runtime recovered after a restart holds the networks of its desired record
+    /// (before any instance task runs, so that no teardown of another instance removes a network it still uses).
+    pub async fn adopt(&self, desired: &DesiredInstance) {
+        if desired.entity.networks.is_empty() {
+            return;
+        }
+        let nets = desired.entity.networks.iter().map(|a| NetworkName::new(&desired.id.tenant, &a.network)).collect();
+        self.attached.lock().await.insert(desired.id.clone(), nets);
+    }
+
     /// Whether the instance is attached to networks by this agent.
     pub async fn is_attached(&self, id: &InstanceId) -> bool {
         self.attached.lock().await.contains_key(id)
     }
 
     /// Detaches the instance (namespace, interfaces, ports, addresses) and tears down the networks no other
-    /// instance of the node uses. Nothing happens for an instance that was never attached.
-    pub async fn release(&self, id: &InstanceId) -> Result<(), NetworkError> {
+    /// instance of the node uses. `networks` are those its context names (the agent may have lost track of the
+    /// attachment, e.g. across a restart): both are released. Nothing happens for an instance without networks.
+    pub async fn release(&self, id: &InstanceId, networks: &[NetworkName]) -> Result<(), NetworkError> {
         let mut attached = self.attached.lock().await;
-        let Some(nets) = attached.get(id).cloned() else {
+        let mut nets = attached.get(id).cloned().unwrap_or_default();
+        for net in networks {
+            if !nets.contains(net) {
+                nets.push(net.clone());
+            }
+        }
+        if nets.is_empty() {
             return Ok(());
-        };
+        }
         self.manager.detach(id).await?;
         attached.remove(id);
         for net in nets {

@@ -182,7 +182,14 @@ async fn try_take(
             let current = decoded::<Addresses>(records, kv)?;
             Ok(if current.same_holder(holder) { Ok(()) } else { Err(current) })
         }
-        _ => Ok(Err(AddressHolder { node: "?".into(), instance: None, nic: 0, mac: None, gateway: false })),
+        _ => Ok(Err(AddressHolder {
+            node: "?".into(),
+            instance: None,
+            nic: 0,
+            mac: None,
+            gateway: false,
+            placed: false,
+        })),
     }
 }
 
@@ -236,7 +243,8 @@ pub async fn claim_gateway(
     gateway: Ipv4Addr,
     node: &str,
 ) -> Result<bool, NetworkError> {
-    let holder = AddressHolder { node: node.to_string(), instance: None, nic: 0, mac: None, gateway: true };
+    let holder =
+        AddressHolder { node: node.to_string(), instance: None, nic: 0, mac: None, gateway: true, placed: false };
     match try_take(records, net, gateway, &holder).await? {
         Ok(()) => Ok(true),
         Err(owner) if owner.gateway => Ok(false),

@@ -14,9 +14,10 @@ use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVlan, LinkVxlan};
 
+use super::names::{self, Names};
 use super::netlink::{LinkView, Netlink};
 use super::ports::PortProxy;
-use super::{dhcp, names, netns};
+use super::{dhcp, netns};
 use super::{InstanceNetworking, InterfaceState, NetworkError, NetworkName, NetworkPlan, NetworkPluginConfig};
 use super::{NicPlan, NodeNetwork, Segment};
 
@@ -25,6 +26,9 @@ pub const VXLAN_PORT: u16 = 4789;
 
 /// What VxLAN over IPv4 adds to a frame: outer IPv4 (20) + UDP (8) + VxLAN (8) + inner Ethernet (14) headers.
 pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// Where `dnsmasq` state is kept unless the plugin configuration says otherwise.
+pub const DEFAULT_RUN_DIR: &str = "/run/fos/network";
 
 /// The MTU of node-local bridges.
 const LOCAL_MTU: u32 = 1500;
@@ -46,13 +50,19 @@ pub struct LinuxNetworks {
     config: NetworkPluginConfig,
     netns_dir: PathBuf,
     run_dir: PathBuf,
+    names: Names,
     proxies: Mutex<HashMap<String, PortProxy>>,
 }
 
 impl LinuxNetworks {
-    /// Builds in the network namespace `host_ns` (the caller's when `None`) with the plugin's `config`. Must be
-    /// called on a tokio runtime, which runs the netlink connection.
-    pub fn new(config: NetworkPluginConfig, host_ns: Option<File>) -> Result<LinuxNetworks, NetworkError> {
+    /// Builds in the network namespace `host_ns` (the caller's when `None`) with the plugin's `config`, naming what
+    /// it makes with `names` (the agent's scope). Must be called on a tokio runtime, which runs the netlink
+    /// connection.
+    pub fn new(
+        config: NetworkPluginConfig,
+        host_ns: Option<File>,
+        names: Names,
+    ) -> Result<LinuxNetworks, NetworkError> {
         let host_ns = match host_ns {
             Some(ns) => ns,
             None => netns::current()
@@ -63,8 +73,9 @@ impl LinuxNetworks {
             host_ns: Arc::new(host_ns),
             host,
             netns_dir: config.netns_dir.clone().unwrap_or_else(|| PathBuf::from(netns::NETNS_DIR)),
-            run_dir: config.run_dir.clone().unwrap_or_else(|| PathBuf::from("/run/fos/network")),
+            run_dir: config.run_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR)),
             config,
+            names,
             proxies: Mutex::new(HashMap::new()),
         })
     }
@@ -77,6 +88,26 @@ impl LinuxNetworks {
     /// The plugin configuration.
     pub fn config(&self) -> &NetworkPluginConfig {
         &self.config
+    }
+
+    /// The names of what it makes.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The directory instance namespaces are named in.
+    pub fn netns_dir(&self) -> &std::path::Path {
+        &self.netns_dir
+    }
+
+    /// The directory `dnsmasq` state is kept in.
+    pub fn run_dir(&self) -> &std::path::Path {
+        &self.run_dir
+    }
+
+    /// The node's netlink connection.
+    pub fn host(&self) -> &Netlink {
+        &self.host
     }
 
     /// The data-plane interface: the configured one, else the interface of the default route.
@@ -108,8 +139,8 @@ impl LinuxNetworks {
 
     /// Brings `plan` up: bridge, segment device enslaved to it, MTU, gateway address and DHCP. Idempotent.
     pub async fn ensure(&self, plan: &NetworkPlan) -> Result<NodeNetwork, NetworkError> {
-        let bridge_name = names::bridge(&plan.name);
-        let device_name = names::segment_device(&plan.name);
+        let bridge_name = self.names.bridge(&plan.name);
+        let device_name = self.names.segment_device(&plan.name);
         let (lower, mtu, vtep) = match plan.segment {
             Segment::Vxlan { .. } => {
                 let dataplane = self.dataplane().await?;
@@ -233,8 +264,11 @@ impl LinuxNetworks {
     /// Makes the unicast VxLAN flooding entries of `net` exactly `peers` (the other nodes' VTEPs), and drops the
     /// entries the kernel learned towards nodes no longer in `peers`.
     pub async fn set_flood_destinations(&self, net: &NetworkName, peers: &[Ipv4Addr]) -> Result<(), NetworkError> {
-        let device =
-            self.host.link(&names::segment_device(net)).await?.ok_or_else(|| NetworkError::NotUp(net.to_string()))?;
+        let device = self
+            .host
+            .link(&self.names.segment_device(net))
+            .await?
+            .ok_or_else(|| NetworkError::NotUp(net.to_string()))?;
         let entries = self.host.remote_entries(&device).await?;
         let wanted = |dst: &IpAddr| matches!(dst, IpAddr::V4(v4) if peers.contains(v4));
         // Entries to nodes that left go, the flooding ones and those the kernel learned behind them.
@@ -249,16 +283,16 @@ impl LinuxNetworks {
 
     /// Writes the DHCP reservations (MAC, address) of `net`, served where this node runs its DHCP.
     pub fn set_dhcp_hosts(&self, net: &NetworkName, hosts: &[(String, Ipv4Addr)]) -> Result<(), NetworkError> {
-        dhcp::write_hosts(&self.run_dir, &names::bridge(net), hosts)
+        dhcp::write_hosts(&self.run_dir, &self.names.bridge(net), hosts)
     }
 
     /// Removes `net` from the node: DHCP, segment device (with its forwarding entries), bridge. Idempotent.
     pub async fn teardown(&self, net: &NetworkName) -> Result<(), NetworkError> {
-        let bridge = names::bridge(net);
+        let bridge = self.names.bridge(net);
         let (run_dir, dhcp_bridge) = (self.run_dir.clone(), bridge.clone());
         blocking(move || dhcp::stop(&run_dir, &dhcp_bridge).and_then(|_| dhcp::remove_state(&run_dir, &dhcp_bridge)))
             .await?;
-        for name in [names::segment_device(net), bridge] {
+        for name in [self.names.segment_device(net), bridge] {
             if let Some(link) = self.host.link(&name).await? {
                 self.host.delete_link(&link).await?;
             }
@@ -273,7 +307,8 @@ impl LinuxNetworks {
         nics: &[NicPlan],
         ports: &[PortMapping],
     ) -> Result<InstanceNetworking, NetworkError> {
-        let ns_name = names::instance_netns(instance);
+        let ns_name = self.names.instance_netns(instance);
+        self.share_netns_dir()?;
         let (ns, _) = netns::create_named(&self.netns_dir, &ns_name)
             .map_err(|source| NetworkError::Os { doing: format!("creating network namespace {ns_name}"), source })?;
         let inner = Netlink::connect(Some(&ns))?;
@@ -285,7 +320,7 @@ impl LinuxNetworks {
         for (index, nic) in nics.iter().enumerate() {
             let bridge = self
                 .host
-                .link(&names::bridge(&nic.network))
+                .link(&self.names.bridge(&nic.network))
                 .await?
                 .ok_or_else(|| NetworkError::NotUp(nic.network.to_string()))?;
             let (host_end, inside) = self.ensure_veth(instance, index, &ns, &inner, nic, bridge.mtu).await?;
@@ -335,7 +370,7 @@ impl LinuxNetworks {
         nic: &NicPlan,
         mtu: u32,
     ) -> Result<(LinkView, LinkView), NetworkError> {
-        let host_name = names::host_veth(instance, index);
+        let host_name = self.names.host_veth(instance, index);
         let inside_name = names::instance_interface(index);
         let host_end = self.host.link(&host_name).await?;
         let inside = inner.link(&inside_name).await?;
@@ -371,7 +406,7 @@ impl LinuxNetworks {
 
     /// Removes an instance's exposed ports, interfaces and namespace. Idempotent.
     pub async fn detach(&self, instance: &InstanceId) -> Result<(), NetworkError> {
-        let ns_name = names::instance_netns(instance);
+        let ns_name = self.names.instance_netns(instance);
         let proxy = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).remove(&ns_name);
         drop(proxy);
         let opened = netns::open_named(&self.netns_dir, &ns_name)
@@ -382,8 +417,8 @@ impl LinuxNetworks {
                 inner.delete_link(link).await?;
             }
         }
-        let hash = names::short_hash(&instance.to_string());
-        let ours = |name: &str| name.starts_with(&format!("fosv{hash}-"));
+        let prefix = self.names.host_veth_prefix(instance);
+        let ours = |name: &str| name.starts_with(&prefix);
         for link in self.host.links().await?.iter().filter(|l| ours(&l.name)) {
             self.host.delete_link(link).await?;
         }
@@ -395,7 +430,7 @@ impl LinuxNetworks {
     /// The addresses with prefix of a network's interfaces of an instance, as seen by the kernel (for tests and
     /// reports).
     pub async fn instance_addresses(&self, instance: &InstanceId) -> Result<Vec<Ipv4Net>, NetworkError> {
-        let ns_name = names::instance_netns(instance);
+        let ns_name = self.names.instance_netns(instance);
         let Some(ns) = netns::open_named(&self.netns_dir, &ns_name)
             .map_err(|source| NetworkError::Os { doing: format!("opening network namespace {ns_name}"), source })?
         else {

@@ -102,6 +102,21 @@ impl StoreNetworkManager {
         &self.linux
     }
 
+    /// The store's records it reads and writes.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The networks brought up on this node by this manager.
+    pub fn up_networks(&self) -> Vec<NetworkName> {
+        self.up.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+
     fn up_network(&self, net: &NetworkName) -> Result<UpNetwork, NetworkError> {
         let up = self.up.lock().unwrap_or_else(|e| e.into_inner());
         up.get(net).cloned().ok_or_else(|| NetworkError::NotUp(net.to_string()))
@@ -135,6 +150,7 @@ impl StoreNetworkManager {
             nic: index,
             mac: Some(names::format_mac(&mac)),
             gateway: false,
+            placed: false,
         };
         let ip = alloc::address(&self.records, &nic.network, subnet, nic.ip, &holder).await?;
         Ok(Some(Ipv4Net::new(ip, subnet.prefix_len()).unwrap_or(subnet)))
@@ -243,14 +259,15 @@ impl NetworkManager for StoreNetworkManager {
         if up.dhcp_here {
             self.sync(&nic.network).await?;
         }
-        Ok(Lease { bridge: names::bridge(&nic.network), address, mac: names::format_mac(&mac) })
+        Ok(Lease { bridge: self.linux.names().bridge(&nic.network), address, mac: names::format_mac(&mac) })
     }
 
     async fn detach(&self, instance: &InstanceId) -> Result<(), NetworkError> {
         self.linux.detach(instance).await?;
         let id = instance.to_string();
-        alloc::release_where(&self.records, &self.records.keys().ipam_prefix(), |h| h.instance.as_deref() == Some(&id))
-            .await?;
+        // The addresses the controller allocated at placement stay with the instance (the controller releases them).
+        let ours = |h: &AddressHolder| h.instance.as_deref() == Some(&id) && !h.placed;
+        alloc::release_where(&self.records, &self.records.keys().ipam_prefix(), ours).await?;
         Ok(())
     }
 

@@ -65,6 +65,7 @@
 //! differs. Detach and teardown remove everything they made. Kernel errors say what was being done.
 
 pub mod alloc;
+pub mod cleanup;
 pub mod dhcp;
 mod linux;
 mod manager;
@@ -74,6 +75,7 @@ pub mod netns;
 pub mod ports;
 mod types;
 
+pub use cleanup::Swept;
 pub use linux::LinuxNetworks;
 pub use manager::StoreNetworkManager;
 pub use types::{

@@ -1,6 +1,12 @@
 //! Network namespaces: named namespaces under a directory (`/run/netns` like `ip netns`), running code with a thread
 //! inside a namespace (sockets, including netlink sockets, belong to the namespace they are created in), and the
 //! `pre_exec` hook a runtime uses to start a process inside an instance's namespace.
+//!
+//! The directory is handled as iproute2 does: before the first namespace is named in it, it is made a shared mount
+//! point (bind-mounted on itself when it is not a mount point yet), so that the namespace files mounted in it
+//! propagate to the mount namespaces made afterwards (`ip netns exec`, containers) and, above all, so that removing
+//! one unmounts it there too: a copy left mounted in another mount namespace would keep the network namespace, and
+//! its veth ends on the node, alive.
 
 use std::fs::{self, File};
 use std::io;
@@ -58,13 +64,62 @@ pub fn open_named(dir: &Path, name: &str) -> io::Result<Option<File>> {
     }
 }
 
+/// Makes `dir` a shared mount point, as `ip netns add` does with `/run/netns`: `mount --make-shared`, and when
+/// `dir` is not a mount point yet, `mount --bind dir dir` first. Returns whether it made that bind mount (undone by
+/// [`release_dir`]).
+pub fn share_dir(dir: &Path) -> io::Result<bool> {
+    fs::create_dir_all(dir)?;
+    let mut made = false;
+    loop {
+        match mount(None::<&str>, dir, Some("none"), MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>) {
+            Ok(()) => return Ok(made),
+            Err(nix::errno::Errno::EINVAL) if !made => {
+                mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| {
+                    io::Error::new(io::Error::from(e).kind(), format!("mount --bind {0} {0}: {e}", dir.display()))
+                })?;
+                made = true;
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("mount --make-shared {}: {e}", dir.display()),
+                ))
+            }
+        }
+    }
+}
+
+/// The mount points at or below `dir` in this mount namespace (from `/proc/self/mountinfo`).
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// Undoes [`share_dir`]'s bind mount of `dir` when nothing is mounted below it any more (another agent's or `ip
+/// netns`'s namespaces keep it). Returns whether it was unmounted.
+pub fn release_dir(dir: &Path) -> io::Result<bool> {
+    if mounts_below(dir).iter().any(|p| p != dir) {
+        return Ok(false);
+    }
+    match umount2(dir, MntFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(io::Error::new(io::Error::from(e).kind(), format!("umount {}: {e}", dir.display()))),
+    }
+}
+
 /// Creates the named namespace `name` in `dir` (a fresh network namespace bind-mounted on `dir/name`), or opens it
-/// when it already exists. Returns the namespace and whether it was created.
+/// when it already exists. Returns the namespace and whether it was created. `dir` is made a shared mount point
+/// first ([`share_dir`]).
 pub fn create_named(dir: &Path, name: &str) -> io::Result<(File, bool)> {
     if let Some(ns) = open_named(dir, name)? {
         return Ok((ns, false));
     }
-    fs::create_dir_all(dir)?;
+    share_dir(dir)?;
     let target = path(dir, name);
     File::create(&target)?;
     let mounted = std::thread::scope(|scope| {
@@ -84,22 +139,46 @@ pub fn create_named(dir: &Path, name: &str) -> io::Result<(File, bool)> {
     Ok((File::open(&target)?, true))
 }
 
-/// Removes the named namespace `name` from `dir` (the namespace itself ends when nothing else holds it). Returns
-/// whether it existed.
+/// How many mounts stacked on one namespace file are undone before giving up.
+const MAX_STACKED: usize = 16;
+
+/// Removes the named namespace `name` from `dir` (the namespace itself ends when nothing else holds it): every mount
+/// on its file (several may be stacked there), then the file. Returns whether it existed.
 pub fn remove_named(dir: &Path, name: &str) -> io::Result<bool> {
     let target = path(dir, name);
-    if !target.exists() {
+    if fs::symlink_metadata(&target).is_err() {
         return Ok(false);
     }
-    match umount2(&target, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
-        Err(e) => return Err(e.into()),
+    let mut unmounted = 0;
+    loop {
+        match umount2(&target, MntFlags::MNT_DETACH) {
+            Ok(()) if unmounted < MAX_STACKED => unmounted += 1,
+            Ok(()) => {
+                return Err(io::Error::other(format!("{}: more than {MAX_STACKED} mounts", target.display())));
+            }
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => break,
+            Err(e) => {
+                return Err(io::Error::new(io::Error::from(e).kind(), format!("umount {}: {e}", target.display())))
+            }
+        }
     }
     match fs::remove_file(&target) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(io::Error::new(e.kind(), format!("removing {}: {e}", target.display()))),
     }
+}
+
+/// The named namespaces in `dir` whose names start with `prefix`.
+pub fn list_named(dir: &Path, prefix: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Makes `command` start its process inside the network namespace at `netns` (for example an instance's

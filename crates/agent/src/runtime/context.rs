@@ -9,19 +9,24 @@
 //! <data>/<kind>/<id>/             the instance's directory (the runtime's own files: state, markers)
 //! <data>/<kind>/<id>/work/        its working area, made at configure and removed at clean
 //! <data>/<kind>/<id>/logs/        stdout.log, stderr.log (and whatever else the runtime writes there)
-//! <netns_dir>/fos-<hash>          its network namespace, when it attaches to networks
+//! <netns_dir>/fos-<scope>-<id>    its network namespace, when it attaches to networks
 //! <cgroup root>/fos/<id>@<scope>  its cgroup under every hierarchy the node has
 //! ```
+//!
+//! `<scope>` is the agent's [`Names::scope`] (a hash of the system id and node name), so agents sharing a machine
+//! never touch each other's namespaces or groups.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fos_api::manifest::EntityKind;
+use fos_api::network::NetworkName;
 use fos_api::record::{AssignedDevices, DesiredInstance, InstanceId};
 
 use crate::cgroup::{Cgroups, InstanceCgroup};
-use crate::network::{names, netns};
+use crate::network::names::Names;
+use crate::network::netns;
 
 /// Where an instance's output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,8 @@ pub struct InstanceContext {
     /// The network namespace it runs in, when it attaches to networks (the network manager makes it before
     /// configure); `None`: the node's.
     pub netns: Option<PathBuf>,
+    /// The virtual networks it attaches to (its namespace has one interface on each).
+    pub networks: Vec<NetworkName>,
     /// Its cgroup (named, not created: the runtime creates it at configure when [`InstanceCgroup::is_enabled`]).
     pub cgroup: InstanceCgroup,
     /// Volumes by name, each a directory on the node (none yet).
@@ -96,29 +103,33 @@ pub struct NodeLayout {
     data_dir: PathBuf,
     netns_dir: PathBuf,
     cgroups: Arc<Cgroups>,
-    scope: String,
-}
-
-/// FNV-1a, a stable hash for naming.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    names: Names,
 }
 
 impl NodeLayout {
-    /// A layout under `data_dir`, with instance namespaces named in `netns_dir` and the cgroups found on the node.
-    pub fn new(data_dir: impl Into<PathBuf>, netns_dir: impl Into<PathBuf>, cgroups: Cgroups) -> Self {
-        let data_dir = data_dir.into();
-        // The scope tells this agent's cgroups apart from another agent's on the same machine. It is the hash the
-        // native runtime always used (of `<data>/native`), so groups made by an earlier agent are found again.
-        let native = data_dir.join(EntityKind::Native.as_str());
-        let scope = format!("{:08x}", fnv1a(native.as_os_str().as_encoded_bytes()) as u32);
-        NodeLayout { data_dir, netns_dir: netns_dir.into(), cgroups: Arc::new(cgroups), scope }
+    /// A layout under `data_dir`, with instance namespaces named in `netns_dir`, the cgroups found on the node, and
+    /// kernel object names in the agent's scope (`names`).
+    pub fn new(data_dir: impl Into<PathBuf>, netns_dir: impl Into<PathBuf>, cgroups: Cgroups, names: Names) -> Self {
+        NodeLayout { data_dir: data_dir.into(), netns_dir: netns_dir.into(), cgroups: Arc::new(cgroups), names }
     }
 
-    /// A layout under `data_dir` with the default namespace directory and cgroups detected (when `use_cgroups`).
-    pub fn detect(data_dir: impl Into<PathBuf>, use_cgroups: bool) -> Self {
+    /// A layout under `data_dir` with the default namespace directory and cgroups detected (when `use_cgroups`),
+    /// for the agent of `node` in the default system.
+    pub fn detect(data_dir: impl Into<PathBuf>, use_cgroups: bool, node: &str) -> Self {
         let cgroups = if use_cgroups { Cgroups::detect() } else { Cgroups::default() };
-        Self::new(data_dir, netns::NETNS_DIR, cgroups)
+        let data_dir = data_dir.into();
+        let names = Names::new(fos_api::keys::DEFAULT_SYSTEM, node, &data_dir);
+        Self::new(data_dir, netns::NETNS_DIR, cgroups, names)
+    }
+
+    /// The names of the agent's kernel objects.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The directory instance network namespaces are named in.
+    pub fn netns_dir(&self) -> &Path {
+        &self.netns_dir
     }
 
     /// The agent's data directory.
@@ -143,7 +154,7 @@ impl NodeLayout {
         let dir = self.runtime_dir(kind).join(id.to_string());
         let log_dir = dir.join("logs");
         let netns =
-            (!desired.entity.networks.is_empty()).then(|| netns::path(&self.netns_dir, &names::instance_netns(id)));
+            (!desired.entity.networks.is_empty()).then(|| netns::path(&self.netns_dir, &self.names.instance_netns(id)));
         InstanceContext {
             id: id.clone(),
             kind,
@@ -151,7 +162,8 @@ impl NodeLayout {
             logs: LogPaths { stdout: log_dir.join("stdout.log"), stderr: log_dir.join("stderr.log"), dir: log_dir },
             dir,
             netns,
-            cgroup: self.cgroups.instance(id, &self.scope),
+            networks: desired.entity.networks.iter().map(|a| NetworkName::new(&id.tenant, &a.network)).collect(),
+            cgroup: self.cgroups.instance(id, self.names.scope()),
             volumes: BTreeMap::new(),
             reservations: Reservations {
                 cpu_millis: desired.entity.cpu_millis(),
@@ -174,7 +186,8 @@ mod tests {
 
     #[test]
     fn the_layout_places_an_instance_under_its_runtime_and_names_its_cgroup() {
-        let layout = NodeLayout::new("/var/lib/fos", "/run/netns", Cgroups::default());
+        let names = Names::new("0", "n1", Path::new("/var/lib/fos"));
+        let layout = NodeLayout::new("/var/lib/fos", "/run/netns", Cgroups::default(), names.clone());
         let mut d = desired();
         d.entity.resources.memory = Some("64Mi".into());
         let cx = layout.context(&d);
@@ -184,12 +197,12 @@ mod tests {
         assert_eq!(cx.logs.files(), [dir.join("logs/stdout.log"), dir.join("logs/stderr.log")]);
         assert_eq!(cx.netns, None, "no networks: the node's namespace");
         assert_eq!(cx.reservations.memory_bytes, 64 << 20);
-        assert!(cx.cgroup.name().starts_with("web-0.app.default@"));
+        assert_eq!(cx.cgroup.name(), names.cgroup(&d.id), "the group carries the agent's scope");
         assert!(!cx.cgroup.is_enabled(), "no hierarchy: no group");
         assert!(cx.volumes.is_empty());
         d.entity.networks = vec![NetworkAttachment { network: "lan".into(), ip: None, mac: None }];
         let with_net = layout.context(&d);
-        assert_eq!(with_net.netns, Some(PathBuf::from("/run/netns").join(names::instance_netns(&d.id))));
+        assert_eq!(with_net.netns, Some(PathBuf::from("/run/netns").join(names.instance_netns(&d.id))));
         assert_eq!(with_net.cgroup, cx.cgroup, "the same group whatever the spec");
     }
 }

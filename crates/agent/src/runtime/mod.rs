@@ -4,6 +4,7 @@
 //! node's runtimes.
 
 pub mod context;
+pub mod group;
 pub mod native;
 pub mod output;
 pub mod probe;

@@ -1,4 +1,6 @@
-//! Readiness probes (tcp, http, exec): one check each, bounded by a timeout, deciding an instance's `ready`.
+//! Readiness probes (tcp, http, exec): one check each, bounded by a timeout, deciding an instance's `ready`. An
+//! exec probe runs in a process group of its own, killed and waited for when it ends or times out, so a probe never
+//! leaves processes behind.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -10,26 +12,33 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
+use super::group::ProcessGroup;
 use super::native::identity::Identity;
 
 /// How long one probe may take before it counts as failed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the processes of a timed-out exec probe may take to die.
+const KILL_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Runs `probe` once against a process on this host; `dir` is the working directory for exec probes.
 pub async fn check(probe: &Probe, dir: &Path) -> bool {
-    check_as(probe, dir, None).await
+    check_within(probe, dir, PROBE_TIMEOUT, None).await
 }
 
 /// [`check`], with an exec probe run as `who` (the instance's own user, without capabilities).
 pub async fn check_as(probe: &Probe, dir: &Path, who: Option<&Identity>) -> bool {
-    tokio::time::timeout(PROBE_TIMEOUT, check_inner(probe, dir, who)).await.unwrap_or(false)
+    check_within(probe, dir, PROBE_TIMEOUT, who).await
 }
 
-async fn check_inner(probe: &Probe, dir: &Path, who: Option<&Identity>) -> bool {
+/// Runs `probe` once, failing it after `timeout`; an exec probe runs as `who` when given.
+pub async fn check_within(probe: &Probe, dir: &Path, timeout: Duration, who: Option<&Identity>) -> bool {
     match probe {
-        Probe::Tcp(port) => TcpStream::connect(local(*port)).await.is_ok(),
-        Probe::Http(http) => http_ok(http.port, &http.path).await,
-        Probe::Exec(argv) => exec_ok(argv, dir, who).await,
+        Probe::Tcp(port) => {
+            tokio::time::timeout(timeout, TcpStream::connect(local(*port))).await.is_ok_and(|c| c.is_ok())
+        }
+        Probe::Http(http) => tokio::time::timeout(timeout, http_ok(http.port, &http.path)).await.unwrap_or(false),
+        Probe::Exec(argv) => exec_ok(argv, dir, timeout, who).await,
     }
 }
 
@@ -59,17 +68,25 @@ async fn http_ok(port: u16, path: &str) -> bool {
     matches!(code, Some(200..=399))
 }
 
-async fn exec_ok(argv: &[String], dir: &Path, who: Option<&Identity>) -> bool {
+async fn exec_ok(argv: &[String], dir: &Path, timeout: Duration, who: Option<&Identity>) -> bool {
     let Some((program, args)) = argv.split_first() else {
         return false;
     };
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    cmd.kill_on_drop(true);
+    cmd.kill_on_drop(true).process_group(0);
     if let Some(id) = who {
         super::native::identity::apply(cmd.as_std_mut(), id);
     }
-    matches!(cmd.status().await, Ok(s) if s.success())
+    let Ok(mut child) = cmd.spawn() else { return false };
+    let Some(pgid) = child.id() else { return false };
+    let group = ProcessGroup::new(pgid as i32, None);
+    let status = tokio::time::timeout(timeout, child.wait()).await;
+    // Timed out or not, nothing the probe started outlives it.
+    if let Err(e) = group.kill_and_wait(KILL_PATIENCE).await {
+        tracing::warn!(probe = ?argv, error = %e, "exec probe processes survive");
+    }
+    matches!(status, Ok(Ok(s)) if s.success())
 }
 
 #[cfg(test)]
@@ -101,6 +118,25 @@ mod tests {
             let probe = Probe::Http(HttpProbe { port, path: "/health".into() });
             assert_eq!(check(&probe, &std::env::temp_dir()).await, expect, "{answer}");
             server.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_exec_probe_leaves_no_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!("sleep 30 & echo $! >> {0}; echo $$ >> {0}; sleep 30", pids.display());
+        let probe = Probe::Exec(vec!["sh".into(), "-c".into(), script]);
+        let started = std::time::Instant::now();
+        assert!(!check_within(&probe, dir.path(), Duration::from_millis(300), None).await, "timed out: not ready");
+        assert!(started.elapsed() < Duration::from_secs(5), "the timeout holds");
+        let written = std::fs::read_to_string(&pids).unwrap();
+        let pids: Vec<u32> = written.lines().map(|l| l.trim().parse().unwrap()).collect();
+        assert_eq!(pids.len(), 2, "the probe's shell and its background child: {written}");
+        for pid in pids {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("gone").to_string();
+            assert!(state == "gone" || state == "Z", "process {pid} of the probe is still {state}");
         }
     }
 

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use fos_agent::network::names::Names;
 use fos_agent::network::{netns, LinuxNetworks, NetworkPluginConfig, StoreNetworkManager};
 use fos_api::Keys;
 use fos_store::{EmbeddedConfig, EmbeddedStore, Store};
@@ -100,9 +101,14 @@ impl TestHosts {
         }
     }
 
+    /// The names of what the agent of host `i` (node `node<i>`, data in the test's directory) makes.
+    pub fn kernel_names(&self, i: usize) -> Names {
+        Names::new("0", &format!("node{i}"), self.dir.path())
+    }
+
     /// The kernel side of host `i`.
     pub fn linux(&self, i: usize, config: NetworkPluginConfig) -> LinuxNetworks {
-        LinuxNetworks::new(config, Some(self.ns(i))).expect("netlink in host namespace")
+        LinuxNetworks::new(config, Some(self.ns(i)), self.kernel_names(i)).expect("netlink in host namespace")
     }
 
     /// The network manager of host `i` (node `node<i>`) on `store`.

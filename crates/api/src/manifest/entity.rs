@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::application::string_enum;
+use crate::granularity;
 use crate::quantity::{ByteSize, CpuQuantity};
 
 string_enum!(
@@ -22,6 +23,9 @@ string_enum!(
         Container = "container",
     }
 );
+
+/// The most networks one entity attaches to (each is an interface of its own on the node).
+pub const MAX_NETWORKS: usize = 32;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,17 +131,34 @@ impl EntitySpec {
         })
     }
 
-    /// Millicores reserved on the node: `resources.cpu`, else a VM's vcpus, else 0.
-    pub fn cpu_millis(&self) -> u64 {
+    /// Millicores asked for: `resources.cpu`, else a VM's vcpus, else 0.
+    pub fn requested_cpu_millis(&self) -> u64 {
         if let Some(c) = &self.resources.cpu {
             return c.millis().unwrap_or(0);
         }
         self.cpu.map(|n| u64::from(n) * 1000).unwrap_or(0)
     }
 
-    /// Bytes of memory reserved on the node: `resources.memory`, else a VM's memory, else 0.
-    pub fn memory_bytes(&self) -> u64 {
+    /// Millicores reserved on the node and enforced: the request rounded up to what the kernel can enforce
+    /// ([`crate::granularity::cpu_millis`]).
+    pub fn cpu_millis(&self) -> u64 {
+        granularity::cpu_millis(self.requested_cpu_millis())
+    }
+
+    /// Bytes of memory asked for: `resources.memory`, else a VM's memory, else 0.
+    pub fn requested_memory_bytes(&self) -> u64 {
         self.resources.memory.as_ref().or(self.memory.as_ref()).and_then(|m| m.bytes().ok()).unwrap_or(0)
+    }
+
+    /// Bytes of memory reserved on the node and enforced: the request rounded up to whole pages
+    /// ([`crate::granularity::memory_bytes`]).
+    pub fn memory_bytes(&self) -> u64 {
+        granularity::memory_bytes(self.requested_memory_bytes())
+    }
+
+    /// How the requests were rounded up to what the kernel can enforce (empty when they were not).
+    pub fn roundings(&self) -> Vec<granularity::Rounding> {
+        granularity::roundings(self.requested_cpu_millis(), self.requested_memory_bytes())
     }
 
     /// Bytes of disk reserved on the node: `resources.disk`, else a VM's disk, else 0.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::net::{parse_cidr, parse_mac};
 use super::{Report, Scope};
-use crate::manifest::{EntityKind, EntitySpec, MigrationKind, NetworkSpec, Probe};
+use crate::manifest::{EntityKind, EntitySpec, MigrationKind, NetworkSpec, Probe, MAX_NETWORKS};
 use crate::quantity::ByteSize;
 
 const MIB: u64 = 1 << 20;
@@ -157,6 +157,10 @@ fn check_networks(
     declared: &BTreeMap<String, Option<NetworkSpec>>,
     report: &mut Report<'_>,
 ) {
+    if spec.networks.len() > MAX_NETWORKS {
+        let n = spec.networks.len();
+        report.push(format!("{at}.networks"), format!("{n} networks: an entity attaches to at most {MAX_NETWORKS}"));
+    }
     let mut attached = BTreeSet::new();
     for (i, att) in spec.networks.iter().enumerate() {
         let path = format!("{at}.networks[{i}]");

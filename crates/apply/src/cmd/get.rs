@@ -99,7 +99,7 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
                     e.id.app.clone(),
                     e.node.clone(),
                     e.desired.as_ref().map_or("-".into(), |d| d.state.to_string()),
-                    a.and_then(|a| a.state()).map_or("-".into(), |s| s.to_string()),
+                    a.map_or("-".into(), instance_state),
                     a.map_or("false".into(), |a| a.ready.to_string()),
                     a.map_or("0".into(), |a| a.restarts.to_string()),
                 ];
@@ -216,6 +216,37 @@ pub fn print_nodes(nodes: &[Node], output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An instance's state as reported, marked while its restarted agent has not checked it again, and with the
+/// attempt count of a failing step.
+fn instance_state(a: &fos_api::ActualInstance) -> String {
+    let mut state = a.state().map_or("-".into(), |s| s.to_string());
+    if a.unverified {
+        state.push_str(" (unverified)");
+    }
+    if a.attempts > 0 {
+        state.push_str(&format!(" (attempt {})", a.attempts));
+    }
+    state
+}
+
+/// Prints, per component, how its resource requests were rounded up to what the kernel enforces (nothing when
+/// none was).
+fn print_roundings(app: &AppView) {
+    let Some(spec) = app.record.object.as_application() else { return };
+    let lines: Vec<String> = spec
+        .spec
+        .components
+        .iter()
+        .flat_map(|c| c.entity.roundings().into_iter().map(move |r| format!("  {}: {r}", c.name)))
+        .collect();
+    if !lines.is_empty() {
+        println!("Resources:");
+        for l in lines {
+            println!("{l}");
+        }
+    }
+}
+
 /// `fosctl describe`.
 pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> anyhow::Result<()> {
     if args.resource == Resource::Nodes {
@@ -248,6 +279,7 @@ pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> a
         }
         t.print();
     }
+    print_roundings(&app);
     let q = format!("tenant={}&app={}", encode_query(tenant), encode_query(&args.name));
     let entities: Vec<EntityView> = client.get(&format!("/v1/entities?{q}")).await?;
     println!("Instances:");
@@ -258,7 +290,7 @@ pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> a
             format!("  {}", e.id.short()),
             e.node.clone(),
             e.desired.as_ref().map_or("-".into(), |d| d.state.to_string()),
-            a.and_then(|a| a.state()).map_or("-".into(), |s| s.to_string()),
+            a.map_or("-".into(), instance_state),
             a.map_or("false".into(), |a| a.ready.to_string()),
             a.map_or(String::new(), |a| a.addresses.join(",")),
         ]);

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use fos_api::wire::{AppView, ComponentStatus, Phase};
+use fos_api::wire::{AppView, ComponentStatus, EntityView, Phase};
 
 use tokio::time::Instant;
 
 use super::{Global, NotDone, Timeout};
-use crate::client::{Client, ServerError};
+use crate::client::{encode_query, Client, ServerError};
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -76,7 +76,7 @@ pub async fn wait_running(client: &Client, tenant: &str, name: &str, deadline: I
                 }
             }
             let current = st.observed_generation >= view.record.generation;
-            if current && st.phase == Phase::Running {
+            if current && st.phase == Phase::Running && all_checked(client, tenant, name).await? {
                 eprintln!("{name}: Running");
                 return Ok(());
             }
@@ -92,6 +92,15 @@ pub async fn wait_running(client: &Client, tenant: &str, name: &str, deadline: I
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Whether every instance of `tenant`/`name` was checked by the agent running on its node now: a status aggregated
+/// from records an agent wrote before it restarted (marked `unverified` by the restarted agent) is not taken for
+/// running, even before the controller has aggregated again.
+async fn all_checked(client: &Client, tenant: &str, name: &str) -> anyhow::Result<bool> {
+    let q = format!("tenant={}&app={}", encode_query(tenant), encode_query(name));
+    let entities: Vec<EntityView> = client.get(&format!("/v1/entities?{q}")).await?;
+    Ok(entities.iter().all(|e| e.actual.as_ref().is_none_or(|a| !a.unverified)))
 }
 
 /// Waits until `tenant`/`name` is gone.

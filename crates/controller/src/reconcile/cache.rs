@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use fos_api::keys::KeyRef;
-use fos_store::records::{AppStatuses, Apps, DesiredInstances};
+use fos_store::records::{Addresses, AppStatuses, Apps, DesiredInstances};
 use fos_store::{Event, EventKind, Records, Revision};
 
 use super::Write;
@@ -81,6 +81,14 @@ impl Cache {
                     self.view.apps.remove(app);
                     self.records.key::<Apps>(app)
                 }
+                Write::TakeAddress { network, ip, holder } => {
+                    self.view.addresses.insert((network.clone(), *ip), holder.clone());
+                    self.records.key::<Addresses>(&(network.clone(), *ip))
+                }
+                Write::ReleaseAddress { network, ip } => {
+                    self.view.addresses.remove(&(network.clone(), *ip));
+                    self.records.key::<Addresses>(&(network.clone(), *ip))
+                }
             };
             self.ahead.insert(key, revision);
         }
@@ -88,6 +96,7 @@ impl Cache {
 
     /// Whether `key` is one of the control plane's keys (the others never touch the view).
     pub fn is_relevant(&self, key: &str) -> bool {
-        !matches!(self.records.keys().parse(key), None | Some(KeyRef::ActualNetwork { .. }))
+        self.records.parse::<Addresses>(key).is_some()
+            || !matches!(self.records.keys().parse(key), None | Some(KeyRef::ActualNetwork { .. }))
     }
 }

@@ -2,7 +2,7 @@
 //! the decision was read from must be unchanged), then the events in one batch. The cache is told of the writes once
 //! they are in.
 
-use fos_store::records::{AppStatuses, Apps, DesiredInstances};
+use fos_store::records::{Addresses, AppStatuses, Apps, DesiredInstances};
 use fos_store::{Compare, Records, Revision, Txn, TxnOp, MAX_TXN_OPS};
 
 use super::cache::Cache;
@@ -17,6 +17,8 @@ fn op(records: &Records, write: &Write) -> Result<TxnOp, CommitError> {
         Write::PutStatus(app, status) => records.put_op::<AppStatuses>(app, status)?,
         Write::DeleteStatus(app) => records.delete_op::<AppStatuses>(app),
         Write::DeleteApp(app) => records.delete_op::<Apps>(app),
+        Write::TakeAddress { network, ip, holder } => records.put_op::<Addresses>(&(network.clone(), *ip), holder)?,
+        Write::ReleaseAddress { network, ip } => records.delete_op::<Addresses>(&(network.clone(), *ip)),
     })
 }
 
@@ -37,10 +39,17 @@ pub async fn commit(
             Guard::App(app, rev) => records.unchanged::<Apps>(app, *rev),
         })
         .collect();
-    let per_txn = MAX_TXN_OPS.saturating_sub(compare.len()).max(1);
+    let takes = actions.writes.iter().filter(|w| matches!(w, Write::TakeAddress { .. })).count();
+    let per_txn = MAX_TXN_OPS.saturating_sub(compare.len() + takes).max(1);
     for writes in actions.writes.chunks(per_txn) {
         let success = writes.iter().map(|w| op(records, w)).collect::<Result<Vec<_>, _>>()?;
-        let txn = Txn { compare: compare.clone(), success, failure: Vec::new() };
+        // An address is taken only if nobody took it since the view was read (an agent, or another controller).
+        let mut compare = compare.clone();
+        compare.extend(writes.iter().filter_map(|w| match w {
+            Write::TakeAddress { network, ip, .. } => Some(records.absent::<Addresses>(&(network.clone(), *ip))),
+            _ => None,
+        }));
+        let txn = Txn { compare, success, failure: Vec::new() };
         let result = records.store().txn(txn).await?;
         if !result.succeeded {
             return Err(CommitError::Conflict);

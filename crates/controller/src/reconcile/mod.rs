@@ -17,10 +17,12 @@ pub mod commit;
 pub mod runner;
 
 use std::fmt::Debug;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use fos_api::network::{AddressHolder, NetworkName};
 use fos_api::wire::AppStatus;
 use fos_api::{DesiredInstance, InstanceId};
 use fos_store::{Revision, StoreError};
@@ -114,6 +116,23 @@ pub enum Write {
     DeleteStatus(AppKey),
     /// Delete an application record (its teardown is complete).
     DeleteApp(AppKey),
+    /// Allocate an address to an instance at placement (only if nobody holds it: written in the same transaction
+    /// as the desired record naming it).
+    TakeAddress {
+        /// The network.
+        network: NetworkName,
+        /// The address.
+        ip: Ipv4Addr,
+        /// Who holds it from now on.
+        holder: AddressHolder,
+    },
+    /// Release an address allocated at placement (its instance has neither a desired nor an actual record left).
+    ReleaseAddress {
+        /// The network.
+        network: NetworkName,
+        /// The address.
+        ip: Ipv4Addr,
+    },
 }
 
 /// An event to record about an application.

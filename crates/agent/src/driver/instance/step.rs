@@ -103,6 +103,7 @@ impl Task {
                 .map_err(StepError::retryable)?;
             Ok::<_, StepError>(with_secrets)
         };
+        let cx_networks = cx.networks.clone();
         let result = match action {
             Action::Define => rt.define(&cx, need()?).await,
             Action::Configure => rt.configure(&starts().await?, need()?).await,
@@ -125,7 +126,7 @@ impl Task {
         if result.is_ok() && matches!(action, Action::Clean | Action::Undefine) {
             if let Some(networking) = &self.shared.networking {
                 networking
-                    .release(&self.id)
+                    .release(&self.id, &cx_networks)
                     .await
                     .map_err(|e| StepError::retryable(format!("detaching from networks: {e}")))?;
             }

@@ -298,6 +298,7 @@ impl Runtime for NativeRuntime {
     async fn configure(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
         let inst = self.get(&cx.id)?;
+        inst.settle().await?;
         inst.set_desired(desired);
         for dir in [inst.work_dir.clone(), inst.cwd()?, inst.logs.dir.clone()] {
             std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
@@ -314,6 +315,7 @@ impl Runtime for NativeRuntime {
     async fn run(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         check_native(desired)?;
         let inst = self.get(&cx.id)?;
+        inst.settle().await?;
         if matches!(*inst.run.borrow(), RunState::Running { .. }) {
             // A run retried after it started the process but failed later: never two copies.
             inst.stop(self.config.stop_grace).await?;
@@ -327,6 +329,7 @@ impl Runtime for NativeRuntime {
 
     async fn stop(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
         let inst = self.get(&cx.id)?;
+        inst.settle().await?;
         inst.stop(self.config.stop_grace).await?;
         inst.persist(State::Configured, None)
     }
@@ -345,6 +348,7 @@ impl Runtime for NativeRuntime {
 
     async fn clean(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
         let inst = self.get(&cx.id)?;
+        inst.settle().await?;
         inst.stop(self.config.stop_grace).await?;
         let work = &inst.work_dir;
         match std::fs::remove_dir_all(work) {
@@ -357,10 +361,12 @@ impl Runtime for NativeRuntime {
     }
 
     async fn undefine(&self, cx: &InstanceContext) -> Result<(), RuntimeError> {
-        let Some(inst) = self.map().remove(&cx.id) else {
+        let Some(inst) = self.map().get(&cx.id).cloned() else {
             return Ok(());
         };
         // After a cancelled configure, setup leftovers may remain: nothing of the instance survives undefine.
+        inst.settle().await?;
+        self.map().remove(&cx.id);
         inst.cgroup.kill_all();
         let _ = inst.cgroup.remove();
         match std::fs::remove_dir_all(&inst.dir) {

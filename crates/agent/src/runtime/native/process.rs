@@ -48,10 +48,10 @@ pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether any process (zombies included) is left in group `pgid`.
+/// Whether any live process is left in group `pgid` (a zombie left unreaped by whoever inherited it does not
+/// count: it holds nothing).
 pub fn group_alive(pgid: i32) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks for existence.
-    pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0
+    !crate::runtime::group::live_members(pgid).is_empty()
 }
 
 /// Sends `signal` to one process.

@@ -35,6 +35,7 @@ pub fn need_env(
     node: &str,
     (tenant, name): (&str, &str),
     node_of: &dyn Fn(&InstanceId) -> Option<String>,
+    assigned: &BTreeMap<InstanceId, BTreeMap<String, String>>,
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for need in &c.need {
@@ -42,8 +43,8 @@ pub fn need_env(
         let nid = InstanceId::new(tenant, name, need, 0);
         let Some(nnode) = node_of(&nid) else { continue };
         let p = env_prefix(need);
-        let host =
-            shared_network_address(view, &c.entity, &nc.entity, &nid).unwrap_or_else(|| need_host(view, node, &nnode));
+        let host = shared_network_address(view, assigned, &c.entity, &nc.entity, &nid)
+            .unwrap_or_else(|| need_host(view, node, &nnode));
         env.insert(format!("{p}HOST"), host);
         env.insert(format!("{p}NODE"), nnode);
         if let Some(port) = service_port(&nc.entity) {
@@ -81,19 +82,23 @@ pub fn uses_network(spec: &ApplicationSpec, network: &str) -> bool {
     !inline && spec.components.iter().any(|c| c.entity.networks.iter().any(|a| a.network == network))
 }
 
-/// The address of instance `needed` on the first network both `from` and `to` attach to, once its agent reported
-/// it (`None`: no shared network, or no address yet).
+/// The address of instance `needed` on the first network both `from` and `to` attach to: fixed in the manifest,
+/// else allocated at placement (`assigned`), else as its agent reported it (`None`: no shared network, or no address
+/// yet).
 fn shared_network_address(
     view: &ClusterView,
+    assigned: &BTreeMap<InstanceId, BTreeMap<String, String>>,
     from: &EntitySpec,
     to: &EntitySpec,
     needed: &InstanceId,
 ) -> Option<String> {
-    let actual = view.actual.get(needed)?;
-    from.networks
-        .iter()
-        .filter(|a| to.networks.iter().any(|b| b.network == a.network))
-        .find_map(|a| actual.networks.get(&a.network).cloned())
+    let actual = view.actual.get(needed);
+    from.networks.iter().find_map(|a| {
+        let b = to.networks.iter().find(|b| b.network == a.network)?;
+        b.ip.clone()
+            .or_else(|| assigned.get(needed)?.get(&a.network).cloned())
+            .or_else(|| actual?.networks.get(&a.network).cloned())
+    })
 }
 
 /// The address an instance on `from` uses to reach one on `to`.

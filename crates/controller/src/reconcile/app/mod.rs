@@ -3,6 +3,7 @@
 //! `FOS_NEED_*` environment, generation bumps on change, teardown in reverse order), which events to record, and the
 //! aggregated status. Desired records of applications that no longer exist are removed.
 
+pub mod address;
 pub mod env;
 pub mod status;
 
@@ -96,6 +97,7 @@ fn orphans(view: &ClusterView, (tenant, name): &AppKey) -> Actions {
     let writes = view
         .desired_of(tenant, name)
         .map(|d| Write::DeleteDesired { node: d.node.clone(), id: d.id.clone() })
+        .chain(address::releases(view, (tenant, name), &BTreeSet::new()))
         .collect();
     // Only while the application is still absent: one applied in between keeps its instances.
     Actions { guards: vec![Guard::App((tenant.clone(), name.clone()), 0)], writes, ..Default::default() }
@@ -133,10 +135,12 @@ pub fn reconcile_app(
     if stored.record.deleting {
         teardown(view, key, spec, &existing, &mut out);
         if out.writes.iter().any(|w| matches!(w, Write::DeleteApp(_))) {
+            out.writes.extend(address::releases(view, (tenant, name), &BTreeSet::new()));
             return out;
         }
         let deletes: BTreeSet<&InstanceId> = out.deletes().collect();
         let counts = status::component_counts(view, &BTreeMap::new(), &deletes, spec, (tenant, name), &BTreeMap::new());
+        let releases = address::releases(view, (tenant, name), &kept(view, (tenant, name), &BTreeMap::new(), &deletes));
         let status = AppStatus {
             phase: Phase::Deleting,
             observed_generation: stored.record.generation,
@@ -146,6 +150,7 @@ pub fn reconcile_app(
             since: now,
         };
         drop(deletes);
+        out.writes.extend(releases);
         if let Some(s) = status::changed_status(previous, status) {
             out.writes.push(Write::PutStatus(key.clone(), Box::new(s)));
         }
@@ -166,6 +171,16 @@ pub fn reconcile_app(
     }
 
     let by_name: HashMap<&str, &Component> = spec.components.iter().map(|c| (c.name.as_str(), c)).collect();
+    // Every placed instance's addresses first: an instance's environment names those of what it needs.
+    let placed: Vec<(InstanceId, String, &Component)> = spec
+        .components
+        .iter()
+        .flat_map(|c| (0..c.replicas).map(move |r| (InstanceId::new(tenant, name, &c.name, r), c)))
+        .filter_map(|(id, c)| node_of(&id).map(|node| (id, node, c)))
+        .collect();
+    let networks_of = |c: &Component| env::entity_networks(view, tenant, spec, &c.entity);
+    let assigned = address::assign(view, tenant, spec, &placed, &networks_of);
+    out.writes.extend(assigned.takes);
     for c in &spec.components {
         let waiting: Vec<&str> = c
             .need
@@ -185,7 +200,7 @@ pub fn reconcile_app(
         for r in 0..c.replicas {
             let id = InstanceId::new(tenant, name, &c.name, r);
             let Some(node) = node_of(&id) else { continue };
-            let env = env::need_env(view, &by_name, c, &node, (tenant, name), &node_of);
+            let env = env::need_env(view, &by_name, c, &node, (tenant, name), &node_of, &assigned.addresses);
             let prior = view.desired.get(&id);
             let networks = env::entity_networks(view, tenant, spec, &c.entity);
             let generation = match prior {
@@ -206,6 +221,7 @@ pub fn reconcile_app(
                     .unwrap_or_default(),
                 migration: prior.and_then(|p| p.migration.clone()),
                 networks,
+                addresses: assigned.addresses.get(&id).cloned().unwrap_or_default(),
             };
             if prior == Some(&record) {
                 continue;
@@ -239,8 +255,10 @@ pub fn reconcile_app(
     let puts: BTreeMap<InstanceId, &DesiredInstance> = out.puts().map(|d| (d.id.clone(), d)).collect();
     let deletes: BTreeSet<&InstanceId> = out.deletes().collect();
     let counts = status::component_counts(view, &puts, &deletes, spec, (tenant, name), &messages);
+    let releases = address::releases(view, (tenant, name), &kept(view, (tenant, name), &puts, &deletes));
     let status = status::aggregate(previous, stored.record.generation, counts, !unplaced.is_empty(), target, now);
     drop((puts, deletes));
+    out.writes.extend(releases);
     if status.unschedulable && previous.map(|p| &p.message) != Some(&status.message) {
         for u in unplaced {
             out.events.push(Event::new(
@@ -254,6 +272,16 @@ pub fn reconcile_app(
         out.writes.push(Write::PutStatus(key.clone(), Box::new(s)));
     }
     out
+}
+
+/// The instances of `tenant`/`app` with a desired record once `puts` are written and `deletes` deleted.
+fn kept<'a>(
+    view: &'a ClusterView,
+    (tenant, app): (&'a str, &'a str),
+    puts: &'a BTreeMap<InstanceId, &DesiredInstance>,
+    deletes: &BTreeSet<&InstanceId>,
+) -> BTreeSet<&'a InstanceId> {
+    view.desired_of(tenant, app).map(|d| &d.id).chain(puts.keys()).filter(|id| !deletes.contains(id)).collect()
 }
 
 /// Whether replica `r` of component `c` runs at the generation desired of it and is ready.

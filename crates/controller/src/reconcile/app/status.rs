@@ -5,19 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use fos_api::wire::{AppStatus, ComponentStatus, Phase};
-use fos_api::{ActualInstance, ApplicationSpec, DesiredInstance, InstanceId, State};
+use fos_api::{ApplicationSpec, DesiredInstance, InstanceId, State};
 
 use crate::view::ClusterView;
 
-/// Whether an actual record shows its desired record running (at its generation), and ready.
-pub fn running_ready(desired: Option<&DesiredInstance>, actual: Option<&ActualInstance>) -> (bool, bool) {
-    let (Some(d), Some(a)) = (desired, actual) else {
-        return (false, false);
-    };
-    let current = a.observed_generation == d.generation && a.node == d.node;
-    let running = current && a.state() == Some(State::Running);
-    (running, running && a.ready)
-}
+pub use fos_api::record::running_ready;
 
 /// Per-component counts, as they will be once `puts` are written and `deletes` deleted, with whether some component
 /// has failing instances and none ready.
