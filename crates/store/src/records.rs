@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
+pub use nodes::{Cordons, NodeLosses};
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
 pub use security::{Bootstrap, BootstrapRecord, BootstrapSecrets, SealedSecret, Secrets, TenantPolicies, Tokens, CLUSTER};
 
@@ -91,6 +92,7 @@ macro_rules! kind {
 }
 
 mod network;
+mod nodes;
 mod security;
 
 kind!(

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use fos_api::keys::KeyRef;
-use fos_store::records::{AppStatuses, Apps, DesiredInstances};
+use fos_store::records::{ActualInstances, AppStatuses, Apps, DesiredInstances, NodeLosses};
 use fos_store::{Event, EventKind, Records, Revision};
 
 use super::Write;
@@ -68,6 +68,20 @@ impl Cache {
                 Write::DeleteDesired { node, id } => {
                     self.view.remove_desired(id);
                     self.records.key::<DesiredInstances>(&(node.clone(), id.clone()))
+                }
+                Write::DeleteActual { node, id } => {
+                    if self.view.actual.get(id).is_some_and(|a| &a.node == node) {
+                        self.view.actual.remove(id);
+                    }
+                    self.records.key::<ActualInstances>(&(node.clone(), id.clone()))
+                }
+                Write::PutLoss(node, loss) => {
+                    self.view.set_loss(node, Some(loss.clone()));
+                    self.records.key::<NodeLosses>(node)
+                }
+                Write::DeleteLoss(node) => {
+                    self.view.set_loss(node, None);
+                    self.records.key::<NodeLosses>(node)
                 }
                 Write::PutStatus(app, status) => {
                     self.view.statuses.insert(app.clone(), (**status).clone());
