@@ -105,10 +105,13 @@ fn tokens_roles_tenants_and_secrets_hold() {
 
     // Tenant alpha applies an application reading a Secret; it runs as the unprivileged user.
     let file = fos.file("secretive.yaml", &secretive(&marks));
-    let applied = fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
+    let applied =
+        fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
     assert_eq!(applied.code, 0, "{applied:?}");
     assert!(!applied.stdout.contains(SECRET) && !applied.stderr.contains(SECRET));
-    wait_for("the entity's marks", Duration::from_secs(20), || marks.join("pw").exists() && marks.join("caps").exists());
+    wait_for("the entity's marks", Duration::from_secs(20), || {
+        marks.join("pw").exists() && marks.join("caps").exists()
+    });
     let uid = std::fs::read_to_string(marks.join("uid")).unwrap().trim().to_string();
     let expected = Command::new("id").args(["-u", "fos-entity"]).output().unwrap();
     assert_eq!(uid, String::from_utf8_lossy(&expected.stdout).trim(), "runs as fos-entity");
@@ -193,7 +196,8 @@ fn tokens_roles_tenants_and_secrets_hold() {
     assert!(refused.stderr.contains("may not run entities as root"), "{refused:?}");
     let allowed = fos.fosctl(&["tenant", "allow-root", "alpha"]);
     assert_eq!(allowed.code, 0, "{allowed:?}");
-    let applied = fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
+    let applied =
+        fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
     assert_eq!(applied.code, 0, "{applied:?}");
     wait_for("the root entity's marks", Duration::from_secs(20), || marks.join("root-caps").exists());
     assert_eq!(std::fs::read_to_string(marks.join("root-uid")).unwrap().trim(), "0");

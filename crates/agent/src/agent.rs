@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fos_api::cluster::{NodeTiming, DEFAULT_NODE_LOST_AFTER};
 use fos_api::manifest::{EntityKind, Object, PluginType};
 use fos_api::node::{Node, NodeInfo};
 use fos_api::record::InstanceId;
@@ -52,13 +53,16 @@ pub struct AgentConfig {
     pub network_namespace: Option<std::path::PathBuf>,
     /// The cluster's secrets key, to open the Secrets entities reference in their `env`.
     pub secrets: Option<Arc<fos_store::seal::SealKey>>,
+    /// Heartbeat, lease and fence timing (from `--node-lost-after`).
+    pub timing: NodeTiming,
+    /// The node's API address other nodes call (`host:port`), published in its status.
+    pub api_address: Option<String>,
 }
 
 impl AgentConfig {
     /// Defaults around a node configuration.
     pub fn new(node: NodeConfig) -> Self {
         AgentConfig {
-            node,
             driver: DriverSettings::default(),
             runtimes: RuntimeRegistry::builtin(),
             stop_grace: Duration::from_secs(10),
@@ -68,6 +72,9 @@ impl AgentConfig {
             use_cgroups: true,
             network_namespace: None,
             secrets: None,
+            timing: NodeTiming::derive(DEFAULT_NODE_LOST_AFTER, node.heartbeat_ttl).unwrap_or_default(),
+            node,
+            api_address: None,
         }
     }
 }
@@ -196,10 +203,13 @@ impl Agent {
         let networks = start_networks(&records, &name, network_cfg, host_ns).await?;
 
         let node = discovery::node_record(&name, &config.node, info);
+        let (fence, fenced) = watch::channel(false);
         let heartbeat = Heartbeat {
             records: records.clone(),
             node: name.clone(),
-            ttl: config.node.heartbeat_ttl(),
+            timing: config.timing,
+            address: config.api_address.clone(),
+            fence: Arc::new(fence),
             probe: Arc::new(probe),
             probe_address: probe_address.to_string(),
             rtt_interval: config.rtt_interval,
@@ -223,7 +233,7 @@ impl Agent {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (info_tx, info_rx) = watch::channel(node);
         let mut tasks = vec![
-            tokio::spawn(driver.run(shutdown_rx.clone())),
+            tokio::spawn(driver.run(shutdown_rx.clone(), fenced)),
             tokio::spawn(heartbeat.run(beat, info_rx, shutdown_rx.clone())),
             tokio::spawn(rediscover(config, info_tx, shutdown_rx.clone())),
         ];

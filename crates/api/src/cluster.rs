@@ -113,11 +113,17 @@ mod tests {
     #[test]
     fn timing_derives_from_lost_after_and_fences_first() {
         let t = NodeTiming::derive(Duration::from_secs(20), None).expect("valid");
-        assert_eq!((t.ttl, t.period, t.fence), (Duration::from_secs(6), Duration::from_secs(2), Duration::from_secs(12)));
+        assert_eq!(
+            (t.ttl, t.period, t.fence),
+            (Duration::from_secs(6), Duration::from_secs(2), Duration::from_secs(12))
+        );
         assert!(t.fence + t.fence_grace < t.lost_after);
         let short = NodeTiming::derive(Duration::from_secs(5), None).expect("5s works");
         assert_eq!(short.ttl, Duration::from_millis(1500));
-        assert_eq!(NodeTiming::derive(Duration::from_secs(1), None), Err(TimingError::TooShort(Duration::from_secs(1))));
+        assert_eq!(
+            NodeTiming::derive(Duration::from_secs(1), None),
+            Err(TimingError::TooShort(Duration::from_secs(1)))
+        );
         let late = NodeTiming::derive(Duration::from_secs(20), Some(Duration::from_secs(15)));
         assert!(matches!(late, Err(TimingError::FenceTooLate { .. })), "{late:?}");
     }

@@ -99,7 +99,11 @@ async fn create(opts: &Options, records: &Records, token: &str) -> anyhow::Resul
     let id = CLUSTER.to_string();
     let made = records
         .store()
-        .txn(Txn { compare: vec![records.absent::<Bootstrap>(&id)], success: vec![records.put_op::<Bootstrap>(&id, &rec)?], failure: vec![] })
+        .txn(Txn {
+            compare: vec![records.absent::<Bootstrap>(&id)],
+            success: vec![records.put_op::<Bootstrap>(&id, &rec)?],
+            failure: vec![],
+        })
         .await?;
     Ok(made.succeeded.then_some((ca, secrets)))
 }
@@ -127,10 +131,9 @@ fn names(opts: &Options, node: &str) -> Vec<String> {
     if !opts.listen.ip().is_unspecified() {
         out.push(opts.listen.ip().to_string());
     }
-    if let Some(a) = &opts.advertise {
-        let host = a.rsplit_once(':').map(|(h, _)| h).unwrap_or(a).trim_matches(['[', ']']);
-        out.push(host.to_string());
-    }
+    let advertised = crate::advertise::api_address(opts);
+    let host = advertised.rsplit_once(':').map(|(h, _)| h).unwrap_or(&advertised).trim_matches(['[', ']']);
+    out.push(host.to_string());
     out.extend(opts.tls_san.iter().cloned());
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|n| !n.is_empty() && seen.insert(n.clone()));
@@ -141,7 +144,13 @@ fn names(opts: &Options, node: &str) -> Vec<String> {
 pub fn server_url(opts: &Options) -> String {
     let scheme = if opts.insecure_plaintext { "http" } else { "https" };
     let ip = opts.listen.ip();
-    let host = if ip.is_unspecified() { "127.0.0.1".to_string() } else if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
     format!("{scheme}://{host}:{}", opts.listen.port())
 }
 
@@ -210,8 +219,7 @@ pub async fn prepare(opts: &Options, records: &Records, node: &str) -> anyhow::R
 /// token and update the server and CA.
 async fn write_client_config(opts: &Options, records: &Records, node: &str, ca: &Ca) -> anyhow::Result<PathBuf> {
     let path = opts.data_dir.join("fosctl.yaml");
-    let kept: Option<ClientConfig> =
-        std::fs::read_to_string(&path).ok().and_then(|t| serde_yaml_ng::from_str(&t).ok());
+    let kept: Option<ClientConfig> = std::fs::read_to_string(&path).ok().and_then(|t| serde_yaml_ng::from_str(&t).ok());
     let kept_token = match kept.and_then(|c| c.token) {
         Some(t) => match fos_api::auth::token_id(&t) {
             Some(id) if records.get::<Tokens>(&id.to_string()).await?.is_some() => Some(t),

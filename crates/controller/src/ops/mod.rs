@@ -23,7 +23,9 @@
 
 pub mod admission;
 pub mod apply;
+pub mod cordon;
 pub mod delete;
+pub mod drain;
 pub mod logs;
 pub mod plan;
 pub mod read;
@@ -105,9 +107,10 @@ impl Caller {
     fn check_role_writes(&self) -> Result<(), OpError> {
         match self.role {
             Role::Edit | Role::Admin => Ok(()),
-            Role::View | Role::Node => {
-                Err(OpError::Forbidden(format!("{} has a {} token, which cannot change anything", self.principal, self.role)))
-            }
+            Role::View | Role::Node => Err(OpError::Forbidden(format!(
+                "{} has a {} token, which cannot change anything",
+                self.principal, self.role
+            ))),
         }
     }
 

@@ -124,7 +124,8 @@ fn drain(view: &ClusterView, node: &str, out: &mut Actions) {
             .instances_of(&key.0, &key.1)
             .iter()
             .filter(|id| {
-                view.desired.get(*id).is_some_and(|d| d.node == node) || view.actual.get(*id).is_some_and(|a| a.node == node)
+                view.desired.get(*id).is_some_and(|d| d.node == node)
+                    || view.actual.get(*id).is_some_and(|a| a.node == node)
             })
             .filter_map(|id| spec.component(&id.component).map(|c| c.name.as_str()))
             .collect();

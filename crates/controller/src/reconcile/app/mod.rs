@@ -191,9 +191,9 @@ pub fn reconcile_app(
         for r in 0..c.replicas {
             let id = InstanceId::new(tenant, name, &c.name, r);
             if tearing_down(view, &id) {
-                messages
-                    .entry(c.name.clone())
-                    .or_insert_with(|| format!("{} waits for its copy on {} to stop", id.short(), view.actual[&id].node));
+                messages.entry(c.name.clone()).or_insert_with(|| {
+                    format!("{} waits for its copy on {} to stop", id.short(), view.actual[&id].node)
+                });
                 continue;
             }
             let Some(node) = node_of(&id) else { continue };
