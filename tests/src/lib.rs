@@ -3,6 +3,8 @@
 //! `fosd` wrote (`<data>/fosctl.yaml`: the cluster CA and an administrator token), and on drop deletes what was
 //! applied and stops `fosd`, so no process outlives a test, even a failed one.
 
+pub mod cluster;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,7 +25,7 @@ static BUILD: Once = Once::new();
 
 /// Builds `fosd` and `fosctl` once per test process (a no-op when they are current, or when `FOS_BIN_DIR` names
 /// prebuilt ones).
-fn build() {
+pub(crate) fn build() {
     if std::env::var_os("FOS_BIN_DIR").is_some() {
         return;
     }
