@@ -150,6 +150,7 @@ fn killing_a_node_places_its_instances_again_in_need_order() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let (twice, samples) = checker.finish();
+    println!("{}", cluster.fosctl(via, &["events", "--limit", "40"]).stdout);
     println!(
         "kill -9 {victim_name} (held {moved:?}): every instance Running on the others after {:.2} s \
          (--node-lost-after {:?}); phases {phases:?}; checker: {samples} samples",

@@ -98,12 +98,17 @@ pub struct Cordon {
     pub since: DateTime<Utc>,
 }
 
-/// A node the control plane declared lost (`system/nodes/<node>/lost`); removed when its heartbeat is back.
+/// A node without a heartbeat as the control plane saw it (`system/nodes/<node>/lost`): written when its heartbeat
+/// record is first seen gone (so a new leader counts from then, not from when it took over), marked lost once it
+/// has been gone long enough, removed when the heartbeat is back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeLoss {
-    /// When it was declared lost.
+    /// When its heartbeat record was first seen gone.
     pub since: DateTime<Utc>,
+    /// When it was declared lost (its instances placed again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ impl ClusterView {
     fn decorate(&mut self, node: &str) {
         let cordon = self.cordons.get(node);
         let (cordoned, draining) = (cordon.is_some(), cordon.is_some_and(|c| c.drain));
-        let lost = self.losses.get(node).map(|l| l.since);
+        let lost = self.losses.get(node).and_then(|l| l.lost_at);
         let Some(n) = self.nodes.get_mut(node) else { return };
         let agent = self.node_statuses.get(node).is_some_and(|s| s.unschedulable);
         n.status.unschedulable = agent || cordoned;
@@ -263,7 +263,7 @@ impl ClusterView {
 
     /// Whether `node` was declared lost (and has not come back).
     pub fn node_lost(&self, node: &str) -> bool {
-        self.losses.contains_key(node) && !self.node_ready(node)
+        self.losses.get(node).is_some_and(|l| l.lost_at.is_some()) && !self.node_ready(node)
     }
 
     /// Writes a desired record into the view (and what it holds into the snapshot).

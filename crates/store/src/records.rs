@@ -400,7 +400,7 @@ impl Records {
                     node.status.draining = c.value.drain;
                 }
                 if !node.status.ready {
-                    node.status.lost_since = losses.get(&name).map(|l| l.value.since);
+                    node.status.lost_since = losses.get(&name).and_then(|l| l.value.lost_at);
                 }
                 node
             })

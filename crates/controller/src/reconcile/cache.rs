@@ -21,12 +21,15 @@ pub struct Cache {
     view: ClusterView,
     /// Keys written by the controller whose watch event has not arrived yet, with the revision written.
     ahead: HashMap<String, Revision>,
+    /// What the controller's own removals touched, for the other reconcilers to look at (their watch events are
+    /// skipped as already seen).
+    touched: Vec<Touched>,
 }
 
 impl Cache {
     /// A cache starting from `view`.
     pub fn new(records: Records, view: ClusterView) -> Self {
-        Cache { records, view, ahead: HashMap::new() }
+        Cache { records, view, ahead: HashMap::new(), touched: Vec::new() }
     }
 
     /// The cached view.
@@ -67,20 +70,24 @@ impl Cache {
                 }
                 Write::DeleteDesired { node, id } => {
                     self.view.remove_desired(id);
+                    self.touched.push(Touched::Desired(id.clone()));
                     self.records.key::<DesiredInstances>(&(node.clone(), id.clone()))
                 }
                 Write::DeleteActual { node, id } => {
                     if self.view.actual.get(id).is_some_and(|a| &a.node == node) {
                         self.view.actual.remove(id);
                     }
+                    self.touched.push(Touched::Actual(id.clone()));
                     self.records.key::<ActualInstances>(&(node.clone(), id.clone()))
                 }
                 Write::PutLoss(node, loss) => {
                     self.view.set_loss(node, Some(loss.clone()));
+                    self.touched.push(Touched::NodeMark(node.clone()));
                     self.records.key::<NodeLosses>(node)
                 }
                 Write::DeleteLoss(node) => {
                     self.view.set_loss(node, None);
+                    self.touched.push(Touched::NodeMark(node.clone()));
                     self.records.key::<NodeLosses>(node)
                 }
                 Write::PutStatus(app, status) => {
@@ -98,6 +105,11 @@ impl Cache {
             };
             self.ahead.insert(key, revision);
         }
+    }
+
+    /// What the controller's own removals touched since the last call.
+    pub fn take_touched(&mut self) -> Vec<Touched> {
+        std::mem::take(&mut self.touched)
     }
 
     /// Whether `key` is one of the control plane's keys (the others never touch the view).

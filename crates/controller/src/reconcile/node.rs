@@ -69,15 +69,20 @@ impl Reconciler for NodeReconciler {
                 out.writes.push(Write::DeleteLoss(node.clone()));
             }
         } else {
-            let since = view.not_ready_since.get(node).copied().unwrap_or(now);
+            let recorded = view.losses.get(node);
+            let since = recorded.map(|l| l.since).or_else(|| view.not_ready_since.get(node).copied()).unwrap_or(now);
             let lost_at = since + chrono::Duration::from_std(self.timing.lost_after_expiry()).unwrap_or_default();
             if now < lost_at {
+                if recorded.is_none() {
+                    tracing::info!(node, "node not ready: no heartbeat");
+                    out.writes.push(Write::PutLoss(node.clone(), NodeLoss { since, lost_at: None }));
+                }
                 out.requeue_after = Some((lost_at - now).to_std().unwrap_or_default() + Duration::from_millis(10));
                 return out;
             }
-            if !view.losses.contains_key(node) {
+            if recorded.is_none_or(|l| l.lost_at.is_none()) {
                 tracing::warn!(node, "node lost: no heartbeat for {:?}", self.timing.lost_after);
-                out.writes.push(Write::PutLoss(node.clone(), NodeLoss { since: now }));
+                out.writes.push(Write::PutLoss(node.clone(), NodeLoss { since, lost_at: Some(now) }));
             }
             forget_instances(view, node, &mut out);
         }
