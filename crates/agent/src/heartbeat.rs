@@ -74,8 +74,12 @@ impl Heartbeat {
         Ok(beat)
     }
 
+    /// Publishes the info record, with the node's API address in its status: the info record outlives the lease,
+    /// so the address stays known (e.g. to a new controller) while the node has no heartbeat.
     async fn put_info(&self, info: &Node) -> Result<(), StoreError> {
-        self.records.put::<NodeInfos>(&self.node, info, None).await.map(|_| ())
+        let mut info = info.clone();
+        info.status.address = self.address.clone();
+        self.records.put::<NodeInfos>(&self.node, &info, None).await.map(|_| ())
     }
 
     async fn put_status(&self, beat: &mut Beat) -> Result<(), StoreError> {
