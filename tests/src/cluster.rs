@@ -73,7 +73,9 @@ impl Cluster {
         crate::build();
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("temp dir mode");
-        let tag = format!("fc{}{}", std::process::id() % 100000, n);
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("fc{}-{seq}", std::process::id() % 100000);
         let hub = format!("{tag}-hub");
         let mut cluster = Cluster {
             dir,
@@ -359,6 +361,8 @@ pub struct Checker {
     pub twice: Arc<Mutex<Vec<(String, Vec<String>)>>>,
     /// Samples taken.
     pub samples: Arc<Mutex<u64>>,
+    /// When each (instance, node) was first and last seen running.
+    pub seen: Arc<Mutex<BTreeMap<(String, String), (Instant, Instant)>>>,
 }
 
 impl Checker {
@@ -366,10 +370,16 @@ impl Checker {
         let stop = Arc::new(AtomicBool::new(false));
         let twice: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
         let samples: Arc<Mutex<u64>> = Arc::default();
-        let (s, t, n) = (stop.clone(), twice.clone(), samples.clone());
+        let seen: Arc<Mutex<BTreeMap<(String, String), (Instant, Instant)>>> = Arc::default();
+        let (s, t, n, w) = (stop.clone(), twice.clone(), samples.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 for (instance, nodes) in instance_processes(&apps) {
+                    let now = Instant::now();
+                    for node in nodes.keys() {
+                        let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                        w.entry((instance.clone(), node.clone())).or_insert((now, now)).1 = now;
+                    }
                     if nodes.len() > 1 {
                         t.lock().unwrap_or_else(|p| p.into_inner()).push((instance, nodes.keys().cloned().collect()));
                     }
@@ -378,7 +388,12 @@ impl Checker {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        Checker { stop, thread: Some(thread), twice, samples }
+        Checker { stop, thread: Some(thread), twice, samples, seen }
+    }
+
+    /// When `instance` (full id) was first and last seen running on `node`.
+    pub fn seen(&self, instance: &str, node: &str) -> Option<(Instant, Instant)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&(instance.to_string(), node.to_string())).copied()
     }
 
     /// Stops sampling; returns what ran twice and how many samples were taken.
@@ -440,6 +455,15 @@ impl Drop for Cluster {
             if let Some(mut c) = m.process.take() {
                 let _ = c.kill();
                 let _ = c.wait();
+            }
+        }
+        if let Some(keep) = std::env::var_os("FOS_CLUSTER_LOGS") {
+            let to = PathBuf::from(keep).join(&self.hub);
+            let _ = std::fs::create_dir_all(&to);
+            for e in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().ends_with(".log") {
+                    let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+                }
             }
         }
         for node in &self.nodes {

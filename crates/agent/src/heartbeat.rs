@@ -79,7 +79,11 @@ impl Heartbeat {
     async fn put_info(&self, info: &Node) -> Result<(), StoreError> {
         let mut info = info.clone();
         info.status.address = self.address.clone();
-        self.records.put::<NodeInfos>(&self.node, &info, None).await.map(|_| ())
+        let put = self.records.put::<NodeInfos>(&self.node, &info, None);
+        match tokio::time::timeout(self.timing.period.max(Duration::from_secs(1)), put).await {
+            Ok(done) => done.map(|_| ()),
+            Err(_) => Err(StoreError::Unavailable("publishing the node info timed out".into())),
+        }
     }
 
     async fn put_status(&self, beat: &mut Beat) -> Result<(), StoreError> {

@@ -148,7 +148,14 @@ impl Driver {
                 self.set_fence(false);
                 continue;
             }
-            let revision = match self.relist(&prefix).await {
+            // The store may hang while it is unreachable: a raised fence must not wait for it.
+            let listed = tokio::select! {
+                listed = self.relist(&prefix) => Some(listed),
+                _ = fence.changed() => None,
+                _ = shutdown.changed() => None,
+            };
+            let Some(listed) = listed else { continue };
+            let revision = match listed {
                 Ok(rev) => rev,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing desired instances failed; retrying");
@@ -159,7 +166,13 @@ impl Driver {
                     continue;
                 }
             };
-            let mut stream = match self.shared.records.store().watch(&prefix, revision + 1).await {
+            let watched = tokio::select! {
+                watched = self.shared.records.store().watch(&prefix, revision + 1) => Some(watched),
+                _ = fence.changed() => None,
+                _ = shutdown.changed() => None,
+            };
+            let Some(watched) = watched else { continue };
+            let mut stream = match watched {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching desired instances failed; re-listing");
