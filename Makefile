@@ -18,7 +18,7 @@ APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
 	runc
 
-.PHONY: deps build test demo demo-down bench fmt lint clean
+.PHONY: deps build test test-cluster demo demo-down bench fmt lint clean
 
 ## deps: install the Debian packages fos needs (idempotent; quiet when already installed; sudo only when not root),
 ## check that everything the build, tests and demo run is there, and install cargo-nextest when absent
@@ -41,8 +41,14 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster)'
 	$(CARGO) test --workspace --doc
+	$(MAKE) test-cluster
+
+## test-cluster: the many-node fault tests (fosd per network namespace, 3-member etcd), one at a time (root)
+test-cluster: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
 
 ## demo: build, start a one-node fos (data in ./.fos-demo), deploy the WordPress example, show it running
 DEMO_DIR := $(CURDIR)/.fos-demo

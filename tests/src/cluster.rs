@@ -353,24 +353,30 @@ pub fn instance_processes(apps: &BTreeSet<String>) -> BTreeMap<String, BTreeMap<
     out
 }
 
+/// Instances seen running on two nodes at once, with the nodes.
+pub type Twice = Vec<(String, Vec<String>)>;
+/// When each (instance, node) was first and last seen running.
+pub type Seen = BTreeMap<(String, String), (Instant, Instant)>;
+type Shared<T> = Arc<Mutex<T>>;
+
 /// Samples every process of the machine every 50 ms and records each time an instance runs on two nodes at once.
 pub struct Checker {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// What was seen running twice (instance → nodes).
-    pub twice: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    pub twice: Shared<Twice>,
     /// Samples taken.
     pub samples: Arc<Mutex<u64>>,
     /// When each (instance, node) was first and last seen running.
-    pub seen: Arc<Mutex<BTreeMap<(String, String), (Instant, Instant)>>>,
+    pub seen: Shared<Seen>,
 }
 
 impl Checker {
     fn start(apps: BTreeSet<String>) -> Checker {
         let stop = Arc::new(AtomicBool::new(false));
-        let twice: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        let twice: Shared<Twice> = Arc::default();
         let samples: Arc<Mutex<u64>> = Arc::default();
-        let seen: Arc<Mutex<BTreeMap<(String, String), (Instant, Instant)>>> = Arc::default();
+        let seen: Shared<Seen> = Arc::default();
         let (s, t, n, w) = (stop.clone(), twice.clone(), samples.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {

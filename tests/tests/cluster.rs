@@ -225,7 +225,8 @@ fn a_partitioned_node_stops_its_instances_before_they_start_elsewhere() {
     // Stopped on the isolated node before it started elsewhere, as the checker saw the processes.
     let id = format!("svc-0.{app}.default");
     let there = checker.seen(&id, &victim_name).map(|(_, last)| last.duration_since(t0));
-    let elsewhere = on.get("svc-0").and_then(|n| checker.seen(&id, n)).map(|(first, _)| first.saturating_duration_since(t0));
+    let elsewhere =
+        on.get("svc-0").and_then(|n| checker.seen(&id, n)).map(|(first, _)| first.saturating_duration_since(t0));
     let (twice, samples) = checker.finish();
     println!(
         "partition of {victim_name} for {partition:?}: svc Running elsewhere after {:.2} s; svc-0 last seen on \

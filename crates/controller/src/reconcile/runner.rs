@@ -25,7 +25,6 @@ use crate::Context;
 /// How often every object is looked at again even when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(10);
 
-
 /// How long an object whose commit conflicted waits before it is looked at again (the change that won usually
 /// wakes it sooner).
 const CONFLICT_DELAY: Duration = Duration::from_millis(100);
