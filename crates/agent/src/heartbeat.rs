@@ -52,6 +52,8 @@ pub struct Beat {
     renewed: Instant,
     /// The other nodes' probe addresses, as last listed.
     peers: Vec<SocketAddr>,
+    /// When they were last listed.
+    peers_listed: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -69,7 +71,7 @@ impl Heartbeat {
             draining: false,
         };
         let lease = self.records.store().grant(self.timing.ttl).await?;
-        let mut beat = Beat { lease, status, renewed: Instant::now(), peers: Vec::new() };
+        let mut beat = Beat { lease, status, renewed: Instant::now(), peers: Vec::new(), peers_listed: None };
         self.put_status(&mut beat).await?;
         Ok(beat)
     }
@@ -115,6 +117,7 @@ impl Heartbeat {
                     beat.status.rtt_ms = rtt_ms;
                     if !peers.is_empty() {
                         beat.peers = peers;
+                        beat.peers_listed = Some(Instant::now());
                     }
                     if let Err(e) = self.put_status(&mut beat).await {
                         tracing::warn!(error = %e, "cannot publish node status");
@@ -175,6 +178,13 @@ impl Heartbeat {
         }
         beat.renewed = sent;
         self.probe.set_store_ok(true);
+        // The peers asked when fencing: listed again every half of --node-lost-after while the store answers.
+        if beat.peers_listed.is_none_or(|at| at.elapsed() >= self.timing.lost_after / 2) {
+            if let Some(peers) = self.list_peers().await {
+                beat.peers = peers.into_iter().map(|(_, a)| a).collect();
+                beat.peers_listed = Some(Instant::now());
+            }
+        }
         if *self.fence.borrow() {
             tracing::info!("the store is reachable again: fence lifted");
             self.fence.send_replace(false);
@@ -205,18 +215,25 @@ impl Heartbeat {
         self.fence.send_replace(true);
     }
 
+    /// The other nodes with a live heartbeat and their probe addresses (`None`: the store did not answer).
+    async fn list_peers(&self) -> Option<Vec<(String, SocketAddr)>> {
+        let listed = tokio::time::timeout(self.timing.period, self.records.list::<NodeStatuses>()).await;
+        let Ok(Ok((statuses, _))) = listed else { return None };
+        Some(
+            statuses
+                .into_iter()
+                .filter(|(node, _)| *node != self.node)
+                .filter_map(|(node, status)| Some((node, status.value.probe_address?.parse().ok()?)))
+                .collect(),
+        )
+    }
+
     /// Round-trip times in milliseconds to every other node that publishes a probe address and answers, with the
     /// probe addresses listed (empty when the store cannot be read).
     pub async fn measure_peers(&self) -> (BTreeMap<String, f64>, Vec<SocketAddr>) {
-        let listed = tokio::time::timeout(self.timing.period, self.records.list::<NodeStatuses>()).await;
-        let Ok(Ok((statuses, _))) = listed else {
+        let Some(peers) = self.list_peers().await else {
             return (BTreeMap::new(), Vec::new());
         };
-        let peers: Vec<(String, SocketAddr)> = statuses
-            .into_iter()
-            .filter(|(node, _)| *node != self.node)
-            .filter_map(|(node, status)| Some((node, status.value.probe_address?.parse().ok()?)))
-            .collect();
         let addresses = peers.iter().map(|(_, a)| *a).collect();
         let probes = peers.into_iter().map(|(node, addr)| async move {
             let rtt = self.probe.measure(addr, Duration::from_secs(1)).await;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use fos_api::keys::KeyRef;
-use fos_store::records::{ActualInstances, AppStatuses, Apps, DesiredInstances, NodeLosses};
+use fos_store::records::{ActualInstances, AppStatuses, Apps, Cordons, DesiredInstances, NodeLosses};
 use fos_store::{Event, EventKind, Records, Revision};
 
 use super::Write;
@@ -114,6 +114,9 @@ impl Cache {
 
     /// Whether `key` is one of the control plane's keys (the others never touch the view).
     pub fn is_relevant(&self, key: &str) -> bool {
+        if self.records.parse::<Cordons>(key).is_some() || self.records.parse::<NodeLosses>(key).is_some() {
+            return true;
+        }
         !matches!(self.records.keys().parse(key), None | Some(KeyRef::ActualNetwork { .. }))
     }
 }
