@@ -178,8 +178,10 @@ impl Heartbeat {
         }
         beat.renewed = sent;
         self.probe.set_store_ok(true);
-        // The peers asked when fencing: listed again every half of --node-lost-after while the store answers.
-        if beat.peers_listed.is_none_or(|at| at.elapsed() >= self.timing.lost_after / 2) {
+        // The peers asked when fencing: listed again every half of --node-lost-after while the store answers (at
+        // every renewal while there are none, so a node that just joined is known).
+        let stale = beat.peers_listed.is_none_or(|at| at.elapsed() >= self.timing.lost_after / 2);
+        if stale || beat.peers.is_empty() {
             if let Some(peers) = self.list_peers().await {
                 beat.peers = peers.into_iter().map(|(_, a)| a).collect();
                 beat.peers_listed = Some(Instant::now());
