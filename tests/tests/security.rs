@@ -236,7 +236,7 @@ fn a_plaintext_api_on_loopback_still_asks_for_tokens() {
     let fos = Fos::start_with(None, &["--insecure-plaintext"]);
     let rt = runtime();
     rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = fos_e2e::plain_client(None);
         let base = format!("http://{}", fos.server);
         assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
         assert_eq!(http.get(format!("{base}/v1/apps")).send().await.unwrap().status(), 401);
