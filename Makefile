@@ -18,7 +18,7 @@ APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
 	runc
 
-.PHONY: deps build test fuzz demo demo-down bench fmt lint clean
+.PHONY: deps build test test-cluster fuzz demo demo-down bench fmt lint clean
 
 ## deps: install the Debian packages fos needs (idempotent; quiet when already installed; sudo only when not root),
 ## check that everything the build, tests and demo run is there, and install cargo-nextest when absent
@@ -42,8 +42,14 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster)'
 	$(CARGO) test --workspace --doc
+	$(MAKE) test-cluster
+
+## test-cluster: the many-node fault tests (fosd per network namespace, 3-member etcd), one at a time (root)
+test-cluster: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
 
 ## fuzz: the fuzz targets (manifest loader, fog05 converter, store URI parser, API request decoding) on many more
 ## inputs than `make test` (FUZZ_CASES per target, default 50000)

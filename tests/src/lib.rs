@@ -3,6 +3,7 @@
 //! `fosd` wrote (`<data>/fosctl.yaml`: the cluster CA and an administrator token), and on drop deletes what was
 //! applied and stops `fosd`, so no process outlives a test, even a failed one.
 
+pub mod cluster;
 pub mod host;
 
 use std::net::TcpListener;
@@ -26,7 +27,7 @@ static BUILD: Once = Once::new();
 /// Builds `fosd` and `fosctl` once per test process (a no-op when they are current, or when `FOS_BIN_DIR` names
 /// prebuilt ones). The whole workspace's binaries, as `make test` builds them: building only these two packages
 /// would resolve their dependencies' features differently and rebuild them.
-fn build() {
+pub(crate) fn build() {
     if std::env::var_os("FOS_BIN_DIR").is_some() {
         return;
     }

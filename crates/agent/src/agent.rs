@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fos_api::cluster::{NodeTiming, DEFAULT_NODE_LOST_AFTER};
 use fos_api::manifest::{EntityKind, Object, PluginType};
 use fos_api::node::{Node, NodeInfo};
 use fos_api::record::InstanceId;
@@ -54,6 +55,10 @@ pub struct AgentConfig {
     pub network_namespace: Option<std::path::PathBuf>,
     /// The cluster's secrets key, to open the Secrets entities reference in their `env`.
     pub secrets: Option<Arc<fos_store::seal::SealKey>>,
+    /// Heartbeat, lease and fence timing (from `--node-lost-after`).
+    pub timing: NodeTiming,
+    /// The node's API address other nodes call (`host:port`), published in its status.
+    pub api_address: Option<String>,
     /// Where the node's description comes from: this machine's discovery, or one given (a simulated node).
     pub node_source: NodeSource,
     /// Whether the node builds virtual networks (a network manager over netlink). Without, instances with
@@ -77,7 +82,6 @@ impl AgentConfig {
     /// Defaults around a node configuration.
     pub fn new(node: NodeConfig) -> Self {
         AgentConfig {
-            node,
             driver: DriverSettings::default(),
             runtimes: RuntimeRegistry::builtin(),
             stop_grace: Duration::from_secs(10),
@@ -87,6 +91,9 @@ impl AgentConfig {
             use_cgroups: true,
             network_namespace: None,
             secrets: None,
+            timing: NodeTiming::derive(DEFAULT_NODE_LOST_AFTER, node.heartbeat_ttl).unwrap_or_default(),
+            node,
+            api_address: None,
             node_source: NodeSource::Discover,
             networks: true,
             rtt: RttSource::Probe,
@@ -257,10 +264,13 @@ impl Agent {
         };
 
         let node = discovery::node_record(&name, &config.node, info);
+        let (fence, fenced) = watch::channel(false);
         let heartbeat = Heartbeat {
             records: records.clone(),
             node: name.clone(),
-            ttl: config.node.heartbeat_ttl(),
+            timing: config.timing,
+            address: config.api_address.clone(),
+            fence: Arc::new(fence),
             probe: Arc::new(probe),
             probe_address: probe_address.to_string(),
             rtt_interval: config.rtt_interval,
@@ -295,7 +305,7 @@ impl Agent {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (info_tx, info_rx) = watch::channel(node);
         let mut tasks = vec![
-            tokio::spawn(driver.run(shutdown_rx.clone())),
+            tokio::spawn(driver.run(shutdown_rx.clone(), fenced)),
             tokio::spawn(heartbeat.run(beat, info_rx, shutdown_rx.clone())),
         ];
         if let NodeSource::Discover = config.node_source {

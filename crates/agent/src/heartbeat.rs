@@ -1,13 +1,21 @@
-//! The heartbeat: the node's status record bound to a lease the agent keeps alive (so a dead node's status vanishes
-//! by itself), the info record republished when discovery changes, and round-trip times to the other nodes'
-//! probes published in the status.
+//! The heartbeat: the node's status record (with its API address) bound to a lease the agent keeps alive (so a dead
+//! node's status vanishes by itself), the info record republished when discovery changes, and round-trip times to
+//! the other nodes' probes published in the status.
+//!
+//! **Fencing.** When the lease has not been renewed for the fence deadline (derived from `--node-lost-after`, so
+//! strictly before the control plane may declare the node lost), the heartbeat asks the other nodes' probes whether
+//! they reach the store. If one does, or none answers, this node is the one cut off: it raises the fence and the
+//! driver stops every instance not marked `onNodeLoss: keep`. If every peer that answers cannot reach the store
+//! either, the store itself is down, nobody can place the instances elsewhere, and they keep running (edge
+//! autonomy). The fence drops once a renewal succeeds again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use fos_api::cluster::NodeTiming;
 use fos_api::node::{Node, NodeStatus};
 use fos_store::records::{NodeInfos, NodeStatuses};
 use fos_store::{LeaseId, Records, StoreError};
@@ -22,8 +30,12 @@ pub struct Heartbeat {
     pub records: Records,
     /// This node's name.
     pub node: String,
-    /// Lease TTL (refreshed every third of it).
-    pub ttl: Duration,
+    /// Lease TTL, renewal period and fence deadline.
+    pub timing: NodeTiming,
+    /// The node's API address other nodes call (`host:port`).
+    pub address: Option<String>,
+    /// Raised while the node is fenced (its instances must not run).
+    pub fence: Arc<watch::Sender<bool>>,
     /// This agent's probe.
     pub probe: Arc<RttProbe>,
     /// The probe address other agents use (`host:port`).
@@ -48,6 +60,12 @@ pub enum RttSource {
 pub struct Beat {
     lease: LeaseId,
     status: NodeStatus,
+    /// When the last successful renewal was sent.
+    renewed: Instant,
+    /// The other nodes' probe addresses, as last listed.
+    peers: Vec<SocketAddr>,
+    /// When they were last listed.
+    peers_listed: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -57,29 +75,44 @@ impl Heartbeat {
         let status = NodeStatus {
             ready: true,
             unschedulable: false,
-            address: None,
+            address: self.address.clone(),
             probe_address: Some(self.probe_address.clone()),
             heartbeat: Some(Utc::now()),
             rtt_ms: BTreeMap::new(),
+            lost_since: None,
+            draining: false,
         };
-        let mut beat = Beat { lease: self.records.store().grant(self.ttl).await?, status };
+        let lease = self.records.store().grant(self.timing.ttl).await?;
+        let mut beat = Beat { lease, status, renewed: Instant::now(), peers: Vec::new(), peers_listed: None };
         self.put_status(&mut beat).await?;
         Ok(beat)
     }
 
+    /// Publishes the info record, with the node's API address in its status: the info record outlives the lease,
+    /// so the address stays known (e.g. to a new controller) while the node has no heartbeat.
     async fn put_info(&self, info: &Node) -> Result<(), StoreError> {
-        self.records.put::<NodeInfos>(&self.node, info, None).await.map(|_| ())
+        let mut info = info.clone();
+        info.status.address = self.address.clone();
+        let put = self.records.put::<NodeInfos>(&self.node, &info, None);
+        match tokio::time::timeout(self.timing.period.max(Duration::from_secs(1)), put).await {
+            Ok(done) => done.map(|_| ()),
+            Err(_) => Err(StoreError::Unavailable("publishing the node info timed out".into())),
+        }
     }
 
     async fn put_status(&self, beat: &mut Beat) -> Result<(), StoreError> {
         beat.status.heartbeat = Some(Utc::now());
-        self.records.put::<NodeStatuses>(&self.node, &beat.status, Some(beat.lease)).await.map(|_| ())
+        let put = self.records.put::<NodeStatuses>(&self.node, &beat.status, Some(beat.lease));
+        match tokio::time::timeout(self.timing.period, put).await {
+            Ok(done) => done.map(|_| ()),
+            Err(_) => Err(StoreError::Unavailable("publishing the node status timed out".into())),
+        }
     }
 
     /// Keeps the lease alive, refreshes the status, measures round trips and republishes changed info until
     /// `shutdown`; then revokes the lease (the status record disappears at once).
     pub async fn run(self, mut beat: Beat, mut info: watch::Receiver<Node>, mut shutdown: watch::Receiver<bool>) {
-        let mut keep = tokio::time::interval(self.ttl / 3);
+        let mut keep = tokio::time::interval(self.timing.period);
         let mut rtt = tokio::time::interval(self.rtt_interval);
         keep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rtt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,9 +121,17 @@ impl Heartbeat {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = keep.tick() => self.keep_alive(&mut beat).await,
+                _ = keep.tick() => {
+                    self.keep_alive(&mut beat).await;
+                    self.check_fence(&mut beat).await;
+                }
                 _ = rtt.tick() => {
-                    beat.status.rtt_ms = self.measure_peers().await;
+                    let (rtt_ms, peers) = self.measure_peers().await;
+                    beat.status.rtt_ms = rtt_ms;
+                    if !peers.is_empty() {
+                        beat.peers = peers;
+                        beat.peers_listed = Some(Instant::now());
+                    }
                     if let Err(e) = self.put_status(&mut beat).await {
                         tracing::warn!(error = %e, "cannot publish node status");
                     }
@@ -114,45 +155,110 @@ impl Heartbeat {
     }
 
     async fn keep_alive(&self, beat: &mut Beat) {
-        match self.records.store().keep_alive(beat.lease).await {
-            Ok(()) => {}
-            Err(StoreError::LeaseNotFound(_)) => {
+        let sent = Instant::now();
+        let store = self.records.store();
+        let period = self.timing.period;
+        let renewed = match tokio::time::timeout(period, store.keep_alive(beat.lease)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(StoreError::LeaseNotFound(_))) => {
                 tracing::warn!("heartbeat lease expired; granting a new one");
-                match self.records.store().grant(self.ttl).await {
-                    Ok(lease) => beat.lease = lease,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot grant heartbeat lease");
-                        return;
+                match tokio::time::timeout(period, store.grant(self.timing.ttl)).await {
+                    Ok(Ok(lease)) => {
+                        beat.lease = lease;
+                        true
                     }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot grant heartbeat lease");
+                        false
+                    }
+                    Err(_) => false,
                 }
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "heartbeat keep-alive failed");
-                return;
+                false
             }
+            Err(_) => {
+                tracing::warn!("heartbeat keep-alive timed out");
+                false
+            }
+        };
+        if !renewed {
+            self.probe.set_store_ok(beat.renewed.elapsed() < self.timing.ttl);
+            return;
         }
         if let Err(e) = self.put_status(beat).await {
             tracing::warn!(error = %e, "cannot publish node status");
+            return;
+        }
+        beat.renewed = sent;
+        self.probe.set_store_ok(true);
+        // The peers asked when fencing: listed again every half of --node-lost-after while the store answers (at
+        // every renewal while there are none, so a node that just joined is known).
+        let stale = beat.peers_listed.is_none_or(|at| at.elapsed() >= self.timing.lost_after / 2);
+        if stale || beat.peers.is_empty() {
+            if let Some(peers) = self.list_peers().await {
+                beat.peers = peers.into_iter().map(|(_, a)| a).collect();
+                beat.peers_listed = Some(Instant::now());
+            }
+        }
+        if *self.fence.borrow() {
+            tracing::info!("the store is reachable again: fence lifted");
+            self.fence.send_replace(false);
         }
     }
 
-    /// Round-trip times in milliseconds to every other node that publishes a probe address and answers.
-    pub async fn measure_peers(&self) -> BTreeMap<String, f64> {
-        if let RttSource::Fixed(given) = &self.rtt {
-            return given.clone();
+    /// Raises the fence when the lease has gone unrenewed for the fence deadline and this node is the one cut off
+    /// from the store (a peer reaches it, or no peer answers).
+    async fn check_fence(&self, beat: &mut Beat) {
+        if *self.fence.borrow() || beat.renewed.elapsed() < self.timing.fence {
+            return;
         }
-        let Ok((statuses, _)) = self.records.list::<NodeStatuses>().await else {
-            return BTreeMap::new();
+        let wait = self.timing.period.min(Duration::from_millis(500));
+        let asks = beat.peers.iter().map(|peer| self.probe.ask(*peer, wait));
+        let answers: Vec<bool> = futures::future::join_all(asks).await.into_iter().flatten().map(|a| a.1).collect();
+        if !answers.is_empty() && answers.iter().all(|ok| !ok) {
+            tracing::warn!(
+                peers = answers.len(),
+                "the store is unreachable from every node that answers: instances keep running (edge autonomy)"
+            );
+            return;
+        }
+        tracing::warn!(
+            unrenewed = ?beat.renewed.elapsed(),
+            peers_answering = answers.len(),
+            "cannot renew the heartbeat lease while the store may be reachable elsewhere: fencing (stopping instances)"
+        );
+        self.fence.send_replace(true);
+    }
+
+    /// The other nodes with a live heartbeat and their probe addresses (`None`: the store did not answer).
+    async fn list_peers(&self) -> Option<Vec<(String, SocketAddr)>> {
+        let listed = tokio::time::timeout(self.timing.period, self.records.list::<NodeStatuses>()).await;
+        let Ok(Ok((statuses, _))) = listed else { return None };
+        Some(
+            statuses
+                .into_iter()
+                .filter(|(node, _)| *node != self.node)
+                .filter_map(|(node, status)| Some((node, status.value.probe_address?.parse().ok()?)))
+                .collect(),
+        )
+    }
+
+    /// Round-trip times in milliseconds to every other node that publishes a probe address and answers, with the
+    /// probe addresses listed (empty when the store cannot be read).
+    pub async fn measure_peers(&self) -> (BTreeMap<String, f64>, Vec<SocketAddr>) {
+        let Some(peers) = self.list_peers().await else {
+            return (BTreeMap::new(), Vec::new());
         };
-        let peers: Vec<(String, SocketAddr)> = statuses
-            .into_iter()
-            .filter(|(node, _)| *node != self.node)
-            .filter_map(|(node, status)| Some((node, status.value.probe_address?.parse().ok()?)))
-            .collect();
+        let addresses = peers.iter().map(|(_, a)| *a).collect();
+        if let RttSource::Fixed(given) = &self.rtt {
+            return (given.clone(), addresses);
+        }
         let probes = peers.into_iter().map(|(node, addr)| async move {
             let rtt = self.probe.measure(addr, Duration::from_secs(1)).await;
             rtt.map(|d| (node, d.as_secs_f64() * 1000.0))
         });
-        futures::future::join_all(probes).await.into_iter().flatten().collect()
+        (futures::future::join_all(probes).await.into_iter().flatten().collect(), addresses)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,15 +13,19 @@ use tokio::task::JoinHandle;
 
 const MAGIC: &[u8; 4] = b"FOSP";
 const PING: u8 = 0;
+/// A pong from an agent that reaches the store.
 const PONG: u8 = 1;
+/// A pong from an agent that cannot reach the store.
+const PONG_STORE_DOWN: u8 = 2;
 const PACKET: usize = 13;
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>>;
 
-/// The probe endpoint: answers pings, measures round trips.
+/// The probe endpoint: answers pings (saying whether this agent reaches the store), measures round trips.
 pub struct RttProbe {
     socket: Arc<UdpSocket>,
     pending: Pending,
+    store_ok: Arc<AtomicBool>,
     next: Mutex<u64>,
     server: JoinHandle<()>,
 }
@@ -38,9 +43,15 @@ impl RttProbe {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
         let socket = Arc::new(UdpSocket::bind(addr).await?);
         let pending: Pending = Arc::default();
-        let server = tokio::spawn(serve(socket.clone(), pending.clone()));
+        let store_ok = Arc::new(AtomicBool::new(true));
+        let server = tokio::spawn(serve(socket.clone(), pending.clone(), store_ok.clone()));
         let seed = std::process::id() as u64 ^ (Instant::now().elapsed().as_nanos() as u64);
-        Ok(RttProbe { socket, pending, next: Mutex::new(seed << 32), server })
+        Ok(RttProbe { socket, pending, store_ok, next: Mutex::new(seed << 32), server })
+    }
+
+    /// Says in every answer from now on whether this agent reaches the store.
+    pub fn set_store_ok(&self, ok: bool) {
+        self.store_ok.store(ok, Ordering::Relaxed);
     }
 
     /// The bound address.
@@ -50,6 +61,11 @@ impl RttProbe {
 
     /// One round trip to `peer`, or `None` when no answer came within `timeout`.
     pub async fn measure(&self, peer: SocketAddr, timeout: Duration) -> Option<Duration> {
+        self.ask(peer, timeout).await.map(|(rtt, _)| rtt)
+    }
+
+    /// One round trip to `peer` with whether it reaches the store, or `None` when no answer came within `timeout`.
+    pub async fn ask(&self, peer: SocketAddr, timeout: Duration) -> Option<(Duration, bool)> {
         let nonce = {
             let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
             *n = n.wrapping_add(1);
@@ -59,9 +75,9 @@ impl RttProbe {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(nonce, tx);
         let start = Instant::now();
         let sent = self.socket.send_to(&packet(PING, nonce), peer).await.is_ok();
-        let answered = sent && matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())));
+        let answer = if sent { tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok) } else { None };
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&nonce);
-        answered.then(|| start.elapsed())
+        answer.map(|store_ok| (start.elapsed(), store_ok))
     }
 }
 
@@ -71,7 +87,7 @@ impl Drop for RttProbe {
     }
 }
 
-async fn serve(socket: Arc<UdpSocket>, pending: Pending) {
+async fn serve(socket: Arc<UdpSocket>, pending: Pending, store_ok: Arc<AtomicBool>) {
     let mut buf = [0u8; 64];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
@@ -83,11 +99,12 @@ async fn serve(socket: Arc<UdpSocket>, pending: Pending) {
         let nonce = u64::from_be_bytes(nonce);
         match buf[4] {
             PING => {
-                let _ = socket.send_to(&packet(PONG, nonce), from).await;
+                let kind = if store_ok.load(Ordering::Relaxed) { PONG } else { PONG_STORE_DOWN };
+                let _ = socket.send_to(&packet(kind, nonce), from).await;
             }
-            PONG => {
+            kind @ (PONG | PONG_STORE_DOWN) => {
                 if let Some(tx) = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&nonce) {
-                    let _ = tx.send(());
+                    let _ = tx.send(kind == PONG);
                 }
             }
             _ => {}
@@ -105,6 +122,9 @@ mod tests {
         let b = RttProbe::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert!(a.measure(b.local_addr().unwrap(), Duration::from_secs(2)).await.is_some());
         assert!(b.measure(a.local_addr().unwrap(), Duration::from_secs(2)).await.is_some());
+        a.set_store_ok(false);
+        let (_, store_ok) = b.ask(a.local_addr().unwrap(), Duration::from_secs(2)).await.expect("an answer");
+        assert!(!store_ok, "a says it cannot reach the store");
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert!(a.measure(silent.local_addr().unwrap(), Duration::from_millis(100)).await.is_none());
     }

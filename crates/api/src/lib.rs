@@ -5,6 +5,7 @@
 //! `fos_apply::fog05`).
 
 pub mod auth;
+pub mod cluster;
 pub mod granularity;
 pub mod graph;
 pub mod keys;

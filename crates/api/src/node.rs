@@ -206,6 +206,32 @@ pub struct NodeStatus {
     /// Measured round-trip time to other nodes, in milliseconds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rtt_ms: BTreeMap<String, f64>,
+    /// When the control plane declared the node lost (no heartbeat for `--node-lost-after`; its instances were
+    /// placed elsewhere); from the control plane's record, not the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_since: Option<DateTime<Utc>>,
+    /// Being drained (its instances move elsewhere); from the control plane's record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
+}
+
+impl NodeStatus {
+    /// The node's lifecycle phase as shown to users: `Ready`, `NotReady` (no live heartbeat), `Lost`, with
+    /// `,Cordoned`/`,Draining` appended when it takes nothing new.
+    pub fn phase(&self) -> String {
+        let base = if self.ready {
+            "Ready"
+        } else if self.lost_since.is_some() {
+            "Lost"
+        } else {
+            "NotReady"
+        };
+        match (self.draining, self.unschedulable) {
+            (true, _) => format!("{base},Draining"),
+            (false, true) => format!("{base},Cordoned"),
+            _ => base.to_string(),
+        }
+    }
 }
 
 fn ready_default() -> bool {
@@ -222,6 +248,8 @@ impl Default for NodeStatus {
             probe_address: None,
             heartbeat: None,
             rtt_ms: BTreeMap::new(),
+            lost_since: None,
+            draining: false,
         }
     }
 }

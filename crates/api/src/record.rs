@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{Lifecycle, State};
-use crate::manifest::{EntitySpec, NetworkSpec};
+use crate::manifest::{EntitySpec, NetworkSpec, OnNodeLoss};
 use crate::names::validate_name;
 
 /// An instance's identity: `<component>-<replica>.<app>.<tenant>`, most specific first like a host name. It is a
@@ -147,6 +147,14 @@ pub struct DesiredInstance {
     /// controller at placement (`system/ipam/...`), so that it is known before the instance is configured.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addresses: BTreeMap<String, String>,
+    /// This placement's identity (a uuid, new each time the instance is placed on a node): a node holding a copy of
+    /// another epoch tears it down before running this one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// What the node does when it cannot reach the store: stop the instance before it may be placed elsewhere
+    /// (`replace`), or keep it running (`keep`).
+    #[serde(default, skip_serializing_if = "OnNodeLoss::is_replace")]
+    pub on_node_loss: OnNodeLoss,
 }
 
 impl DesiredInstance {
@@ -163,6 +171,8 @@ impl DesiredInstance {
             migration: None,
             networks: BTreeMap::new(),
             addresses: BTreeMap::new(),
+            epoch: String::new(),
+            on_node_loss: OnNodeLoss::Replace,
         }
     }
 }

@@ -126,6 +126,29 @@ pub struct EntityView {
     /// The actual record, once the node has reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual: Option<ActualInstance>,
+    /// Its node has no live heartbeat: what the instance does is unknown (state shown as `Unknown`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+}
+
+/// What a drain still has to move off a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainStatus {
+    /// The node.
+    pub node: String,
+    /// The instances still on it (full ids).
+    pub remaining: Vec<String>,
+}
+
+impl EntityView {
+    /// The state to show: the actual record's, `Unknown` while the node has no heartbeat, `-` before any report.
+    pub fn shown_state(&self) -> String {
+        if self.unknown {
+            return "Unknown".into();
+        }
+        self.actual.as_ref().and_then(|a| a.state()).map_or("-".into(), |s| s.to_string())
+    }
 }
 
 /// The body of `POST /v1/apply`: the objects as JSON, so that the server can decode them one by one and name the

@@ -102,6 +102,7 @@ async fn run(apps: usize) -> Row {
         node_name: "n0".into(),
         logs: Arc::new(NoLogs),
         security: Default::default(),
+        timing: Default::default(),
     };
 
     let started = Instant::now();

@@ -43,6 +43,8 @@ pub struct Context {
     pub logs: Arc<dyn ops::logs::LogSource>,
     /// Tokens, the secrets key, how to call other nodes, the free-space margin.
     pub security: auth::Security,
+    /// Node liveness timing (when a node is lost), derived from `--node-lost-after`.
+    pub timing: fos_api::cluster::NodeTiming,
 }
 
 impl Context {

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use chrono::{DateTime, Utc};
+use fos_api::cluster::{Cordon, NodeLoss};
 use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, Object};
 use fos_api::network::{AddressHolder, NetworkName};
@@ -16,7 +18,8 @@ use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
 use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::records::{
-    with_status, ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, Kind, NodeInfos, NodeStatuses, Scoped,
+    with_status, ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Kind, NodeInfos, NodeLosses,
+    NodeStatuses, Scoped,
 };
 use fos_store::{KeyValue, Records, Revision, StoreError};
 
@@ -49,6 +52,13 @@ pub struct ClusterView {
     pub networks: BTreeMap<Scoped, NetworkSpec>,
     /// Address allocations (`system/ipam/...`): who holds each address of each network.
     pub addresses: BTreeMap<(NetworkName, Ipv4Addr), AddressHolder>,
+    /// Cordoned (and draining) nodes.
+    pub cordons: BTreeMap<String, Cordon>,
+    /// Nodes declared lost.
+    pub losses: BTreeMap<String, NodeLoss>,
+    /// Since when (by this process's clock) each node known without a live heartbeat has been seen so: when its
+    /// status record went away, or when this view first saw it without one.
+    pub not_ready_since: BTreeMap<String, DateTime<Utc>>,
     /// Node info records waiting for their node's status (and statuses waiting for their info), by node.
     node_statuses: BTreeMap<String, NodeStatus>,
     /// What the scheduler sees: the nodes and what every desired instance holds, kept in step with `nodes` and
@@ -68,6 +78,9 @@ impl Default for ClusterView {
             statuses: BTreeMap::new(),
             networks: BTreeMap::new(),
             addresses: BTreeMap::new(),
+            cordons: BTreeMap::new(),
+            losses: BTreeMap::new(),
+            not_ready_since: BTreeMap::new(),
             node_statuses: BTreeMap::new(),
             snapshot: ClusterSnapshot::new([], []),
             nodes_changed: false,
@@ -95,6 +108,8 @@ pub enum Touched {
     },
     /// A Network object.
     Network(Scoped),
+    /// A node's cordon or loss record (the node named).
+    NodeMark(String),
     /// A key the view does not hold.
     Nothing,
 }
@@ -104,18 +119,21 @@ impl ClusterView {
     pub async fn read(records: &Records) -> Result<(ClusterView, Revision), StoreError> {
         let (store, keys) = (records.store(), records.keys());
         let (p_apps, p_desired, p_actual) = (keys.desired_apps_prefix(), keys.desired_nodes_prefix(), keys.actual());
-        let (p_networks, p_ipam) = (keys.desired_networks_prefix(), keys.ipam_prefix());
-        let (apps, desired, actual, networks, ipam) = tokio::try_join!(
+        let (p_networks, p_ipam, p_marks) = (keys.desired_networks_prefix(), keys.ipam_prefix(), Cordons::prefix(keys));
+        let (apps, desired, actual, networks, ipam, marks) = tokio::try_join!(
             store.list(&p_apps),
             store.list(&p_desired),
             store.list(&p_actual),
             store.list(&p_networks),
-            store.list(&p_ipam)
+            store.list(&p_ipam),
+            store.list(&p_marks)
         )?;
-        let revisions = [apps.revision, desired.revision, actual.revision, networks.revision, ipam.revision];
+        let revisions =
+            [apps.revision, desired.revision, actual.revision, networks.revision, ipam.revision, marks.revision];
         let revision = revisions.into_iter().min();
         let mut view = ClusterView::default();
-        for kv in apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs).chain(&ipam.kvs) {
+        let all = apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs);
+        for kv in all.chain(&ipam.kvs).chain(&marks.kvs) {
             view.put(records, kv);
         }
         view.refresh_snapshot();
@@ -133,6 +151,20 @@ impl ClusterView {
             }
             return Touched::Nothing;
         }
+        if let Some(node) = records.parse::<Cordons>(&kv.key) {
+            match records.decode::<Cordons>(kv) {
+                Some(Ok((_, c))) => self.cordons.insert(node.clone(), c.value),
+                _ => self.cordons.remove(&node),
+            };
+            return self.mark_changed(node);
+        }
+        if let Some(node) = records.parse::<NodeLosses>(&kv.key) {
+            match records.decode::<NodeLosses>(kv) {
+                Some(Ok((_, l))) => self.losses.insert(node.clone(), l.value),
+                _ => self.losses.remove(&node),
+            };
+            return self.mark_changed(node);
+        }
         let Some(what) = records.keys().parse(&kv.key) else { return Touched::Nothing };
         match decode(records, kv, &what) {
             Ok(decoded) => decoded.apply_to(self),
@@ -148,6 +180,14 @@ impl ClusterView {
         if let Some(id) = records.parse::<Addresses>(key) {
             self.addresses.remove(&id);
             return Touched::Nothing;
+        }
+        if let Some(node) = records.parse::<Cordons>(key) {
+            self.cordons.remove(&node);
+            return self.mark_changed(node);
+        }
+        if let Some(node) = records.parse::<NodeLosses>(key) {
+            self.losses.remove(&node);
+            return self.mark_changed(node);
         }
         match records.keys().parse(key) {
             Some(what) => self.remove(what),
@@ -171,8 +211,11 @@ impl ClusterView {
                 self.remove_desired(&id);
                 Touched::Desired(id)
             }
-            KeyRef::ActualInstance { id, .. } => {
-                self.actual.remove(&id);
+            KeyRef::ActualInstance { id, node } => {
+                // Only the record of that node: another node's copy of the same instance stays.
+                if self.actual.get(&id).is_some_and(|a| a.node == node) {
+                    self.actual.remove(&id);
+                }
                 Touched::Actual(id)
             }
             KeyRef::NodeInfo { node } => {
@@ -182,10 +225,12 @@ impl ClusterView {
             }
             KeyRef::NodeStatus { node } => {
                 self.node_statuses.remove(&node);
+                self.not_ready_since.entry(node.clone()).or_insert_with(Utc::now);
                 let placement = match self.nodes.get_mut(&node) {
                     Some(n) => std::mem::replace(&mut n.status.ready, false),
                     None => false,
                 };
+                self.decorate(&node);
                 self.nodes_changed |= placement;
                 Touched::Node { name: node, placement }
             }
@@ -196,6 +241,50 @@ impl ClusterView {
             }
             _ => Touched::Nothing,
         }
+    }
+
+    /// Sets or clears a node's lost mark (the controller's own write).
+    pub fn set_loss(&mut self, node: &str, loss: Option<NodeLoss>) {
+        match loss {
+            Some(l) => self.losses.insert(node.to_string(), l),
+            None => self.losses.remove(node),
+        };
+        self.mark_changed(node.to_string());
+    }
+
+    /// Re-applies the control plane's marks (cordon, drain, lost) to a node's status after a change of them.
+    fn mark_changed(&mut self, node: String) -> Touched {
+        let placement = self.nodes.contains_key(&node);
+        self.decorate(&node);
+        self.nodes_changed |= placement;
+        Touched::NodeMark(node)
+    }
+
+    /// Puts the control plane's marks into `node`'s status: cordoned or draining nodes are unschedulable.
+    fn decorate(&mut self, node: &str) {
+        let cordon = self.cordons.get(node);
+        let (cordoned, draining) = (cordon.is_some(), cordon.is_some_and(|c| c.drain));
+        let lost = self.losses.get(node).and_then(|l| l.lost_at);
+        let Some(n) = self.nodes.get_mut(node) else { return };
+        let agent = self.node_statuses.get(node).is_some_and(|s| s.unschedulable);
+        n.status.unschedulable = agent || cordoned;
+        n.status.draining = draining;
+        n.status.lost_since = if n.status.ready { None } else { lost };
+    }
+
+    /// Whether `node` is known and has no live heartbeat (what its instances do is unknown).
+    pub fn node_down(&self, node: &str) -> bool {
+        self.nodes.get(node).is_some_and(|n| !n.status.ready)
+    }
+
+    /// Whether `node` has a live heartbeat (an unknown node has none).
+    pub fn node_ready(&self, node: &str) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.status.ready)
+    }
+
+    /// Whether `node` was declared lost (and has not come back).
+    pub fn node_lost(&self, node: &str) -> bool {
+        self.losses.get(node).is_some_and(|l| l.lost_at.is_some()) && !self.node_ready(node)
     }
 
     /// Writes a desired record into the view (and what it holds into the snapshot).
@@ -289,11 +378,16 @@ impl Decoded {
             Decoded::NodeInfo(name, node) => {
                 let node = with_status(*node, view.node_statuses.get(&name).cloned());
                 let placement = view.nodes.get(&name).is_none_or(|old| old.spec != node.spec);
+                if !node.status.ready {
+                    view.not_ready_since.entry(name.clone()).or_insert_with(Utc::now);
+                }
                 view.nodes.insert(name.clone(), node);
+                view.decorate(&name);
                 view.nodes_changed |= placement;
                 Touched::Node { name, placement }
             }
             Decoded::NodeStatus(name, status) => {
+                view.not_ready_since.remove(&name);
                 let placement = match view.nodes.get_mut(&name) {
                     Some(node) => {
                         let old = std::mem::replace(&mut node.status, status.clone());
@@ -304,6 +398,7 @@ impl Decoded {
                     None => false,
                 };
                 view.node_statuses.insert(name.clone(), status);
+                view.decorate(&name);
                 view.nodes_changed |= placement;
                 Touched::Node { name, placement }
             }

@@ -80,6 +80,7 @@ fn context(store: Arc<dyn Store>, placer: Arc<dyn Placer>) -> Context {
         node_name: "n1".into(),
         logs: Arc::new(fos_controller::api::logs::NoLogs),
         security: Default::default(),
+        timing: Default::default(),
     }
 }
 

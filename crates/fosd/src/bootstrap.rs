@@ -131,10 +131,9 @@ fn names(opts: &Options, node: &str) -> Vec<String> {
     if !opts.listen.ip().is_unspecified() {
         out.push(opts.listen.ip().to_string());
     }
-    if let Some(a) = &opts.advertise {
-        let host = a.rsplit_once(':').map(|(h, _)| h).unwrap_or(a).trim_matches(['[', ']']);
-        out.push(host.to_string());
-    }
+    let advertised = crate::advertise::api_address(opts);
+    let host = advertised.rsplit_once(':').map(|(h, _)| h).unwrap_or(&advertised).trim_matches(['[', ']']);
+    out.push(host.to_string());
     out.extend(opts.tls_san.iter().cloned());
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|n| !n.is_empty() && seen.insert(n.clone()));

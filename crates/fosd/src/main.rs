@@ -1,6 +1,7 @@
 //! `fosd`, the fos daemon run on every node: the API server, the controller (leader-elected), the node agent, and
 //! the embedded store, each a role that can be switched off. Logs through `tracing`; stops cleanly on SIGTERM.
 
+mod advertise;
 mod bootstrap;
 mod logs;
 mod options;

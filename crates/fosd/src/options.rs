@@ -42,9 +42,14 @@ pub struct Options {
     /// Address the API (and /healthz, /metrics) listens on.
     #[arg(long, default_value = "127.0.0.1:7887", env = "FOS_LISTEN")]
     pub listen: SocketAddr,
-    /// Address other nodes reach this node's API at (default: the listen address).
+    /// Address other nodes reach this node's API at, `host` or `host:port` (default: the listen address, or the
+    /// address of the default route when listening on every address); published in the node's heartbeat.
     #[arg(long)]
     pub advertise: Option<String>,
+    /// A node without a heartbeat for this long is lost and its instances are placed elsewhere (`20s`, `5s`; the
+    /// same on every node). The heartbeat period, lease TTL and fence deadline derive from it.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub node_lost_after: std::time::Duration,
     /// Serve the API with this certificate (PEM chain) instead of one issued by the cluster CA.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -105,6 +110,11 @@ pub struct Options {
     /// Log filter (`info`, `fos_controller=debug`); `RUST_LOG` overrides it.
     #[arg(long, default_value = "info")]
     pub log: String,
+}
+
+/// Parses `500ms`, `20s`, `1m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    fos_agent::config::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration (500ms, 20s, 1m)"))
 }
 
 impl Options {

@@ -73,9 +73,12 @@ async fn terminated() {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     opts.check()?;
     make_data_dir(&opts.data_dir)?;
+    let node_config = node_config(&opts)?;
+    let timing = fos_api::cluster::NodeTiming::derive(opts.node_lost_after, node_config.heartbeat_ttl)
+        .context("node liveness timing")?;
+    let api_address = crate::advertise::api_address(&opts);
     let metrics = Arc::new(Metrics::default());
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts).await?, metrics.clone()));
-    let node_config = node_config(&opts)?;
     let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
     let logs = AgentLogs::default();
     let keys = Keys::new(&opts.system);
@@ -94,6 +97,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             data_dir: Some(opts.data_dir.clone()),
             free_margin: opts.free_space_margin.bytes().unwrap_or(fos_controller::space::DEFAULT_MARGIN),
         },
+        timing,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -114,6 +118,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let mut config = AgentConfig::new(node_config);
         config.node.name = Some(node_name.clone());
         config.secrets = Some(security.secrets.clone());
+        config.timing = timing;
+        config.api_address = Some(api_address.clone());
+        // A fenced instance must be gone before the node may be declared lost.
+        config.stop_grace = config.stop_grace.min(timing.fence_grace);
         let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
         tracing::info!(node = agent.node(), "agent started");
         logs.set(agent.log_reader());
@@ -138,7 +146,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if !opts.no_controller {
         tasks.push(tokio::spawn(fos_controller::reconcile::run(ctx.clone(), stop_rx.clone())));
     }
-    tracing::info!(node = node_name, data_dir = %opts.data_dir.display(), "fosd started");
+    tracing::info!(
+        node = node_name,
+        address = api_address,
+        node_lost_after = ?timing.lost_after,
+        fence = ?timing.fence,
+        data_dir = %opts.data_dir.display(),
+        "fosd started"
+    );
     terminated().await;
     let _ = stop_tx.send(true);
     for t in tasks {

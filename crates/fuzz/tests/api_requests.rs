@@ -119,6 +119,7 @@ fn fuzz_api_request_decoding() {
         node_name: "n1".into(),
         logs: Arc::new(fos_controller::api::logs::NoLogs),
         security,
+        timing: Default::default(),
     };
     let admin = Caller::local_admin();
     let token = |role, tenant: Option<&str>| {

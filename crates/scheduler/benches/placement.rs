@@ -132,6 +132,8 @@ fn component(name: &str, kind: EntityKind, cpu: &str, memory: &str) -> Component
         proximity: vec![],
         constraints: Default::default(),
         entity,
+        on_node_loss: Default::default(),
+        max_unavailable: 1,
     }
 }
 

@@ -116,6 +116,8 @@ pub fn component(name: &str) -> Component {
         proximity: Vec::new(),
         constraints: Constraints::default(),
         entity: EntitySpec::native(["true"]),
+        on_node_loss: Default::default(),
+        max_unavailable: 1,
     }
 }
 

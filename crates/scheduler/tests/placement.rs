@@ -42,6 +42,8 @@ fn comp(name: &str, cpu: &str) -> Component {
         proximity: vec![],
         constraints: Default::default(),
         entity,
+        on_node_loss: Default::default(),
+        max_unavailable: 1,
     }
 }
 

@@ -164,6 +164,8 @@ fn gen_app(g: &mut Gen, nodes: &[Node]) -> Application {
                 proximity: vec![],
                 constraints: Default::default(),
                 entity,
+                on_node_loss: Default::default(),
+                max_unavailable: 1,
             };
             for _ in 0..g.below(3) {
                 let within = match g.below(4) {

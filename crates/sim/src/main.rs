@@ -31,9 +31,9 @@ struct Args {
     /// Seconds to wait for everything to run (and to run again after the kill).
     #[arg(long, default_value_t = 120)]
     timeout: u64,
-    /// Seconds of the nodes' heartbeat lease.
-    #[arg(long, default_value_t = 10)]
-    heartbeat_ttl: u64,
+    /// Seconds a node may go without a heartbeat before it is lost (as `fosd --node-lost-after`).
+    #[arg(long, default_value_t = 20)]
+    node_lost_after: u64,
     /// Directory for the embedded store and the nodes' data (a temporary one when absent).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         kill_share: args.kill_share,
         apps_per_apply: args.apps_per_apply,
         timeout: Duration::from_secs(args.timeout),
-        heartbeat_ttl: Duration::from_secs(args.heartbeat_ttl),
+        node_lost_after: Duration::from_secs(args.node_lost_after),
     };
     let temp = tempfile::tempdir().context("a temporary directory")?;
     let dir = args.data_dir.unwrap_or_else(|| temp.path().to_path_buf());

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use fos_agent::runtime::RuntimeRegistry;
 use fos_agent::{Agent, AgentConfig, AgentHandle, NodeConfig, NodeSource, RttSource};
+use fos_api::cluster::NodeTiming;
 use fos_api::manifest::EntityKind;
 use fos_api::record::InstanceId;
 use fos_api::wire::ApplyRequest;
@@ -44,8 +45,9 @@ pub struct SimOptions {
     pub apps_per_apply: usize,
     /// How long to wait for everything to run (and, after the kill, to run again).
     pub timeout: Duration,
-    /// The nodes' heartbeat lease TTL.
-    pub heartbeat_ttl: Duration,
+    /// How long a node may go without a heartbeat before it is lost (its lease, heartbeat and fence timing derive
+    /// from it, as `fosd --node-lost-after` does).
+    pub node_lost_after: Duration,
 }
 
 /// What one simulation measured.
@@ -150,7 +152,7 @@ async fn open_store(opts: &SimOptions, dir: &Path) -> anyhow::Result<(Arc<dyn St
 async fn start_agent(
     node: workload::SimNode,
     dir: &Path,
-    ttl: Duration,
+    timing: NodeTiming,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<AgentHandle> {
     let mut config = NodeConfig {
@@ -158,7 +160,6 @@ async fn start_agent(
         labels: node.labels.clone(),
         data_dir: Some(dir.join("nodes").join(&node.name)),
         probe_port: Some(0),
-        heartbeat_ttl: Some(ttl),
         ..NodeConfig::default()
     };
     config.advertise = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
@@ -169,6 +170,7 @@ async fn start_agent(
     agent.node_source = NodeSource::Given(Box::new(node.info));
     agent.rtt = RttSource::Fixed(node.rtt_ms);
     agent.networks = false;
+    agent.timing = timing;
     agent.use_cgroups = false;
     agent.rediscover_interval = Duration::from_secs(3600);
     Agent::start(agent, store).await.with_context(|| format!("starting simulated node {}", node.name))
@@ -177,6 +179,7 @@ async fn start_agent(
 /// Runs one simulation with its files under `dir`; `controller` is the runtime the controller runs on.
 pub async fn simulate(opts: &SimOptions, dir: &Path, controller: Handle) -> anyhow::Result<Report> {
     let (store, store_name) = open_store(opts, dir).await?;
+    let timing = NodeTiming::derive(opts.node_lost_after, None).context("--node-lost-after")?;
     let keys = Keys::default();
     let records = Records::new(store.clone(), keys.clone());
     let ctl_metrics = Arc::new(Metrics::default());
@@ -191,6 +194,7 @@ pub async fn simulate(opts: &SimOptions, dir: &Path, controller: Handle) -> anyh
         logs: Arc::new(NoLogs),
         // In-process: operations are called directly with the administrator as caller, no API is served.
         security: fos_controller::auth::Security::default(),
+        timing,
     };
     let mut report = Report { nodes: opts.nodes, store: store_name, ..Report::default() };
 
@@ -199,7 +203,7 @@ pub async fn simulate(opts: &SimOptions, dir: &Path, controller: Handle) -> anyh
     let nodes = workload::nodes(opts.nodes)?;
     let mut agents: HashMap<String, AgentHandle> = HashMap::new();
     let mut starting =
-        futures::stream::iter(nodes.into_iter().map(|n| start_agent(n, dir, opts.heartbeat_ttl, agent_store.clone())))
+        futures::stream::iter(nodes.into_iter().map(|n| start_agent(n, dir, timing, agent_store.clone())))
             .buffer_unordered(32);
     while let Some(agent) = starting.next().await {
         let agent = agent?;

@@ -15,7 +15,7 @@ fn every_instance_runs_on_a_node_that_can_hold_it() {
         kill_share: 0.0,
         apps_per_apply: 5,
         timeout: Duration::from_secs(60),
-        heartbeat_ttl: Duration::from_secs(10),
+        node_lost_after: Duration::from_secs(20),
     };
     let controller = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

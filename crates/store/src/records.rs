@@ -21,6 +21,7 @@ use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
+pub use nodes::{Cordons, NodeLosses};
 pub use security::{
     Bootstrap, BootstrapRecord, BootstrapSecrets, SealedSecret, Secrets, TenantPolicies, Tokens, CLUSTER,
 };
@@ -93,6 +94,7 @@ macro_rules! kind {
 }
 
 mod network;
+mod nodes;
 mod security;
 
 kind!(
@@ -372,9 +374,14 @@ impl Records {
         Err(StoreError::Conflict(format!("{} {key} kept changing during the update", K::NAME)).into())
     }
 
-    /// Every node: its info record merged with its status record (a node without a live status is not ready).
+    /// Every node: its info record merged with its status record (a node without a live status is not ready) and the
+    /// control plane's marks (cordoned, draining, lost).
     pub async fn nodes(&self) -> Result<Vec<Node>, StoreError> {
-        let list = self.store.list(&self.keys.actual_nodes_prefix()).await?;
+        let prefix = self.keys.actual_nodes_prefix();
+        let (list, (cordons, _), (losses, _)) =
+            tokio::try_join!(self.store.list(&prefix), self.list::<Cordons>(), self.list::<NodeLosses>())?;
+        let cordons: std::collections::BTreeMap<_, _> = cordons.into_iter().collect();
+        let losses: std::collections::BTreeMap<_, _> = losses.into_iter().collect();
         let mut nodes = Vec::new();
         let mut statuses = std::collections::BTreeMap::new();
         for kv in &list.kvs {
@@ -384,7 +391,20 @@ impl Records {
                 statuses.insert(name, v.value);
             }
         }
-        Ok(nodes.into_iter().map(|(name, node)| with_status(node, statuses.remove(&name))).collect())
+        Ok(nodes
+            .into_iter()
+            .map(|(name, node)| {
+                let mut node = with_status(node, statuses.remove(&name));
+                if let Some(c) = cordons.get(&name) {
+                    node.status.unschedulable = true;
+                    node.status.draining = c.value.drain;
+                }
+                if !node.status.ready {
+                    node.status.lost_since = losses.get(&name).and_then(|l| l.value.lost_at);
+                }
+                node
+            })
+            .collect())
     }
 }
 

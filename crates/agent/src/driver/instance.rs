@@ -60,7 +60,13 @@ struct Task {
     running_since: Option<Instant>,
     /// The desired record a runtime recovered the instance with (for re-attaching its networks).
     recovered_desired: Option<DesiredInstance>,
+    /// The last actual record could not be written (the store was unreachable): written again at the next chance.
+    unpublished: bool,
 }
+
+/// How long one write of the actual record may take: an unreachable store must not hold the instance's steps (a
+/// fence, a restart) back; what could not be written is written once the store answers again.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs an instance task until the instance is gone and undesired, or the driver stops (channel closed).
 pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Receiver<Option<DesiredInstance>>) {
@@ -191,6 +197,7 @@ impl Task {
             restarting: false,
             running_since,
             recovered_desired,
+            unpublished: false,
         }
     }
 
@@ -357,7 +364,13 @@ impl Task {
                     break None;
                 }
                 Some(state) = exited => break Some(state),
-                _ = tick.tick(), if probing => {
+                _ = tick.tick(), if probing || self.unpublished => {
+                    if self.unpublished {
+                        self.write().await;
+                    }
+                    if !probing {
+                        continue;
+                    }
                     if let (Some(rt), Some(cx), Some(d)) = (self.runtime.clone(), self.cx.as_ref(), desired) {
                         let ready = rt.ready(cx, d).await;
                         if ready != self.actual.ready || (ready && self.actual.unverified) {
@@ -431,15 +444,27 @@ impl Task {
         self.dirty = false;
         self.actual.updated_at = Utc::now();
         let id = (self.shared.node.clone(), self.id.clone());
-        if let Err(e) = self.shared.records.put::<ActualInstances>(&id, &self.actual, None).await {
-            tracing::warn!(instance = %self.id, error = %e, "cannot write actual record");
+        let put = self.shared.records.put::<ActualInstances>(&id, &self.actual, None);
+        match tokio::time::timeout(WRITE_TIMEOUT, put).await {
+            Ok(Ok(_)) => self.unpublished = false,
+            Ok(Err(e)) => {
+                self.unpublished = true;
+                tracing::warn!(instance = %self.id, error = %e, "cannot write actual record");
+            }
+            Err(_) => {
+                self.unpublished = true;
+                tracing::warn!(instance = %self.id, "writing the actual record timed out; written again later");
+            }
         }
     }
 
     async fn remove(&mut self) {
         let id = (self.shared.node.clone(), self.id.clone());
-        if let Err(e) = self.shared.records.delete::<ActualInstances>(&id).await {
-            tracing::warn!(instance = %self.id, error = %e, "cannot delete actual record");
+        let delete = self.shared.records.delete::<ActualInstances>(&id);
+        match tokio::time::timeout(WRITE_TIMEOUT, delete).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(instance = %self.id, error = %e, "cannot delete actual record"),
+            Err(_) => tracing::warn!(instance = %self.id, "deleting the actual record timed out"),
         }
     }
 }

@@ -2,6 +2,12 @@
 //! broken watch), keeps one task per instance (so a slow or failing instance never blocks another), and on start
 //! resumes the instances the runtimes recovered, tearing down those no longer desired. It builds every instance's
 //! [`crate::runtime::InstanceContext`] with the node's [`NodeLayout`] and keeps [`LocalInstances`] current.
+//!
+//! **Fencing and epochs.** While the heartbeat's fence is raised (the node cannot renew its lease and may be
+//! declared lost), every instance not marked `onNodeLoss: keep` is held at Configured (its process stopped). When
+//! the fence drops the driver lists its desired records again and first tears down the copies it no longer owns
+//! (no desired record, or a desired record of another placement epoch), waiting for them to be gone before
+//! starting anything.
 
 pub mod backoff;
 mod instance;
@@ -13,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fos_api::manifest::EntityKind;
+use fos_api::lifecycle::State;
+use fos_api::manifest::{EntityKind, OnNodeLoss};
 use fos_api::record::{ActualInstance, DesiredInstance, InstanceId};
 use fos_store::records::{ActualInstances, Change, DesiredInstances, Entry};
 use fos_store::{Event, EventKind, Records, Revision, StoreError};
@@ -102,19 +109,27 @@ pub enum DriverError {
 struct Handle {
     tx: watch::Sender<Option<DesiredInstance>>,
     task: JoinHandle<()>,
+    /// The placement epoch the task was started for.
+    epoch: String,
+    /// The desired record as stored (before any fence cap).
+    desired: Option<DesiredInstance>,
 }
+
+/// How long a relist waits for the copies it tears down before starting anything.
+const CLEAN_FIRST_WAIT: Duration = Duration::from_secs(30);
 
 /// The lifecycle driver of one node.
 pub struct Driver {
     shared: Arc<Shared>,
     tasks: HashMap<InstanceId, Handle>,
     recovered: HashMap<InstanceId, (Recovered, Arc<dyn Runtime>)>,
+    fenced: bool,
 }
 
 impl Driver {
     /// A driver; call [`Driver::recover`] then [`Driver::run`].
     pub fn new(shared: Shared) -> Self {
-        Driver { shared: Arc::new(shared), tasks: HashMap::new(), recovered: HashMap::new() }
+        Driver { shared: Arc::new(shared), tasks: HashMap::new(), recovered: HashMap::new(), fenced: false }
     }
 
     /// Collects the instances every runtime left behind (adopting live processes), marks every actual record an
@@ -159,13 +174,29 @@ impl Driver {
 
     /// Watches the desired records until `shutdown` turns true; instance tasks stop with it (their processes keep
     /// running, to be adopted by the next start).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, mut fence: watch::Receiver<bool>) {
         let prefix = self.shared.records.keys().desired_instances_prefix(&self.shared.node);
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let revision = match self.relist(&prefix).await {
+            if *fence.borrow_and_update() {
+                self.set_fence(true);
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    _ = fence.wait_for(|f| !*f) => {}
+                }
+                self.set_fence(false);
+                continue;
+            }
+            // The store may hang while it is unreachable: a raised fence must not wait for it.
+            let listed = tokio::select! {
+                listed = self.relist(&prefix) => Some(listed),
+                _ = fence.changed() => None,
+                _ = shutdown.changed() => None,
+            };
+            let Some(listed) = listed else { continue };
+            let revision = match listed {
                 Ok(rev) => rev,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing desired instances failed; retrying");
@@ -176,7 +207,13 @@ impl Driver {
                     continue;
                 }
             };
-            let mut stream = match self.shared.records.store().watch(&prefix, revision + 1).await {
+            let watched = tokio::select! {
+                watched = self.shared.records.store().watch(&prefix, revision + 1) => Some(watched),
+                _ = fence.changed() => None,
+                _ = shutdown.changed() => None,
+            };
+            let Some(watched) = watched else { continue };
+            let mut stream = match watched {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching desired instances failed; re-listing");
@@ -190,6 +227,7 @@ impl Driver {
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,
+                    _ = fence.changed() => break,
                     event = stream.next() => match event {
                         Some(Ok(ev)) => self.on_event(&ev),
                         Some(Err(StoreError::Compacted { .. })) => break,
@@ -219,10 +257,21 @@ impl Driver {
         }
         let mut ids: Vec<InstanceId> = self.tasks.keys().cloned().collect();
         ids.extend(self.recovered.keys().cloned());
+        // Copies this node no longer owns go first: nothing starts before they are torn down.
+        let mut cleaning = Vec::new();
         for id in ids {
-            if !desired.contains_key(&id) {
-                self.send(id, None);
+            let owned =
+                desired.get(&id).is_some_and(|d| self.epoch_of(&id).is_none_or(|e| e.is_empty() || e == d.epoch));
+            if !owned {
+                self.send(id.clone(), None);
+                cleaning.push(id);
             }
+        }
+        let deadline = tokio::time::Instant::now() + CLEAN_FIRST_WAIT;
+        while cleaning.iter().any(|id| self.tasks.get(id).is_some_and(|h| !h.task.is_finished()))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for (id, d) in desired {
             self.send(id, Some(d));
@@ -276,29 +325,101 @@ impl Driver {
         }
     }
 
-    /// Hands `desired` to the instance's task, starting one when there is none (or the last one finished).
-    fn send(&mut self, id: InstanceId, desired: Option<DesiredInstance>) {
-        if let Some(h) = self.tasks.get(&id) {
-            if !h.task.is_finished() && h.tx.send(desired.clone()).is_ok() {
-                return;
-            }
-            self.tasks.remove(&id);
+    /// The placement epoch of the copy this node holds of `id` (its task's, else the recovered one's).
+    fn epoch_of(&self, id: &InstanceId) -> Option<&str> {
+        match self.tasks.get(id) {
+            Some(h) if !h.task.is_finished() => Some(h.epoch.as_str()),
+            _ => self.recovered.get(id).map(|(r, _)| r.desired.epoch.as_str()),
         }
-        let recovered = self.recovered.remove(&id);
-        if desired.is_none() && recovered.is_none() {
+    }
+
+    /// Raises or lowers the fence: instances not marked `onNodeLoss: keep` are held at Configured while it is up.
+    fn set_fence(&mut self, up: bool) {
+        if self.fenced == up {
+            return;
+        }
+        self.fenced = up;
+        let held: Vec<(InstanceId, Option<DesiredInstance>)> =
+            self.tasks.iter().map(|(id, h)| (id.clone(), h.desired.clone())).collect();
+        for (id, desired) in held {
+            if let Some(h) = self.tasks.get(&id) {
+                let _ = h.tx.send(self.capped(desired));
+            }
+        }
+        if up {
+            tracing::warn!(instances = self.tasks.len(), "fenced: stopping instances that may be placed elsewhere");
+        }
+    }
+
+    /// `desired` as the fence lets it be: held at Configured while fenced, unless the component keeps running.
+    fn capped(&self, desired: Option<DesiredInstance>) -> Option<DesiredInstance> {
+        desired.map(|mut d| {
+            if self.fenced && d.on_node_loss == OnNodeLoss::Replace && matches!(d.state, State::Running | State::Paused)
+            {
+                d.state = State::Configured;
+            }
+            d
+        })
+    }
+
+    /// Hands `desired` to the instance's task, starting one when there is none (or the last one finished). A record
+    /// of another placement epoch than the copy held here first tears that copy down.
+    fn send(&mut self, id: InstanceId, desired: Option<DesiredInstance>) {
+        let epoch = desired.as_ref().map(|d| d.epoch.clone());
+        let mut before: Option<JoinHandle<()>> = None;
+        if let Some(h) = self.tasks.get_mut(&id) {
+            let same = epoch.as_ref().is_none_or(|e| *e == h.epoch);
+            if same && !h.task.is_finished() {
+                h.desired = desired.clone();
+                let capped = self.capped(desired.clone());
+                if let Some(h) = self.tasks.get(&id) {
+                    if h.tx.send(capped).is_ok() {
+                        return;
+                    }
+                }
+            }
+            if let Some(old) = self.tasks.remove(&id) {
+                if !same {
+                    tracing::info!(instance = %id, "a copy of another placement epoch is here: tearing it down first");
+                    let _ = old.tx.send(None);
+                }
+                before = Some(old.task);
+            }
+        }
+        let mut recovered = self.recovered.remove(&id);
+        if let (Some((rec, rt)), Some(e)) = (&recovered, &epoch) {
+            if !rec.desired.epoch.is_empty() && rec.desired.epoch != *e {
+                tracing::info!(instance = %id, "the recovered copy is of another placement epoch: tearing it down first");
+                let (tx, rx) = watch::channel(None);
+                let (shared, old) = (
+                    self.shared.clone(),
+                    Start { id: id.clone(), recovered: Some((rec.clone(), rt.clone())), previous: None },
+                );
+                let teardown = tokio::spawn(async move {
+                    let _keep = tx;
+                    instance::drive(shared, old, rx).await;
+                });
+                before = Some(teardown);
+                recovered = None;
+            }
+        }
+        if desired.is_none() && recovered.is_none() && before.is_none() {
             return; // nothing here to tear down
         }
-        let (tx, rx) = watch::channel(desired);
+        let (tx, rx) = watch::channel(self.capped(desired.clone()));
         let shared = self.shared.clone();
         let start_id = id.clone();
         let task = tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
             let previous = match recovered {
                 Some(_) => previous_actual(&shared, &start_id).await,
                 None => None,
             };
             instance::drive(shared, Start { id: start_id, recovered, previous }, rx).await;
         });
-        self.tasks.insert(id, Handle { tx, task });
+        self.tasks.insert(id, Handle { tx, task, epoch: epoch.unwrap_or_default(), desired });
         self.tasks.retain(|_, h| !h.task.is_finished());
     }
 }

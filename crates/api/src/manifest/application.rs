@@ -37,6 +37,8 @@ impl ApplicationSpec {
                 proximity: Vec::new(),
                 constraints: Constraints::default(),
                 entity,
+                on_node_loss: OnNodeLoss::Replace,
+                max_unavailable: 1,
             }],
         }
     }
@@ -101,6 +103,31 @@ pub struct Component {
     pub constraints: Constraints,
     /// What to run.
     pub entity: EntitySpec,
+    /// What happens to its instances when their node is lost: placed again elsewhere (`replace`, default), or left
+    /// running on the isolated node and never placed twice (`keep`).
+    #[serde(default, skip_serializing_if = "OnNodeLoss::is_replace")]
+    pub on_node_loss: OnNodeLoss,
+    /// How many of its instances a drain may take down at once (default 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub max_unavailable: u32,
+}
+
+/// What happens to a component's instances when their node is lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnNodeLoss {
+    /// Stop them on the isolated node (fencing) and place them again elsewhere.
+    #[default]
+    Replace,
+    /// Keep them running on the isolated node; never place them twice.
+    Keep,
+}
+
+impl OnNodeLoss {
+    /// The default policy.
+    pub fn is_replace(&self) -> bool {
+        *self == OnNodeLoss::Replace
+    }
 }
 
 /// A rule to place a component near another.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use application::{
     Accelerator, AcceleratorRequest, ApplicationSpec, Arch, Component, Constraints, DeviceRequest, InterfaceRequest,
-    InterfaceType, IoType, NetworkRef, Proximity, Within,
+    InterfaceType, IoType, NetworkRef, OnNodeLoss, Proximity, Within,
 };
 pub use entity::{
     EntityKind, EntitySpec, HttpProbe, MigrationKind, NetworkAttachment, PortMapping, Probe, Protocol, Resources,

@@ -69,6 +69,9 @@ fn check_component(c: &Component, at: &str, index: &BTreeMap<&str, usize>, repor
     if c.replicas == 0 {
         report.push(format!("{at}.replicas"), "replicas must be at least 1");
     }
+    if c.max_unavailable == 0 {
+        report.push(format!("{at}.maxUnavailable"), "maxUnavailable must be at least 1 (a drain must move something)");
+    }
     for (j, need) in c.need.iter().enumerate() {
         let path = format!("{at}.need[{j}]");
         if *need == c.name {

@@ -99,8 +99,8 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
                     e.id.app.clone(),
                     e.node.clone(),
                     e.desired.as_ref().map_or("-".into(), |d| d.state.to_string()),
-                    a.map_or("-".into(), instance_state),
-                    a.map_or("false".into(), |a| a.ready.to_string()),
+                    if e.unknown { e.shown_state() } else { a.map_or("-".into(), instance_state) },
+                    a.map_or("false".into(), |a| (a.ready && !e.unknown).to_string()),
                     a.map_or("0".into(), |a| a.restarts.to_string()),
                 ];
                 if wide {
@@ -199,12 +199,12 @@ pub fn print_nodes(nodes: &[Node], output: Output) -> anyhow::Result<()> {
     if emit(&nodes, output)? {
         return Ok(());
     }
-    let mut t = Table::new(&["NAME", "READY", "ARCH", "CPUS", "MEMORY", "RUNTIMES", "ADDRESS"]);
+    let mut t = Table::new(&["NAME", "STATUS", "ARCH", "CPUS", "MEMORY", "RUNTIMES", "ADDRESS"]);
     for n in nodes {
         let runtimes: Vec<String> = n.spec.runtimes.iter().map(|r| r.to_string()).collect();
         t.row(vec![
             n.metadata.name.clone(),
-            n.status.ready.to_string(),
+            n.status.phase(),
             n.spec.arch.to_string(),
             n.spec.cpu.count.to_string(),
             n.spec.memory.to_string(),
@@ -290,8 +290,8 @@ pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> a
             format!("  {}", e.id.short()),
             e.node.clone(),
             e.desired.as_ref().map_or("-".into(), |d| d.state.to_string()),
-            a.map_or("-".into(), instance_state),
-            a.map_or("false".into(), |a| a.ready.to_string()),
+            if e.unknown { e.shown_state() } else { a.map_or("-".into(), instance_state) },
+            a.map_or("false".into(), |a| (a.ready && !e.unknown).to_string()),
             a.map_or(String::new(), |a| a.addresses.join(",")),
         ]);
     }

@@ -1,9 +1,9 @@
-//! The smaller commands: `logs [-f]`, `events`, `store get URI` (the seed's fos-get), `node list|info`, `plugin
-//! list`, and `completion bash|zsh|fish`.
+//! The smaller commands: `logs [-f]`, `events`, `store get URI` (the seed's fos-get), `node
+//! list|info|cordon|uncordon|drain`, `plugin list`, and `completion bash|zsh|fish`.
 
 use clap::{Args, Subcommand};
 use clap_complete::Shell;
-use fos_api::wire::{EventRecord, StoreEntry};
+use fos_api::wire::{DrainStatus, EventRecord, StoreEntry};
 use fos_api::Node;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -60,6 +60,27 @@ pub enum NodeCommand {
     Info {
         /// The node.
         name: String,
+    },
+    /// Cordon a node: it takes nothing new (what runs there stays).
+    Cordon {
+        /// The node.
+        name: String,
+    },
+    /// Lift a node's cordon (and stop draining it).
+    Uncordon {
+        /// The node.
+        name: String,
+    },
+    /// Drain a node: cordon it and move every instance off (dependents first, `maxUnavailable` per component).
+    Drain {
+        /// The node.
+        name: String,
+        /// Wait until nothing is left on the node.
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait.
+        #[command(flatten)]
+        timeout: super::Timeout,
     },
 }
 
@@ -139,7 +160,45 @@ pub async fn node(client: &Client, cmd: NodeCommand) -> anyhow::Result<()> {
             print!("{}", serde_yaml_ng::to_string(&node)?);
             Ok(())
         }
+        NodeCommand::Cordon { name } => {
+            let node: Node = client.post(&format!("/v1/nodes/{name}/cordon"), &()).await?;
+            println!("node {name} cordoned ({})", node.status.phase());
+            Ok(())
+        }
+        NodeCommand::Uncordon { name } => {
+            let node: Node = client.post(&format!("/v1/nodes/{name}/uncordon"), &()).await?;
+            println!("node {name} uncordoned ({})", node.status.phase());
+            Ok(())
+        }
+        NodeCommand::Drain { name, wait, timeout } => drain(client, &name, wait, timeout.timeout).await,
     }
+}
+
+/// `fosctl node drain NAME [--wait]`: starts the drain, then (with `--wait`) prints each instance as it leaves until
+/// the node is empty; the timeout exits 3.
+async fn drain(client: &Client, name: &str, wait: bool, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let path = format!("/v1/nodes/{name}/drain");
+    let mut status: DrainStatus = client.post(&path, &()).await?;
+    println!("node {name} draining: {} instance(s) to move", status.remaining.len());
+    if !wait {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut before = status.remaining.clone();
+    while !status.remaining.is_empty() {
+        if tokio::time::Instant::now() >= deadline {
+            let left = status.remaining.join(", ");
+            return Err(super::NotDone(format!("node {name} still holds {left} after {timeout:?}")).into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        status = client.get(&path).await?;
+        for id in before.iter().filter(|id| !status.remaining.contains(id)) {
+            println!("  {id} moved off");
+        }
+        before = status.remaining.clone();
+    }
+    println!("node {name} drained");
+    Ok(())
 }
 
 /// `fosctl plugin list`.

@@ -11,6 +11,7 @@ pub mod entity;
 pub mod error;
 pub mod json;
 pub mod logs;
+pub mod node;
 pub mod read;
 pub mod serve;
 pub mod store_view;
@@ -40,6 +41,9 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/entities/{tenant}/{name}/{action}", post(entity::lifecycle))
         .route("/v1/nodes", get(read::list_nodes))
         .route("/v1/nodes/{name}", get(read::get_node))
+        .route("/v1/nodes/{name}/cordon", post(node::cordon_node))
+        .route("/v1/nodes/{name}/uncordon", post(node::uncordon_node))
+        .route("/v1/nodes/{name}/drain", post(node::drain_node).get(node::drain_progress))
         .route("/v1/networks", get(read::list_networks))
         .route("/v1/networks/nodes", get(read::list_node_networks))
         .route("/v1/plugins", get(read::list_plugins))

@@ -23,7 +23,9 @@
 
 pub mod admission;
 pub mod apply;
+pub mod cordon;
 pub mod delete;
+pub mod drain;
 pub mod logs;
 pub mod plan;
 pub mod read;

@@ -49,13 +49,22 @@ pub fn entity_views(view: &ClusterView) -> Vec<EntityView> {
     for (id, d) in &view.desired {
         out.insert(
             id.clone(),
-            EntityView { id: id.clone(), node: d.node.clone(), desired: Some(d.clone()), actual: None },
+            EntityView { id: id.clone(), node: d.node.clone(), desired: Some(d.clone()), actual: None, unknown: false },
         );
     }
     for (id, a) in &view.actual {
         out.entry(id.clone())
-            .or_insert_with(|| EntityView { id: id.clone(), node: a.node.clone(), desired: None, actual: None })
+            .or_insert_with(|| EntityView {
+                id: id.clone(),
+                node: a.node.clone(),
+                desired: None,
+                actual: None,
+                unknown: false,
+            })
             .actual = Some(a.clone());
+    }
+    for e in out.values_mut() {
+        e.unknown = view.node_down(&e.node);
     }
     out.into_values().collect()
 }

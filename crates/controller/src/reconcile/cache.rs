@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use fos_api::keys::KeyRef;
-use fos_store::records::{Addresses, AppStatuses, Apps, DesiredInstances};
+use fos_store::records::{ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, NodeLosses};
 use fos_store::{Event, EventKind, Records, Revision};
 
 use super::Write;
@@ -21,12 +21,15 @@ pub struct Cache {
     view: ClusterView,
     /// Keys written by the controller whose watch event has not arrived yet, with the revision written.
     ahead: HashMap<String, Revision>,
+    /// What the controller's own removals touched, for the other reconcilers to look at (their watch events are
+    /// skipped as already seen).
+    touched: Vec<Touched>,
 }
 
 impl Cache {
     /// A cache starting from `view`.
     pub fn new(records: Records, view: ClusterView) -> Self {
-        Cache { records, view, ahead: HashMap::new() }
+        Cache { records, view, ahead: HashMap::new(), touched: Vec::new() }
     }
 
     /// The cached view.
@@ -67,7 +70,25 @@ impl Cache {
                 }
                 Write::DeleteDesired { node, id } => {
                     self.view.remove_desired(id);
+                    self.touched.push(Touched::Desired(id.clone()));
                     self.records.key::<DesiredInstances>(&(node.clone(), id.clone()))
+                }
+                Write::DeleteActual { node, id } => {
+                    if self.view.actual.get(id).is_some_and(|a| &a.node == node) {
+                        self.view.actual.remove(id);
+                    }
+                    self.touched.push(Touched::Actual(id.clone()));
+                    self.records.key::<ActualInstances>(&(node.clone(), id.clone()))
+                }
+                Write::PutLoss(node, loss) => {
+                    self.view.set_loss(node, Some(loss.clone()));
+                    self.touched.push(Touched::NodeMark(node.clone()));
+                    self.records.key::<NodeLosses>(node)
+                }
+                Write::DeleteLoss(node) => {
+                    self.view.set_loss(node, None);
+                    self.touched.push(Touched::NodeMark(node.clone()));
+                    self.records.key::<NodeLosses>(node)
                 }
                 Write::PutStatus(app, status) => {
                     self.view.statuses.insert(app.clone(), (**status).clone());
@@ -94,8 +115,16 @@ impl Cache {
         }
     }
 
+    /// What the controller's own removals touched since the last call.
+    pub fn take_touched(&mut self) -> Vec<Touched> {
+        std::mem::take(&mut self.touched)
+    }
+
     /// Whether `key` is one of the control plane's keys (the others never touch the view).
     pub fn is_relevant(&self, key: &str) -> bool {
+        if self.records.parse::<Cordons>(key).is_some() || self.records.parse::<NodeLosses>(key).is_some() {
+            return true;
+        }
         self.records.parse::<Addresses>(key).is_some()
             || !matches!(self.records.keys().parse(key), None | Some(KeyRef::ActualNetwork { .. }))
     }

@@ -2,7 +2,7 @@
 //! the decision was read from must be unchanged), then the events in one batch. The cache is told of the writes once
 //! they are in.
 
-use fos_store::records::{Addresses, AppStatuses, Apps, DesiredInstances};
+use fos_store::records::{ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, NodeLosses};
 use fos_store::{Compare, Records, Revision, Txn, TxnOp, MAX_TXN_OPS};
 
 use super::cache::Cache;
@@ -14,6 +14,9 @@ fn op(records: &Records, write: &Write) -> Result<TxnOp, CommitError> {
     Ok(match write {
         Write::PutDesired(d) => records.put_op::<DesiredInstances>(&(d.node.clone(), d.id.clone()), d)?,
         Write::DeleteDesired { node, id } => records.delete_op::<DesiredInstances>(&(node.clone(), id.clone())),
+        Write::DeleteActual { node, id } => records.delete_op::<ActualInstances>(&(node.clone(), id.clone())),
+        Write::PutLoss(node, loss) => records.put_op::<NodeLosses>(node, loss)?,
+        Write::DeleteLoss(node) => records.delete_op::<NodeLosses>(node),
         Write::PutStatus(app, status) => records.put_op::<AppStatuses>(app, status)?,
         Write::DeleteStatus(app) => records.delete_op::<AppStatuses>(app),
         Write::DeleteApp(app) => records.delete_op::<Apps>(app),

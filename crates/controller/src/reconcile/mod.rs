@@ -14,6 +14,7 @@
 pub mod app;
 pub mod cache;
 pub mod commit;
+pub mod node;
 pub mod runner;
 
 use std::fmt::Debug;
@@ -52,7 +53,10 @@ pub trait Reconciler: Send + Sync + 'static {
 
 /// The reconcilers the controller runs, in the order they are offered each change.
 pub fn reconcilers(ctx: &Context) -> Vec<Box<dyn Registered>> {
-    vec![runner::register(app::ApplicationReconciler::new(ctx.placer.clone()))]
+    vec![
+        runner::register(app::ApplicationReconciler::new(ctx.placer.clone())),
+        runner::register(node::NodeReconciler::new(ctx.timing)),
+    ]
 }
 
 /// What one reconcile decided: written in one transaction, only if every guard holds.
@@ -110,6 +114,17 @@ pub enum Write {
         /// The instance.
         id: InstanceId,
     },
+    /// Delete an actual instance record (of a lost node, whose agent cannot).
+    DeleteActual {
+        /// The node it is under.
+        node: String,
+        /// The instance.
+        id: InstanceId,
+    },
+    /// Mark a node lost.
+    PutLoss(String, fos_api::cluster::NodeLoss),
+    /// Remove a node's lost mark (its heartbeat is back).
+    DeleteLoss(String),
     /// Write an application's status.
     PutStatus(AppKey, Box<AppStatus>),
     /// Delete an application's status.

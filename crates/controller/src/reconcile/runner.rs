@@ -25,9 +25,6 @@ use crate::Context;
 /// How often every object is looked at again even when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(10);
 
-/// The election lease's time to live: how long a crashed leader holds the others back.
-pub const LEASE_TTL: Duration = Duration::from_secs(6);
-
 /// How long an object whose commit conflicted waits before it is looked at again (the change that won usually
 /// wakes it sooner).
 const CONFLICT_DELAY: Duration = Duration::from_millis(100);
@@ -123,12 +120,18 @@ impl<R: Reconciler> Registered for Queue<R> {
     }
 }
 
+/// The election lease's time to live (how long a crashed leader holds the others back): the node heartbeat TTL,
+/// derived from `--node-lost-after`, at least one second.
+fn election_ttl(ctx: &Context) -> Duration {
+    ctx.timing.ttl.max(Duration::from_secs(1))
+}
+
 /// Runs the controller until `shutdown` turns true: campaigns for leadership (the store's election), and
 /// reconciles while leading.
 pub async fn run(ctx: Context, mut shutdown: watch::Receiver<bool>) {
     let election = Election::new(ctx.store.clone(), ctx.keys.election("controller"));
     while !*shutdown.borrow() {
-        let mut keeper = match LeaseKeeper::grant(ctx.store.clone(), LEASE_TTL).await {
+        let mut keeper = match LeaseKeeper::grant(ctx.store.clone(), election_ttl(&ctx)).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!("cannot grant the election lease: {e}");
@@ -281,6 +284,11 @@ impl Controller {
                 if r.step(&self.ctx, &mut self.cache, &self.events).await {
                     worked = true;
                     break;
+                }
+            }
+            for touched in self.cache.take_touched() {
+                for r in self.reconcilers.iter_mut() {
+                    r.woken(&touched, self.cache.view());
                 }
             }
             if !worked {

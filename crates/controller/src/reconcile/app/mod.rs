@@ -43,7 +43,7 @@ impl Reconciler for ApplicationReconciler {
             Touched::Desired(id) | Touched::Actual(id) => vec![(id.tenant.clone(), id.app.clone())],
             // A node that comes, goes, or changes what it offers: the applications waiting for a node, and those
             // with an instance there (their environment names its address).
-            Touched::Node { name, placement: true } => view
+            Touched::NodeMark(name) | Touched::Node { name, placement: true } => view
                 .apps
                 .iter()
                 .filter(|(_, app)| view.statuses.get(&app_key(app)).is_none_or(|s| s.phase == Phase::Pending))
@@ -80,11 +80,17 @@ impl Reconciler for ApplicationReconciler {
             return Actions::default();
         };
         let (tenant, name) = (key.0.as_str(), key.1.as_str());
-        let placed = |id: &InstanceId| view.desired.contains_key(id);
+        let placed = |id: &InstanceId| view.desired.contains_key(id) || tearing_down(view, id);
         let plan = (!stored.record.deleting && !wanted_instances(tenant, name, &app.spec).iter().all(placed))
             .then(|| Planner::one(self.placer.as_ref(), view).plan(tenant, name, &app.spec));
         reconcile_app(view, key, stored, plan.as_ref(), now)
     }
+}
+
+/// Whether `id` has no desired record but a copy still on a node that is not lost (being stopped there, e.g. by a
+/// drain): it is placed again only once that copy is gone, so two copies never run at once.
+pub fn tearing_down(view: &ClusterView, id: &InstanceId) -> bool {
+    !view.desired.contains_key(id) && view.actual.get(id).is_some_and(|a| !view.node_lost(&a.node))
 }
 
 fn app_key(app: &StoredApp) -> AppKey {
@@ -199,6 +205,12 @@ pub fn reconcile_app(
         }
         for r in 0..c.replicas {
             let id = InstanceId::new(tenant, name, &c.name, r);
+            if tearing_down(view, &id) {
+                messages.entry(c.name.clone()).or_insert_with(|| {
+                    format!("{} waits for its copy on {} to stop", id.short(), view.actual[&id].node)
+                });
+                continue;
+            }
             let Some(node) = node_of(&id) else { continue };
             let env = env::need_env(view, &by_name, c, &node, (tenant, name), &node_of, &assigned.addresses);
             let prior = view.desired.get(&id);
@@ -222,6 +234,8 @@ pub fn reconcile_app(
                 migration: prior.and_then(|p| p.migration.clone()),
                 networks,
                 addresses: assigned.addresses.get(&id).cloned().unwrap_or_default(),
+                epoch: prior.map(|p| p.epoch.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                on_node_loss: c.on_node_loss,
             };
             if prior == Some(&record) {
                 continue;
@@ -293,6 +307,22 @@ fn ready(view: &ClusterView, tenant: &str, name: &str, c: &str, r: u32) -> bool 
 /// Deletes the desired records of every component no remaining component depends on (reverse `need` order); once
 /// nothing is left, the application record and its status go.
 fn teardown(view: &ClusterView, key: &AppKey, spec: &ApplicationSpec, existing: &[InstanceId], out: &mut Actions) {
+    // Copies on lost nodes are not waited for: their records go now, and the node cleans up when it returns.
+    let on_lost = |id: &InstanceId| {
+        view.desired.get(id).is_none_or(|d| view.node_lost(&d.node))
+            && view.actual.get(id).is_none_or(|a| view.node_lost(&a.node))
+    };
+    let (gone, existing): (Vec<InstanceId>, Vec<InstanceId>) = existing.iter().cloned().partition(|id| on_lost(id));
+    for id in &gone {
+        if let Some(d) = view.desired.get(id) {
+            out.writes.push(Write::DeleteDesired { node: d.node.clone(), id: id.clone() });
+        }
+        if let Some(a) = view.actual.get(id) {
+            out.events.push(Event::new(key, "Stopping", format!("forgetting {} on lost node {}", id.short(), a.node)));
+            out.writes.push(Write::DeleteActual { node: a.node.clone(), id: id.clone() });
+        }
+    }
+    let existing = existing.as_slice();
     if existing.is_empty() {
         out.writes.push(Write::DeleteApp(key.clone()));
         out.writes.push(Write::DeleteStatus(key.clone()));

@@ -31,7 +31,8 @@ pub fn component_counts(
             let id = InstanceId::new(tenant, name, &c.name, r);
             let desired =
                 if deletes.contains(&id) { None } else { puts.get(&id).copied().or_else(|| view.desired.get(&id)) };
-            let actual = view.actual.get(&id);
+            // An instance on a node without a heartbeat is Unknown: neither running nor ready.
+            let actual = view.actual.get(&id).filter(|a| !view.node_down(&a.node));
             s.placed += u32::from(desired.is_some());
             let (running, ready) = running_ready(desired, actual);
             s.running += u32::from(running);

@@ -1,0 +1,167 @@
+//! The node reconciler: a node's lifecycle (Ready → NotReady → Lost) and drains.
+//!
+//! - **NotReady.** A node whose heartbeat record is gone (its lease expired) is NotReady; its instances count as
+//!   Unknown (neither running nor ready) in their applications' statuses.
+//! - **Lost.** Once the record has been gone for `--node-lost-after` minus the lease TTL (so at the earliest
+//!   `--node-lost-after` after the node's last renewal, when it has fenced its instances), the node is marked lost
+//!   (`system/nodes/<node>/lost`) and the desired and actual records of its instances are removed, except those of
+//!   components with `onNodeLoss: keep`; the application reconciler then places them again elsewhere, in `need`
+//!   order. When the node's heartbeat returns, the mark goes; the node tears down the copies it no longer has
+//!   desired records for.
+//! - **Drain.** A node cordoned with `drain` has its instances moved off by stop-and-place-again: dependents before
+//!   what they need (reverse `need` order), at most `maxUnavailable` unavailable instances per component at a time.
+//!   An instance is placed again only once its copy on the drained node is gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fos_api::cluster::{NodeLoss, NodeTiming};
+use fos_api::graph::NeedGraph;
+use fos_api::manifest::OnNodeLoss;
+use fos_api::InstanceId;
+
+use super::app::status::running_ready;
+use super::{Actions, Event, Reconciler, Write};
+use crate::view::{ClusterView, Touched};
+
+/// How often a drain looks again while instances are moving.
+const DRAIN_POLL: Duration = Duration::from_millis(300);
+
+/// The reconciler of nodes.
+pub struct NodeReconciler {
+    timing: NodeTiming,
+}
+
+impl NodeReconciler {
+    /// A reconciler declaring nodes lost with `timing`.
+    pub fn new(timing: NodeTiming) -> Self {
+        NodeReconciler { timing }
+    }
+}
+
+impl Reconciler for NodeReconciler {
+    type Key = String;
+
+    fn name(&self) -> &'static str {
+        "nodes"
+    }
+
+    fn wakes(&self, touched: &Touched, _view: &ClusterView) -> Vec<String> {
+        match touched {
+            Touched::Node { name, placement: true } | Touched::NodeMark(name) => vec![name.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn all(&self, view: &ClusterView) -> Vec<String> {
+        let mut all: BTreeSet<String> = view.nodes.keys().cloned().collect();
+        all.extend(view.losses.keys().cloned());
+        all.extend(view.cordons.keys().cloned());
+        all.into_iter().collect()
+    }
+
+    fn reconcile(&self, node: &String, view: &ClusterView, now: DateTime<Utc>) -> Actions {
+        let mut out = Actions::default();
+        if view.node_ready(node) || !view.nodes.contains_key(node) {
+            if view.losses.contains_key(node) {
+                tracing::info!(node, "node is back: no longer lost");
+                out.writes.push(Write::DeleteLoss(node.clone()));
+            }
+        } else {
+            let recorded = view.losses.get(node);
+            let since = recorded.map(|l| l.since).or_else(|| view.not_ready_since.get(node).copied()).unwrap_or(now);
+            let lost_at = since + chrono::Duration::from_std(self.timing.lost_after_expiry()).unwrap_or_default();
+            if now < lost_at {
+                if recorded.is_none() {
+                    tracing::info!(node, "node not ready: no heartbeat");
+                    out.writes.push(Write::PutLoss(node.clone(), NodeLoss { since, lost_at: None }));
+                }
+                out.requeue_after = Some((lost_at - now).to_std().unwrap_or_default() + Duration::from_millis(10));
+                return out;
+            }
+            if recorded.is_none_or(|l| l.lost_at.is_none()) {
+                tracing::warn!(node, "node lost: no heartbeat for {:?}", self.timing.lost_after);
+                out.writes.push(Write::PutLoss(node.clone(), NodeLoss { since, lost_at: Some(now) }));
+            }
+            forget_instances(view, node, &mut out);
+        }
+        if view.cordons.get(node).is_some_and(|c| c.drain) {
+            drain(view, node, &mut out);
+        }
+        out
+    }
+}
+
+/// Removes the records of a lost node's instances (all but `onNodeLoss: keep`), so they are placed again.
+fn forget_instances(view: &ClusterView, node: &str, out: &mut Actions) {
+    let keep = |id: &InstanceId| view.desired.get(id).is_some_and(|d| d.on_node_loss == OnNodeLoss::Keep);
+    for d in view.desired.values().filter(|d| d.node == node) {
+        if d.on_node_loss == OnNodeLoss::Keep {
+            continue;
+        }
+        let app = (d.id.tenant.clone(), d.id.app.clone());
+        let message = format!("{} was on lost node {node}: placing it again", d.id.short());
+        out.events.push(Event::new(&app, "NodeLost", message));
+        out.writes.push(Write::DeleteDesired { node: node.to_string(), id: d.id.clone() });
+    }
+    for a in view.actual.values().filter(|a| a.node == node) {
+        if !keep(&a.id) {
+            out.writes.push(Write::DeleteActual { node: node.to_string(), id: a.id.clone() });
+        }
+    }
+}
+
+/// Moves instances off a draining node: those no instance on the node depends on, within `maxUnavailable`.
+fn drain(view: &ClusterView, node: &str, out: &mut Actions) {
+    let on_node: Vec<&InstanceId> = view.desired.values().filter(|d| d.node == node).map(|d| &d.id).collect();
+    let left = on_node.len() + view.actual.values().filter(|a| a.node == node).count();
+    let mut by_app: BTreeMap<(String, String), Vec<&InstanceId>> = BTreeMap::new();
+    for id in on_node {
+        by_app.entry((id.tenant.clone(), id.app.clone())).or_default().push(id);
+    }
+    for (key, ids) in by_app {
+        let Some(app) = view.apps.get(&key).and_then(|a| a.record.object.as_application()) else { continue };
+        let spec = &app.spec;
+        let graph = NeedGraph::build(spec);
+        // Components with a copy still on the node (desired or not yet stopped).
+        let here: BTreeSet<&str> = view
+            .instances_of(&key.0, &key.1)
+            .iter()
+            .filter(|id| {
+                view.desired.get(*id).is_some_and(|d| d.node == node)
+                    || view.actual.get(*id).is_some_and(|a| a.node == node)
+            })
+            .filter_map(|id| spec.component(&id.component).map(|c| c.name.as_str()))
+            .collect();
+        let mut unavailable: BTreeMap<&str, u32> = BTreeMap::new();
+        for c in &spec.components {
+            let down = (0..c.replicas)
+                .filter(|&r| {
+                    let id = InstanceId::new(&key.0, &key.1, &c.name, r);
+                    !running_ready(view.desired.get(&id), view.actual.get(&id)).1
+                })
+                .count();
+            unavailable.insert(c.name.as_str(), down as u32);
+        }
+        for id in ids {
+            let Some((index, c)) = spec.components.iter().enumerate().find(|(_, c)| c.name == id.component) else {
+                continue;
+            };
+            let blocked = graph.dependents(index).iter().any(|&d| here.contains(spec.components[d].name.as_str()));
+            let down = unavailable.entry(c.name.as_str()).or_default();
+            let ready = running_ready(view.desired.get(id), view.actual.get(id)).1;
+            if blocked || (ready && *down >= c.max_unavailable) {
+                continue;
+            }
+            if ready {
+                *down += 1;
+            }
+            out.events.push(Event::new(&key, "Draining", format!("moving {} off {node}", id.short())));
+            out.writes.push(Write::DeleteDesired { node: node.to_string(), id: id.clone() });
+        }
+    }
+    if left > 0 {
+        out.requeue_after = Some(DRAIN_POLL);
+    }
+}

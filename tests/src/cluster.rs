@@ -1,0 +1,510 @@
+//! The cluster harness: N `fosd` (all roles), each in its own network namespace with a veth to a bridge in a hub
+//! namespace, on a real 3-member etcd in the hub namespace; and the faults of the cluster tests: kill -9 a node (with
+//! every process of its namespace, as a machine dying), partition a node (its veth down), stop, pause and restart
+//! etcd members, restart a node. A [`Checker`] samples every process of the machine and records any instance
+//! running on two nodes at once. Dropping the cluster restores every node, deletes what was applied, stops every
+//! process and removes the namespaces, links and instance cgroups it made.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{alive, bin_dir, Run};
+
+/// The subnet of the cluster's bridge (its own namespaces only).
+const NET: &str = "10.77.0";
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn sh(program: &str, args: &[&str]) {
+    let _ = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+/// One `fosd` of the cluster.
+pub struct ClusterNode {
+    /// Its name (`n0`, `n1`, …).
+    pub name: String,
+    /// Its network namespace (`/run/netns/<ns>`).
+    pub ns: String,
+    /// Its address on the bridge.
+    pub ip: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// The running `fosd`, when it runs.
+    pub fosd: Option<Child>,
+}
+
+/// An etcd member.
+pub struct Member {
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub ip: String,
+    data: PathBuf,
+    process: Option<Child>,
+}
+
+/// A cluster of `fosd` on a 3-member etcd, each node in its own namespace.
+pub struct Cluster {
+    /// Temp dir: data directories, logs, marks.
+    pub dir: tempfile::TempDir,
+    /// The hub namespace holding the bridge and etcd.
+    pub hub: String,
+    /// The nodes.
+    pub nodes: Vec<ClusterNode>,
+    /// The etcd members.
+    pub etcd: Vec<Member>,
+    /// `--node-lost-after` of every node.
+    pub lost_after: Duration,
+    /// Applications to delete on drop.
+    pub apps: Mutex<BTreeSet<String>>,
+}
+
+impl Cluster {
+    /// Starts etcd and `n` nodes with `--node-lost-after lost_after`; returns once every node is Ready.
+    pub fn start(n: usize, lost_after: Duration) -> Cluster {
+        use std::os::unix::fs::PermissionsExt;
+        crate::build();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("temp dir mode");
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("fc{}-{seq}", std::process::id() % 100000);
+        let hub = format!("{tag}-hub");
+        let mut cluster = Cluster {
+            dir,
+            hub: hub.clone(),
+            nodes: Vec::new(),
+            etcd: Vec::new(),
+            lost_after,
+            apps: Mutex::new(BTreeSet::new()),
+        };
+        sh("ip", &["netns", "del", &hub]);
+        ip(&["netns", "add", &hub]);
+        ip(&["-n", &hub, "link", "set", "lo", "up"]);
+        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &hub, "addr", "add", &format!("{NET}.1/24"), "dev", "br0"]);
+        ip(&["-n", &hub, "link", "set", "br0", "up"]);
+        for i in 0..3 {
+            let member_ip = format!("{NET}.{}", 251 + i);
+            ip(&["-n", &hub, "addr", "add", &format!("{member_ip}/24"), "dev", "br0"]);
+            let data = cluster.dir.path().join(format!("etcd{i}"));
+            cluster.etcd.push(Member { name: format!("e{i}"), ip: member_ip, data, process: None });
+        }
+        for i in 0..3 {
+            cluster.start_member(i, true);
+        }
+        for i in 0..n {
+            let ns = format!("{tag}-n{i}");
+            let node_ip = format!("{NET}.{}", 11 + i);
+            sh("ip", &["netns", "del", &ns]);
+            ip(&["netns", "add", &ns]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&["-n", &hub, "link", "add", &format!("v{i}"), "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&["-n", &hub, "link", "set", &format!("v{i}"), "master", "br0", "up"]);
+            ip(&["-n", &ns, "addr", "add", &format!("{node_ip}/24"), "dev", "eth0"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", &ns, "route", "add", "default", "via", &format!("{NET}.1")]);
+            let data = cluster.dir.path().join(format!("n{i}"));
+            cluster.nodes.push(ClusterNode { name: format!("n{i}"), ns, ip: node_ip, data, fosd: None });
+        }
+        cluster.wait_etcd();
+        for i in 0..n {
+            cluster.start_node(i);
+            if i == 0 {
+                let token = cluster.nodes[0].data.join("join-token");
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !token.exists() {
+                    assert!(Instant::now() < deadline, "the first node wrote no join token:\n{}", cluster.log(0));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        cluster.wait_ready(&(0..n).collect::<Vec<_>>(), Duration::from_secs(60));
+        cluster
+    }
+
+    fn etcd_endpoints(&self) -> String {
+        self.etcd.iter().map(|m| format!("http://{}:2379", m.ip)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Starts etcd member `i` (`new`: first start of the cluster).
+    pub fn start_member(&mut self, i: usize, new: bool) {
+        let initial: Vec<String> = self.etcd.iter().map(|m| format!("{}=http://{}:2380", m.name, m.ip)).collect();
+        let m = &self.etcd[i];
+        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", m.name))).expect("etcd log");
+        let client = format!("http://{}:2379", m.ip);
+        let peer = format!("http://{}:2380", m.ip);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.hub, "etcd", "--name", &m.name])
+            .arg("--data-dir")
+            .arg(&m.data)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &initial.join(","), "--initial-cluster-token", &self.hub])
+            .args(["--initial-cluster-state", if new { "new" } else { "existing" }])
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting etcd");
+        self.etcd[i].process = Some(child);
+    }
+
+    /// Stops etcd member `i` (SIGKILL).
+    pub fn stop_member(&mut self, i: usize) {
+        if let Some(mut c) = self.etcd[i].process.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) every etcd member: the store is unreachable while paused.
+    pub fn pause_etcd(&self, paused: bool) {
+        for m in &self.etcd {
+            if let Some(c) = &m.process {
+                unsafe { libc::kill(c.id() as i32, if paused { libc::SIGSTOP } else { libc::SIGCONT }) };
+            }
+        }
+    }
+
+    fn wait_etcd(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.hub, "etcdctl", "--endpoints", &self.etcd_endpoints()])
+                .args(["endpoint", "health"])
+                .output()
+                .expect("etcdctl");
+            if out.status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "etcd did not come up: {}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Starts (or restarts) node `i`'s `fosd`.
+    pub fn start_node(&mut self, i: usize) {
+        let lost = format!("{}ms", self.lost_after.as_millis());
+        let endpoints = self.etcd_endpoints();
+        let first_token = self.nodes[0].data.join("join-token");
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", node.name)))
+            .expect("log file");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", node.ns)).arg("--").arg(bin_dir().join("fosd"));
+        cmd.arg("--data-dir").arg(&node.data);
+        cmd.args(["--listen", &format!("{}:7887", node.ip), "--node-name", &node.name, "--etcd", &endpoints]);
+        cmd.args(["--node-lost-after", &lost, "--log", "info"]);
+        if i > 0 || node.data.join("join-token").exists() {
+            cmd.arg("--join-token-file").arg(if node.data.join("join-token").exists() {
+                node.data.join("join-token")
+            } else {
+                first_token
+            });
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("starting fosd");
+        self.nodes[i].fosd = Some(child);
+    }
+
+    /// Waits until every node of `which` is Ready (as node 0, or the first of `which`, sees it).
+    pub fn wait_ready(&self, which: &[usize], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let via = which.first().copied().unwrap_or(0);
+        loop {
+            let nodes = self.nodes_json(via);
+            let ready = which.iter().all(|&i| {
+                nodes
+                    .iter()
+                    .any(|n| n["metadata"]["name"] == self.nodes[i].name.as_str() && n["status"]["ready"] == true)
+            });
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes {which:?} not ready:\n{:?}\n{}", nodes, self.log(via));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every node as node `via`'s API answers.
+    pub fn nodes_json(&self, via: usize) -> Vec<serde_json::Value> {
+        let run = self.fosctl(via, &["node", "list", "-o", "json"]);
+        serde_json::from_str(&run.stdout).unwrap_or_default()
+    }
+
+    /// Runs `fosctl` as the administrator against node `i`'s API, from inside its namespace.
+    pub fn fosctl(&self, i: usize, args: &[&str]) -> Run {
+        let node = &self.nodes[i];
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", node.ns))
+            .arg("--")
+            .arg(bin_dir().join("fosctl"))
+            .arg("--config")
+            .arg(self.nodes[0].data.join("fosctl.yaml"))
+            .args(["--server", &format!("https://{}:7887", node.ip)])
+            .args(args)
+            .output()
+            .expect("running fosctl")
+            .into()
+    }
+
+    /// Applies `manifest` through node `via`; remembers `app` for cleanup.
+    pub fn apply(&self, via: usize, app: &str, manifest: &str) -> Run {
+        self.apps.lock().unwrap_or_else(|p| p.into_inner()).insert(app.to_string());
+        let path = self.dir.path().join(format!("{app}.yaml"));
+        std::fs::write(&path, manifest).expect("manifest");
+        self.fosctl(via, &["apply", "-f", &path.display().to_string()])
+    }
+
+    /// The application's view (record + status) through node `via`.
+    pub fn app(&self, via: usize, app: &str) -> serde_json::Value {
+        let run = self.fosctl(via, &["get", "apps", app, "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        list.as_array().and_then(|l| l.first().cloned()).unwrap_or_default()
+    }
+
+    /// The application's instances (`EntityView`s) through node `via`.
+    pub fn entities(&self, via: usize, app: &str) -> Vec<serde_json::Value> {
+        let run = self.fosctl(via, &["get", "entities", "-o", "json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap_or_default();
+        list.into_iter().filter(|e| e["id"].as_str().is_some_and(|id| id.split('.').nth(1) == Some(app))).collect()
+    }
+
+    /// Kills node `i` as a machine dies: SIGKILL to its `fosd` and every process in its namespace.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].fosd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in netns_pids(&self.nodes[i].ns) {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+
+    /// Cuts node `i` off (its veth down) or heals it.
+    pub fn partition(&self, i: usize, cut: bool) {
+        ip(&["-n", &self.hub, "link", "set", &format!("v{i}"), if cut { "down" } else { "up" }]);
+    }
+
+    /// Whether node `i`'s `fosd` runs.
+    pub fn running(&mut self, i: usize) -> bool {
+        self.nodes[i].fosd.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Node `i`'s log.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.nodes[i].name))).unwrap_or_default()
+    }
+
+    /// A directory entities may write marks to.
+    pub fn marks(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.path().join("marks");
+        std::fs::create_dir_all(&p).expect("marks dir");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).expect("marks dir mode");
+        p
+    }
+
+    /// A checker of this cluster's instances of `apps`.
+    pub fn checker(&self, apps: &[&str]) -> Checker {
+        Checker::start(apps.iter().map(|a| a.to_string()).collect())
+    }
+}
+
+/// The pids of the processes in network namespace `ns`.
+pub fn netns_pids(ns: &str) -> Vec<u32> {
+    let out = Command::new("ip").args(["netns", "pids", ns]).output().expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// Every live process of an instance of `apps`: (instance, node) → pids, from `FOS_INSTANCE` and `FOS_NODE` in
+/// their environment.
+pub fn instance_processes(apps: &BTreeSet<String>) -> BTreeMap<String, BTreeMap<String, Vec<u32>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let (mut instance, mut node) = (None, None);
+        for var in env.split(|b| *b == 0) {
+            let var = String::from_utf8_lossy(var);
+            if let Some(v) = var.strip_prefix("FOS_INSTANCE=") {
+                instance = Some(v.to_string());
+            } else if let Some(v) = var.strip_prefix("FOS_NODE=") {
+                node = Some(v.to_string());
+            }
+        }
+        let (Some(instance), Some(node)) = (instance, node) else { continue };
+        if !instance.split('.').nth(1).is_some_and(|a| apps.contains(a)) || !alive(pid) {
+            continue;
+        }
+        out.entry(instance).or_default().entry(node).or_default().push(pid);
+    }
+    out
+}
+
+/// Instances seen running on two nodes at once, with the nodes.
+pub type Twice = Vec<(String, Vec<String>)>;
+/// When each (instance, node) was first and last seen running.
+pub type Seen = BTreeMap<(String, String), (Instant, Instant)>;
+type Shared<T> = Arc<Mutex<T>>;
+
+/// Samples every process of the machine every 50 ms and records each time an instance runs on two nodes at once.
+pub struct Checker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// What was seen running twice (instance → nodes).
+    pub twice: Shared<Twice>,
+    /// Samples taken.
+    pub samples: Arc<Mutex<u64>>,
+    /// When each (instance, node) was first and last seen running.
+    pub seen: Shared<Seen>,
+}
+
+impl Checker {
+    fn start(apps: BTreeSet<String>) -> Checker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let twice: Shared<Twice> = Arc::default();
+        let samples: Arc<Mutex<u64>> = Arc::default();
+        let seen: Shared<Seen> = Arc::default();
+        let (s, t, n, w) = (stop.clone(), twice.clone(), samples.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for (instance, nodes) in instance_processes(&apps) {
+                    let now = Instant::now();
+                    for node in nodes.keys() {
+                        let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                        w.entry((instance.clone(), node.clone())).or_insert((now, now)).1 = now;
+                    }
+                    if nodes.len() > 1 {
+                        t.lock().unwrap_or_else(|p| p.into_inner()).push((instance, nodes.keys().cloned().collect()));
+                    }
+                }
+                *n.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Checker { stop, thread: Some(thread), twice, samples, seen }
+    }
+
+    /// When `instance` (full id) was first and last seen running on `node`.
+    pub fn seen(&self, instance: &str, node: &str) -> Option<(Instant, Instant)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&(instance.to_string(), node.to_string())).copied()
+    }
+
+    /// Stops sampling; returns what ran twice and how many samples were taken.
+    pub fn finish(mut self) -> (Vec<(String, Vec<String>)>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let twice = std::mem::take(&mut *self.twice.lock().unwrap_or_else(|p| p.into_inner()));
+        let samples = *self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        (twice, samples)
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Everything back: etcd running, links up, nodes started; then delete what was applied and stop.
+        self.pause_etcd(false);
+        for i in 0..self.etcd.len() {
+            if self.etcd[i].process.is_none() {
+                self.start_member(i, false);
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.partition(i, false);
+            if !self.running(i) {
+                self.start_node(i);
+            }
+        }
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && self.nodes_json(0).iter().filter(|n| n["status"]["ready"] == true).count() < all.len()
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let apps: Vec<String> = self.apps.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        for app in &apps {
+            self.fosctl(0, &["delete", app, "--wait", "--timeout", "60s"]);
+        }
+        for node in &mut self.nodes {
+            if let Some(c) = node.fosd.take() {
+                stop(c);
+            }
+        }
+        for node in &self.nodes {
+            for pid in netns_pids(&node.ns) {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+        remove_cgroups(&apps);
+        for m in &mut self.etcd {
+            if let Some(mut c) = m.process.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if let Some(keep) = std::env::var_os("FOS_CLUSTER_LOGS") {
+            let to = PathBuf::from(keep).join(&self.hub);
+            let _ = std::fs::create_dir_all(&to);
+            for e in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().ends_with(".log") {
+                    let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+                }
+            }
+        }
+        for node in &self.nodes {
+            sh("ip", &["netns", "del", &node.ns]);
+        }
+        sh("ip", &["netns", "del", &self.hub]);
+    }
+}
+
+/// SIGTERM, then SIGKILL after 10 s.
+fn stop(mut child: Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Removes the (empty) instance cgroups of `apps` that killed nodes left behind.
+fn remove_cgroups(apps: &[String]) {
+    for root in
+        ["/sys/fs/cgroup/fos", "/sys/fs/cgroup/cpu/fos", "/sys/fs/cgroup/memory/fos", "/sys/fs/cgroup/freezer/fos"]
+    {
+        let Ok(entries) = std::fs::read_dir(root) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let instance = name.split('@').next().unwrap_or("");
+            if apps.iter().any(|a| instance.split('.').nth(1) == Some(a.as_str())) {
+                let _ = std::fs::remove_dir(Path::new(root).join(&name));
+            }
+        }
+    }
+}
