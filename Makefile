@@ -2,13 +2,26 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian packages fos needs to build, test and run the demo.
-APT_PACKAGES := protobuf-compiler etcd-server etcd-client runc iproute2 libvirt-dev pkg-config dnsmasq-base \
-	mariadb-server php-cli php-mysql wordpress curl
+# fosd and the tests run bridge and dnsmasq by name, which Debian installs in /usr/sbin: not on every PATH (a
+# user's, or root's after `su` without `-`), so it is added for every recipe here.
+export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:/sbin)
+
+# Debian packages fos needs to build, test and run the demo (installed without recommends; see scripts/check-deps.sh
+# for what each provides):
+#   build: protoc and its well-known types, a C toolchain (ring and the bundled SQLite are C; rustc links with cc)
+#   tests: etcd, ip/bridge, dnsmasq, python3, openssl, kill
+#   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
+#          extension, WordPress
+#   containers: runc (no runtime of fos uses it yet)
+APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
+	etcd-server iproute2 dnsmasq-base python3 openssl procps \
+	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
+	runc
 
 .PHONY: deps build test demo demo-down bench fmt lint clean
 
-## deps: install the Debian packages fos needs (idempotent; quiet when already installed)
+## deps: install the Debian packages fos needs (idempotent; quiet when already installed; sudo only when not root),
+## check that everything the build, tests and demo run is there, and install cargo-nextest when absent
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -16,6 +29,7 @@ deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@scripts/check-deps.sh
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 
 ## build: compile every crate (release binaries in target/release)
@@ -64,11 +78,14 @@ bench: deps
 	./target/release/fos-bench 200
 	./target/release/fos-bench-apply 5000
 
+## fmt: format every crate in place
 fmt:
 	$(CARGO) fmt --all
 
+## lint: clippy on every crate and target, warnings as errors
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## clean: remove build output
 clean:
 	$(CARGO) clean

@@ -162,9 +162,18 @@ async fn a_generation_bump_restarts_the_instance_with_the_new_spec() {
         .unwrap();
     assert_ne!(a.pid, Some(first));
     assert!(!proc_exists(first), "the old process is stopped");
-    let env_of = std::fs::read(format!("/proc/{}/environ", a.pid.unwrap())).unwrap();
+    // Read once the shell has exec'd sleep: while a process execs, its environ reads empty for a moment.
+    let pid = a.pid.unwrap();
+    let read = |file: &str| std::fs::read(format!("/proc/{pid}/{file}")).unwrap();
+    for _ in 0..500 {
+        if read("comm") == b"sleep\n" && !read("environ").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let env_of = read("environ");
     let env_of = String::from_utf8_lossy(&env_of);
-    assert!(env_of.split('\0').any(|v| v == "VERSION=2"), "pid {:?} runs with {env_of:?}", a.pid);
+    assert!(env_of.split('\0').any(|v| v == "VERSION=2"), "pid {pid} runs with {env_of:?}");
     env.delete(&d.id).await;
     w.deleted().await;
     env.shutdown().await;

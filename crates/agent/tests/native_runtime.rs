@@ -101,6 +101,36 @@ async fn env_holds_the_entity_and_injected_variables_and_setup_runs_once() {
 }
 
 #[tokio::test]
+async fn a_cancelled_configure_kills_everything_its_setup_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let rt = NativeRuntime::new(config(), layout.clone()).unwrap();
+    let mut d = desired("cancel", &["sleep", "300"]);
+    // The shell's child would write `late` a second after the cancel; the first configure is dropped (as the driver
+    // does on a change of the desired record) once that child runs.
+    d.entity.setup =
+        vec![vec!["/bin/sh".into(), "-c".into(), "(sleep 1; echo late > late) & echo $! > child; wait".into()]];
+    rt.define(&layout.context(&d), &d).await.unwrap();
+    let work = rt.work_dir(&d.id).unwrap();
+    let child = || std::fs::read_to_string(work.join("child")).ok().and_then(|s| s.trim().parse::<u32>().ok());
+    let cx = layout.context(&d);
+    tokio::select! {
+        r = rt.configure(&cx, &d) => panic!("setup finished first: {r:?}"),
+        () = wait_for(|| child().is_some()) => {}
+    }
+    let pid = child().unwrap();
+    wait_for(|| matches!(process::proc_state(pid), None | Some('Z'))).await;
+    // The next configure runs setup again, from scratch, and nothing of the cancelled one writes afterwards.
+    d.entity.setup = vec![vec!["/bin/sh".into(), "-c".into(), "echo again > again".into()]];
+    rt.configure(&layout.context(&d), &d).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(work.join("again").exists());
+    assert!(!work.join("late").exists(), "the cancelled setup's child was killed with it");
+    rt.clean(&layout.context(&d)).await.unwrap();
+    rt.undefine(&layout.context(&d)).await.unwrap();
+}
+
+#[tokio::test]
 async fn pause_stops_the_process_and_resume_continues_it() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());

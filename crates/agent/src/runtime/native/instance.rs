@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use fos_api::lifecycle::State;
 use fos_api::record::{DesiredInstance, InstanceId};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::logs::open_append;
@@ -45,6 +45,8 @@ pub struct Instance {
     pub run: watch::Sender<RunState>,
     /// Who its processes run as and the Secret values of their environment (set before each setup and spawn).
     launch: Mutex<Launch>,
+    /// The process group of a setup command whose configure was cancelled: killed, and waited for by the next setup.
+    cancelled_setup: Mutex<Option<i32>>,
 }
 
 /// How the instance's processes are started: as whom, with which Secret values. Kept in memory only.
@@ -54,6 +56,35 @@ pub struct Launch {
     pub identity: Option<super::identity::Identity>,
     /// Environment values from Secrets.
     pub secret_env: crate::runtime::SecretEnv,
+}
+
+/// A running setup command. Dropped before it finishes (its configure was cancelled), it kills the command's whole
+/// process group, not only the command, so that nothing it started (a `cp` under `sh -c`) keeps writing into the
+/// instance while the next configure sets it up again.
+struct SetupRun<'a> {
+    child: Option<Child>,
+    pgid: i32,
+    cancelled: &'a Mutex<Option<i32>>,
+}
+
+impl SetupRun<'_> {
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let status = self.child.as_mut().expect("a running setup command").wait().await;
+        self.child = None;
+        status
+    }
+}
+
+impl Drop for SetupRun<'_> {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = signal_group(self.pgid, libc::SIGKILL);
+        let _ = child.start_kill();
+        *lock(self.cancelled) = Some(self.pgid);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { child.wait().await });
+        }
+    }
 }
 
 /// Makes `cmd` start inside the network namespace `netns`, if any.
@@ -81,6 +112,7 @@ impl Instance {
             record: Mutex::new(StateFile { desired, state, process: None }),
             run,
             launch: Mutex::new(Launch::default()),
+            cancelled_setup: Mutex::new(None),
         }
     }
 
@@ -171,6 +203,14 @@ impl Instance {
     /// Runs the setup commands not run yet (each leaves a marker once it succeeded, so a retried configure does not
     /// repeat the ones that worked).
     pub async fn setup(&self, desired: &DesiredInstance, netns: Option<&Path>) -> Result<(), RuntimeError> {
+        let cancelled = lock(&self.cancelled_setup).take();
+        if let Some(pgid) = cancelled {
+            // Killed when its configure was cancelled: wait until every process of it is gone.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        }
         let cwd = self.cwd()?;
         let log_path = self.logs.dir.join("setup.log");
         for (n, argv) in desired.entity.setup.iter().enumerate() {
@@ -187,10 +227,12 @@ impl Instance {
             process::isolate(&mut cmd);
             enter_netns(&mut cmd, netns)?;
             self.as_user(&mut cmd);
-            let status = cmd
-                .status()
-                .await
-                .map_err(|e| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() })?;
+            let setup_error =
+                |e: std::io::Error| RuntimeError::Setup { command: joined.clone(), reason: e.to_string() };
+            let child = cmd.spawn().map_err(setup_error)?;
+            let pgid = child.id().map_or(0, |pid| pid as i32);
+            let mut run = SetupRun { child: Some(child), pgid, cancelled: &self.cancelled_setup };
+            let status = run.wait().await.map_err(setup_error)?;
             if !status.success() {
                 return Err(RuntimeError::Setup { command: joined, reason: status.to_string() });
             }
