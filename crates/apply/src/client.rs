@@ -37,7 +37,8 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// A connection to one fos API server.
+/// A connection to one fos API server (clones share the connection pool).
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod json;
 pub mod logs;
 pub mod read;
+pub mod remove;
 pub mod serve;
 pub mod store_view;
 
@@ -38,10 +39,15 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/entities", get(read::list_entities))
         .route("/v1/entities/{id}", get(read::get_entity))
         .route("/v1/entities/{tenant}/{name}/{action}", post(entity::lifecycle))
+        .route("/v1/system", get(read::system))
         .route("/v1/nodes", get(read::list_nodes))
         .route("/v1/nodes/{name}", get(read::get_node))
         .route("/v1/networks", get(read::list_networks))
         .route("/v1/networks/nodes", get(read::list_node_networks))
+        .route("/v1/networks/{tenant}/{name}", delete(remove::network))
+        .route("/v1/images/{name}", delete(remove::image))
+        .route("/v1/plugins/{name}", delete(remove::plugin))
+        .route("/v1/secrets/{tenant}/{name}", delete(remove::secret))
         .route("/v1/plugins", get(read::list_plugins))
         .route("/v1/images", get(read::list_images))
         .route("/v1/events", get(read::list_events))
