@@ -39,7 +39,7 @@ impl Runtime for Scripted {
     }
     async fn define(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
         *self.defines.lock().unwrap().entry(cx.id.component.clone()).or_default() += 1;
-        match desired.entity.env.get("ANSWER").map(String::as_str) {
+        match desired.entity.env.get("ANSWER").and_then(|v| v.as_plain()) {
             Some("unsupported") => Err(RuntimeError::Unsupported("this image format")),
             Some("retry") => Err(RuntimeError::Failed("registry unreachable".into())),
             _ => Ok(()),

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use common::{world, WORDPRESS};
 use fos_api::wire::{ApplyRequest, ListQuery};
 use fos_api::InstanceId;
-use fos_controller::ops::{self, Caller, OpError, Tenants};
+use fos_api::auth::Role;
+use fos_controller::ops::{self, Caller, OpError};
 use fos_controller::reconcile::cache::Cache;
 use fos_controller::reconcile::commit::commit;
 use fos_controller::reconcile::{Actions, CommitError, Event, Guard, Write};
@@ -29,7 +30,7 @@ fn tenant(t: &str, yaml: &str) -> serde_json::Value {
 }
 
 fn only(tenant: &str) -> Caller {
-    Caller { principal: format!("{tenant}-user"), tenants: Tenants::Only(BTreeSet::from([tenant.to_string()])) }
+    Caller::of_tenant(format!("{tenant}-user"), tenant, Role::Edit)
 }
 
 #[tokio::test]
@@ -50,17 +51,19 @@ async fn operations_keep_a_caller_to_its_tenants() {
     let err = ops::apply::apply(&w.ctx, &alpha, req(vec![image])).await;
     assert!(matches!(err, Err(OpError::Forbidden(_))), "{err:?}");
 
-    // Reads show only the caller's tenants; another tenant's application is not there to delete or step.
+    // Reads show only the caller's tenants; another tenant's application is not found, to read, delete or step.
     let apps = ops::read::apps(&w.ctx, &alpha, &ListQuery::default()).await.unwrap();
     let tenants: BTreeSet<String> = apps.iter().map(|a| a.record.object.metadata().tenant().to_string()).collect();
     assert_eq!(tenants, BTreeSet::from(["alpha".to_string()]));
-    assert!(matches!(ops::read::app(&w.ctx, &alpha, "beta", "wp").await, Err(OpError::Forbidden(_))));
-    assert!(matches!(ops::delete::delete(&w.ctx, &alpha, "beta", "wp").await, Err(OpError::Forbidden(_))));
+    assert!(matches!(ops::read::app(&w.ctx, &alpha, "beta", "wp").await, Err(OpError::NotFound(_))));
+    assert!(matches!(ops::delete::delete(&w.ctx, &alpha, "beta", "wp").await, Err(OpError::NotFound(_))));
     assert!(matches!(
         ops::set_state::set_state(&w.ctx, &alpha, "beta", "wp", fos_api::Action::Stop).await,
-        Err(OpError::Forbidden(_))
+        Err(OpError::NotFound(_))
     ));
-    assert!(matches!(ops::read::store(&w.ctx, &alpha, "dfos://0/**").await, Err(OpError::Forbidden(_))));
+    let keys = ops::read::store(&w.ctx, &alpha, "dfos://0/**").await.unwrap();
+    assert!(!keys.is_empty(), "alpha's own keys are shown");
+    assert!(keys.iter().all(|e| !e.key.contains("beta")), "no key of beta: {keys:?}");
     let beta = w.ctx.records().get::<Apps>(&("beta".into(), "wp".into())).await.unwrap().unwrap();
     assert!(!beta.value.deleting, "beta's application untouched");
     ops::delete::delete(&w.ctx, &alpha, "alpha", "wp").await.expect("its own tenant");
