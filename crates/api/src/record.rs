@@ -237,9 +237,7 @@ impl ActualInstance {
     /// (`… (held until the desired record changes)`). Other errors are retried with backoff.
     pub fn failed_for_good(&self) -> bool {
         self.state() == Some(State::Error)
-            && self.error.as_deref().is_some_and(|e| {
-                e.contains(GIVEN_UP_POLICY) || e.ends_with(GIVEN_UP_HELD)
-            })
+            && self.error.as_deref().is_some_and(|e| e.contains(GIVEN_UP_POLICY) || e.ends_with(GIVEN_UP_HELD))
     }
 }
 

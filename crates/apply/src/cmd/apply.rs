@@ -147,9 +147,10 @@ pub async fn apply(client: &Client, global: &Global, args: ApplyArgs) -> anyhow:
                 wait_running(client, obj.metadata().tenant(), obj.name(), deadline, &progress).await?;
             }
         }
-        let pruned = resp.changes.iter().filter(|c| {
-            c.change == Change::Deleted && matches!(c.kind, ObjectKind::Application | ObjectKind::Entity)
-        });
+        let pruned = resp
+            .changes
+            .iter()
+            .filter(|c| c.change == Change::Deleted && matches!(c.kind, ObjectKind::Application | ObjectKind::Entity));
         for c in pruned {
             let tenant = c.tenant.clone().unwrap_or_else(|| global.tenant.clone());
             wait_deleted(client, &tenant, &c.name, deadline).await?;

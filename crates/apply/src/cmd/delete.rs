@@ -128,7 +128,11 @@ pub async fn delete(client: &Client, global: &Global, args: DeleteArgs) -> anyho
     Ok(())
 }
 
-async fn wait_all(client: &Client, apps: &mut Vec<(Target, String)>, timeout: std::time::Duration) -> anyhow::Result<()> {
+async fn wait_all(
+    client: &Client,
+    apps: &mut Vec<(Target, String)>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     for (t, kind) in apps.drain(..) {
         wait_deleted(client, &t.tenant, &t.name, deadline).await?;

@@ -31,7 +31,7 @@ pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> a
     if args.resource == Resource::Nodes {
         let node: Node = client.get(&format!("/v1/nodes/{}", args.name)).await?;
         let text = if structured { args.output } else { Output::Yaml };
-        return print_objects(&[node_object(&node)], text == Output::Json);
+        return print_objects(&[node_object(&node)], text == Output::Json, true);
     }
     let tenant = &global.tenant;
     let app: AppView = client.get(&format!("/v1/apps/{tenant}/{}", args.name)).await?;
@@ -40,7 +40,7 @@ pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> a
     let events: Vec<EventRecord> = client.get(&format!("/v1/events?{q}&limit=20")).await?;
     if structured {
         let doc = json!({"object": app_object(&app), "instances": entities, "events": events});
-        return print_objects(&[doc], args.output == Output::Json);
+        return print_objects(&[doc], args.output == Output::Json, true);
     }
     println!("Name:        {}", app.record.object.name());
     println!("Tenant:      {tenant}");

@@ -44,7 +44,8 @@ pub fn yaml_of(value: &Value) -> String {
 /// The unified diff of `old` → `new` named `what`, coloured when `colour`.
 pub fn unified(what: &str, old: &str, new: &str, colour: bool) -> String {
     let diff = TextDiff::from_lines(old, new);
-    let text = diff.unified_diff().context_radius(3).header(&format!("live/{what}"), &format!("new/{what}")).to_string();
+    let text =
+        diff.unified_diff().context_radius(3).header(&format!("live/{what}"), &format!("new/{what}")).to_string();
     let mut out = String::new();
     for line in text.lines() {
         let code = match line.chars().next() {

@@ -25,8 +25,9 @@ fn colour(e: Option<&EntityView>) -> &'static str {
     }
 }
 
+/// A Graphviz string (names are DNS labels; `\n` in labels is Graphviz's line break and stays as it is).
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", s.replace('"', "\\\""))
 }
 
 /// The graph of `app` with its instances `entities`.
@@ -49,7 +50,11 @@ pub fn render(app: &AppView, entities: &[EntityView]) -> String {
         let mine: Vec<&EntityView> = entities.iter().filter(|e| e.id.component == c.name).collect();
         if mine.is_empty() {
             let id = quote(&c.name);
-            loose.push(format!("{id} [label={}, fillcolor={}]", quote(&format!("{}\\nnot placed", c.name)), colour(None)));
+            loose.push(format!(
+                "{id} [label={}, fillcolor={}]",
+                quote(&format!("{}\\nnot placed", c.name)),
+                colour(None)
+            ));
             members.entry(&c.name).or_default().push(id);
             continue;
         }
@@ -108,9 +113,8 @@ mod tests {
 
     fn wordpress() -> AppView {
         let text = "apiVersion: fos/v1\nkind: Application\nmetadata: {name: wp}\nspec:\n  components:\n    - name: db\n      entity: {kind: native, command: [db]}\n    - name: web\n      need: [db]\n      proximity: [{to: db, required: true}]\n      entity: {kind: native, command: [web]}\n";
-        let object: Object = serde_yaml_ng::from_str::<serde_json::Value>(text)
-            .map(|v| Object::from_value(v).unwrap())
-            .unwrap();
+        let object: Object =
+            serde_yaml_ng::from_str::<serde_json::Value>(text).map(|v| Object::from_value(v).unwrap()).unwrap();
         AppView { record: AppRecord { object, generation: 1, deleting: false, created: None }, status: None }
     }
 

@@ -163,8 +163,7 @@ pub async fn list(client: &Client, global: &Global, args: &GetArgs) -> anyhow::R
             if args.resource == Resource::Plugins {
                 list = plugin_objects(list);
             }
-            let name_of =
-                |v: &Value| v.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+            let name_of = |v: &Value| v.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
             list.retain(|v| matches(&args.name, &[&name_of(v)]) && sel.as_ref().is_none_or(|s| s.matches_value(v)));
             l = Listing::new(&["NAME", "DETAIL"], false, 2);
             for v in list {
@@ -207,7 +206,10 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
         anyhow::bail!("{:?} {} not found", args.resource, args.name.clone().unwrap_or_default());
     }
     match args.output {
-        Output::Yaml | Output::Json => print_objects(&l.objects, args.output == Output::Json)?,
+        Output::Yaml | Output::Json => {
+            let single = args.name.is_some() && l.objects.len() == 1;
+            print_objects(&l.objects, args.output == Output::Json, single)?
+        }
         _ => {
             l.table(&l.rows).print();
             if args.resource == Resource::Networks && !args.watch {
@@ -299,11 +301,11 @@ pub fn node_listing(nodes: &[Node], wide: bool) -> Listing {
     l
 }
 
-/// Prints nodes in `output`.
-pub fn print_nodes(nodes: &[Node], output: Output) -> anyhow::Result<()> {
+/// Prints nodes in `output` (`single`: one node asked for by name, printed alone).
+pub fn print_nodes(nodes: &[Node], output: Output, single: bool) -> anyhow::Result<()> {
     let l = node_listing(nodes, output == Output::Wide);
     match output {
-        Output::Yaml | Output::Json => print_objects(&l.objects, output == Output::Json),
+        Output::Yaml | Output::Json => print_objects(&l.objects, output == Output::Json, single),
         Output::Dot => anyhow::bail!("-o dot draws applications: fosctl get app NAME -o dot"),
         _ => {
             l.table(&l.rows).print();

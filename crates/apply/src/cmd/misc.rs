@@ -189,11 +189,11 @@ pub async fn node(client: &Client, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::List { output } => {
             let nodes: Vec<Node> = client.get("/v1/nodes").await?;
-            print_nodes(&nodes, output)
+            print_nodes(&nodes, output, false)
         }
         NodeCommand::Info { name, output } => {
             let node: Node = client.get(&format!("/v1/nodes/{name}")).await?;
-            print_nodes(&[node], output)
+            print_nodes(&[node], output, true)
         }
     }
 }

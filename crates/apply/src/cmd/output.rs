@@ -1,7 +1,7 @@
 //! What `get -o yaml|json` prints: the objects as they are applied (`apiVersion`, `kind`, `metadata`, `spec`), with
 //! what fos observed apart under `status`, so the output goes back into `apply`, `diff` and `plan --nodes` (which
-//! ignore `status`, except a Node's). One object prints alone; several print as YAML documents or as a JSON
-//! `kind: List`. Also the label selector of `--selector` and human units.
+//! ignore `status`, except a Node's). One object asked for by name prints alone; a listing prints as YAML documents
+//! or as a JSON `kind: List` (as `kubectl get`). Also the label selector of `--selector` and human units.
 
 use std::collections::BTreeMap;
 
@@ -33,17 +33,18 @@ pub fn node_object(node: &Node) -> Value {
     Object::Node(Box::new(node.clone())).to_value()
 }
 
-/// Prints `items` as YAML documents or as JSON (one object alone, several as a `kind: List`).
-pub fn print_objects(items: &[Value], json_out: bool) -> anyhow::Result<()> {
-    print!("{}", render_objects(items, json_out)?);
+/// Prints `items` as YAML documents or as JSON: the object alone when `single` (one object asked for by name),
+/// else a `kind: List`.
+pub fn print_objects(items: &[Value], json_out: bool, single: bool) -> anyhow::Result<()> {
+    print!("{}", render_objects(items, json_out, single)?);
     Ok(())
 }
 
 /// The text [`print_objects`] prints.
-pub fn render_objects(items: &[Value], json_out: bool) -> anyhow::Result<String> {
+pub fn render_objects(items: &[Value], json_out: bool, single: bool) -> anyhow::Result<String> {
     if json_out {
         let v = match items {
-            [one] => one.clone(),
+            [one] if single => one.clone(),
             _ => json!({"apiVersion": fos_api::manifest::API_VERSION, "kind": "List", "items": items}),
         };
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
@@ -157,12 +158,16 @@ mod tests {
     #[test]
     fn several_objects_print_as_documents_or_a_list() {
         let items = vec![json!({"kind": "Node", "metadata": {"name": "a"}}), json!({"kind": "Node"})];
-        let yaml = render_objects(&items, false).unwrap();
+        let yaml = render_objects(&items, false, false).unwrap();
         assert_eq!(yaml.matches("---\n").count(), 1, "{yaml}");
-        let list: Value = serde_json::from_str(&render_objects(&items, true).unwrap()).unwrap();
+        let list: Value = serde_json::from_str(&render_objects(&items, true, false).unwrap()).unwrap();
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"][0]["metadata"]["name"], "a");
-        let one: Value = serde_json::from_str(&render_objects(&items[..1], true).unwrap()).unwrap();
+        let listed: Value = serde_json::from_str(&render_objects(&items[..1], true, false).unwrap()).unwrap();
+        assert_eq!(listed["kind"], "List");
+        let one: Value = serde_json::from_str(&render_objects(&items[..1], true, true).unwrap()).unwrap();
         assert_eq!(one["kind"], "Node");
+        let none: Value = serde_json::from_str(&render_objects(&[], true, false).unwrap()).unwrap();
+        assert_eq!(none["items"], json!([]));
     }
 }

@@ -103,10 +103,12 @@ pub async fn follow(client: &Client, global: &Global, args: &GetArgs, first: Lis
             Output::Yaml | Output::Json => {
                 let objects: Vec<Value> = diff.into_iter().map(|(_, o)| o).filter(|o| !o.is_null()).collect();
                 if !objects.is_empty() {
-                    if args.output == Output::Yaml {
-                        println!("---");
+                    for o in &objects {
+                        if args.output == Output::Yaml {
+                            println!("---");
+                        }
+                        print_objects(std::slice::from_ref(o), args.output == Output::Json, true)?;
                     }
-                    print_objects(&objects, args.output == Output::Json)?;
                 }
             }
             _ => {
@@ -125,9 +127,7 @@ mod tests {
     use super::*;
 
     fn rows(list: &[&[&str]]) -> BTreeMap<String, (Vec<String>, Value)> {
-        list.iter()
-            .map(|r| (r[0].to_string(), (r.iter().map(|c| c.to_string()).collect(), Value::Null)))
-            .collect()
+        list.iter().map(|r| (r[0].to_string(), (r.iter().map(|c| c.to_string()).collect(), Value::Null))).collect()
     }
 
     #[test]

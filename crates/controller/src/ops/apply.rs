@@ -158,10 +158,8 @@ async fn attempt(
                 writes.push(records.put_op::<Apps>(key, &rec)?);
             }
         }
-        let given: BTreeSet<(ObjectKind, String, String)> = objects
-            .iter()
-            .map(|o| (o.kind(), o.metadata().tenant().to_string(), o.name().to_string()))
-            .collect();
+        let given: BTreeSet<(ObjectKind, String, String)> =
+            objects.iter().map(|o| (o.kind(), o.metadata().tenant().to_string(), o.name().to_string())).collect();
         let mut remaining: Vec<((String, String), Object)> = view
             .apps
             .iter()
@@ -201,20 +199,20 @@ async fn attempt(
     Ok(Some(ApplyResponse { changes, plans, dry_run, revision: result.revision }))
 }
 
+/// What [`compare`] finds: the change, the value to write (none: nothing), and the fields that differ.
+type Compared = (Change, Option<Vec<u8>>, Vec<String>);
+
 /// Compares `obj` with what is stored at `key`: the change, the value to write (none: nothing to write), and the
 /// fields that differ. An object that differs only in its `fos/source` annotation (the first `apply --prune`) is
 /// unchanged: the annotation is recorded, its generation is kept and nothing restarts.
-fn compare(
-    ctx: &Context,
-    key: &str,
-    obj: &Object,
-    prior: Option<&KeyValue>,
-) -> Result<(Change, Option<Vec<u8>>, Vec<String>), OpError> {
+fn compare(ctx: &Context, key: &str, obj: &Object, prior: Option<&KeyValue>) -> Result<Compared, OpError> {
     match obj {
         Object::Secret(secret) => {
             let old = prior.and_then(|kv| Secrets::decode(&Default::default(), &kv.value).ok());
             let change = match &old {
-                Some(o) if super::secrets::unchanged(ctx, o, secret) => return Ok((Change::Unchanged, None, Vec::new())),
+                Some(o) if super::secrets::unchanged(ctx, o, secret) => {
+                    return Ok((Change::Unchanged, None, Vec::new()))
+                }
                 Some(_) => Change::Updated,
                 None => Change::Created,
             };

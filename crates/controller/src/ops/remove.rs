@@ -24,7 +24,11 @@ pub fn users_of<'a>(
         let Some(spec) = object.as_application() else { continue };
         let uses = match kind {
             ObjectKind::Network => {
-                let inline = spec.spec.networks.iter().any(|n| matches!(n, fos_api::manifest::NetworkRef::Inline { name: n, .. } if n == name));
+                let inline = spec
+                    .spec
+                    .networks
+                    .iter()
+                    .any(|n| matches!(n, fos_api::manifest::NetworkRef::Inline { name: n, .. } if n == name));
                 t == tenant
                     && !inline
                     && (spec.spec.networks.iter().any(|n| n.name() == name)
@@ -118,7 +122,13 @@ pub async fn remove(
         compare.extend(live.iter().map(|(k, v)| records.unchanged::<Apps>(k, v.mod_revision)));
     }
     commit(&records, compare, deletes, &what).await?;
-    Ok(ObjectChange { kind, tenant: change_tenant, name: name.to_string(), change: Change::Deleted, fields: Vec::new() })
+    Ok(ObjectChange {
+        kind,
+        tenant: change_tenant,
+        name: name.to_string(),
+        change: Change::Deleted,
+        fields: Vec::new(),
+    })
 }
 
 async fn commit(records: &Records, compare: Vec<Compare>, deletes: Vec<TxnOp>, what: &str) -> Result<(), OpError> {
