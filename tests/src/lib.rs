@@ -3,6 +3,9 @@
 //! `fosd` wrote (`<data>/fosctl.yaml`: the cluster CA and an administrator token), and on drop deletes what was
 //! applied and stops `fosd`, so no process outlives a test, even a failed one.
 
+pub mod browser;
+pub mod netns;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

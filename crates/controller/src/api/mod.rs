@@ -1,5 +1,6 @@
 //! The HTTP/JSON API of `fosd` (axum): apply, reads and deletes of every kind, the store view and watch, logs,
-//! events, imperative entity verbs, `/healthz` and Prometheus `/metrics`. It is the only way `fosctl` talks to fos.
+//! events, imperative entity verbs, `/healthz`, Prometheus `/metrics` and the web view's static files (`/ui/`,
+//! [`ui`]). It is the only way `fosctl` and the web view talk to fos.
 //!
 //! Handlers only decode a request (path, query, JSON body, the [`crate::ops::Caller`]), call one operation of
 //! [`crate::ops`] and map its error ([`error::ApiError`]); adding an endpoint is one handler and one route here.
@@ -15,6 +16,7 @@ pub mod read;
 pub mod remove;
 pub mod serve;
 pub mod store_view;
+pub mod ui;
 
 use std::sync::atomic::Ordering;
 
@@ -33,6 +35,10 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/style.css", get(ui::style))
         .route("/v1/apply", post(apply::apply))
         .route("/v1/apps", get(read::list_apps))
         .route("/v1/apps/{tenant}/{name}", get(read::get_app).delete(entity::delete))
