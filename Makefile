@@ -18,7 +18,7 @@ APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
 	runc
 
-.PHONY: deps build test demo demo-down bench fmt lint clean
+.PHONY: deps build test fuzz demo demo-down bench fmt lint clean
 
 ## deps: install the Debian packages fos needs (idempotent; quiet when already installed; sudo only when not root),
 ## check that everything the build, tests and demo run is there, and install cargo-nextest when absent
@@ -36,7 +36,8 @@ deps:
 build: deps
 	$(CARGO) build --workspace --release
 
-## test: formatting, lints, then every test
+## test: formatting, lints, then every test (the fuzz targets of crates/fuzz with a bounded run: FOS_FUZZ_CASES,
+## default 1000 inputs per target)
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -44,11 +45,18 @@ test: deps
 	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc
 
-## demo: build, start a one-node fos (data in ./.fos-demo), deploy the WordPress example, show it running
+## fuzz: the fuzz targets (manifest loader, fog05 converter, store URI parser, API request decoding) on many more
+## inputs than `make test` (FUZZ_CASES per target, default 50000)
+FUZZ_CASES ?= 50000
+fuzz: deps
+	FOS_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) nextest run --workspace --no-capture -E 'package(fos-fuzz)'
+
+## demo: build, start a one-node fos (data in ./.fos-demo; HTTPS API with the cluster CA and the administrator's
+## token fosd writes to .fos-demo/fosctl.yaml), deploy the WordPress example, show it running
 DEMO_DIR := $(CURDIR)/.fos-demo
 DEMO_LISTEN := 127.0.0.1:7887
 DEMO_URL := http://127.0.0.1:8080/wp-admin/install.php
-FOSCTL_DEMO = ./target/release/fosctl --server http://$(DEMO_LISTEN)
+FOSCTL_DEMO = ./target/release/fosctl --config $(DEMO_DIR)/fosctl.yaml
 demo: deps
 	$(CARGO) build --release -p fos-fosd -p fos-apply
 	@mkdir -p $(DEMO_DIR)
@@ -59,10 +67,12 @@ demo: deps
 			>$(DEMO_DIR)/fosd.log 2>&1 & echo $$! >$(DEMO_DIR)/fosd.pid; \
 		echo "fosd started (pid $$(cat $(DEMO_DIR)/fosd.pid), log $(DEMO_DIR)/fosd.log)"; \
 	fi
-	@for i in $$(seq 100); do curl -sf http://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done
+	@for i in $$(seq 100); do [ -f $(DEMO_DIR)/fosctl.yaml ] && [ -f $(DEMO_DIR)/tls/ca.pem ] && \
+		curl -sf --cacert $(DEMO_DIR)/tls/ca.pem https://$(DEMO_LISTEN)/healthz >/dev/null && break; sleep 0.1; done
 	$(FOSCTL_DEMO) apply -f examples/wordpress --wait --timeout 180s
 	$(FOSCTL_DEMO) get entities
 	@curl -sf $(DEMO_URL) | grep -q 'WordPress' && echo "WordPress answers at $(DEMO_URL)"
+	@echo "the fos API answers over HTTPS at https://$(DEMO_LISTEN) (use: $(FOSCTL_DEMO) ...)"
 	@echo "stop it with: make demo-down"
 
 ## demo-down: delete the demo's application (components stop in reverse order) and stop its fosd

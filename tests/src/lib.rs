@@ -25,7 +25,8 @@ pub fn bin_dir() -> PathBuf {
 static BUILD: Once = Once::new();
 
 /// Builds `fosd` and `fosctl` once per test process (a no-op when they are current, or when `FOS_BIN_DIR` names
-/// prebuilt ones).
+/// prebuilt ones). The whole workspace's binaries, as `make test` builds them: building only these two packages
+/// would resolve their dependencies' features differently and rebuild them.
 fn build() {
     if std::env::var_os("FOS_BIN_DIR").is_some() {
         return;
@@ -33,7 +34,7 @@ fn build() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "fos-fosd", "-p", "fos-apply"])
+            .args(["build", "-q", "--workspace", "--bins"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()
             .expect("running cargo build");
@@ -77,6 +78,23 @@ pub struct Fos {
     pub fosd: Child,
     /// The network namespace `fosd` and `fosctl` run in (`None`: the caller's).
     pub netns: Option<PathBuf>,
+    /// Whether the API is plain HTTP (`--insecure-plaintext`, loopback only).
+    pub plaintext: bool,
+    /// A tmpfs mounted on the data directory (unmounted once `fosd` stopped).
+    tmpfs: Option<PathBuf>,
+}
+
+/// How to start `fosd`, beyond the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Start<'a> {
+    /// The network namespace to run it in.
+    pub netns: Option<PathBuf>,
+    /// Extra arguments.
+    pub extra: &'a [&'a str],
+    /// Its open-file limit (soft and hard), when not the test process's.
+    pub nofile: Option<u64>,
+    /// A tmpfs of this many MiB mounted on its data directory (a small disk that can be filled).
+    pub tmpfs_mib: Option<u64>,
 }
 
 /// A command running `program`, inside the network namespace `netns` when given (through `nsenter`, which leaves
@@ -105,24 +123,53 @@ impl Fos {
 
     /// Starts `fosd` with extra arguments (inside `netns` when given) and waits for its API.
     pub fn start_with(netns: Option<PathBuf>, extra: &[&str]) -> Fos {
+        Fos::start_opts(Start { netns, extra, ..Start::default() })
+    }
+
+    /// Starts `fosd` as `opts` say and waits for its API.
+    pub fn start_opts(opts: Start<'_>) -> Fos {
         use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
         build();
         let dir = tempfile::tempdir().expect("temp dir");
         // Entities run as the node's unprivileged user: they must reach their working directories and the marks.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("temp dir mode");
+        let data = dir.path().join("data");
+        let tmpfs = opts.tmpfs_mib.map(|mib| {
+            std::fs::create_dir_all(&data).expect("data dir");
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0755"), "fos-e2e"])
+                .arg(&data)
+                .status()
+                .expect("running mount");
+            assert!(status.success(), "mounting a tmpfs on {}", data.display());
+            data.clone()
+        });
         let port = free_port();
         let server = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("fosd.log")).expect("log file");
-        let fosd = command_in(netns.as_deref(), bin_dir().join("fosd"))
-            .args(["--data-dir"])
-            .arg(dir.path().join("data"))
+        let mut cmd = command_in(opts.netns.as_deref(), bin_dir().join("fosd"));
+        cmd.args(["--data-dir"])
+            .arg(&data)
             .args(["--listen", &server, "--node-name", "e2e", "--log", "info"])
-            .args(extra)
+            .args(opts.extra)
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting fosd");
-        let fos = Fos { dir, server, fosd, netns };
+            .stderr(log);
+        if let Some(n) = opts.nofile {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let fosd = cmd.spawn().expect("starting fosd");
+        let plaintext = opts.extra.contains(&"--insecure-plaintext");
+        let fos = Fos { dir, server, fosd, netns: opts.netns, plaintext, tmpfs };
         let deadline = Instant::now() + Duration::from_secs(30);
         while fos.fosctl(&["node", "list"]).code != 0 || !fos.fosctl(&["node", "list"]).stdout.contains("e2e") {
             assert!(Instant::now() < deadline, "fosd did not come up:\n{}", fos.log());
@@ -136,19 +183,20 @@ impl Fos {
         command_in(self.netns.as_deref(), bin_dir().join("fosctl"))
             .arg("--config")
             .arg(self.config())
-            .args(["--server", &self.server])
+            .args(["--server", &self.url()])
             .args(args)
             .output()
             .expect("running fosctl")
             .into()
     }
 
-    /// Runs `fosctl` with `args` as the holder of `token` (the CA of the administrator's configuration).
+    /// Runs `fosctl` with `args` as the holder of `token` (the cluster CA; a configuration naming nothing else).
     pub fn fosctl_as(&self, token: &str, args: &[&str]) -> Run {
+        let empty = self.file("empty-config.yaml", "{}\n");
         command_in(self.netns.as_deref(), bin_dir().join("fosctl"))
             .arg("--ca")
             .arg(self.dir.path().join("data/tls/ca.pem"))
-            .args(["--config", "/dev/null", "--server", &self.server, "--token", token])
+            .args(["--config", &empty, "--server", &self.url(), "--token", token])
             .args(args)
             .output()
             .expect("running fosctl")
@@ -160,9 +208,10 @@ impl Fos {
         self.dir.path().join("data/fosctl.yaml")
     }
 
-    /// The API's base URL.
+    /// The API's base URL (`https://`, or `http://` for a plaintext API).
     pub fn url(&self) -> String {
-        format!("https://{}", self.server)
+        let scheme = if self.plaintext { "http" } else { "https" };
+        format!("{scheme}://{}", self.server)
     }
 
     /// The administrator's token.
@@ -266,6 +315,11 @@ pub fn https_client(ca_pem: &str, token: Option<&str>) -> reqwest::Client {
     reqwest::Client::builder().tls_backend_preconfigured(tls).default_headers(headers).build().expect("a client")
 }
 
+/// A client for a plaintext API (`--insecure-plaintext`), sending `token` as its bearer token when given.
+pub fn plain_client(token: Option<&str>) -> reqwest::Client {
+    https_client("", token)
+}
+
 /// Whether process `pid` exists (and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -277,11 +331,22 @@ pub fn alive(pid: u32) -> bool {
 impl Drop for Fos {
     fn drop(&mut self) {
         for a in self.try_items(&["get", "apps"]).unwrap_or_default() {
-            if let Some(name) = a["metadata"]["name"].as_str() {
-                self.fosctl(&["delete", name, "--wait", "--timeout", "30s"]);
+            let meta = &a["metadata"];
+            if let Some(name) = meta["name"].as_str() {
+                let tenant = meta["tenant"].as_str().unwrap_or("default");
+                self.fosctl(&["--tenant", tenant, "delete", name, "--wait", "--timeout", "30s"]);
             }
         }
-        // SIGTERM, then SIGKILL if it lingers.
+        self.stop();
+        if let Some(path) = self.tmpfs.take() {
+            let _ = Command::new("umount").arg(&path).status();
+        }
+    }
+}
+
+impl Fos {
+    /// Stops `fosd`: SIGTERM, then SIGKILL if it lingers.
+    fn stop(&mut self) {
         let pid = self.fosd.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(10);

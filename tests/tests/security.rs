@@ -105,10 +105,13 @@ fn tokens_roles_tenants_and_secrets_hold() {
 
     // Tenant alpha applies an application reading a Secret; it runs as the unprivileged user.
     let file = fos.file("secretive.yaml", &secretive(&marks));
-    let applied = fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
+    let applied =
+        fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
     assert_eq!(applied.code, 0, "{applied:?}");
     assert!(!applied.stdout.contains(SECRET) && !applied.stderr.contains(SECRET));
-    wait_for("the entity's marks", Duration::from_secs(20), || marks.join("pw").exists() && marks.join("caps").exists());
+    wait_for("the entity's marks", Duration::from_secs(20), || {
+        marks.join("pw").exists() && marks.join("caps").exists()
+    });
     let uid = std::fs::read_to_string(marks.join("uid")).unwrap().trim().to_string();
     let expected = Command::new("id").args(["-u", "fos-entity"]).output().unwrap();
     assert_eq!(uid, String::from_utf8_lossy(&expected.stdout).trim(), "runs as fos-entity");
@@ -193,7 +196,8 @@ fn tokens_roles_tenants_and_secrets_hold() {
     assert!(refused.stderr.contains("may not run entities as root"), "{refused:?}");
     let allowed = fos.fosctl(&["tenant", "allow-root", "alpha"]);
     assert_eq!(allowed.code, 0, "{allowed:?}");
-    let applied = fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
+    let applied =
+        fos.fosctl_as(&edit_alpha, &["--tenant", "alpha", "apply", "-f", &file, "--wait", "--timeout", "60s"]);
     assert_eq!(applied.code, 0, "{applied:?}");
     wait_for("the root entity's marks", Duration::from_secs(20), || marks.join("root-caps").exists());
     assert_eq!(std::fs::read_to_string(marks.join("root-uid")).unwrap().trim(), "0");
@@ -232,7 +236,7 @@ fn a_plaintext_api_on_loopback_still_asks_for_tokens() {
     let fos = Fos::start_with(None, &["--insecure-plaintext"]);
     let rt = runtime();
     rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = fos_e2e::plain_client(None);
         let base = format!("http://{}", fos.server);
         assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
         assert_eq!(http.get(format!("{base}/v1/apps")).send().await.unwrap().status(), 401);

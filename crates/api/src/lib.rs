@@ -7,8 +7,8 @@
 pub mod auth;
 pub mod graph;
 pub mod keys;
-pub mod limits;
 pub mod lifecycle;
+pub mod limits;
 pub mod manifest;
 pub mod names;
 pub mod network;

@@ -103,7 +103,10 @@ mod tests {
         let one = spec.components[0].clone();
         let components: Vec<Component> =
             (0..components).map(|i| Component { name: format!("c{i}"), ..one.clone() }).collect();
-        Object::Application(Application { metadata: Metadata::named("a"), spec: ApplicationSpec { components, ..spec } })
+        Object::Application(Application {
+            metadata: Metadata::named("a"),
+            spec: ApplicationSpec { components, ..spec },
+        })
     }
 
     #[test]

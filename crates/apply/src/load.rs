@@ -71,9 +71,7 @@ pub fn read_manifest(path: &Path) -> Result<String, LoadError> {
 fn read_limited(r: impl Read, shown: &str) -> Result<String, LoadError> {
     let limit = fos_api::limits::MAX_MANIFEST_BYTES;
     let mut text = String::new();
-    r.take(limit + 1)
-        .read_to_string(&mut text)
-        .map_err(|source| LoadError::Io { path: shown.to_string(), source })?;
+    r.take(limit + 1).read_to_string(&mut text).map_err(|source| LoadError::Io { path: shown.to_string(), source })?;
     if text.len() as u64 > limit {
         return Err(LoadError::TooLarge { path: shown.to_string(), size: text.len() as u64, limit });
     }

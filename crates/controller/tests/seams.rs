@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::{world, WORDPRESS};
+use fos_api::auth::Role;
 use fos_api::wire::{ApplyRequest, ListQuery};
 use fos_api::InstanceId;
-use fos_api::auth::Role;
 use fos_controller::ops::{self, Caller, OpError};
 use fos_controller::reconcile::cache::Cache;
 use fos_controller::reconcile::commit::commit;

@@ -99,7 +99,11 @@ async fn create(opts: &Options, records: &Records, token: &str) -> anyhow::Resul
     let id = CLUSTER.to_string();
     let made = records
         .store()
-        .txn(Txn { compare: vec![records.absent::<Bootstrap>(&id)], success: vec![records.put_op::<Bootstrap>(&id, &rec)?], failure: vec![] })
+        .txn(Txn {
+            compare: vec![records.absent::<Bootstrap>(&id)],
+            success: vec![records.put_op::<Bootstrap>(&id, &rec)?],
+            failure: vec![],
+        })
         .await?;
     Ok(made.succeeded.then_some((ca, secrets)))
 }
@@ -141,7 +145,13 @@ fn names(opts: &Options, node: &str) -> Vec<String> {
 pub fn server_url(opts: &Options) -> String {
     let scheme = if opts.insecure_plaintext { "http" } else { "https" };
     let ip = opts.listen.ip();
-    let host = if ip.is_unspecified() { "127.0.0.1".to_string() } else if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
     format!("{scheme}://{host}:{}", opts.listen.port())
 }
 
@@ -210,8 +220,7 @@ pub async fn prepare(opts: &Options, records: &Records, node: &str) -> anyhow::R
 /// token and update the server and CA.
 async fn write_client_config(opts: &Options, records: &Records, node: &str, ca: &Ca) -> anyhow::Result<PathBuf> {
     let path = opts.data_dir.join("fosctl.yaml");
-    let kept: Option<ClientConfig> =
-        std::fs::read_to_string(&path).ok().and_then(|t| serde_yaml_ng::from_str(&t).ok());
+    let kept: Option<ClientConfig> = std::fs::read_to_string(&path).ok().and_then(|t| serde_yaml_ng::from_str(&t).ok());
     let kept_token = match kept.and_then(|c| c.token) {
         Some(t) => match fos_api::auth::token_id(&t) {
             Some(id) if records.get::<Tokens>(&id.to_string()).await?.is_some() => Some(t),

@@ -21,7 +21,9 @@ use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
-pub use security::{Bootstrap, BootstrapRecord, BootstrapSecrets, SealedSecret, Secrets, TenantPolicies, Tokens, CLUSTER};
+pub use security::{
+    Bootstrap, BootstrapRecord, BootstrapSecrets, SealedSecret, Secrets, TenantPolicies, Tokens, CLUSTER,
+};
 
 /// `(tenant, name)`: how tenant-scoped objects (applications, networks) are named.
 pub type Scoped = (String, String);

@@ -74,8 +74,7 @@ impl SealKey {
         if text.len() != KEY_LEN * 2 {
             return Err(SealError::BadKey);
         }
-        let bytes: Result<Vec<u8>, _> =
-            (0..KEY_LEN).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16)).collect();
+        let bytes: Result<Vec<u8>, _> = (0..KEY_LEN).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16)).collect();
         SealKey::from_bytes(&bytes.map_err(|_| SealError::BadKey)?)
     }
 

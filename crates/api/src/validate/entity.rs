@@ -102,10 +102,9 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
             crate::manifest::EnvValue::Plain(v) if v.contains('\0') => {
                 report.push(format!("{at}.env.{key}"), "an environment value cannot hold a NUL byte")
             }
-            crate::manifest::EnvValue::Secret(r) if crate::validate_name(&r.secret).is_err() => report.push(
-                format!("{at}.env.{key}.secretRef"),
-                format!("`{}` is not a secret name", r.secret),
-            ),
+            crate::manifest::EnvValue::Secret(r) if crate::validate_name(&r.secret).is_err() => {
+                report.push(format!("{at}.env.{key}.secretRef"), format!("`{}` is not a secret name", r.secret))
+            }
             _ => {}
         }
     }

@@ -14,7 +14,11 @@ use crate::Context;
 type Answer<T> = Result<Json<T>, ApiError>;
 
 /// `POST /v1/tokens`.
-pub async fn create_token(State(ctx): State<Context>, caller: Caller, Body(req): Body<TokenRequest>) -> Answer<TokenCreated> {
+pub async fn create_token(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Body(req): Body<TokenRequest>,
+) -> Answer<TokenCreated> {
     Ok(Json(tokens::create(&ctx, &caller, req).await?))
 }
 

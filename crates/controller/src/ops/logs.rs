@@ -83,9 +83,11 @@ pub async fn logs(ctx: &Context, caller: &Caller, id: &str, q: &LogQuery) -> Res
 /// The output from the `fosd` at `addr`, which runs the instance: over HTTPS with the cluster CA, as this node (its
 /// node token), after this node checked that the caller may see the instance.
 async fn fetch(ctx: &Context, addr: &str, id: &str, q: &LogQuery) -> Result<LogStream, OpError> {
-    let peer = ctx.security.peer.as_ref().ok_or_else(|| {
-        OpError::Upstream(format!("this node has no credentials to fetch logs from {addr}"))
-    })?;
+    let peer = ctx
+        .security
+        .peer
+        .as_ref()
+        .ok_or_else(|| OpError::Upstream(format!("this node has no credentials to fetch logs from {addr}")))?;
     let mut url = format!("{}://{addr}/v1/logs/{id}?local=true&follow={}", peer.scheme, q.follow);
     if let Some(t) = q.tail_bytes {
         url.push_str(&format!("&tail_bytes={t}"));

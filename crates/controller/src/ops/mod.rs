@@ -108,9 +108,10 @@ impl Caller {
     fn check_role_writes(&self) -> Result<(), OpError> {
         match self.role {
             Role::Edit | Role::Admin => Ok(()),
-            Role::View | Role::Node => {
-                Err(OpError::Forbidden(format!("{} has a {} token, which cannot change anything", self.principal, self.role)))
-            }
+            Role::View | Role::Node => Err(OpError::Forbidden(format!(
+                "{} has a {} token, which cannot change anything",
+                self.principal, self.role
+            ))),
         }
     }
 

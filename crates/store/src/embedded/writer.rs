@@ -172,11 +172,9 @@ impl Command {
         match (self, outcome, failure) {
             (Command::Txn(_, s), _, Some(m)) => drop(s.send(Err(err(m)))),
             (Command::Grant(_, s), _, Some(m)) => drop(s.send(Err(err(m)))),
-            (
-                Command::KeepAlive(_, s) | Command::Revoke(_, s) | Command::Compact(_, s),
-                _,
-                Some(m),
-            ) => drop(s.send(Err(err(m)))),
+            (Command::KeepAlive(_, s) | Command::Revoke(_, s) | Command::Compact(_, s), _, Some(m)) => {
+                drop(s.send(Err(err(m))))
+            }
             (Command::Txn(_, s), Outcome::Txn(r), None) => drop(s.send(r)),
             (Command::Grant(_, s), Outcome::Lease(r), None) => drop(s.send(r)),
             (Command::KeepAlive(_, s) | Command::Revoke(_, s) | Command::Compact(_, s), Outcome::Unit(r), None) => {

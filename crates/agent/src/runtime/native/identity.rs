@@ -172,7 +172,9 @@ fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
     unsafe {
         // Out of the bounding set, every capability this kernel knows (EINVAL past the last one).
         for cap in 0..64 {
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+            {
                 break;
             }
         }

@@ -88,7 +88,12 @@ pub fn factory(env: &RuntimeEnv) -> Result<Arc<dyn Runtime>, RuntimeError> {
 impl NativeRuntime {
     /// Who the instance's processes run as and the Secret values of their environment, for its next setup or
     /// spawn; its working directory is given to that user.
-    fn prepare_launch(&self, inst: &Instance, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+    fn prepare_launch(
+        &self,
+        inst: &Instance,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+    ) -> Result<(), RuntimeError> {
         let who = identity::resolve(desired.entity.run_as.as_ref(), &self.config.run_as)?;
         if let Some(id) = &who {
             for dir in [inst.work_dir.clone(), inst.cwd()?] {
