@@ -60,10 +60,13 @@ impl Browser {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+        // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec. The ends are first copied above
+        // 10, so that neither is overwritten by the other's dup2 and both lose close-on-exec at 3 and 4 (a pipe end
+        // that already is 3 or 4 would keep it through a dup2 onto itself).
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(to_read, 3) < 0 || libc::dup2(from_write, 4) < 0 {
+                let (a, b) = (libc::fcntl(to_read, libc::F_DUPFD, 10), libc::fcntl(from_write, libc::F_DUPFD, 10));
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

@@ -49,7 +49,7 @@ fn instance<'a>(v: &'a Value, component: &str) -> Option<&'a Value> {
 #[test]
 fn the_web_view_draws_wordpress_and_follows_it_live() {
     assert!(chromium().is_some(), "Debian's chromium is needed: make deps");
-    let ns = TestNamespace::new("fos-e2e-ui");
+    let ns = TestNamespace::new(&format!("fos-ui-{}", std::process::id()));
     let fos = Fos::start_in(Some(ns.path()));
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordpress");
     let run = fos.fosctl(&["apply", "-f", example, "--wait", "--timeout", "300s"]);
@@ -57,9 +57,12 @@ fn the_web_view_draws_wordpress_and_follows_it_live() {
 
     // The page holds no data without a token: it asks for one.
     let mut anonymous = Browser::open(Some(&ns.path()), &format!("{}/ui/", fos.url()), 1280, 900);
-    let asked = until(&mut anonymous, "the token form", 30, |_| true);
-    let form = anonymous.eval("document.getElementById('login').hidden === false && document.getElementById('main').hidden");
-    assert_eq!(form, Value::Bool(true), "{asked}");
+    let form = "document.getElementById('login')?.hidden === false && document.getElementById('main').hidden";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while anonymous.eval(form) != Value::Bool(true) {
+        assert!(Instant::now() < deadline, "no token form: {}", read(&mut anonymous));
+        std::thread::sleep(Duration::from_millis(250));
+    }
     drop(anonymous);
 
     let url = format!("{}/ui/#token={}", fos.url(), fos.admin_token());
@@ -82,11 +85,12 @@ fn the_web_view_draws_wordpress_and_follows_it_live() {
 
     // Stop web: its process is killed; the page follows through the watch stream (the marker shows no reload).
     page.eval("window.fosMarker = 'same page'");
+    let before = instance(&shown, "web").and_then(|i| i["restarts"].as_u64()).unwrap_or(0);
     let pid = fos.pids().into_iter().find(|(n, _)| n == "web-0").map(|(_, p)| p).expect("web's pid");
     // SAFETY: signalling a process of the test's own fosd.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     let after = until(&mut page, "web stopped and restarted", 60, |v| {
-        instance(v, "web").is_some_and(|i| i["restarts"].as_u64() >= Some(1))
+        instance(v, "web").is_some_and(|i| i["restarts"].as_u64() > Some(before) && i["state"] == "Running")
     });
     assert_eq!(after["marker"], "same page", "updated in place, not reloaded: {after}");
 }

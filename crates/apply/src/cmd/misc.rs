@@ -221,6 +221,16 @@ pub async fn plugin(client: &Client, cmd: PluginCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `fosctl ui`: the web view's address; the token goes in the fragment, which browsers never send to the server.
+pub async fn ui(client: &Client) -> anyhow::Result<()> {
+    let _: fos_api::wire::SystemInfo = client.get("/v1/system").await?;
+    match client.token() {
+        Some(token) => println!("{}/ui/#token={}", client.base(), encode_query(token)),
+        None => println!("{}/ui/", client.base()),
+    }
+    Ok(())
+}
+
 /// `fosctl completion`.
 pub fn completion(args: &CompletionArgs, mut cli: clap::Command) -> anyhow::Result<()> {
     let name = cli.get_name().to_string();

@@ -143,6 +143,8 @@ pub enum ClientCommand {
     /// Tenant policies (administrators): may a tenant's entities run as root.
     #[command(subcommand)]
     Tenant(access::TenantCommand),
+    /// Print the address of fosd's web view, with this configuration's token in its fragment, to open in a browser.
+    Ui,
     /// Print a shell completion script.
     Completion(misc::CompletionArgs),
 }
@@ -215,6 +217,7 @@ fn run_command(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::Entity(c) => entity::entity(&client, global, c).await,
             ClientCommand::Token(c) => access::token(&client, global, c).await,
             ClientCommand::Tenant(c) => access::tenant(&client, c).await,
+            ClientCommand::Ui => misc::ui(&client).await,
             ClientCommand::Completion(_) => Ok(()),
         }
     })

@@ -61,7 +61,7 @@ function stateClass(e) {
   const a = e && e.actual;
   if (!e || !e.node) return "unplaced";
   if (!a) return "starting";
-  const st = a.lifecycle && a.lifecycle.state;
+  const st = a.state;
   if (st === "Error") return "error";
   if (st === "Running") return a.ready ? "ready" : "starting";
   if (st === "Paused") return "paused";
@@ -121,6 +121,7 @@ function renderApp(app, entities) {
     const g = el("svg:g", { class: "cluster", "data-node": col || "-" });
     const rectH = here.length * (H + GAPY) + PAD;
     g.append(el("svg:rect", { x: x - PAD / 2, y: 8, width: W + PAD, height: rectH + 14, rx: 10 }));
+    height = Math.max(height, 8 + rectH + 14 + 8);
     g.append(el("svg:text", { x: x - PAD / 2 + 8, y: 24 }, col ? "node " + col : "not placed"));
     svg.append(g);
     here.forEach((it, ri) => {
@@ -128,7 +129,7 @@ function renderApp(app, entities) {
       pos[it.key] = { x, y, col: ci };
       const e = it.entity;
       const a = e && e.actual;
-      const st = (a && a.lifecycle && a.lifecycle.state) || (e ? "-" : "not placed");
+      const st = (a && a.state) || (e ? "-" : "not placed");
       const ig = el("svg:g", { class: "instance state-" + stateClass(e), "data-id": e ? e.id : it.key,
         "data-component": it.component, "data-state": st, "data-ready": String(!!(a && a.ready)),
         "data-restarts": String((a && a.restarts) || 0) });
