@@ -261,7 +261,8 @@ fn on_a_full_disk_applies_are_refused_and_deletes_work() {
     let deleted = fos.fosctl(&["delete", "filler", "--wait", "--timeout", "60s"]);
     assert_eq!(deleted.code, 0, "{deleted:?}");
     assert!(fos.items(&["get", "apps"]).is_empty());
-    std::thread::sleep(Duration::from_secs(3));
+    // Longer than the node's heartbeat lease (10 s), still on the full disk: its renewals went through.
+    std::thread::sleep(Duration::from_secs(12));
     assert!(node_ready(&fos), "the node kept its lease on the full disk:\n{}", fos.log());
     std::fs::remove_file(&fill).expect("removing the fill file");
 }

@@ -320,7 +320,7 @@ pub fn json_edit() -> impl Strategy<Value = JsonEdit> {
 
 /// The value `choice` leads to: at each level, stop or step into one child, as the choice's next digits say.
 fn pick(v: &mut Value, mut choice: u64) -> &mut Value {
-    let stop = choice % 4 == 0;
+    let stop = choice.is_multiple_of(4);
     choice /= 4;
     let n = match v {
         Value::Array(a) => a.len(),

@@ -146,10 +146,9 @@ fn fuzz_api_request_decoding() {
                 BodyCase::Bytes(b) => b.clone(),
                 BodyCase::Json(v) => serde_json::to_vec(v).unwrap(),
                 BodyCase::Objects { picks, edits, dry_run, wrap } => {
-                    let mut objects: Vec<serde_json::Value> =
+                    let objects: Vec<serde_json::Value> =
                         picks.iter().map(|p| seeds[p % seeds.len()].clone()).collect();
-                    let mut value =
-                        serde_json::json!({ "objects": objects.drain(..).collect::<Vec<_>>(), "dryRun": dry_run });
+                    let mut value = serde_json::json!({ "objects": objects, "dryRun": dry_run });
                     apply_json_edits(&mut value, edits);
                     if !wrap {
                         value = value["objects"].clone();
