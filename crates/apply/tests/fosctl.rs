@@ -40,7 +40,7 @@ fn version_and_help() {
 fn wordpress_example_checks_clean() {
     let (code, out, err) = fosctl(&["manifest", "check", "examples/wordpress"], None);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "ok: 1 object in 1 file valid (1 Application)\n");
+    assert_eq!(out, "ok: 2 objects in 1 file valid (1 Application, 1 Secret)\n");
 }
 
 #[test]

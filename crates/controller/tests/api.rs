@@ -32,7 +32,7 @@ fn objects(yamls: &[&str]) -> Vec<serde_json::Value> {
 }
 
 async fn post(s: &Server, body: serde_json::Value) -> reqwest::Response {
-    reqwest::Client::new().post(format!("{}/v1/apply", s.base)).json(&body).send().await.unwrap()
+    common::http().post(format!("{}/v1/apply", s.base)).json(&body).send().await.unwrap()
 }
 
 const ENTITY: &str =
@@ -86,15 +86,15 @@ async fn the_store_view_matches_wildcards() {
     w.add_node("n2").await;
     let s = serve(&w).await;
     let url = format!("{}/v1/store?uri=afos://0/nodes/*/info", s.base);
-    let list: Vec<StoreEntry> = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let list: Vec<StoreEntry> = common::http().get(url).send().await.unwrap().json().await.unwrap();
     let keys: Vec<&str> = list.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["/fos/0/actual/nodes/n1/info", "/fos/0/actual/nodes/n2/info"]);
-    let resp = reqwest::get(format!("{}/v1/store?uri=http://x", s.base)).await.unwrap();
+    let resp = common::http().get(format!("{}/v1/store?uri=http://x", s.base)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 422);
 }
 
 async fn verb(s: &Server, path: &str) -> reqwest::Response {
-    reqwest::Client::new().post(format!("{}{path}", s.base)).send().await.unwrap()
+    common::http().post(format!("{}{path}", s.base)).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -130,13 +130,13 @@ async fn delete_marks_the_application_once() {
     let s = serve(&w).await;
     let _: ApplyResponse =
         post(&s, serde_json::json!({ "objects": objects(&[WORDPRESS]) })).await.json().await.unwrap();
-    let delete = || reqwest::Client::new().delete(format!("{}/v1/apps/default/wp", s.base)).send();
+    let delete = || common::http().delete(format!("{}/v1/apps/default/wp", s.base)).send();
     let first: AppView = delete().await.unwrap().json().await.unwrap();
     assert!(first.record.deleting);
     let rev = w.ctx.store.revision().await.unwrap();
     let again: AppView = delete().await.unwrap().json().await.unwrap();
     assert!(again.record.deleting);
     assert_eq!(w.ctx.store.revision().await.unwrap(), rev, "deleting twice writes once");
-    let missing = reqwest::Client::new().delete(format!("{}/v1/apps/default/nope", s.base)).send().await.unwrap();
+    let missing = common::http().delete(format!("{}/v1/apps/default/nope", s.base)).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
 }

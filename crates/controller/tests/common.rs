@@ -150,3 +150,14 @@ spec:
     - name: db
       entity: {kind: native, command: [sleep, "100"], readiness: {tcp: 3306}}
 "#;
+
+/// An HTTP client for the in-process API (plain HTTP; reqwest is built without a default TLS provider).
+pub fn http() -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder().tls_backend_preconfigured(tls).build().expect("a client")
+}

@@ -13,7 +13,7 @@ async fn apply(w: &common::World, yaml: &str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let resp = reqwest::Client::new().post(format!("http://{addr}/v1/apply")).json(&body).send().await.unwrap();
+    let resp = common::http().post(format!("http://{addr}/v1/apply")).json(&body).send().await.unwrap();
     assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
     server.abort();
 }
