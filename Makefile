@@ -14,7 +14,7 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #          extension, WordPress
 #   containers: runc (no runtime of fos uses it yet)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
-	etcd-server iproute2 dnsmasq-base python3 openssl procps \
+	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
 	runc
 

@@ -8,7 +8,8 @@
 #         links through `cc`).
 # Tests:  etcd (the server the store tests start), ip and bridge (network namespaces, VxLAN/VLAN links), dnsmasq
 #         (DHCP on fos networks), python3 (the end-to-end network test's programs), openssl (etcd TLS
-#         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash.
+#         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash, chromium
+#         (the web view's test, headless).
 # Demo:   curl, MariaDB's server and installer, php with its MySQL extension, Debian's WordPress.
 # Also:   runc (what `kind: container` entities are meant to run on; no runtime of fos uses it yet).
 
@@ -59,6 +60,7 @@ have_cmd openssl openssl
 have_cmd nsenter util-linux
 have_cmd timeout coreutils
 have_cmd bash bash
+have_cmd /usr/bin/chromium chromium "chromium (the web view's headless browser test)"
 
 # Demo (examples/wordpress and `make demo`).
 have_cmd curl curl

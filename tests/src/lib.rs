@@ -3,8 +3,10 @@
 //! `fosd` wrote (`<data>/fosctl.yaml`: the cluster CA and an administrator token), and on drop deletes what was
 //! applied and stops `fosd`, so no process outlives a test, even a failed one.
 
+pub mod browser;
 pub mod cluster;
 pub mod host;
+pub mod netns;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -273,12 +275,28 @@ impl Fos {
         std::fs::read_to_string(self.dir.path().join("fosd.log")).unwrap_or_default()
     }
 
+    /// The objects `fosctl ARGS -o json` prints (a `kind: List`'s items, or the one object); panics when it fails.
+    pub fn items(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        self.try_items(args).unwrap_or_else(|| panic!("fosctl {args:?} -o json failed"))
+    }
+
+    /// [`Fos::items`], `None` when `fosctl` fails or prints no JSON object.
+    pub fn try_items(&self, args: &[&str]) -> Option<Vec<serde_json::Value>> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let run = self.fosctl(&all);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+        match v.get("kind").and_then(|k| k.as_str()) {
+            Some("List") => v["items"].as_array().cloned(),
+            Some(_) => Some(vec![v]),
+            None => None,
+        }
+    }
+
     /// The pids of the running instances, by short name (`db-0`).
     pub fn pids(&self) -> Vec<(String, u32)> {
-        let run = self.fosctl(&["get", "entities", "-o", "json"]);
-        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
         let mut out = Vec::new();
-        for e in list.as_array().into_iter().flatten() {
+        for e in self.try_items(&["get", "entities"]).unwrap_or_default() {
             let id = e["id"].as_str().unwrap_or("");
             let short = id.split('.').next().unwrap_or("").to_string();
             if let Some(pid) = e["actual"]["pid"].as_u64() {
@@ -328,10 +346,8 @@ impl Drop for Fos {
         if let Ok(Some(_)) = self.fosd.try_wait() {
             return;
         }
-        let apps = self.fosctl(&["get", "apps", "-o", "json"]);
-        let list: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap_or_default();
-        for a in list.as_array().into_iter().flatten() {
-            let meta = &a["object"]["metadata"];
+        for a in self.try_items(&["get", "apps"]).unwrap_or_default() {
+            let meta = &a["metadata"];
             if let Some(name) = meta["name"].as_str() {
                 let tenant = meta["tenant"].as_str().unwrap_or("default");
                 self.fosctl(&["--tenant", tenant, "delete", name, "--wait", "--timeout", "30s"]);

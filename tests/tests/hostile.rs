@@ -40,9 +40,8 @@ fn raise_nofile(n: u64) {
 }
 
 fn node_ready(fos: &Fos) -> bool {
-    let run = fos.fosctl(&["get", "nodes", "-o", "json"]);
-    let nodes: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-    nodes.as_array().into_iter().flatten().any(|n| n["status"]["ready"] == serde_json::Value::Bool(true))
+    let nodes = fos.try_items(&["get", "nodes"]).unwrap_or_default();
+    nodes.iter().any(|n| n["status"]["ready"] == serde_json::Value::Bool(true))
 }
 
 #[test]
@@ -176,7 +175,7 @@ fn an_application_of_5000_components_is_applied_within_the_limits_with_bounded_m
     let refused = fos.fosctl(&["apply", "-f", &file]);
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("over the limit of 5000"), "{refused:?}");
-    assert_eq!(fos.fosctl(&["get", "apps", "-o", "json"]).stdout.trim(), "[]", "nothing stored");
+    assert!(fos.items(&["get", "apps"]).is_empty(), "nothing stored");
 
     // At the limit: applied, the controller says why nothing is placed, fosd's memory grows by a bounded amount and
     // the node keeps its lease.
@@ -194,9 +193,8 @@ fn an_application_of_5000_components_is_applied_within_the_limits_with_bounded_m
     let mut peak = 0;
     loop {
         peak = peak.max(proc_kib(pid, "VmRSS:"));
-        let run = fos.fosctl(&["get", "apps", "-o", "json"]);
-        let apps: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        let status = &apps[0]["status"];
+        let apps = fos.try_items(&["get", "apps"]).unwrap_or_default();
+        let status = apps.first().map(|a| a["status"].clone()).unwrap_or_default();
         if status["unschedulable"] == serde_json::Value::Bool(true)
             && status["components"].as_object().map(|c| c.len()) == Some(5000)
         {
@@ -262,7 +260,7 @@ fn on_a_full_disk_applies_are_refused_and_deletes_work() {
     // A delete works, the instance stops, and the node keeps its lease.
     let deleted = fos.fosctl(&["delete", "filler", "--wait", "--timeout", "60s"]);
     assert_eq!(deleted.code, 0, "{deleted:?}");
-    assert_eq!(fos.fosctl(&["get", "apps", "-o", "json"]).stdout.trim(), "[]");
+    assert!(fos.items(&["get", "apps"]).is_empty());
     // Longer than the node's heartbeat lease (10 s), still on the full disk: its renewals went through.
     std::thread::sleep(Duration::from_secs(12));
     assert!(node_ready(&fos), "the node kept its lease on the full disk:\n{}", fos.log());

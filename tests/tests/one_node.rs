@@ -67,7 +67,7 @@ fn delete_stops_every_process_in_reverse_order() {
     let (web_stop, db_stop) =
         (fos.mark("web.stop").expect("web stop mark"), fos.mark("db.stop").expect("db stop mark"));
     assert!(db_stop >= web_stop, "db stopped before web");
-    assert!(fos.fosctl(&["get", "entities", "-o", "json"]).stdout.trim() == "[]");
+    assert!(fos.items(&["get", "entities"]).is_empty());
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn a_manifest_error_fails_with_its_position_and_stores_nothing() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("bad.yaml:"), "names the file: {run:?}");
     assert!(run.stderr.contains("dbb"), "says what is wrong: {run:?}");
-    assert_eq!(fos.fosctl(&["get", "apps", "-o", "json"]).stdout.trim(), "[]", "nothing stored");
+    assert!(fos.items(&["get", "apps"]).is_empty(), "nothing stored");
 }
 
 #[test]

@@ -271,10 +271,38 @@ impl ActualInstance {
     pub fn state(&self) -> Option<State> {
         self.lifecycle.state
     }
+
+    /// Whether its node has given up on it until its desired record changes: in Error after its process exited
+    /// and the restart policy allows no new run (`… (restart policy never)`), or after a step the runtime refused
+    /// (`… (held until the desired record changes)`). Other errors are retried with backoff.
+    pub fn failed_for_good(&self) -> bool {
+        self.state() == Some(State::Error)
+            && self.error.as_deref().is_some_and(|e| e.contains(GIVEN_UP_POLICY) || e.ends_with(GIVEN_UP_HELD))
+    }
 }
+
+/// How an agent's error ends when the restart policy allows no new run (`exit status 1 (restart policy never)`).
+pub const GIVEN_UP_POLICY: &str = "(restart policy ";
+/// How an agent's error ends when a step will not be retried until the desired record changes.
+pub const GIVEN_UP_HELD: &str = "(held until the desired record changes)";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_errors_the_node_will_not_retry_are_final() {
+        let id: super::InstanceId = "db-0.wp.default".parse().unwrap();
+        let mut a = super::ActualInstance::new(id, "n");
+        a.lifecycle.state = Some(super::State::Error);
+        a.error = Some("exit status 1; restart 3 in 4s".into());
+        assert!(!a.failed_for_good());
+        a.error = Some("exit status 1 (restart policy never)".into());
+        assert!(a.failed_for_good());
+        a.error = Some("configure failed: no command (held until the desired record changes)".into());
+        assert!(a.failed_for_good());
+        a.lifecycle.state = Some(super::State::Running);
+        assert!(!a.failed_for_good());
+    }
+
     use super::*;
 
     #[test]

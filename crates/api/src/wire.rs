@@ -31,6 +31,9 @@ pub struct AppRecord {
     /// Set by delete: the controller tears the application down in reverse dependency order, then removes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// When it was first applied (kept through updates; absent on records written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// An application's phase.
@@ -48,6 +51,10 @@ pub enum Phase {
     Failed,
     /// Being torn down.
     Deleting,
+    /// A standalone entity stopped on purpose (`fosctl entity stop`): every instance is placed and held stopped.
+    Stopped,
+    /// A standalone entity paused on purpose (`fosctl entity pause`).
+    Paused,
 }
 
 impl fmt::Display for Phase {
@@ -59,6 +66,8 @@ impl fmt::Display for Phase {
             Phase::Degraded => "Degraded",
             Phase::Failed => "Failed",
             Phase::Deleting => "Deleting",
+            Phase::Stopped => "Stopped",
+            Phase::Paused => "Paused",
         })
     }
 }
@@ -367,6 +376,7 @@ mod tests {
             object: Object::Entity(Typed { metadata: Metadata::named("e"), spec: EntitySpec::native(["true"]) }),
             generation: 3,
             deleting: false,
+            created: None,
         };
         let v = serde_json::to_value(&rec).unwrap();
         assert_eq!(v["object"]["kind"], "Entity");
@@ -386,4 +396,14 @@ pub struct SecretView {
     pub name: String,
     /// The keys of its data.
     pub keys: Vec<String>,
+}
+
+/// What `GET /v1/system` answers: the system id that store URIs name (`afos://<system>/…`), for clients that watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemInfo {
+    /// The system id.
+    pub system: String,
+    /// The server's version.
+    pub version: String,
 }

@@ -37,7 +37,8 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// A connection to one fos API server.
+/// A connection to one fos API server (clones share the connection pool).
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
@@ -121,6 +122,16 @@ impl Client {
         let http = reqwest::Client::builder().tls_backend_preconfigured(tls_config(ca.as_deref())?).build()?;
         let token = c.token.map(str::to_string).or(config.token);
         Ok(Client { base: base.trim_end_matches('/').to_string(), http, token })
+    }
+
+    /// The server's base URL (`https://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The bearer token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

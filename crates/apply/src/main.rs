@@ -30,7 +30,17 @@ enum Command {
     Client(cmd::ClientCommand),
 }
 
+/// A closed pipe ends `fosctl` quietly, as it does `cat` or `grep` (`fosctl get entities | head -1`): the default
+/// action of SIGPIPE is restored, which Rust's runtime turns into an error that `println!` panics on.
+fn quiet_pipes() {
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_pipes();
     let cli = Cli::parse();
     match cli.command {
         Command::Manifest(cmd) => {
@@ -42,7 +52,7 @@ fn main() -> ExitCode {
             ExitCode::from(fos_apply::plan_cmd::plan(&args, &mut out, &mut err))
         }
         Command::Client(c) => match cmd::run(&cli.global, c, Cli::command) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("error: {e:#}");
                 ExitCode::from(cmd::exit_code(&e))

@@ -42,7 +42,7 @@ fn app(i: usize, rev: usize) -> AppRecord {
     );
     let value: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("yaml");
     let object = Object::from_value(value).expect("application");
-    AppRecord { object, generation: rev as u64 + 1, deleting: false }
+    AppRecord { object, generation: rev as u64 + 1, deleting: false, created: None }
 }
 
 /// Takes watch events until the one of `key` (the controller's earlier writes come first), then times that event's

@@ -143,11 +143,16 @@ impl Options {
     }
 }
 
-/// Installs the `tracing` subscriber.
+/// Installs the `tracing` subscriber: text with ANSI colours only when standard error is a terminal (a log file or
+/// journal gets plain lines), or JSON.
 pub fn init_logging(opts: &Options) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&opts.log))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match opts.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -89,7 +89,7 @@ async fn an_update_retries_on_conflict_and_gives_up_with_a_conflict() {
         "spec": {"kind": "native", "command": ["true"]}
     }))
     .unwrap();
-    records.put::<Apps>(&id, &AppRecord { object, generation: 1, deleting: false }, None).await.unwrap();
+    records.put::<Apps>(&id, &AppRecord { object, generation: 1, deleting: false, created: None }, None).await.unwrap();
 
     // Another writer changes the record while the first attempt decides: the update runs again on the new record.
     let mut calls = 0;

@@ -1,14 +1,14 @@
-//! `fosctl apply`, `diff` and `delete`: send manifests to the API (server-side apply), show what changes and where
-//! things go, optionally wait for them to run, prune what a directory no longer holds, and delete applications.
+//! `fosctl apply`: send manifests to the API (server-side apply), show what changes and where things go, optionally
+//! wait for them to run (progress on a terminal), and prune what a directory no longer holds (every kind).
 
 use std::path::Path;
 
 use clap::Args;
-use fos_api::wire::{AppPlan, AppView, ApplyRequest, ApplyResponse, Change, SOURCE_ANNOTATION};
-use fos_api::Object;
+use fos_api::wire::{AppPlan, ApplyRequest, ApplyResponse, Change, SOURCE_ANNOTATION};
+use fos_api::{Object, ObjectKind};
 
 use super::load::{self, locate, Manifests};
-use super::wait::{wait_deleted, wait_running};
+use super::wait::{wait_deleted, wait_running, Progress};
 use super::{Files, Global, NotDone, Timeout};
 use crate::client::Client;
 
@@ -25,27 +25,14 @@ pub struct ApplyArgs {
     wait: bool,
     #[command(flatten)]
     timeout: Timeout,
-    /// Delete the applications applied earlier from the same files/directory that they no longer contain.
+    /// Delete what was applied earlier from the same files/directory and they no longer contain (applications,
+    /// networks, images, plugins); a network or image still in use refuses the apply.
     #[arg(long)]
     prune: bool,
 }
 
-/// Arguments of `delete`.
-#[derive(Debug, Args)]
-pub struct DeleteArgs {
-    /// Delete what these manifests describe (a file, a directory, or `-`).
-    #[arg(short = 'f', long = "filename", conflicts_with = "names")]
-    files: Vec<String>,
-    /// Applications (or standalone entities) to delete, by name.
-    names: Vec<String>,
-    /// Wait until everything is gone.
-    #[arg(long)]
-    wait: bool,
-    #[command(flatten)]
-    timeout: Timeout,
-}
-
-fn with_tenant(mut obj: Object, global: &Global) -> Object {
+/// `obj` in the tenant of `--tenant` unless it names one.
+pub fn with_tenant(mut obj: Object, global: &Global) -> Object {
     if global.tenant != fos_api::manifest::DEFAULT_TENANT {
         let md = match &mut obj {
             Object::Application(o) => &mut o.metadata,
@@ -71,7 +58,8 @@ fn source_of(files: &[String]) -> String {
     parts.join(",")
 }
 
-async fn send(
+/// Sends `manifests` to `POST /v1/apply` (stamped with the prune source when pruning).
+pub async fn send(
     client: &Client,
     manifests: &Manifests,
     global: &Global,
@@ -84,15 +72,16 @@ async fn send(
         .map(|l| {
             let mut obj = with_tenant(l.object.clone(), global);
             if let Some(src) = &prune {
-                match &mut obj {
-                    Object::Application(o) => {
-                        o.metadata.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
-                    }
-                    Object::Entity(o) => {
-                        o.metadata.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
-                    }
-                    _ => {}
-                }
+                let md = match &mut obj {
+                    Object::Application(o) => &mut o.metadata,
+                    Object::Entity(o) => &mut o.metadata,
+                    Object::Network(o) => &mut o.metadata,
+                    Object::Plugin(o) => &mut o.metadata,
+                    Object::Image(o) => &mut o.metadata,
+                    Object::Node(o) => &mut o.metadata,
+                    Object::Secret(o) => &mut o.metadata,
+                };
+                md.annotations.insert(SOURCE_ANNOTATION.into(), src.clone());
             }
             obj
         })
@@ -151,62 +140,20 @@ pub async fn apply(client: &Client, global: &Global, args: ApplyArgs) -> anyhow:
     }
     if args.wait && !args.dry_run {
         let deadline = tokio::time::Instant::now() + args.timeout.timeout;
+        let progress = Progress::new();
         for l in manifests.objects() {
             if l.object.as_application().is_some() {
                 let obj = with_tenant(l.object.clone(), global);
-                wait_running(client, obj.metadata().tenant(), obj.name(), deadline).await?;
+                wait_running(client, obj.metadata().tenant(), obj.name(), deadline, &progress).await?;
             }
         }
-        for c in resp.changes.iter().filter(|c| c.change == Change::Deleted) {
+        let pruned = resp
+            .changes
+            .iter()
+            .filter(|c| c.change == Change::Deleted && matches!(c.kind, ObjectKind::Application | ObjectKind::Entity));
+        for c in pruned {
             let tenant = c.tenant.clone().unwrap_or_else(|| global.tenant.clone());
             wait_deleted(client, &tenant, &c.name, deadline).await?;
-        }
-    }
-    Ok(())
-}
-
-/// `fosctl diff`.
-pub async fn diff(client: &Client, files: Files) -> anyhow::Result<()> {
-    let manifests = load::load(&files.files)?;
-    let global =
-        Global { server: None, config: None, token: None, ca: None, tenant: fos_api::manifest::DEFAULT_TENANT.into() };
-    let resp = send(client, &manifests, &global, true, None).await?;
-    print_changes(&resp, true);
-    resp.plans.iter().for_each(print_plan);
-    Ok(())
-}
-
-/// `fosctl delete`.
-pub async fn delete(client: &Client, global: &Global, args: DeleteArgs) -> anyhow::Result<()> {
-    let mut targets: Vec<(String, String)> = Vec::new();
-    if !args.files.is_empty() {
-        for l in load::load(&args.files)?.objects() {
-            let obj = with_tenant(l.object.clone(), global);
-            if obj.as_application().is_some() {
-                targets.push((obj.metadata().tenant().to_string(), obj.name().to_string()));
-            } else {
-                eprintln!(
-                    "{}: {} {} is kept (only applications and entities are deleted)",
-                    l.file,
-                    obj.kind(),
-                    obj.name()
-                );
-            }
-        }
-    }
-    targets.extend(args.names.iter().map(|n| (global.tenant.clone(), n.clone())));
-    if targets.is_empty() {
-        anyhow::bail!("nothing to delete: give names or -f FILE");
-    }
-    for (tenant, name) in &targets {
-        let _: AppView = client.delete(&format!("/v1/apps/{tenant}/{name}")).await?;
-        println!("application/{name} deleting");
-    }
-    if args.wait {
-        let deadline = tokio::time::Instant::now() + args.timeout.timeout;
-        for (tenant, name) in &targets {
-            wait_deleted(client, tenant, name, deadline).await?;
-            println!("application/{name} deleted");
         }
     }
     Ok(())

@@ -1,11 +1,13 @@
-//! `fosctl get` (tables, wide tables, YAML or JSON of every kind) and `fosctl describe` (an application with its
-//! components, instances and recent events).
+//! `fosctl get`: tables, wide tables, YAML or JSON objects that go back into `apply` (see [`super::output`]), and
+//! the Graphviz picture of an application (`-o dot`); `--selector` filters on labels, `--watch` keeps printing the
+//! rows that change (driven by the API's watch stream).
 
 use clap::Args;
-use fos_api::wire::{AppView, EntityView, EventRecord};
+use fos_api::wire::{AppView, EntityView};
 use fos_api::Node;
-use serde::Serialize;
+use serde_json::Value;
 
+use super::output::{app_object, human_bytes, node_object, print_objects, Selector};
 use super::table::{age, Table};
 use super::{Global, Output, Resource};
 use crate::client::{encode_query, Client};
@@ -15,83 +17,108 @@ use crate::client::{encode_query, Client};
 pub struct GetArgs {
     /// What to list.
     #[arg(value_enum)]
-    resource: Resource,
+    pub resource: Resource,
     /// Only this one (an application, an entity id or its application, a node…).
-    name: Option<String>,
-    /// Output format.
+    pub name: Option<String>,
+    /// Output format (`dot`: an application as a Graphviz graph).
     #[arg(short, long, value_enum, default_value = "table")]
-    output: Output,
+    pub output: Output,
+    /// Only objects whose labels match (`app=web,tier!=db,gpu,!legacy`); instances match by their application.
+    #[arg(short = 'l', long, value_parser = Selector::parse)]
+    pub selector: Option<Selector>,
+    /// After the list, print every row that changes (until interrupted).
+    #[arg(short, long)]
+    pub watch: bool,
 }
 
-/// Arguments of `describe`.
-#[derive(Debug, Args)]
-pub struct DescribeArgs {
-    /// What to describe (`apps` or `entities`, or `nodes`).
-    #[arg(value_enum)]
-    resource: Resource,
-    /// Its name.
-    name: String,
+/// What one listing holds: table headers and rows (the first cell names the row), and the objects.
+pub struct Listing {
+    /// Column headers (wide or not).
+    pub headers: Vec<&'static str>,
+    /// One row per object.
+    pub rows: Vec<Vec<String>>,
+    /// The objects, as `-o yaml|json` prints them.
+    pub objects: Vec<Value>,
 }
 
-fn emit<T: Serialize>(items: &T, output: Output) -> anyhow::Result<bool> {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
-        Output::Yaml => print!("{}", serde_yaml_ng::to_string(items)?),
-        _ => return Ok(false),
+impl Listing {
+    fn new(headers: &[&'static str], wide: bool, narrow: usize) -> Listing {
+        let n = if wide { headers.len() } else { narrow };
+        Listing { headers: headers[..n].to_vec(), rows: Vec::new(), objects: Vec::new() }
     }
-    Ok(true)
+
+    /// The table of the rows.
+    pub fn table(&self, rows: &[Vec<String>]) -> Table {
+        let mut t = Table::new(&self.headers);
+        rows.iter().for_each(|r| t.row(r.clone()));
+        t
+    }
 }
 
 fn matches(name: &Option<String>, candidates: &[&str]) -> bool {
     name.as_ref().is_none_or(|n| candidates.contains(&n.as_str()))
 }
 
-/// `fosctl get`.
-pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Result<()> {
+fn selected(selector: &Option<Selector>, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    selector.as_ref().is_none_or(|s| s.matches(labels))
+}
+
+/// The phase an application shows (Deleting while marked).
+pub fn phase_of(a: &AppView) -> String {
+    if a.record.deleting {
+        return "Deleting".into();
+    }
+    a.status.as_ref().map_or("Pending".to_string(), |s| s.phase.to_string())
+}
+
+/// Lists `args.resource` as rows and objects.
+pub async fn list(client: &Client, global: &Global, args: &GetArgs) -> anyhow::Result<Listing> {
     let wide = args.output == Output::Wide;
     let tenant = encode_query(&global.tenant);
+    let sel = &args.selector;
+    let mut l;
     match args.resource {
         Resource::Apps => {
             let mut apps: Vec<AppView> = client.get(&format!("/v1/apps?tenant={tenant}")).await?;
-            apps.retain(|a| matches(&args.name, &[a.record.object.name()]));
-            if args.name.is_some() && apps.is_empty() {
-                anyhow::bail!("application {} not found", args.name.unwrap_or_default());
-            }
-            if emit(&apps, args.output)? {
-                return Ok(());
-            }
-            let mut t =
-                Table::new(&["NAME", "KIND", "PHASE", "READY", "GEN", "AGE", "MESSAGE"][..if wide { 7 } else { 6 }]);
+            apps.retain(|a| {
+                matches(&args.name, &[a.record.object.name()]) && selected(sel, &a.record.object.metadata().labels)
+            });
+            l = Listing::new(&["NAME", "KIND", "PHASE", "READY", "GEN", "AGE", "MESSAGE"], wide, 6);
             for a in &apps {
                 let (ready, total) = a
                     .status
                     .as_ref()
                     .map_or((0, 0), |s| s.components.values().fold((0, 0), |(r, n), c| (r + c.ready, n + c.replicas)));
-                let phase = a.status.as_ref().map_or("Pending".to_string(), |s| s.phase.to_string());
-                let phase = if a.record.deleting { "Deleting".to_string() } else { phase };
+                let since = a.record.created.or(a.status.as_ref().map(|s| s.since));
                 let mut row = vec![
                     a.record.object.name().to_string(),
                     a.record.object.kind().to_string(),
-                    phase,
+                    phase_of(a),
                     format!("{ready}/{total}"),
                     a.record.generation.to_string(),
-                    a.status.as_ref().map_or("-".into(), |s| age(s.since)),
+                    since.map_or("-".into(), age),
                 ];
                 if wide {
                     row.push(a.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default());
                 }
-                t.row(row);
+                l.rows.push(row);
+                l.objects.push(app_object(a));
             }
-            t.print();
         }
         Resource::Entities => {
             let mut list: Vec<EntityView> = client.get(&format!("/v1/entities?tenant={tenant}")).await?;
             list.retain(|e| matches(&args.name, &[&e.id.to_string(), &e.id.short(), &e.id.app]));
-            if emit(&list, args.output)? {
-                return Ok(());
+            if let Some(s) = sel {
+                let apps: Vec<AppView> = client.get(&format!("/v1/apps?tenant={tenant}")).await?;
+                let chosen: Vec<&str> = apps
+                    .iter()
+                    .filter(|a| s.matches(&a.record.object.metadata().labels))
+                    .map(|a| a.record.object.name())
+                    .collect();
+                list.retain(|e| chosen.contains(&e.id.app.as_str()));
             }
             let head = ["NAME", "APP", "NODE", "DESIRED", "STATE", "READY", "RESTARTS", "PID", "GEN", "ERROR"];
-            let mut t = Table::new(&head[..if wide { 10 } else { 7 }]);
+            l = Listing::new(&head, wide, 7);
             for e in &list {
                 let a = e.actual.as_ref();
                 let mut row = vec![
@@ -108,26 +135,23 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
                     row.push(e.desired.as_ref().map_or("-".into(), |d| d.generation.to_string()));
                     row.push(a.and_then(|a| a.error.clone()).unwrap_or_default());
                 }
-                t.row(row);
+                l.rows.push(row);
+                l.objects.push(serde_json::to_value(e)?);
             }
-            t.print();
         }
         Resource::Nodes => {
             let mut nodes: Vec<Node> = client.get("/v1/nodes").await?;
-            nodes.retain(|n| matches(&args.name, &[&n.metadata.name]));
-            print_nodes(&nodes, args.output)?;
+            nodes.retain(|n| matches(&args.name, &[&n.metadata.name]) && selected(sel, &n.metadata.labels));
+            l = node_listing(&nodes, wide);
         }
         Resource::Secrets => {
             let mut list: Vec<fos_api::wire::SecretView> = client.get("/v1/secrets").await?;
             list.retain(|s| s.tenant == global.tenant && matches(&args.name, &[&s.name]));
-            if emit(&list, args.output)? {
-                return Ok(());
-            }
-            let mut t = Table::new(&["NAME", "KEYS"]);
+            l = Listing::new(&["NAME", "KEYS"], false, 2);
             for s in &list {
-                t.row(vec![s.name.clone(), s.keys.join(",")]);
+                l.rows.push(vec![s.name.clone(), s.keys.join(",")]);
+                l.objects.push(serde_json::to_value(s)?);
             }
-            t.print();
         }
         Resource::Networks | Resource::Images | Resource::Plugins => {
             let path = match args.resource {
@@ -135,32 +159,88 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
                 Resource::Images => "/v1/images",
                 _ => "/v1/plugins",
             };
-            let mut list: Vec<serde_json::Value> = client.get(path).await?;
-            let name_of = |v: &serde_json::Value| {
-                v.pointer("/metadata/name").or_else(|| v.get("name")).and_then(|n| n.as_str()).unwrap_or("").to_string()
-            };
-            list.retain(|v| matches(&args.name, &[&name_of(v)]));
-            if emit(&list, args.output)? {
-                return Ok(());
+            let mut list: Vec<Value> = client.get(path).await?;
+            if args.resource == Resource::Plugins {
+                list = plugin_objects(list);
             }
-            let mut t = Table::new(&["NAME", "DETAIL"]);
-            for v in &list {
-                let detail = v.get("spec").or_else(|| v.get("node")).map(|s| s.to_string()).unwrap_or_default();
-                t.row(vec![name_of(v), if wide { detail } else { detail.chars().take(60).collect() }]);
+            let name_of = |v: &Value| v.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+            list.retain(|v| matches(&args.name, &[&name_of(v)]) && sel.as_ref().is_none_or(|s| s.matches_value(v)));
+            l = Listing::new(&["NAME", "DETAIL"], false, 2);
+            for v in list {
+                let detail = v.get("spec").map(|s| s.to_string()).unwrap_or_default();
+                l.rows.push(vec![name_of(&v), if wide { detail } else { detail.chars().take(60).collect() }]);
+                l.objects.push(v);
             }
-            t.print();
-            if args.resource == Resource::Networks {
+        }
+    }
+    Ok(l)
+}
+
+/// The plugins as objects: one Plugin object per name (the copy one node holds), with every node's report under
+/// `status.nodes`.
+fn plugin_objects(list: Vec<Value>) -> Vec<Value> {
+    let mut by_name: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for p in list {
+        let name = p.get("name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+        let node = p.get("node").and_then(|n| n.as_str()).unwrap_or("").to_string();
+        let entry = by_name.entry(name.clone()).or_insert_with(|| {
+            p.get("desired").cloned().unwrap_or_else(|| {
+                serde_json::json!({"apiVersion": fos_api::manifest::API_VERSION, "kind": "Plugin",
+                    "metadata": {"name": name}, "spec": Value::Null})
+            })
+        });
+        if let Some(actual) = p.get("actual") {
+            entry["status"]["nodes"][node] = actual.clone();
+        }
+    }
+    by_name.into_values().collect()
+}
+
+/// `fosctl get`.
+pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Result<()> {
+    if args.output == Output::Dot {
+        return dot(client, global, &args).await;
+    }
+    let l = list(client, global, &args).await?;
+    if args.name.is_some() && l.rows.is_empty() {
+        anyhow::bail!("{:?} {} not found", args.resource, args.name.clone().unwrap_or_default());
+    }
+    match args.output {
+        Output::Yaml | Output::Json => {
+            let single = args.name.is_some() && l.objects.len() == 1;
+            print_objects(&l.objects, args.output == Output::Json, single)?
+        }
+        _ => {
+            l.table(&l.rows).print();
+            if args.resource == Resource::Networks && !args.watch {
                 print_node_networks(client, &args.name).await?;
             }
         }
     }
+    if args.watch {
+        super::watch::follow(client, global, &args, l).await?;
+    }
+    Ok(())
+}
+
+/// `get app NAME -o dot`.
+async fn dot(client: &Client, global: &Global, args: &GetArgs) -> anyhow::Result<()> {
+    let Some(name) = &args.name else { anyhow::bail!("-o dot draws one application: fosctl get app NAME -o dot") };
+    if args.resource != Resource::Apps {
+        anyhow::bail!("-o dot draws applications: fosctl get app {name} -o dot");
+    }
+    let tenant = &global.tenant;
+    let app: AppView = client.get(&format!("/v1/apps/{tenant}/{name}")).await?;
+    let q = format!("tenant={}&app={}", encode_query(tenant), encode_query(name));
+    let entities: Vec<EntityView> = client.get(&format!("/v1/entities?{q}")).await?;
+    print!("{}", super::dot::render(&app, &entities));
     Ok(())
 }
 
 /// Prints, per node, the networks it has up: bridge, VxLAN/VLAN id, addresses in use.
 async fn print_node_networks(client: &Client, name: &Option<String>) -> anyhow::Result<()> {
-    let list: Vec<serde_json::Value> = client.get("/v1/networks/nodes").await?;
-    let text = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or("-").to_string();
+    let list: Vec<Value> = client.get("/v1/networks/nodes").await?;
+    let text = |v: &Value, p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or("-").to_string();
     let mut t = Table::new(&["NETWORK", "NODE", "BRIDGE", "SEGMENT", "ADDRESSES"]);
     let mut rows = 0;
     for v in &list {
@@ -194,31 +274,36 @@ async fn print_node_networks(client: &Client, name: &Option<String>) -> anyhow::
     Ok(())
 }
 
-/// Prints nodes in `output`.
-pub fn print_nodes(nodes: &[Node], output: Output) -> anyhow::Result<()> {
-    if emit(&nodes, output)? {
-        return Ok(());
-    }
-    let mut t = Table::new(&["NAME", "STATUS", "ARCH", "CPUS", "MEMORY", "RUNTIMES", "ADDRESS"]);
+/// The nodes as rows (memory and disk in binary units) and as `kind: Node` objects.
+pub fn node_listing(nodes: &[Node], wide: bool) -> Listing {
+    let head = ["NAME", "STATUS", "ARCH", "CPUS", "MEMORY", "DISK", "RUNTIMES", "ADDRESS", "OS", "KERNEL"];
+    let mut l = Listing::new(&head, wide, 8);
+    let bytes = |b: &fos_api::quantity::ByteSize| b.bytes().map(human_bytes).unwrap_or_else(|_| b.to_string());
     for n in nodes {
         let runtimes: Vec<String> = n.spec.runtimes.iter().map(|r| r.to_string()).collect();
-        t.row(vec![
+        let mut row = vec![
             n.metadata.name.clone(),
             n.status.phase(),
             n.spec.arch.to_string(),
             n.spec.cpu.count.to_string(),
-            n.spec.memory.to_string(),
+            bytes(&n.spec.memory),
+            bytes(&n.spec.disk),
             runtimes.join(","),
             n.status.address.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        ];
+        if wide {
+            row.push(n.spec.os_release.clone().unwrap_or_else(|| n.spec.os.clone()));
+            row.push(n.spec.kernel.clone().unwrap_or_else(|| "-".into()));
+        }
+        l.rows.push(row);
+        l.objects.push(node_object(n));
     }
-    t.print();
-    Ok(())
+    l
 }
 
 /// An instance's state as reported, marked while its restarted agent has not checked it again, and with the
 /// attempt count of a failing step.
-fn instance_state(a: &fos_api::ActualInstance) -> String {
+pub(crate) fn instance_state(a: &fos_api::ActualInstance) -> String {
     let mut state = a.state().map_or("-".into(), |s| s.to_string());
     if a.unverified {
         state.push_str(" (unverified)");
@@ -231,7 +316,7 @@ fn instance_state(a: &fos_api::ActualInstance) -> String {
 
 /// Prints, per component, how its resource requests were rounded up to what the kernel enforces (nothing when
 /// none was).
-fn print_roundings(app: &AppView) {
+pub(crate) fn print_roundings(app: &AppView) {
     let Some(spec) = app.record.object.as_application() else { return };
     let lines: Vec<String> = spec
         .spec
@@ -247,59 +332,15 @@ fn print_roundings(app: &AppView) {
     }
 }
 
-/// `fosctl describe`.
-pub async fn describe(client: &Client, global: &Global, args: DescribeArgs) -> anyhow::Result<()> {
-    if args.resource == Resource::Nodes {
-        let node: Node = client.get(&format!("/v1/nodes/{}", args.name)).await?;
-        print!("{}", serde_yaml_ng::to_string(&node)?);
-        return Ok(());
-    }
-    let tenant = &global.tenant;
-    let app: AppView = client.get(&format!("/v1/apps/{tenant}/{}", args.name)).await?;
-    println!("Name:        {}", app.record.object.name());
-    println!("Tenant:      {tenant}");
-    println!("Kind:        {}", app.record.object.kind());
-    println!("Generation:  {}", app.record.generation);
-    if let Some(s) = &app.status {
-        println!("Phase:       {}{}", s.phase, if app.record.deleting { " (deleting)" } else { "" });
-        if let Some(m) = &s.message {
-            println!("Message:     {m}");
+/// Prints nodes in `output` (`single`: one node asked for by name, printed alone).
+pub fn print_nodes(nodes: &[Node], output: Output, single: bool) -> anyhow::Result<()> {
+    let l = node_listing(nodes, output == Output::Wide);
+    match output {
+        Output::Yaml | Output::Json => print_objects(&l.objects, output == Output::Json, single),
+        Output::Dot => anyhow::bail!("-o dot draws applications: fosctl get app NAME -o dot"),
+        _ => {
+            l.table(&l.rows).print();
+            Ok(())
         }
-        println!("Components:");
-        let mut t = Table::new(&["  NAME", "REPLICAS", "PLACED", "RUNNING", "READY", "MESSAGE"]);
-        for (name, c) in &s.components {
-            t.row(vec![
-                format!("  {name}"),
-                c.replicas.to_string(),
-                c.placed.to_string(),
-                c.running.to_string(),
-                c.ready.to_string(),
-                c.message.clone().unwrap_or_default(),
-            ]);
-        }
-        t.print();
     }
-    print_roundings(&app);
-    let q = format!("tenant={}&app={}", encode_query(tenant), encode_query(&args.name));
-    let entities: Vec<EntityView> = client.get(&format!("/v1/entities?{q}")).await?;
-    println!("Instances:");
-    let mut t = Table::new(&["  NAME", "NODE", "DESIRED", "STATE", "READY", "ADDRESSES"]);
-    for e in &entities {
-        let a = e.actual.as_ref();
-        t.row(vec![
-            format!("  {}", e.id.short()),
-            e.node.clone(),
-            e.desired.as_ref().map_or("-".into(), |d| d.state.to_string()),
-            if e.unknown { e.shown_state() } else { a.map_or("-".into(), instance_state) },
-            a.map_or("false".into(), |a| (a.ready && !e.unknown).to_string()),
-            a.map_or(String::new(), |a| a.addresses.join(",")),
-        ]);
-    }
-    t.print();
-    let events: Vec<EventRecord> = client.get(&format!("/v1/events?{q}&limit=20")).await?;
-    println!("Events:");
-    for e in &events {
-        println!("  {:>4}  {:<13} {}", age(e.time), e.reason, e.message);
-    }
-    Ok(())
 }

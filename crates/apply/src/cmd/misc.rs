@@ -35,6 +35,12 @@ pub struct EventsArgs {
     /// At most this many, the most recent.
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// Output format (`yaml`, `json`: the event records).
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+    /// Keep printing new events as they happen (until interrupted).
+    #[arg(short, long)]
+    watch: bool,
 }
 
 /// `store` subcommands.
@@ -56,10 +62,13 @@ pub enum NodeCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
-    /// Show one node's information (hardware, software, status).
+    /// Show one node's information (hardware, software, status) as a `kind: Node` object.
     Info {
         /// The node.
         name: String,
+        /// Output format (`yaml` by default; `table` for one row).
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Output,
     },
     /// Cordon a node: it takes nothing new (what runs there stays).
     Cordon {
@@ -126,11 +135,59 @@ pub async fn events(client: &Client, global: &Global, args: EventsArgs) -> anyho
         q.push_str(&format!("&tenant={}&app={}", encode_query(&global.tenant), encode_query(app)));
     }
     let list: Vec<EventRecord> = client.get(&format!("/v1/events?{q}")).await?;
-    let mut t = Table::new(&["AGE", "APP", "REASON", "MESSAGE"]);
-    for e in &list {
-        t.row(vec![age(e.time), e.app.clone().unwrap_or_default(), e.reason.clone(), e.message.clone()]);
+    print_events(&list, args.output, true)?;
+    if !args.watch {
+        return Ok(());
     }
-    t.print();
+    // The event log is the control plane's own (not under the watchable desired/actual keys): read it again every
+    // half second and print what is newer than the last event printed.
+    let mut seen: Vec<EventRecord> = list;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        let now: Vec<EventRecord> = client.get(&format!("/v1/events?{q}")).await?;
+        let fresh = new_events(&seen, &now);
+        if !fresh.is_empty() {
+            print_events(&fresh, args.output, false)?;
+        }
+        seen = now;
+    }
+}
+
+/// The events of `now` after the last one of `seen` (the log is ordered; equal times are told apart by content).
+pub fn new_events(seen: &[EventRecord], now: &[EventRecord]) -> Vec<EventRecord> {
+    let Some(last) = seen.last() else { return now.to_vec() };
+    match now.iter().rposition(|e| e == last) {
+        Some(i) => now[i + 1..].to_vec(),
+        None => now.iter().filter(|e| e.time >= last.time && !seen.contains(e)).cloned().collect(),
+    }
+}
+
+fn print_events(list: &[EventRecord], output: Output, header: bool) -> anyhow::Result<()> {
+    match output {
+        Output::Json => {
+            for e in list {
+                println!("{}", serde_json::to_string(e)?);
+            }
+        }
+        Output::Yaml => {
+            for e in list {
+                print!("---\n{}", serde_yaml_ng::to_string(e)?);
+            }
+        }
+        _ => {
+            let mut t = Table::new(&["AGE", "APP", "REASON", "MESSAGE"]);
+            for e in list {
+                t.row(vec![age(e.time), e.app.clone().unwrap_or_default(), e.reason.clone(), e.message.clone()]);
+            }
+            let text = t.render();
+            for line in text.lines().skip(if header { 0 } else { 1 }) {
+                println!("{line}");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -153,12 +210,11 @@ pub async fn node(client: &Client, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::List { output } => {
             let nodes: Vec<Node> = client.get("/v1/nodes").await?;
-            print_nodes(&nodes, output)
+            print_nodes(&nodes, output, false)
         }
-        NodeCommand::Info { name } => {
+        NodeCommand::Info { name, output } => {
             let node: Node = client.get(&format!("/v1/nodes/{name}")).await?;
-            print!("{}", serde_yaml_ng::to_string(&node)?);
-            Ok(())
+            print_nodes(&[node], output, true)
         }
         NodeCommand::Cordon { name } => {
             let node: Node = client.post(&format!("/v1/nodes/{name}/cordon"), &()).await?;
@@ -221,6 +277,16 @@ pub async fn plugin(client: &Client, cmd: PluginCommand) -> anyhow::Result<()> {
         ]);
     }
     t.print();
+    Ok(())
+}
+
+/// `fosctl ui`: the web view's address; the token goes in the fragment, which browsers never send to the server.
+pub async fn ui(client: &Client) -> anyhow::Result<()> {
+    let _: fos_api::wire::SystemInfo = client.get("/v1/system").await?;
+    match client.token() {
+        Some(token) => println!("{}/ui/#token={}", client.base(), encode_query(token)),
+        None => println!("{}/ui/", client.base()),
+    }
     Ok(())
 }
 

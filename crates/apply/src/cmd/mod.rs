@@ -1,15 +1,23 @@
 //! The API-client commands of `fosctl` (apply, diff, delete, get, describe, wait, logs, events, store, node,
-//! plugin, entity, completion): their arguments, and how failures map to exit codes (1 failure, 3 unschedulable or
-//! timed out; clap answers usage errors with 2).
+//! plugin, entity, completion): their arguments, and how failures map to exit codes (1 failure or an instance
+//! failed for good, 3 unschedulable or timed out; clap answers usage errors with 2; `diff`: 0 no change, 1 changes,
+//! 2 failure).
 
 mod access;
 mod apply;
+mod delete;
+mod describe;
+mod diff;
+mod dot;
 mod entity;
 mod get;
 pub mod load;
 mod misc;
+mod output;
+mod style;
 mod table;
 mod wait;
+mod watch;
 
 use std::fmt;
 use std::time::Duration;
@@ -77,6 +85,8 @@ pub enum Output {
     Yaml,
     /// JSON.
     Json,
+    /// Graphviz (`get app NAME -o dot | dot -Tsvg`): components, edges, nodes as clusters, state as colour.
+    Dot,
 }
 
 /// Manifest files to read.
@@ -100,14 +110,15 @@ pub struct Timeout {
 pub enum ClientCommand {
     /// Apply manifests: create or update what they describe (unchanged objects are left alone).
     Apply(apply::ApplyArgs),
-    /// Show what `apply` would change, and where things would be placed.
+    /// Show what `apply` would change (a unified diff per object) and the placement changes; exit 0 nothing
+    /// would change, 1 something would, 2 or more on error.
     Diff(Files),
-    /// Delete applications: by manifest (`-f`) or by name (components stop in reverse dependency order).
-    Delete(apply::DeleteArgs),
+    /// Delete by manifest (`-f`), by kind and name (`delete network lan`) or by name (an application or entity).
+    Delete(delete::DeleteArgs),
     /// List objects of a kind, or show one.
     Get(get::GetArgs),
     /// Show an application or entity in detail: status, instances, recent events.
-    Describe(get::DescribeArgs),
+    Describe(describe::DescribeArgs),
     /// Wait until an application is running or deleted.
     Wait(wait::WaitArgs),
     /// Print an entity's log (served by the node that runs it).
@@ -132,6 +143,8 @@ pub enum ClientCommand {
     /// Tenant policies (administrators): may a tenant's entities run as root.
     #[command(subcommand)]
     Tenant(access::TenantCommand),
+    /// Print the address of fosd's web view, with this configuration's token in its fragment, to open in a browser.
+    Ui,
     /// Print a shell completion script.
     Completion(misc::CompletionArgs),
 }
@@ -152,30 +165,49 @@ impl std::error::Error for NotDone {}
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.is::<NotDone>() {
         3
+    } else if e.is::<diff::DiffFailed>() {
+        2
     } else {
         1
     }
 }
 
-/// Runs an API-client command; `cli` builds the whole command tree (for completions).
-pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) -> anyhow::Result<()> {
+/// Runs an API-client command and answers its exit status; `cli` builds the whole command tree (for
+/// completions).
+pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) -> anyhow::Result<u8> {
     if let ClientCommand::Completion(args) = &command {
-        return misc::completion(args, cli());
+        return misc::completion(args, cli()).map(|()| 0);
     }
+    if let ClientCommand::Diff(files) = command {
+        return run_diff(global, files).map_err(|e| diff::DiffFailed(e).into());
+    }
+    run_command(global, command).map(|()| 0)
+}
+
+fn client(global: &Global) -> anyhow::Result<Client> {
+    Client::new(crate::client::Connect {
+        server: global.server.as_deref(),
+        config: global.config.as_deref(),
+        token: global.token.as_deref(),
+        ca: global.ca.as_deref(),
+    })
+}
+
+fn run_diff(global: &Global, files: Files) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async { Ok(u8::from(diff::diff(&client(global)?, global, files).await?)) })
+}
+
+fn run_command(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = Client::new(crate::client::Connect {
-            server: global.server.as_deref(),
-            config: global.config.as_deref(),
-            token: global.token.as_deref(),
-            ca: global.ca.as_deref(),
-        })?;
+        let client = client(global)?;
         match command {
             ClientCommand::Apply(a) => apply::apply(&client, global, a).await,
-            ClientCommand::Diff(f) => apply::diff(&client, f).await,
-            ClientCommand::Delete(a) => apply::delete(&client, global, a).await,
+            ClientCommand::Diff(_) => Ok(()),
+            ClientCommand::Delete(a) => delete::delete(&client, global, a).await,
             ClientCommand::Get(a) => get::get(&client, global, a).await,
-            ClientCommand::Describe(a) => get::describe(&client, global, a).await,
+            ClientCommand::Describe(a) => describe::describe(&client, global, a).await,
             ClientCommand::Wait(a) => wait::wait_cmd(&client, global, a).await,
             ClientCommand::Logs(a) => misc::logs(&client, a).await,
             ClientCommand::Events(a) => misc::events(&client, global, a).await,
@@ -185,6 +217,7 @@ pub fn run(global: &Global, command: ClientCommand, cli: fn() -> clap::Command) 
             ClientCommand::Entity(c) => entity::entity(&client, global, c).await,
             ClientCommand::Token(c) => access::token(&client, global, c).await,
             ClientCommand::Tenant(c) => access::tenant(&client, c).await,
+            ClientCommand::Ui => misc::ui(&client).await,
             ClientCommand::Completion(_) => Ok(()),
         }
     })

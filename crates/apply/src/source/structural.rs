@@ -26,6 +26,9 @@ pub(crate) fn objects_from_document(
     map: &PathMap,
     resolve: fog05::Resolver<'_>,
 ) -> Result<Vec<(Object, PathMap, bool)>, Vec<Problem>> {
+    if value.get("kind").and_then(Value::as_str) == Some("List") {
+        return list_items(value, map, resolve);
+    }
     if fog05::is_fog05(&value) {
         let converted = fog05::convert(&value, resolve).map_err(|errs| {
             errs.into_iter()
@@ -46,7 +49,34 @@ pub(crate) fn objects_from_document(
     object_from_value(value, map).map(|o| vec![(o, map.clone(), false)])
 }
 
-/// Reads a fos/v1 object (`apiVersion`, `kind`, `metadata`, `spec`).
+/// Reads the `items` of a `kind: List` document (what `fosctl get -o json` prints for several objects), each at
+/// its own positions.
+fn list_items(
+    value: Value,
+    map: &PathMap,
+    resolve: fog05::Resolver<'_>,
+) -> Result<Vec<(Object, PathMap, bool)>, Vec<Problem>> {
+    let at = |path: &str, message: &str| Problem { position: map.locate(path), message: message.into(), hint: None };
+    let Some(Value::Array(items)) = value.get("items").cloned() else {
+        return Err(vec![at("", "a `kind: List` document needs `items`, a list of objects")]);
+    };
+    let (mut out, mut problems) = (Vec::new(), Vec::new());
+    for (i, item) in items.into_iter().enumerate() {
+        let rebased = map.rebased(&[(String::new(), format!("items[{i}]"))]);
+        match objects_from_document(item, &rebased, resolve) {
+            Ok(objects) => out.extend(objects),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Reads a fos/v1 object (`apiVersion`, `kind`, `metadata`, `spec`). A `status` (what `fosctl get -o yaml` prints
+/// beside the spec) is ignored, except a Node's, which planning reads.
 pub(crate) fn object_from_value(value: Value, map: &PathMap) -> Result<Object, Vec<Problem>> {
     let at = |path: &str, message: String, hint: Option<String>| Problem { position: map.locate(path), message, hint };
     let Value::Object(mut fields) = value else {
@@ -83,6 +113,9 @@ pub(crate) fn object_from_value(value: Value, map: &PathMap) -> Result<Object, V
         }
     };
     let (Some(kind), true) = (kind, problems.is_empty()) else { return Err(problems) };
+    if kind != ObjectKind::Node {
+        fields.remove("status");
+    }
     let rest = Value::Object(fields);
     match kind {
         ObjectKind::Application => application(rest, map).map(Object::Application),

@@ -1,5 +1,6 @@
 //! The HTTP/JSON API of `fosd` (axum): apply, reads and deletes of every kind, the store view and watch, logs,
-//! events, imperative entity verbs, `/healthz` and Prometheus `/metrics`. It is the only way `fosctl` talks to fos.
+//! events, imperative entity verbs, `/healthz`, Prometheus `/metrics` and the web view's static files (`/ui/`,
+//! [`ui`]). It is the only way `fosctl` and the web view talk to fos.
 //!
 //! Handlers only decode a request (path, query, JSON body, the [`crate::ops::Caller`]), call one operation of
 //! [`crate::ops`] and map its error ([`error::ApiError`]); adding an endpoint is one handler and one route here.
@@ -13,8 +14,10 @@ pub mod json;
 pub mod logs;
 pub mod node;
 pub mod read;
+pub mod remove;
 pub mod serve;
 pub mod store_view;
+pub mod ui;
 
 use std::sync::atomic::Ordering;
 
@@ -33,12 +36,17 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/style.css", get(ui::style))
         .route("/v1/apply", post(apply::apply))
         .route("/v1/apps", get(read::list_apps))
         .route("/v1/apps/{tenant}/{name}", get(read::get_app).delete(entity::delete))
         .route("/v1/entities", get(read::list_entities))
         .route("/v1/entities/{id}", get(read::get_entity))
         .route("/v1/entities/{tenant}/{name}/{action}", post(entity::lifecycle))
+        .route("/v1/system", get(read::system))
         .route("/v1/nodes", get(read::list_nodes))
         .route("/v1/nodes/{name}", get(read::get_node))
         .route("/v1/nodes/{name}/cordon", post(node::cordon_node))
@@ -46,6 +54,10 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/nodes/{name}/drain", post(node::drain_node).get(node::drain_progress))
         .route("/v1/networks", get(read::list_networks))
         .route("/v1/networks/nodes", get(read::list_node_networks))
+        .route("/v1/networks/{tenant}/{name}", delete(remove::network))
+        .route("/v1/images/{name}", delete(remove::image))
+        .route("/v1/plugins/{name}", delete(remove::plugin))
+        .route("/v1/secrets/{tenant}/{name}", delete(remove::secret))
         .route("/v1/plugins", get(read::list_plugins))
         .route("/v1/images", get(read::list_images))
         .route("/v1/events", get(read::list_events))

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery};
+use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, SystemInfo};
 use fos_api::Node;
 
 use super::error::ApiError;
@@ -38,6 +38,11 @@ pub async fn list_entities(
 /// `GET /v1/entities/{id}`.
 pub async fn get_entity(State(ctx): State<Context>, caller: Caller, Path(id): Path<String>) -> Answer<EntityView> {
     Ok(Json(read::entity(&ctx, &caller, &id).await?))
+}
+
+/// `GET /v1/system`.
+pub async fn system(State(ctx): State<Context>, caller: Caller) -> Answer<SystemInfo> {
+    Ok(Json(read::system(&ctx, &caller)))
 }
 
 /// `GET /v1/nodes`.

@@ -1,15 +1,18 @@
 //! Server-side apply: admission of every object, then the whole set written in one store transaction or nothing.
-//! Unchanged objects are not rewritten (applying twice is a no-op); `--prune` marks the applications of the same
-//! source that the set no longer holds for deletion; a dry run answers the changes and the plan and stores nothing.
+//! Unchanged objects are not rewritten (applying twice is a no-op; an object whose only difference is its
+//! `fos/source` annotation keeps its generation); `--prune` marks the applications of the same source that the set
+//! no longer holds for deletion and deletes its Networks, Images and Plugins ([`super::prune`]); a dry run answers
+//! the changes and the plan and stores nothing.
 //! The plans come from [`super::plan::plan_changes`], the same planning the reconciler does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fos_api::wire::{AppRecord, ApplyRequest, ApplyResponse, Change, ObjectChange, SOURCE_ANNOTATION};
+use fos_api::wire::{AppRecord, ApplyRequest, ApplyResponse, Change, ObjectChange};
 use fos_api::{Object, ObjectKind};
 use fos_store::records::{Apps, DesiredPlugins, Images, Kind, Networks, Secrets};
 use fos_store::{Compare, KeyValue, Records, Txn, TxnOp};
 
+use super::prune::{self, from_source, without_source};
 use super::{admission, plan, Caller, OpError};
 use crate::view::ClusterView;
 use crate::Context;
@@ -123,10 +126,12 @@ async fn attempt(
         for key in keys {
             let prior = current.get(key.as_str()).copied().flatten();
             let (c, value, fields) = compare(ctx, key, obj, prior)?;
+            if let Some(value) = value {
+                writes.push(TxnOp::Put { key: key.clone(), value, lease: None });
+            }
             if c != Change::Unchanged {
                 change.change = if change.change == Change::Updated { Change::Updated } else { c };
                 change.fields = fields;
-                writes.push(TxnOp::Put { key: key.clone(), value, lease: None });
             }
         }
         changes.push(change);
@@ -139,9 +144,7 @@ async fn attempt(
     let mut pruned = Vec::new();
     if let Some(source) = prune {
         for (key, stored) in &view.apps {
-            let from_source =
-                stored.record.object.metadata().annotations.get(SOURCE_ANNOTATION).map(String::as_str) == Some(source);
-            if from_source && !stored.record.deleting && !wanted.contains(key) {
+            if from_source(&stored.record.object, source) && !stored.record.deleting && !wanted.contains(key) {
                 let mut rec = stored.record.clone();
                 rec.deleting = true;
                 changes.push(ObjectChange {
@@ -154,6 +157,25 @@ async fn attempt(
                 pruned.push(records.unchanged::<Apps>(key, stored.mod_revision));
                 writes.push(records.put_op::<Apps>(key, &rec)?);
             }
+        }
+        let given: BTreeSet<(ObjectKind, String, String)> =
+            objects.iter().map(|o| (o.kind(), o.metadata().tenant().to_string(), o.name().to_string())).collect();
+        let mut remaining: Vec<((String, String), Object)> = view
+            .apps
+            .iter()
+            .filter(|(k, a)| !a.record.deleting && !wanted.contains(*k) && !from_source(&a.record.object, source))
+            .map(|(k, a)| (k.clone(), a.record.object.clone()))
+            .collect();
+        remaining.extend(
+            objects
+                .iter()
+                .filter(|o| o.as_application().is_some())
+                .map(|o| ((o.metadata().tenant().to_string(), o.name().to_string()), o.clone())),
+        );
+        for (change, guards, deletes) in prune::others(records, source, &given, &remaining).await? {
+            changes.push(change);
+            pruned.extend(guards);
+            writes.extend(deletes);
         }
     }
 
@@ -177,41 +199,45 @@ async fn attempt(
     Ok(Some(ApplyResponse { changes, plans, dry_run, revision: result.revision }))
 }
 
-/// Compares `obj` with what is stored at `key`: the change, the value to write, and the fields that differ.
-fn compare(
-    ctx: &Context,
-    key: &str,
-    obj: &Object,
-    prior: Option<&KeyValue>,
-) -> Result<(Change, Vec<u8>, Vec<String>), OpError> {
+/// What [`compare`] finds: the change, the value to write (none: nothing), and the fields that differ.
+type Compared = (Change, Option<Vec<u8>>, Vec<String>);
+
+/// Compares `obj` with what is stored at `key`: the change, the value to write (none: nothing to write), and the
+/// fields that differ. An object that differs only in its `fos/source` annotation (the first `apply --prune`) is
+/// unchanged: the annotation is recorded, its generation is kept and nothing restarts.
+fn compare(ctx: &Context, key: &str, obj: &Object, prior: Option<&KeyValue>) -> Result<Compared, OpError> {
     match obj {
         Object::Secret(secret) => {
             let old = prior.and_then(|kv| Secrets::decode(&Default::default(), &kv.value).ok());
             let change = match &old {
                 Some(o) if super::secrets::unchanged(ctx, o, secret) => {
-                    return Ok((Change::Unchanged, Vec::new(), Vec::new()))
+                    return Ok((Change::Unchanged, None, Vec::new()))
                 }
                 Some(_) => Change::Updated,
                 None => Change::Created,
             };
             let sealed = super::secrets::seal(ctx, key, secret)?;
-            Ok((change, Records::encode::<Secrets>(key, &sealed)?, Vec::new()))
+            Ok((change, Some(Records::encode::<Secrets>(key, &sealed)?), Vec::new()))
         }
         Object::Application(_) | Object::Entity(_) => {
             let old: Option<AppRecord> = prior.and_then(|kv| Apps::decode(&Default::default(), &kv.value).ok());
-            let (change, generation, fields) = match &old {
-                Some(r) if !r.deleting && &r.object == obj => return Ok((Change::Unchanged, Vec::new(), Vec::new())),
-                Some(r) => (Change::Updated, r.generation + 1, differing_fields(&r.object, obj)),
-                None => (Change::Created, 1, Vec::new()),
+            let (change, generation, fields, created) = match &old {
+                Some(r) if !r.deleting && &r.object == obj => return Ok((Change::Unchanged, None, Vec::new())),
+                Some(r) if !r.deleting && without_source(&r.object) == without_source(obj) => {
+                    (Change::Unchanged, r.generation, Vec::new(), r.created)
+                }
+                Some(r) => (Change::Updated, r.generation + 1, differing_fields(&r.object, obj), r.created),
+                None => (Change::Created, 1, Vec::new(), Some(chrono::Utc::now())),
             };
-            let rec = AppRecord { object: obj.clone(), generation, deleting: false };
-            Ok((change, Records::encode::<Apps>(key, &rec)?, fields))
+            let rec = AppRecord { object: obj.clone(), generation, deleting: false, created };
+            Ok((change, Some(Records::encode::<Apps>(key, &rec)?), fields))
         }
         _ => {
             let old: Option<Object> = prior.and_then(|kv| Networks::decode(&Default::default(), &kv.value).ok());
-            let value = Records::encode::<Networks>(key, obj)?;
+            let value = Some(Records::encode::<Networks>(key, obj)?);
             match old {
-                Some(o) if &o == obj => Ok((Change::Unchanged, Vec::new(), Vec::new())),
+                Some(o) if &o == obj => Ok((Change::Unchanged, None, Vec::new())),
+                Some(o) if without_source(&o) == without_source(obj) => Ok((Change::Unchanged, value, Vec::new())),
                 Some(_) => Ok((Change::Updated, value, Vec::new())),
                 None => Ok((Change::Created, value, Vec::new())),
             }

@@ -8,6 +8,7 @@
 //! | [`apply::apply`] | admission, then every object written in one transaction (or the plan only, on a dry run) |
 //! | [`plan::plan`] | where a set of applications would go, through the one [`crate::plan::Planner`] |
 //! | [`delete::delete`] | marks an application for teardown in reverse `need` order |
+//! | [`remove::remove`] | deletes a Network, Image, Plugin or Secret; a network or image in use is refused |
 //! | [`set_state::set_state`] | the imperative lifecycle verbs of a standalone entity |
 //! | [`read`] | applications, entities, nodes, networks, plugins, images, events, the store by URI |
 //! | [`logs::logs`] | an instance's output, from this node's agent or fetched from the node that runs it |
@@ -28,7 +29,9 @@ pub mod delete;
 pub mod drain;
 pub mod logs;
 pub mod plan;
+pub mod prune;
 pub mod read;
+pub mod remove;
 pub mod secrets;
 pub mod set_state;
 pub mod tenants;

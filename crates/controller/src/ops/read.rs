@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, StoreEntry, WatchEvent};
+use fos_api::wire::{AppView, EntityView, EventRecord, ListQuery, StoreEntry, SystemInfo, WatchEvent};
 use fos_api::{InstanceId, Node, StoreUri};
 use fos_store::records::{ActualPlugins, Addresses, AppStatuses, Apps, DesiredPlugins, Images, Networks, NodeNetworks};
 use fos_store::{EventKind, KeyValue, StoreError};
@@ -82,6 +82,13 @@ pub async fn entity(ctx: &Context, caller: &Caller, id: &str) -> Result<EntityVi
     all.into_iter()
         .find(|e| e.id.to_string() == id || e.id.short() == id || e.id.app == id)
         .ok_or_else(|| OpError::NotFound(format!("entity {id} not found")))
+}
+
+/// The system id store URIs name, and the version.
+pub fn system(ctx: &Context, _caller: &Caller) -> SystemInfo {
+    let root = ctx.keys.root().trim_matches('/');
+    let system = root.rsplit('/').next().unwrap_or(root).to_string();
+    SystemInfo { system, version: env!("CARGO_PKG_VERSION").to_string() }
 }
 
 /// Every node (info and status).

@@ -69,6 +69,10 @@ pub fn aggregate(
     let was_up = matches!(previous.map(|p| p.phase), Some(Phase::Running | Phase::Degraded));
     let phase = if unschedulable || !all_placed {
         Phase::Pending
+    } else if settled && target == State::Paused {
+        Phase::Paused
+    } else if settled && target != State::Running {
+        Phase::Stopped
     } else if settled {
         Phase::Running
     } else if was_up {
@@ -103,4 +107,26 @@ pub fn changed_status(previous: Option<&AppStatus>, mut status: AppStatus) -> Op
         }
     }
     Some(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(placed: u32, ready: u32) -> (BTreeMap<String, ComponentStatus>, bool) {
+        let c = ComponentStatus { replicas: 1, placed, running: ready, ready, message: None };
+        (BTreeMap::from([("e".to_string(), c)]), false)
+    }
+
+    #[test]
+    fn a_held_entity_shows_its_real_phase() {
+        let now = Utc::now();
+        let phase = |counts, target| aggregate(None, 1, counts, false, target, now).phase;
+        assert_eq!(phase(one(1, 1), State::Running), Phase::Running);
+        assert_eq!(phase(one(1, 0), State::Configured), Phase::Stopped);
+        assert_eq!(phase(one(1, 0), State::Defined), Phase::Stopped);
+        assert_eq!(phase(one(1, 0), State::Paused), Phase::Paused);
+        assert_eq!(phase(one(0, 0), State::Configured), Phase::Pending);
+        assert_eq!(phase(one(1, 0), State::Running), Phase::Deploying);
+    }
 }
