@@ -34,9 +34,9 @@ fn every_instance_runs_on_a_node_that_can_hold_it() {
     for (id, node) in &report.placements {
         let n: usize = node.trim_start_matches("sim-").parse().expect("a simulated node name");
         match id.component.as_str() {
-            "sensor" => assert!(n % 7 == 0, "{id} holds a GPIO line but runs on {node}, which has none"),
-            "cache" if id.app.trim_start_matches("app-").parse::<usize>().is_ok_and(|a| a % 3 == 0) => {
-                assert!(n % 5 == 0, "{id} must run on aarch64, runs on {node}")
+            "sensor" => assert!(n.is_multiple_of(7), "{id} holds a GPIO line but runs on {node}, which has none"),
+            "cache" if id.app.trim_start_matches("app-").parse::<usize>().is_ok_and(|a| a.is_multiple_of(3)) => {
+                assert!(n.is_multiple_of(5), "{id} must run on aarch64, runs on {node}")
             }
             _ => {}
         }
