@@ -238,8 +238,7 @@ impl Cluster {
 
     /// Every node as node `via`'s API answers.
     pub fn nodes_json(&self, via: usize) -> Vec<serde_json::Value> {
-        let run = self.fosctl(via, &["node", "list", "-o", "json"]);
-        serde_json::from_str(&run.stdout).unwrap_or_default()
+        json_items(&self.fosctl(via, &["node", "list", "-o", "json"]).stdout)
     }
 
     /// Runs `fosctl` as the administrator against node `i`'s API, from inside its namespace.
@@ -269,15 +268,16 @@ impl Cluster {
     /// The application's view (record + status) through node `via`.
     pub fn app(&self, via: usize, app: &str) -> serde_json::Value {
         let run = self.fosctl(via, &["get", "apps", app, "-o", "json"]);
-        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        list.as_array().and_then(|l| l.first().cloned()).unwrap_or_default()
+        json_items(&run.stdout).into_iter().next().unwrap_or_default()
     }
 
     /// The application's instances (`EntityView`s) through node `via`.
     pub fn entities(&self, via: usize, app: &str) -> Vec<serde_json::Value> {
         let run = self.fosctl(via, &["get", "entities", "-o", "json"]);
-        let list: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap_or_default();
-        list.into_iter().filter(|e| e["id"].as_str().is_some_and(|id| id.split('.').nth(1) == Some(app))).collect()
+        json_items(&run.stdout)
+            .into_iter()
+            .filter(|e| e["id"].as_str().is_some_and(|id| id.split('.').nth(1) == Some(app)))
+            .collect()
     }
 
     /// Kills node `i` as a machine dies: SIGKILL to its `fosd` and every process in its namespace.
@@ -506,5 +506,16 @@ fn remove_cgroups(apps: &[String]) {
                 let _ = std::fs::remove_dir(Path::new(root).join(&name));
             }
         }
+    }
+}
+
+/// The objects of `fosctl … -o json` output: the items of a `kind: List`, or the one object printed alone (none
+/// when the output is not JSON).
+pub fn json_items(stdout: &str) -> Vec<serde_json::Value> {
+    match serde_json::from_str::<serde_json::Value>(stdout) {
+        Ok(v) if v["kind"] == "List" => v["items"].as_array().cloned().unwrap_or_default(),
+        Ok(serde_json::Value::Array(items)) => items,
+        Ok(v) if v.is_object() => vec![v],
+        _ => Vec::new(),
     }
 }

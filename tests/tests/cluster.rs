@@ -287,7 +287,7 @@ fn an_etcd_member_stopped_during_500_applies_loses_none() {
     }
     let took = started.elapsed();
     let list = cluster.fosctl(0, &["get", "networks", "-o", "json"]);
-    let nets: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).unwrap_or_default();
+    let nets = fos_e2e::cluster::json_items(&list.stdout);
     let names: BTreeSet<String> =
         nets.iter().filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string)).collect();
     println!("500 applies with etcd member e1 stopped from the 100th to the 350th: {took:?}, {retries} retries, {failed_for_good} failed for good, {} stored", names.len());
