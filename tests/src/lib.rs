@@ -6,7 +6,6 @@
 pub mod browser;
 pub mod cluster;
 pub mod host;
-pub mod netns;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use fos_e2e::browser::{chromium, Browser};
-use fos_e2e::netns::TestNamespace;
+use fos_e2e::host::TestNamespace;
 use fos_e2e::Fos;
 use serde_json::Value;
 
