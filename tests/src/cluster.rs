@@ -236,6 +236,28 @@ impl Cluster {
         }
     }
 
+    /// Waits until every node has measured the round trip to every other node: each then knows its peers, whom it
+    /// asks before fencing itself when the store stops answering.
+    pub fn wait_peers_known(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let nodes = self.nodes_json(0);
+            let known = self.nodes.iter().all(|me| {
+                nodes.iter().filter(|n| n["metadata"]["name"] == me.name.as_str()).any(|n| {
+                    self.nodes
+                        .iter()
+                        .filter(|other| other.name != me.name)
+                        .all(|other| n["status"]["rttMs"].get(other.name.as_str()).is_some())
+                })
+            });
+            if known {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes do not know each other yet:\n{nodes:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Every node as node `via`'s API answers.
     pub fn nodes_json(&self, via: usize) -> Vec<serde_json::Value> {
         json_items(&self.fosctl(via, &["node", "list", "-o", "json"]).stdout)
