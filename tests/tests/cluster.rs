@@ -20,7 +20,7 @@ fn component(name: &str, replicas: u32, need: &[&str], extra: &str, marks: &Path
       replicas: {replicas}{need}{extra}
       entity:
         kind: native
-        command: [sh, -c, 'echo "$FOS_INSTANCE $FOS_NODE $(date +%s%N) start" >> {m}/starts; trap "echo \"$FOS_INSTANCE $FOS_NODE $(date +%s%N) stop\" >> {m}/starts; exit 0" TERM; sleep 1000 & wait']
+        command: [sh, -c, 'echo "$FOS_INSTANCE runs on $FOS_NODE"; echo "$FOS_INSTANCE $FOS_NODE $(date +%s%N) start" >> {m}/starts; trap "echo \"$FOS_INSTANCE $FOS_NODE $(date +%s%N) stop\" >> {m}/starts; exit 0" TERM; sleep 1000 & wait']
 "#
     )
 }
@@ -375,6 +375,14 @@ fn draining_a_node_moves_a_need_chain_in_order_and_empties_it() {
     assert_eq!(cluster.apply(0, app, &manifest).code, 0);
     let placed = wait_running(&cluster, 0, app, 3, None, Duration::from_secs(60));
     let target = placed["a-0"].clone();
+    // Every node shows each node's address, and serves the log of an instance wherever it runs.
+    let addresses: Vec<String> = cluster.nodes_json(2).iter().map(|n| n["status"]["address"].to_string()).collect();
+    assert!(addresses.len() == 3 && addresses.iter().all(|a| a.contains(":7887")), "addresses: {addresses:?}");
+    for via in 0..3 {
+        let logs = cluster.fosctl(via, &["logs", &format!("a-0.{app}.default")]);
+        assert_eq!(logs.code, 0, "logs of a-0 through n{via}: {logs:?}");
+        assert!(logs.stdout.contains(&format!("a-0.{app}.default runs on {target}")), "through n{via}: {logs:?}");
+    }
     let t0 = now_nanos();
     let started = Instant::now();
     let run = cluster.fosctl(2, &["node", "drain", &target, "--wait", "--timeout", "60s"]);
