@@ -180,7 +180,25 @@ async fn try_take(
     match result.gets.first() {
         Some(Some(kv)) => {
             let current = decoded::<Addresses>(records, kv)?;
-            Ok(if current.same_holder(holder) { Ok(()) } else { Err(current) })
+            if !current.same_holder(holder) {
+                return Ok(Err(current));
+            }
+            if current.node != holder.node {
+                // The instance runs here now (placed again after its node was lost, or moved): the hold follows it,
+                // so the node it left can no longer release it.
+                let moved = AddressHolder { placed: current.placed, ..holder.clone() };
+                let txn = Txn {
+                    compare: vec![records.unchanged::<Addresses>(&id, kv.mod_revision)],
+                    success: vec![records.put_op::<Addresses>(&id, &moved)?],
+                    failure: Vec::new(),
+                };
+                if !records.store().txn(txn).await?.succeeded {
+                    return Err(NetworkError::Store(StoreError::Conflict(format!(
+                        "address {ip} of {net} changed hands"
+                    ))));
+                }
+            }
+            Ok(Ok(()))
         }
         _ => Ok(Err(AddressHolder {
             node: "?".into(),

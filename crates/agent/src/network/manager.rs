@@ -266,7 +266,8 @@ impl NetworkManager for StoreNetworkManager {
         self.linux.detach(instance).await?;
         let id = instance.to_string();
         // The addresses the controller allocated at placement stay with the instance (the controller releases them).
-        let ours = |h: &AddressHolder| h.instance.as_deref() == Some(&id) && !h.placed;
+        // Only this node's holds: the same instance may run elsewhere now, holding the same address there.
+        let ours = |h: &AddressHolder| h.instance.as_deref() == Some(&id) && !h.placed && h.node == self.node;
         alloc::release_where(&self.records, &self.records.keys().ipam_prefix(), ours).await?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! the decision was read from must be unchanged), then the events in one batch. The cache is told of the writes once
 //! they are in.
 
-use fos_store::records::{ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, NodeLosses};
+use fos_store::records::{ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, NodeLosses, NodeStatuses};
 use fos_store::{Compare, Records, Revision, Txn, TxnOp, MAX_TXN_OPS};
 
 use super::cache::Cache;
@@ -40,6 +40,7 @@ pub async fn commit(
         .iter()
         .map(|g| match g {
             Guard::App(app, rev) => records.unchanged::<Apps>(app, *rev),
+            Guard::NodeGone(node) => records.absent::<NodeStatuses>(node),
         })
         .collect();
     let takes = actions.writes.iter().filter(|w| matches!(w, Write::TakeAddress { .. })).count();

@@ -100,6 +100,8 @@ impl Actions {
 pub enum Guard {
     /// The application record is still at this mod revision (0: still absent).
     App(AppKey, Revision),
+    /// The node still has no heartbeat record (it has not come back since it was declared lost).
+    NodeGone(String),
 }
 
 /// A typed write of the control plane.

@@ -6,8 +6,10 @@
 //!   `--node-lost-after` after the node's last renewal, when it has fenced its instances), the node is marked lost
 //!   (`system/nodes/<node>/lost`) and the desired and actual records of its instances are removed, except those of
 //!   components with `onNodeLoss: keep`; the application reconciler then places them again elsewhere, in `need`
-//!   order. When the node's heartbeat returns, the mark goes; the node tears down the copies it no longer has
-//!   desired records for.
+//!   order. The addresses the node held for itself (a network's gateway) or reserved for those instances are
+//!   released; its network records expire with its lease, and its peers remove their forwarding entries to it. When
+//!   the node's heartbeat returns, the mark goes; the node tears down the copies it no longer has desired records
+//!   for.
 //! - **Drain.** A node cordoned with `drain` has its instances moved off by stop-and-place-again: dependents before
 //!   what they need (reverse `need` order), at most `maxUnavailable` unavailable instances per component at a time.
 //!   An instance is placed again only once its copy on the drained node is gone.
@@ -22,7 +24,7 @@ use fos_api::manifest::OnNodeLoss;
 use fos_api::InstanceId;
 
 use super::app::status::running_ready;
-use super::{Actions, Event, Reconciler, Write};
+use super::{Actions, Event, Guard, Reconciler, Write};
 use crate::view::{ClusterView, Touched};
 
 /// How often a drain looks again while instances are moving.
@@ -80,11 +82,13 @@ impl Reconciler for NodeReconciler {
                 out.requeue_after = Some((lost_at - now).to_std().unwrap_or_default() + Duration::from_millis(10));
                 return out;
             }
+            forget_instances(view, node, &mut out);
             if recorded.is_none_or(|l| l.lost_at.is_none()) {
+                // Once, with the mark written last: a commit cut short is done again by the next pass.
+                release_holds(view, node, &mut out);
                 tracing::warn!(node, "node lost: no heartbeat for {:?}", self.timing.lost_after);
                 out.writes.push(Write::PutLoss(node.clone(), NodeLoss { since, lost_at: Some(now) }));
             }
-            forget_instances(view, node, &mut out);
         }
         if view.cordons.get(node).is_some_and(|c| c.drain) {
             drain(view, node, &mut out);
@@ -109,6 +113,27 @@ fn forget_instances(view: &ClusterView, node: &str, out: &mut Actions) {
         if !keep(&a.id) {
             out.writes.push(Write::DeleteActual { node: node.to_string(), id: a.id.clone() });
         }
+    }
+}
+
+/// Releases, when a node is declared lost, the addresses it held for itself (a network's gateway, which another node
+/// then takes over with its DHCP server) and those its agent reserved for instances that are placed again, guarded by
+/// the node still being gone, so a release never races the node bringing the same network up again. (Once placed
+/// again, an instance's hold names its new node, which the lost node can no longer release.) Addresses the control plane
+/// allocated at placement stay with their instance wherever it runs next; the node's own network records expire with
+/// its heartbeat lease, and its peers then remove its forwarding entries.
+fn release_holds(view: &ClusterView, node: &str, out: &mut Actions) {
+    let kept: BTreeSet<String> =
+        view.desired.values().filter(|d| d.on_node_loss == OnNodeLoss::Keep).map(|d| d.id.to_string()).collect();
+    let held = view.addresses.iter().filter(|(_, h)| h.node == node).filter(|(_, h)| match &h.instance {
+        None => true,
+        Some(id) => !h.placed && !kept.contains(id),
+    });
+    let releases: Vec<Write> =
+        held.map(|((network, ip), _)| Write::ReleaseAddress { network: network.clone(), ip: *ip }).collect();
+    if !releases.is_empty() {
+        out.guards.push(Guard::NodeGone(node.to_string()));
+        out.writes.extend(releases);
     }
 }
 
@@ -163,5 +188,117 @@ fn drain(view: &ClusterView, node: &str, out: &mut Actions) {
     }
     if left > 0 {
         out.requeue_after = Some(DRAIN_POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fos_api::network::{AddressHolder, NetworkName};
+    use fos_api::record::DesiredInstance;
+    use fos_api::{EntitySpec, Node};
+
+    use super::*;
+
+    fn timing() -> NodeTiming {
+        NodeTiming::derive(Duration::from_secs(6), None).expect("timing")
+    }
+
+    fn node(name: &str, ready: bool) -> Node {
+        let yaml = format!(
+            "metadata: {{name: {name}}}\nspec: {{arch: x86_64, os: linux, \
+             cpu: {{count: 2}}, memory: 1Gi, disk: 10Gi}}\nstatus: {{ready: {ready}}}\n"
+        );
+        serde_yaml_ng::from_str(&yaml).expect("node")
+    }
+
+    fn desired(component: &str, node: &str, keep: bool) -> DesiredInstance {
+        let mut d =
+            DesiredInstance::new(InstanceId::new("default", "app", component, 0), node, EntitySpec::native(["true"]));
+        if keep {
+            d.on_node_loss = OnNodeLoss::Keep;
+        }
+        d
+    }
+
+    fn holder(node: &str, instance: Option<&InstanceId>, gateway: bool, placed: bool) -> AddressHolder {
+        AddressHolder {
+            node: node.into(),
+            instance: instance.map(|i| i.to_string()),
+            nic: 0,
+            mac: None,
+            gateway,
+            placed,
+        }
+    }
+
+    /// n1 without a heartbeat since `gone`, holding two instances (one `onNodeLoss: keep`) and four addresses.
+    fn view(gone: DateTime<Utc>) -> ClusterView {
+        let mut view = ClusterView::default();
+        view.nodes.insert("n1".into(), node("n1", false));
+        view.nodes.insert("n2".into(), node("n2", true));
+        view.not_ready_since.insert("n1".into(), gone);
+        let (moved, kept) = (desired("web", "n1", false), desired("edge", "n1", true));
+        let net = NetworkName::new("default", "net0");
+        let ip = |n| std::net::Ipv4Addr::new(10, 0, 0, n);
+        view.addresses.insert((net.clone(), ip(1)), holder("n1", None, true, false));
+        view.addresses.insert((net.clone(), ip(2)), holder("n1", Some(&moved.id), false, false));
+        view.addresses.insert((net.clone(), ip(3)), holder("n1", Some(&moved.id), false, true));
+        view.addresses.insert((net.clone(), ip(4)), holder("n1", Some(&kept.id), false, false));
+        view.addresses.insert((net, ip(5)), holder("n2", None, true, false));
+        view.desired.insert(moved.id.clone(), moved);
+        view.desired.insert(kept.id.clone(), kept);
+        view
+    }
+
+    fn released(actions: &Actions) -> Vec<u8> {
+        let ips = actions.writes.iter().filter_map(|w| match w {
+            Write::ReleaseAddress { ip, .. } => Some(ip.octets()[3]),
+            _ => None,
+        });
+        ips.collect()
+    }
+
+    #[test]
+    fn a_node_without_heartbeat_is_not_ready_until_lost_after_then_its_work_is_placed_again() {
+        let now = Utc::now();
+        let reconciler = NodeReconciler::new(timing());
+        let early = reconciler.reconcile(&"n1".to_string(), &view(now), now);
+        assert!(matches!(&early.writes[..], [Write::PutLoss(n, NodeLoss { lost_at: None, .. })] if n == "n1"));
+        assert!(early.requeue_after.is_some_and(|d| d > Duration::ZERO), "looked at again when it is due");
+
+        let long_ago = now - chrono::Duration::seconds(60);
+        let lost = reconciler.reconcile(&"n1".to_string(), &view(long_ago), now);
+        let forgotten: Vec<&str> = lost
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::DeleteDesired { id, .. } => Some(id.component.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(forgotten, ["web"], "onNodeLoss: keep stays where it is");
+        // The gateway and what the agent reserved for the instance placed again; not what placement allocated (it
+        // follows the instance), nor the kept instance's, nor another node's.
+        assert_eq!(released(&lost), [1, 2]);
+        assert!(lost.guards.contains(&Guard::NodeGone("n1".into())), "released only while the node is gone");
+        assert!(
+            matches!(lost.writes.last(), Some(Write::PutLoss(_, NodeLoss { lost_at: Some(_), .. }))),
+            "the mark is written last, so a commit cut short is done again"
+        );
+    }
+
+    #[test]
+    fn holds_are_released_once_and_a_returning_node_loses_its_mark() {
+        let now = Utc::now();
+        let reconciler = NodeReconciler::new(timing());
+        let mut view = view(now - chrono::Duration::seconds(60));
+        view.losses.insert("n1".into(), NodeLoss { since: now, lost_at: Some(now) });
+        let again = reconciler.reconcile(&"n1".to_string(), &view, now);
+        assert!(released(&again).is_empty(), "already released when it was declared lost");
+        assert!(!again.writes.iter().any(|w| matches!(w, Write::PutLoss(..))));
+
+        view.nodes.insert("n1".into(), node("n1", true));
+        let back = reconciler.reconcile(&"n1".to_string(), &view, now);
+        assert_eq!(back.writes, [Write::DeleteLoss("n1".into())]);
     }
 }
