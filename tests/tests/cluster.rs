@@ -448,3 +448,97 @@ fn a_delete_with_a_node_down_completes_and_the_node_cleans_up_when_back() {
         back.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_lost_node_gives_up_its_network_gateway_and_its_instances_keep_talking_elsewhere() {
+    if !root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let mut cluster = Cluster::start(2, LOST_AFTER);
+    let m = cluster.marks();
+    let app = "netted";
+    let on_net = "\n      entity:\n        kind: native\n        networks: [{network: lan}]";
+    let svc = component("svc", 2, &[], "", &m).replacen("\n      entity:\n        kind: native", on_net, 1);
+    let manifest = application(app, &[svc]).replacen(
+        "spec:\n",
+        "spec:\n  networks:\n    - {name: lan, type: vxlan, ipRange: 10.89.0.0/24, gateway: 10.89.0.1}\n",
+        1,
+    );
+    let run = cluster.apply(0, app, &manifest);
+    assert_eq!(run.code, 0, "{run:?}");
+    wait_running(&cluster, 0, app, 2, None, Duration::from_secs(60));
+    // The node that holds the gateway, as `get networks` shows the nodes' states of the network.
+    let gateway_on = |cluster: &Cluster, via: usize| {
+        let run = cluster.fosctl(via, &["get", "networks"]);
+        let row = run.stdout.lines().find(|l| l.starts_with("lan.") && l.contains("(gateway)")).map(str::to_string);
+        row.and_then(|r| r.split_whitespace().nth(1).map(str::to_string))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        if let Some(n) = gateway_on(&cluster, 0) {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node holds the gateway:\n{}",
+            cluster.fosctl(0, &["get", "networks"]).stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let victim: usize = holder.trim_start_matches('n').parse().expect("node index");
+    let via = 1 - victim;
+    let survivor = format!("n{via}");
+    let t0 = Instant::now();
+    cluster.kill_node(victim);
+    let on = wait_running(&cluster, via, app, 2, Some(&holder), LOST_AFTER + Duration::from_secs(30));
+    let moved = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gateway_on(&cluster, via).as_deref() != Some(survivor.as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway stayed with the lost node:\n{}",
+            cluster.fosctl(via, &["get", "networks"]).stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let taken = t0.elapsed();
+    // Every instance has an address on the network there, and the gateway answers them.
+    let procs = instance_processes(&BTreeSet::from([app.to_string()]));
+    for id in on.keys() {
+        let pid = procs.get(&format!("{id}.{app}.default")).and_then(|n| n.get(&survivor)).and_then(|p| p.first());
+        let pid = pid.unwrap_or_else(|| panic!("{id} runs on {survivor}: {procs:?}"));
+        assert!(echo_answered(*pid, "10.89.0.1"), "{id} reaches the gateway, now on {survivor}");
+    }
+    println!(
+        "kill -9 of {holder} (gateway of lan): instances Running on {survivor} after {:.2} s, gateway taken over \
+         after {:.2} s",
+        moved.as_secs_f64(),
+        taken.as_secs_f64()
+    );
+}
+
+/// Whether `ip` answers an ICMP echo sent from the network namespace of process `pid`.
+fn echo_answered(pid: u32, ip: &str) -> bool {
+    let script = r#"
+import socket, struct, sys
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(3)
+body = struct.pack("!BBHHH", 8, 0, 0, 0x4f53, 1) + b"fos-test"
+body = body[:2] + struct.pack("!H", csum(body)) + body[4:]
+s.sendto(body, (sys.argv[1], 0))
+while True:
+    data, (src, _) = s.recvfrom(1500)
+    if src == sys.argv[1] and data[20] == 0:
+        sys.exit(0)
+"#;
+    let pid = pid.to_string();
+    std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-n", "python3", "-c", script, ip])
+        .status()
+        .is_ok_and(|s| s.success())
+}
