@@ -11,11 +11,11 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   build: protoc and its well-known types, a C toolchain (ring and the bundled SQLite are C; rustc links with cc)
 #   tests: etcd, ip/bridge, dnsmasq, python3, openssl, kill
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
-#          extension, WordPress
+#          extension, WordPress, socat (the HTTPS front; openssl makes its certificate)
 #   containers: runc (no runtime of fos uses it yet)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
-	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
+	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
 	runc
 
 .PHONY: deps build test test-cluster fuzz demo demo-down bench fmt lint clean
@@ -62,6 +62,7 @@ fuzz: deps
 DEMO_DIR := $(CURDIR)/.fos-demo
 DEMO_LISTEN := 127.0.0.1:7887
 DEMO_URL := http://127.0.0.1:8080/wp-admin/install.php
+DEMO_HTTPS := https://127.0.0.1:8443/wp-admin/install.php
 FOSCTL_DEMO = ./target/release/fosctl --config $(DEMO_DIR)/fosctl.yaml
 demo: deps
 	$(CARGO) build --release -p fos-fosd -p fos-apply
@@ -78,6 +79,9 @@ demo: deps
 	$(FOSCTL_DEMO) apply -f examples/wordpress --wait --timeout 180s
 	$(FOSCTL_DEMO) get entities
 	@curl -sf $(DEMO_URL) | grep -q 'WordPress' && echo "WordPress answers at $(DEMO_URL)"
+	@cert=$$(find $(DEMO_DIR) -path '*front-0.wordpress.*' -name wordpress-front.pem | head -1); \
+		curl -sf --cacert "$$cert" $(DEMO_HTTPS) | grep -q 'WordPress' && \
+		echo "WordPress answers over HTTPS at $(DEMO_HTTPS) (its certificate: $$cert)"
 	@echo "the fos API answers over HTTPS at https://$(DEMO_LISTEN) (use: $(FOSCTL_DEMO) ...)"
 	@echo "stop it with: make demo-down"
 

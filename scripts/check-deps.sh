@@ -73,6 +73,7 @@ else
     missing php php-cli
 fi
 [ -f /usr/share/wordpress/wp-settings.php ] || missing "WordPress (/usr/share/wordpress)" wordpress
+have_cmd socat socat "socat (the example's HTTPS front)"
 
 # Containers.
 have_cmd runc runc

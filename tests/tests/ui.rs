@@ -1,8 +1,8 @@
-//! The web view in headless Chromium: `fosd` (in a network namespace of the test's, so the WordPress example's port
-//! 8080 stays inside it) runs the WordPress example; the page at `/ui/` opened with the administrator's token shows
-//! the node, the application's two components on it, the `need` edge between them, and updates through the watch
-//! stream, without a reload, when one of them is stopped (its process killed: its node restarts it). A screenshot
-//! goes to `target/tmp/ui.png` (`docs/ui.png` is one).
+//! The web view in headless Chromium: `fosd` (in a network namespace of the test's, so the WordPress example's ports
+//! 8080 and 8443 stay inside it) runs the WordPress example, which answers over HTTPS through its front; the page at
+//! `/ui/` opened with the administrator's token shows the node, the application's three components on it, the `need`
+//! edges between them, and updates through the watch stream, without a reload, when one of them is stopped (its
+//! process killed: its node restarts it). A screenshot goes to `target/tmp/ui.png` (`docs/ui.png` is one).
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,7 @@ fn the_web_view_draws_wordpress_and_follows_it_live() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordpress");
     let run = fos.fosctl(&["apply", "-f", example, "--wait", "--timeout", "300s"]);
     assert_eq!(run.code, 0, "{run:?}\n{}", fos.log());
+    https_front_answers(&ns, &fos);
 
     // The page holds no data without a token: it asks for one.
     let mut anonymous = Browser::open(Some(&ns.path()), &format!("{}/ui/", fos.url()), 1280, 900);
@@ -77,7 +78,9 @@ fn the_web_view_draws_wordpress_and_follows_it_live() {
     for c in ["db", "web"] {
         assert_eq!(instance(&shown, c).expect("the component")["cluster"], "e2e", "{c} drawn in its node: {shown}");
     }
-    assert_eq!(shown["edges"], serde_json::json!(["web->db"]), "the need edge: {shown}");
+    let mut edges: Vec<&str> = shown["edges"].as_array().into_iter().flatten().filter_map(|e| e.as_str()).collect();
+    edges.sort_unstable();
+    assert_eq!(edges, ["front->web", "web->db"], "the need edges: {shown}");
     let png = page.screenshot();
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui.png");
     std::fs::write(&out, &png).expect("writing the screenshot");
@@ -93,4 +96,24 @@ fn the_web_view_draws_wordpress_and_follows_it_live() {
         instance(v, "web").is_some_and(|i| i["restarts"].as_u64() > Some(before) && i["state"] == "Running")
     });
     assert_eq!(after["marker"], "same page", "updated in place, not reloaded: {after}");
+}
+
+/// WordPress answers over HTTPS on the node's port 8443, its certificate checked against the one the front made.
+fn https_front_answers(ns: &TestNamespace, fos: &Fos) {
+    let data = fos.config().parent().expect("the data directory").to_path_buf();
+    let found = std::process::Command::new("find")
+        .arg(&data)
+        .args(["-path", "*front-0.wordpress.*", "-name", "wordpress-front.pem"])
+        .output()
+        .expect("running find");
+    let pem = String::from_utf8_lossy(&found.stdout).lines().next().map(str::to_string);
+    let pem = pem.unwrap_or_else(|| panic!("the front's certificate under {}", data.display()));
+    let page = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.path().display()))
+        .args(["--", "curl", "-sf", "--max-time", "20", "--cacert", &pem])
+        .arg("https://127.0.0.1:8443/wp-admin/install.php")
+        .output()
+        .expect("running curl");
+    let body = String::from_utf8_lossy(&page.stdout);
+    assert!(page.status.success() && body.contains("WordPress"), "over HTTPS: {page:?}\n{}", fos.log());
 }
