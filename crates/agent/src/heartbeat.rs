@@ -158,6 +158,7 @@ impl Heartbeat {
         let sent = Instant::now();
         let store = self.records.store();
         let period = self.timing.period;
+        let mut regranted = false;
         let renewed = match tokio::time::timeout(period, store.keep_alive(beat.lease)).await {
             Ok(Ok(())) => true,
             Ok(Err(StoreError::LeaseNotFound(_))) => {
@@ -165,6 +166,7 @@ impl Heartbeat {
                 match tokio::time::timeout(period, store.grant(self.timing.ttl)).await {
                     Ok(Ok(lease)) => {
                         beat.lease = lease;
+                        regranted = true;
                         true
                     }
                     Ok(Err(e)) => {
@@ -187,9 +189,14 @@ impl Heartbeat {
             self.probe.set_store_ok(beat.renewed.elapsed() < self.timing.ttl);
             return;
         }
-        if let Err(e) = self.put_status(beat).await {
-            tracing::warn!(error = %e, "cannot publish node status");
-            return;
+        // The status record lives as long as the lease: written again only under a new lease (the old one took it
+        // away) and with each round-trip measurement, not at every renewal (a write per node per period would be
+        // most of the store's traffic in a large cluster).
+        if regranted {
+            if let Err(e) = self.put_status(beat).await {
+                tracing::warn!(error = %e, "cannot publish node status");
+                return;
+            }
         }
         beat.renewed = sent;
         self.probe.set_store_ok(true);

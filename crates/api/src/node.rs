@@ -200,7 +200,8 @@ pub struct NodeStatus {
     /// The agent's probe address (`host:port`) other agents measure round-trip time against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_address: Option<String>,
-    /// Last heartbeat.
+    /// When the node last published this status: at start, under a new heartbeat lease, and with each round-trip
+    /// measurement (the lease itself is renewed more often; the record lives as long as it does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<DateTime<Utc>>,
     /// Measured round-trip time to other nodes, in milliseconds.
