@@ -313,6 +313,15 @@ impl Cluster {
         }
     }
 
+    /// Kills node `i`'s `fosd` alone (SIGKILL), as a crash of the daemon does: its instances (and its fence guard)
+    /// keep running.
+    pub fn kill_fosd(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].fosd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Cuts node `i` off (its veth down) or heals it.
     pub fn partition(&self, i: usize, cut: bool) {
         ip(&["-n", &self.hub, "link", "set", &format!("v{i}"), if cut { "down" } else { "up" }]);

@@ -542,3 +542,49 @@ while True:
         .status()
         .is_ok_and(|s| s.success())
 }
+
+#[test]
+fn when_fosd_alone_dies_its_guard_stops_the_instances_before_they_start_elsewhere() {
+    if !root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let mut cluster = Cluster::start(2, LOST_AFTER);
+    let m = cluster.marks();
+    let (app, kept) = ("orphaned", "kept");
+    assert_eq!(cluster.apply(0, app, &application(app, &[component("svc", 2, &[], "", &m)])).code, 0);
+    let placed = wait_running(&cluster, 0, app, 2, None, Duration::from_secs(60));
+    let victim_name = placed["svc-0"].clone();
+    let victim: usize = victim_name.trim_start_matches('n').parse().expect("node index");
+    let via = 1 - victim;
+    let pin = format!("\n      onNodeLoss: keep\n      constraints: {{nodes: [{victim_name}]}}");
+    assert_eq!(cluster.apply(0, kept, &application(kept, &[component("edge", 1, &[], &pin, &m)])).code, 0);
+    wait_running(&cluster, 0, kept, 1, None, Duration::from_secs(60));
+    cluster.wait_peers_known(Duration::from_secs(30));
+    let checker = cluster.checker(&[app]);
+    let t0 = Instant::now();
+    // The daemon dies; its instances do not die with it.
+    cluster.kill_fosd(victim);
+    let on = wait_running(&cluster, via, app, 2, Some(&victim_name), LOST_AFTER + Duration::from_secs(30));
+    let moved = t0.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let id = format!("svc-0.{app}.default");
+    let there = checker.seen(&id, &victim_name).map(|(_, last)| last.duration_since(t0));
+    let elsewhere =
+        on.get("svc-0").and_then(|n| checker.seen(&id, n)).map(|(first, _)| first.saturating_duration_since(t0));
+    let (twice, samples) = checker.finish();
+    let edge = instance_processes(&BTreeSet::from([kept.to_string()]));
+    println!(
+        "kill -9 of {victim_name}'s fosd alone: svc Running on the other node after {:.2} s; svc-0 last seen on \
+         {victim_name} at +{there:?}, first seen elsewhere at +{elsewhere:?}; checker: {samples} samples, {} twice",
+        moved.as_secs_f64(),
+        twice.len()
+    );
+    assert!(twice.is_empty(), "ran twice: {twice:?}");
+    let (there, elsewhere) = (there.expect("svc-0 ran on its node"), elsewhere.expect("svc-0 ran elsewhere"));
+    assert!(there < elsewhere, "stopped there ({there:?}) before it started elsewhere ({elsewhere:?})");
+    assert!(
+        edge.values().any(|nodes| nodes.contains_key(&victim_name)),
+        "onNodeLoss: keep kept running without its fosd: {edge:?}"
+    );
+}

@@ -23,6 +23,7 @@ use crate::cleanup::{self, Cleaner, CleanupReport};
 use crate::config::NodeConfig;
 use crate::discovery::{self, net, DiscoveryError};
 use crate::driver::{Driver, DriverError, DriverSettings, LocalInstances, Networking, Shared};
+use crate::fence_guard::FenceGuard;
 use crate::heartbeat::{Heartbeat, RttSource};
 use crate::logs::{InstanceLogs, LogsError};
 use crate::network::names::Names;
@@ -66,6 +67,9 @@ pub struct AgentConfig {
     pub networks: bool,
     /// Where the round-trip times to other nodes come from.
     pub rtt: RttSource,
+    /// The executable run as the node's fence guard ([`crate::fence_guard`]), which stops the instances when no
+    /// agent renews the lease in time (`fosd` sets its own binary when the store is shared); `None`: no guard.
+    pub fence_guard: Option<PathBuf>,
 }
 
 /// Where an agent's node description comes from.
@@ -97,6 +101,7 @@ impl AgentConfig {
             node_source: NodeSource::Discover,
             networks: true,
             rtt: RttSource::Probe,
+            fence_guard: None,
         }
     }
 }
@@ -142,6 +147,7 @@ pub struct AgentHandle {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     cleaner: Cleaner,
+    guard: Option<FenceGuard>,
 }
 
 impl AgentHandle {
@@ -198,7 +204,13 @@ impl AgentHandle {
         for t in self.tasks {
             let _ = t.await;
         }
-        cleaner.run().await
+        let report = cleaner.run().await;
+        if let Some(guard) = &self.guard {
+            if let Err(e) = guard.stand_down() {
+                tracing::warn!(error = %e, "cannot stop the fence guard");
+            }
+        }
+        report
     }
 }
 
@@ -275,6 +287,7 @@ impl Agent {
             probe_address: probe_address.to_string(),
             rtt_interval: config.rtt_interval,
             rtt: config.rtt.clone(),
+            guard: None,
         };
 
         // What an earlier run left is recovered, and its actual records marked unverified, before the node's
@@ -299,6 +312,18 @@ impl Agent {
             secrets: config.secrets.clone(),
         });
         let recovered = driver.recover().await?;
+        // The guard of the instances just recovered: they keep running for one fence deadline, within which the
+        // heartbeat renews the lease or fences them itself.
+        let guard = match &config.fence_guard {
+            Some(exe) => {
+                let grace = config.timing.fence + 2 * config.timing.period;
+                let system = config.node.system();
+                let started = FenceGuard::ensure(exe, &data_dir, system, &name, config.use_cgroups, grace);
+                Some(started.map_err(|source| AgentError::DataDir { path: data_dir.join("fence"), source })?)
+            }
+            None => None,
+        };
+        let heartbeat = Heartbeat { guard: guard.clone(), ..heartbeat };
         let beat = heartbeat.start(&node).await?;
         tracing::info!(node = %name, recovered, "agent started");
 
@@ -315,7 +340,7 @@ impl Agent {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }
         let logs = InstanceLogs::new(name.clone(), local);
-        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks, cleaner })
+        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks, cleaner, guard })
     }
 }
 

@@ -21,6 +21,7 @@ use fos_store::records::{NodeInfos, NodeStatuses};
 use fos_store::{LeaseId, Records, StoreError};
 use tokio::sync::watch;
 
+use crate::fence_guard::{boot_millis, FenceGuard};
 use crate::rtt::RttProbe;
 
 /// Settings of the heartbeat.
@@ -44,6 +45,8 @@ pub struct Heartbeat {
     pub rtt_interval: Duration,
     /// Where round-trip times come from.
     pub rtt: RttSource,
+    /// The node's fence guard, whose deadline every renewal pushes forward (none on a node without a shared store).
+    pub guard: Option<FenceGuard>,
 }
 
 /// Where a node's round-trip times to other nodes come from.
@@ -199,6 +202,7 @@ impl Heartbeat {
             }
         }
         beat.renewed = sent;
+        self.extend_guard(sent.elapsed());
         self.probe.set_store_ok(true);
         // The peers asked when fencing: listed again every half of --node-lost-after while the store answers (at
         // every renewal while there are none, so a node that just joined is known).
@@ -225,6 +229,8 @@ impl Heartbeat {
         let asks = beat.peers.iter().map(|peer| self.probe.ask(*peer, wait));
         let answers: Vec<bool> = futures::future::join_all(asks).await.into_iter().flatten().map(|a| a.1).collect();
         if !answers.is_empty() && answers.iter().all(|ok| !ok) {
+            // Edge autonomy: the instances keep running, and so the guard is kept from stopping them.
+            self.extend_guard(Duration::ZERO);
             tracing::warn!(
                 peers = answers.len(),
                 "the store is unreachable from every node that answers: instances keep running (edge autonomy)"
@@ -237,6 +243,17 @@ impl Heartbeat {
             "cannot renew the heartbeat lease while the store may be reachable elsewhere: fencing (stopping instances)"
         );
         self.fence.send_replace(true);
+    }
+
+    /// Pushes the fence guard's deadline to the fence deadline counted from `ago` before now, plus two periods: while
+    /// this agent lives, it fences (or keeps running, in edge autonomy) before the guard would.
+    fn extend_guard(&self, ago: Duration) {
+        let Some(guard) = &self.guard else { return };
+        let margin = self.timing.fence + 2 * self.timing.period;
+        let at = (boot_millis() + margin.as_millis() as u64).saturating_sub(ago.as_millis() as u64);
+        if let Err(e) = guard.extend_to(at) {
+            tracing::warn!(error = %e, "cannot push the fence guard's deadline");
+        }
     }
 
     /// The other nodes with a live heartbeat and their probe addresses (`None`: the store did not answer).

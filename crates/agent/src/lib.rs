@@ -32,6 +32,7 @@ pub mod cleanup;
 pub mod config;
 pub mod discovery;
 pub mod driver;
+pub mod fence_guard;
 pub mod heartbeat;
 pub mod logs;
 pub mod network;

@@ -11,6 +11,15 @@ mod roles;
 use clap::Parser;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(fos_agent::fence_guard::GUARD_ARG) {
+        // The node's fence guard (started by the agent, outliving it).
+        if let Err(e) = fos_agent::fence_guard::run(&args[2..]) {
+            eprintln!("fosd fence guard: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let opts = options::Options::parse();
     if let Err(e) = options::init_logging(&opts) {
         eprintln!("fosd: {e:#}");

@@ -122,6 +122,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config.api_address = Some(api_address.clone());
         // A fenced instance must be gone before the node may be declared lost.
         config.stop_grace = config.stop_grace.min(timing.fence_grace);
+        // On a shared store, a guard outliving this process stops the instances if it dies (fence_guard).
+        if !opts.etcd.is_empty() {
+            config.fence_guard = Some(std::env::current_exe().context("finding fosd's own executable")?);
+        }
         let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
         tracing::info!(node = agent.node(), "agent started");
         logs.set(agent.log_reader());

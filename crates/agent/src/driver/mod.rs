@@ -334,11 +334,16 @@ impl Driver {
     }
 
     /// Raises or lowers the fence: instances not marked `onNodeLoss: keep` are held at Configured while it is up.
+    /// Lowering it hands nothing to the instances: the desired records they hold may be stale (their instance placed
+    /// elsewhere meanwhile), so they stay held until the relist that follows hands them the records as they are now.
     fn set_fence(&mut self, up: bool) {
         if self.fenced == up {
             return;
         }
         self.fenced = up;
+        if !up {
+            return;
+        }
         let held: Vec<(InstanceId, Option<DesiredInstance>)> =
             self.tasks.iter().map(|(id, h)| (id.clone(), h.desired.clone())).collect();
         for (id, desired) in held {
@@ -346,9 +351,7 @@ impl Driver {
                 let _ = h.tx.send(self.capped(desired));
             }
         }
-        if up {
-            tracing::warn!(instances = self.tasks.len(), "fenced: stopping instances that may be placed elsewhere");
-        }
+        tracing::warn!(instances = self.tasks.len(), "fenced: stopping instances that may be placed elsewhere");
     }
 
     /// `desired` as the fence lets it be: held at Configured while fenced, unless the component keeps running.

@@ -4,7 +4,7 @@
 //! and a state file in the instance's directory that lets a restarted agent adopt the processes it started.
 
 pub mod identity;
-mod instance;
+pub(crate) mod instance;
 pub mod logs;
 pub mod process;
 pub mod state;
