@@ -19,7 +19,7 @@ pub use application::{
 };
 pub use entity::{
     EntityKind, EntitySpec, HttpProbe, MigrationKind, NetworkAttachment, PortMapping, Probe, Protocol, Resources,
-    RestartPolicy, MAX_NETWORKS,
+    RestartPolicy, Volume, MAX_NETWORKS,
 };
 pub use network::{NetworkKind, NetworkSpec};
 pub use plugin_image::{ImageFormat, ImageSpec, PluginSpec, PluginType};
