@@ -66,6 +66,9 @@ pub struct AgentConfig {
     pub networks: bool,
     /// Where the round-trip times to other nodes come from.
     pub rtt: RttSource,
+    /// How this node sends a migrating instance's volumes to another node (the node API client `fosd` provides;
+    /// none: migrations away from this node fail, saying so).
+    pub volume_sender: Option<Arc<dyn crate::migration::VolumeSender>>,
 }
 
 /// Where an agent's node description comes from.
@@ -97,6 +100,7 @@ impl AgentConfig {
             node_source: NodeSource::Discover,
             networks: true,
             rtt: RttSource::Probe,
+            volume_sender: None,
         }
     }
 }
@@ -139,6 +143,7 @@ pub struct AgentHandle {
     node: String,
     probe_address: SocketAddr,
     logs: InstanceLogs,
+    inbox: Arc<crate::migration::Inbox>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     cleaner: Cleaner,
@@ -159,6 +164,11 @@ impl AgentHandle {
     /// appended when `follow`. The runtime holding the instance reads it.
     pub async fn logs(&self, id: &InstanceId, options: OutputOptions) -> Result<OutputStream, LogsError> {
         self.logs.open(id, options).await
+    }
+
+    /// What this node receives of instances migrating to it (for the API server).
+    pub fn inbox(&self) -> Arc<crate::migration::Inbox> {
+        self.inbox.clone()
     }
 
     /// A reader of this node's instance output that outlives borrowing the handle (for the API server).
@@ -288,7 +298,9 @@ impl Agent {
             networks: networks.clone(),
             backoff: config.driver.backoff(),
         };
+        let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()));
         let mut driver = Driver::new(Shared {
+            volume_sender: config.volume_sender.clone(),
             records,
             node: name.clone(),
             runtimes: started.runtimes,
@@ -315,7 +327,7 @@ impl Agent {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }
         let logs = InstanceLogs::new(name.clone(), local);
-        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks, cleaner })
+        Ok(AgentHandle { node: name, probe_address, logs, inbox, shutdown, tasks, cleaner })
     }
 }
 

@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod driver;
 pub mod heartbeat;
 pub mod logs;
+pub mod migration;
 pub mod network;
 pub mod rtt;
 pub mod runtime;

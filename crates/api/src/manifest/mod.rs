@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use application::string_enum;
 pub use application::{
     Accelerator, AcceleratorRequest, ApplicationSpec, Arch, Component, Constraints, DeviceRequest, InterfaceRequest,
     InterfaceType, IoType, NetworkRef, OnNodeLoss, Proximity, Within,
