@@ -119,7 +119,9 @@ impl VolumeSender for PeerSender {
             progress(have.bytes);
             let len = CHUNK.min((bytes - have.bytes) as usize);
             let mut chunk = vec![0u8; len];
-            file.seek(SeekFrom::Start(have.bytes)).and_then(|_| file.read_exact(&mut chunk)).map_err(|e| e.to_string())?;
+            file.seek(SeekFrom::Start(have.bytes))
+                .and_then(|_| file.read_exact(&mut chunk))
+                .map_err(|e| e.to_string())?;
             let req = self.peer.http.put(url(have.bytes)).bearer_auth(&self.peer.token).body(chunk);
             let sent = match req.timeout(Duration::from_secs(60)).send().await {
                 Ok(resp) => Self::answer::<Received>(resp, destination).await,

@@ -146,7 +146,9 @@ pub async fn list(client: &Client, global: &Global, args: &GetArgs) -> anyhow::R
         }
         Resource::Migrations => {
             let mut list: Vec<fos_api::migration::Migration> = client.get("/v1/migrations").await?;
-            list.retain(|m| m.instance.tenant == global.tenant && matches(&args.name, &[&m.instance.to_string(), &m.instance.app]));
+            list.retain(|m| {
+                m.instance.tenant == global.tenant && matches(&args.name, &[&m.instance.to_string(), &m.instance.app])
+            });
             let head = ["INSTANCE", "SOURCE", "DESTINATION", "MODE", "PHASE", "MOVED", "AGE", "ID", "MESSAGE"];
             l = Listing::new(&head, wide, 7);
             for m in &list {

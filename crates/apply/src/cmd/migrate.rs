@@ -66,7 +66,10 @@ pub async fn migrate(client: &Client, args: MigrateArgs) -> anyhow::Result<()> {
                 _ => String::new(),
             };
             let total = end.finished.map(|f| (f - end.started).num_milliseconds()).unwrap_or(0);
-            println!("{} runs on {} ({} bytes moved, {total} ms{downtime})", end.instance, end.destination, end.bytes_moved);
+            println!(
+                "{} runs on {} ({} bytes moved, {total} ms{downtime})",
+                end.instance, end.destination, end.bytes_moved
+            );
             Ok(())
         }
         MigrationPhase::Aborted if args.abort => {
@@ -116,7 +119,9 @@ async fn wait(client: &Client, m: &Migration, deadline: Instant) -> anyhow::Resu
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            return Err(NotDone(format!("timed out waiting for the migration of {} ({})", m.instance, now.phase)).into());
+            return Err(
+                NotDone(format!("timed out waiting for the migration of {} ({})", m.instance, now.phase)).into()
+            );
         }
         tokio::time::sleep(POLL).await;
     }

@@ -38,7 +38,10 @@ pub async fn migrate(
     let running = entity.actual.as_ref().is_some_and(|a| a.node == desired.node && a.state() == Some(State::Running));
     if !running || entity.unknown {
         let state = entity.shown_state();
-        return Err(OpError::Conflict(format!("only a running instance migrates: {id} is {state} on {}", desired.node)));
+        return Err(OpError::Conflict(format!(
+            "only a running instance migrates: {id} is {state} on {}",
+            desired.node
+        )));
     }
     if let Some(m) = view.migrations.get(&id).filter(|m| !m.phase.is_final()) {
         return Err(OpError::Conflict(format!(
@@ -89,10 +92,9 @@ async fn abort(ctx: &Context, id: &InstanceId) -> Result<Migration, OpError> {
         .records()
         .update::<Migrations, OpError, _>(id, |current| match current {
             Some(m) if m.phase.before_landing() => Ok(Change::Put(Migration { abort: true, ..m.clone() })),
-            Some(m) if !m.phase.is_final() => Err(OpError::Conflict(format!(
-                "too late to abort: {} owns {id} already ({})",
-                m.destination, m.phase
-            ))),
+            Some(m) if !m.phase.is_final() => {
+                Err(OpError::Conflict(format!("too late to abort: {} owns {id} already ({})", m.destination, m.phase)))
+            }
             _ => Err(OpError::Conflict(format!("{id} is not migrating"))),
         })
         .await?;
@@ -153,7 +155,8 @@ async fn destination(
     });
     let allocations: Vec<Allocation> =
         view.desired.values().filter(|d| &d.id != id).map(Allocation::from_desired).collect();
-    let existing: Vec<Allocation> = allocations.iter().filter(|a| a.instance.app == id.app && a.instance.tenant == id.tenant).cloned().collect();
+    let existing: Vec<Allocation> =
+        allocations.iter().filter(|a| a.instance.app == id.app && a.instance.tenant == id.tenant).cloned().collect();
     let snapshot = ClusterSnapshot::new(nodes, allocations).map_err(|e| OpError::Conflict(e.to_string()))?;
     let plan = ctx.placer.place(&snapshot, &existing, &id.tenant, &id.app, &app.spec);
     if let Some(p) = plan.placement(id) {

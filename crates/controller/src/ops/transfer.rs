@@ -76,11 +76,12 @@ async fn current(ctx: &Context, caller: &Caller, instance: &str, q: &DataQuery) 
     if !matches!(caller.role, Role::Node | Role::Admin) {
         return Err(OpError::Forbidden(format!("{} may not send migration data: nodes only", caller.principal)));
     }
-    let id: InstanceId = instance.parse().map_err(|e: fos_api::record::InstanceIdError| OpError::invalid(e.to_string()))?;
+    let id: InstanceId =
+        instance.parse().map_err(|e: fos_api::record::InstanceIdError| OpError::invalid(e.to_string()))?;
     let m = ctx.records().get::<Migrations>(&id).await?.map(|v| v.value);
-    let m = m.filter(|m| m.id == q.migration).ok_or_else(|| {
-        OpError::NotFound(format!("{instance} has no migration {} in progress", q.migration))
-    })?;
+    let m = m
+        .filter(|m| m.id == q.migration)
+        .ok_or_else(|| OpError::NotFound(format!("{instance} has no migration {} in progress", q.migration)))?;
     if m.destination != ctx.node_name {
         return Err(OpError::Conflict(format!("migration {} goes to {}, not {}", m.id, m.destination, ctx.node_name)));
     }

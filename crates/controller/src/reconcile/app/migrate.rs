@@ -140,7 +140,8 @@ fn decide(view: &ClusterView, m: &Migration, next: &mut Migration, now: DateTime
         let running = actual.is_some_and(|a| {
             a.node == m.destination && a.state() == Some(State::Running) && a.observed_generation == d.generation
         });
-        let at_destination = Placement { node: m.destination.clone(), epoch: m.epoch.clone(), role: None, leaves: None };
+        let at_destination =
+            Placement { node: m.destination.clone(), epoch: m.epoch.clone(), role: None, leaves: None };
         if running {
             next.phase = MigrationPhase::Completed;
             next.message = None;
