@@ -272,6 +272,12 @@ impl Agent {
             true => start_networks(&records, &name, network_cfg, host_ns, names).await?,
             false => None,
         };
+        if let NodeSource::Discover = config.node_source {
+            // Live migration of processes needs a CRIU that works on this kernel: published for `migrate --live`.
+            let criu = crate::migration::criu::probe().await;
+            tracing::info!(ready = criu.ready, error = ?criu.error, "criu");
+            registry::publish(&records, &name, crate::migration::criu::PLUGIN, &criu).await?;
+        }
 
         let node = discovery::node_record(&name, &config.node, info);
         let (fence, fenced) = watch::channel(false);

@@ -1,9 +1,11 @@
 //! Moving an instance's data between nodes: the archive of its volumes (tar, compressed, with its SHA-256:
 //! [`archive`]), what a destination receives ([`inbox`]: chunks appended at their offset, so a sender resumes where
 //! the last attempt stopped; checked and unpacked into the instance's volumes at commit), and the [`VolumeSender`]
-//! seam through which a source agent sends an archive to another node (the node API client `fosd` provides).
+//! seam through which a source agent sends an archive to another node (the node API client `fosd` provides); and
+//! the node's [`criu`] capability for live migration of processes.
 
 pub mod archive;
+pub mod criu;
 pub mod inbox;
 
 use std::path::Path;
