@@ -15,9 +15,8 @@ pub const PLUGIN: &str = "criu";
 
 /// The `criu` binary to use: on `PATH`, else [`INSTALLED`].
 pub fn binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join("criu")).find(|p| p.is_file())
-    });
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("criu")).find(|p| p.is_file()));
     on_path.or_else(|| Some(PathBuf::from(INSTALLED)).filter(|p| p.is_file()))
 }
 

@@ -19,8 +19,51 @@ use fos_api::migration::{Migration, MigrationPhase, SendPhase};
 use fos_api::record::MigrationRole;
 use fos_api::InstanceId;
 
+use fos_scheduler::Allocation;
+
+use crate::placement::Placer;
 use crate::reconcile::{Event, Write};
 use crate::view::{AppKey, ClusterView};
+
+/// For the migrations of application `key` still without a destination (a drain's): the scheduler's node for the
+/// instance over the cluster without it (a draining node is cordoned, so never chosen), or why there is none.
+pub fn destinations(
+    placer: &dyn Placer,
+    view: &ClusterView,
+    key: &AppKey,
+    spec: &fos_api::ApplicationSpec,
+) -> BTreeMap<InstanceId, Result<String, String>> {
+    let mut out = BTreeMap::new();
+    let open = view.migrations.values().filter(|m| {
+        m.instance.tenant == key.0 && m.instance.app == key.1 && m.destination.is_empty() && !m.phase.is_final()
+    });
+    for m in open {
+        let chosen = match view.snapshot() {
+            Err(e) => Err(e.to_string()),
+            Ok(snapshot) => {
+                let mut snapshot = snapshot.clone();
+                snapshot.release(&m.instance);
+                let existing: Vec<Allocation> = view
+                    .desired_of(&key.0, &key.1)
+                    .filter(|d| d.id != m.instance)
+                    .map(Allocation::from_desired)
+                    .collect();
+                let plan = placer.place(&snapshot, &existing, &key.0, &key.1, spec);
+                match plan.placement(&m.instance) {
+                    Some(p) if p.node != m.source => Ok(p.node.clone()),
+                    _ => Err(plan
+                        .unschedulable
+                        .iter()
+                        .find(|u| u.component == m.instance.component)
+                        .map(|u| u.explanation())
+                        .unwrap_or_else(|| "no other node fits".into())),
+                }
+            }
+        };
+        out.insert(m.instance.clone(), chosen);
+    }
+    out
+}
 
 /// Where a migrating instance's desired record goes now.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +90,12 @@ pub struct Moves {
 }
 
 /// Moves the migrations of the instances of application `key` forward.
-pub fn step(view: &ClusterView, key: &AppKey, now: DateTime<Utc>) -> Moves {
+pub fn step(
+    view: &ClusterView,
+    key: &AppKey,
+    chosen: &BTreeMap<InstanceId, Result<String, String>>,
+    now: DateTime<Utc>,
+) -> Moves {
     let mut moves = Moves::default();
     let from = InstanceId::new(&key.0, &key.1, "", 0);
     let of_app = |id: &InstanceId| id.tenant == key.0 && id.app == key.1;
@@ -56,7 +104,17 @@ pub fn step(view: &ClusterView, key: &AppKey, now: DateTime<Utc>) -> Moves {
             continue;
         }
         let mut next = m.clone();
-        let placement = decide(view, m, &mut next, now);
+        if m.destination.is_empty() {
+            match chosen.get(id) {
+                Some(Ok(node)) => next.destination = node.clone(),
+                Some(Err(why)) => {
+                    next.phase = MigrationPhase::Failed;
+                    next.message = Some(format!("no node can take it: {why}"));
+                }
+                None => continue,
+            }
+        }
+        let placement = if next.phase.is_final() { None } else { decide(view, &next.clone(), &mut next, now) };
         if let Some(p) = placement {
             moves.placements.insert(id.clone(), p);
         }

@@ -86,7 +86,8 @@ impl Reconciler for ApplicationReconciler {
         let placed = |id: &InstanceId| view.desired.contains_key(id) || tearing_down(view, id);
         let plan = (!stored.record.deleting && !wanted_instances(tenant, name, &app.spec).iter().all(placed))
             .then(|| Planner::one(self.placer.as_ref(), view).plan(tenant, name, &app.spec));
-        reconcile_app(view, key, stored, plan.as_ref(), now)
+        let chosen = migrate::destinations(self.placer.as_ref(), view, key, &app.spec);
+        reconcile_app(view, key, stored, plan.as_ref(), &chosen, now)
     }
 }
 
@@ -130,6 +131,7 @@ pub fn reconcile_app(
     key: &AppKey,
     stored: &StoredApp,
     plan: Option<&AppPlan>,
+    chosen: &BTreeMap<InstanceId, Result<String, String>>,
     now: DateTime<Utc>,
 ) -> Actions {
     let mut out = Actions { guards: vec![Guard::App(key.clone(), stored.mod_revision)], ..Default::default() };
@@ -167,7 +169,7 @@ pub fn reconcile_app(
     }
 
     let target = target_state(stored);
-    let moves = migrate::step(view, key, now);
+    let moves = migrate::step(view, key, chosen, now);
     out.writes.extend(moves.writes);
     out.events.extend(moves.events);
     let wanted: BTreeSet<InstanceId> = wanted_instances(tenant, name, spec).into_iter().collect();
