@@ -159,7 +159,7 @@ async fn destination(
         allocations.iter().filter(|a| a.instance.app == id.app && a.instance.tenant == id.tenant).cloned().collect();
     let snapshot = ClusterSnapshot::new(nodes, allocations).map_err(|e| OpError::Conflict(e.to_string()))?;
     let plan = ctx.placer.place(&snapshot, &existing, &id.tenant, &id.app, &app.spec);
-    if let Some(p) = plan.placement(id) {
+    if let Some(p) = plan.placement(id).filter(|p| p.node != desired.node && to.is_none_or(|t| t == p.node)) {
         return Ok(p.node.clone());
     }
     let why = plan
