@@ -287,6 +287,9 @@ fn a_kill_9_of_either_end_mid_transfer_leaves_one_copy_with_its_volume_intact() 
     assert_eq!(running_node(&cluster, name, Duration::from_secs(60)), source);
     counts_on(&cluster, s, name, 10);
     assert_eq!(sha256(&blob), digest, "the volume is intact on the source");
+    let outbox = cluster.nodes[s].data.join("migrations").join("out");
+    let left: Vec<_> = std::fs::read_dir(&outbox).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "the archive of the failed migration is removed: {left:?}");
     cluster.start_node(d);
     cluster.wait_ready(&[0, 1], Duration::from_secs(60));
     println!(

@@ -34,6 +34,16 @@ pub(super) fn source_of(desired: Option<&DesiredInstance>) -> Option<(String, St
 }
 
 impl Task {
+    /// Removes the archive of the migration the actual record names, if one is left (sent, or given up).
+    pub(super) fn forget_archive(&self) {
+        if let Some(p) = &self.actual.migration {
+            let out = self.shared.layout.data_dir().join("migrations").join("out");
+            for path in [out.join(format!("{}.tar.gz", p.id)), out.join(format!("{}.tar.tmp", p.id))] {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
     /// Whether migration `id` has been sent in full.
     pub(super) fn sent(&self, id: &str) -> bool {
         self.actual.migration.as_ref().is_some_and(|p| p.id == id && p.phase == SendPhase::Sent)
@@ -181,6 +191,7 @@ impl Task {
         }
         self.failures = 0;
         self.actual.lifecycle = Lifecycle::new();
+        self.forget_archive();
         self.actual.migration = None;
         self.actual.error = None;
         self.shared.local.remove(&self.id);
@@ -192,6 +203,7 @@ impl Task {
 
     /// The migration was given up before the destination took the instance: it runs here again.
     pub(super) async fn resume_after_abort(&mut self, desired: &DesiredInstance) {
+        self.forget_archive();
         let (Some(rt), Some(cx)) = (self.runtime.clone(), self.cx.clone()) else {
             self.actual.lifecycle = Lifecycle::at(Some(State::Configured));
             self.actual.migration = None;
