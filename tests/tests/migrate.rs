@@ -108,7 +108,7 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
     let cluster = Cluster::start(2, LOST_AFTER);
     let name = "mig-cold";
     let run = cluster.apply(0, name, &counter(name));
-    assert!((run.code == 0), "apply: {}", run.stderr);
+    assert!(run.code == 0, "apply: {}", run.stderr);
     let source = running_node(&cluster, name, Duration::from_secs(60));
     let (s, d) = (index(&cluster, &source), 1 - index(&cluster, &source));
     let destination = cluster.nodes[d].name.clone();
@@ -122,14 +122,14 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
 
     // A destination that is not a node is refused, saying so; so is the node it runs on.
     let bad = cluster.fosctl(0, &["migrate", &instance(name), "--to", "nowhere"]);
-    assert!(!(bad.code == 0) && bad.stderr.contains("node nowhere not found"), "{}", bad.stderr);
+    assert!(bad.code != 0 && bad.stderr.contains("node nowhere not found"), "{}", bad.stderr);
     let same = cluster.fosctl(0, &["migrate", &instance(name), "--to", &source]);
-    assert!(!(same.code == 0) && same.stderr.contains("runs there already"), "{}", same.stderr);
+    assert!(same.code != 0 && same.stderr.contains("runs there already"), "{}", same.stderr);
 
     let started = Instant::now();
     let run = cluster.fosctl(0, &["migrate", &instance(name), "--to", &destination, "--wait", "--timeout", "90s"]);
     let total = started.elapsed();
-    assert!((run.code == 0), "migrate: {}\n{}\n{}\n{}", run.stdout, run.stderr, cluster.log(s), cluster.log(d));
+    assert!(run.code == 0, "migrate: {}\n{}\n{}\n{}", run.stdout, run.stderr, cluster.log(s), cluster.log(d));
     assert_eq!(running_node(&cluster, name, Duration::from_secs(30)), destination);
     // Count a while on the destination, then look at the whole file.
     let after = lines(&counter_file(&cluster, d, name)).len();
@@ -288,7 +288,8 @@ fn a_kill_9_of_either_end_mid_transfer_leaves_one_copy_with_its_volume_intact() 
     counts_on(&cluster, s, name, 10);
     assert_eq!(sha256(&blob), digest, "the volume is intact on the source");
     let outbox = cluster.nodes[s].data.join("migrations").join("out");
-    let left: Vec<_> = std::fs::read_dir(&outbox).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> =
+        std::fs::read_dir(&outbox).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "the archive of the failed migration is removed: {left:?}");
     cluster.start_node(d);
     cluster.wait_ready(&[0, 1], Duration::from_secs(60));

@@ -5,12 +5,11 @@
 //! and unpack it.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fos_agent::migration::{Inbox, InboxError, VolumeSender};
+use fos_agent::migration::{Inbox, InboxError, Outgoing, VolumeSender};
 use fos_api::migration::{DataCommit, Received};
 use fos_api::wire::ErrorBody;
 use fos_api::InstanceId;
@@ -91,16 +90,9 @@ impl PeerSender {
 
 #[async_trait]
 impl VolumeSender for PeerSender {
-    async fn send(
-        &self,
-        destination: &str,
-        instance: &InstanceId,
-        migration: &str,
-        archive: &Path,
-        bytes: u64,
-        sha256: &str,
-        progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<(), String> {
+    async fn send(&self, out: &Outgoing, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<(), String> {
+        let (destination, instance, migration) = (out.destination.as_str(), &out.instance, out.migration.as_str());
+        let (archive, bytes, sha256) = (out.archive.as_path(), out.bytes, out.sha256.as_str());
         let status = self.records.get::<NodeStatuses>(&destination.to_string()).await.map_err(|e| e.to_string())?;
         let address = status
             .and_then(|s| s.value.address)

@@ -8,27 +8,34 @@ pub mod archive;
 pub mod criu;
 pub mod inbox;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use fos_api::InstanceId;
 
 pub use self::inbox::{Inbox, InboxError};
 
+/// A migration's archive on its way out.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The node it goes to.
+    pub destination: String,
+    /// The instance migrating.
+    pub instance: InstanceId,
+    /// The migration's id.
+    pub migration: String,
+    /// The archive file.
+    pub archive: PathBuf,
+    /// Its length.
+    pub bytes: u64,
+    /// Its SHA-256 (hex).
+    pub sha256: String,
+}
+
 /// Sends a migration's archive to its destination node over the authenticated node API, resuming after what the
 /// destination already has, and asks it to check and unpack it.
 #[async_trait]
 pub trait VolumeSender: Send + Sync + std::fmt::Debug {
-    /// Sends `archive` (`bytes` long, SHA-256 `sha256`) of migration `migration` of `instance` to node
-    /// `destination`, calling `progress` with the bytes the destination has after each chunk.
-    async fn send(
-        &self,
-        destination: &str,
-        instance: &InstanceId,
-        migration: &str,
-        archive: &Path,
-        bytes: u64,
-        sha256: &str,
-        progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<(), String>;
+    /// Sends `out`, calling `progress` with the bytes the destination has after each chunk.
+    async fn send(&self, out: &Outgoing, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<(), String>;
 }

@@ -18,7 +18,7 @@ use fos_api::record::DesiredInstance;
 use tokio::sync::watch;
 
 use super::{backoff, Task};
-use crate::migration::archive;
+use crate::migration::{archive, Outgoing};
 
 /// How often the progress of a transfer is written to the actual record.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -141,13 +141,19 @@ impl Task {
         progress.bytes_total = packed.bytes;
         let sender = self.shared.volume_sender.clone().ok_or("this node has no client to send volumes with")?;
         let moved = Arc::new(AtomicU64::new(progress.bytes_moved));
+        let outgoing = Outgoing {
+            destination: destination.to_string(),
+            instance: self.id.clone(),
+            migration: id.to_string(),
+            archive: archive_path.clone(),
+            bytes: packed.bytes,
+            sha256: packed.sha256.clone(),
+        };
         let transfer = {
-            let (moved, instance, id, destination) =
-                (moved.clone(), self.id.clone(), id.to_string(), destination.to_string());
-            let archive_path = archive_path.clone();
+            let moved = moved.clone();
             async move {
                 let report = move |n: u64| moved.store(n, Ordering::Relaxed);
-                sender.send(&destination, &instance, &id, &archive_path, packed.bytes, &packed.sha256, &report).await
+                sender.send(&outgoing, &report).await
             }
         };
         tokio::pin!(transfer);
