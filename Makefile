@@ -13,12 +13,16 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress, socat (the HTTPS front; openssl makes its certificate)
 #   containers: runc (no runtime of fos uses it yet)
+#   live migration: what building CRIU 4.2 from the vendored sources needs (scripts/criu.sh), make, rsync (the
+#          migration figures' reference)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
-	runc
+	runc \
+	make pkg-config libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
+	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync
 
-.PHONY: deps build test test-cluster fuzz demo demo-down bench fmt lint clean
+.PHONY: deps build test test-cluster test-migrate fuzz demo demo-down bench fmt lint clean
 
 ## deps: install the Debian packages fos needs (idempotent; quiet when already installed; sudo only when not root),
 ## check that everything the build, tests and demo run is there, and install cargo-nextest when absent
@@ -30,6 +34,7 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@scripts/check-deps.sh
+	@scripts/criu.sh
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 
 ## build: compile every crate (release binaries in target/release)
@@ -42,14 +47,21 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster)'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate)'
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-cluster
+	$(MAKE) test-migrate
 
 ## test-cluster: the many-node fault tests (fosd per network namespace, 3-member etcd), one at a time (root)
 test-cluster: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
+
+## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end), one at a time
+## (root)
+test-migrate: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run -p fos-e2e --test migrate --no-fail-fast -j 1 --no-capture
 
 ## fuzz: the fuzz targets (manifest loader, fog05 converter, store URI parser, API request decoding) on many more
 ## inputs than `make test` (FUZZ_CASES per target, default 50000)

@@ -70,6 +70,9 @@ pub struct AgentConfig {
     /// The executable run as the node's fence guard ([`crate::fence_guard`]), which stops the instances when no
     /// agent renews the lease in time (`fosd` sets its own binary when the store is shared); `None`: no guard.
     pub fence_guard: Option<PathBuf>,
+    /// How this node sends a migrating instance's volumes to another node (the node API client `fosd` provides;
+    /// none: migrations away from this node fail, saying so).
+    pub volume_sender: Option<Arc<dyn crate::migration::VolumeSender>>,
 }
 
 /// Where an agent's node description comes from.
@@ -102,6 +105,7 @@ impl AgentConfig {
             networks: true,
             rtt: RttSource::Probe,
             fence_guard: None,
+            volume_sender: None,
         }
     }
 }
@@ -144,6 +148,7 @@ pub struct AgentHandle {
     node: String,
     probe_address: SocketAddr,
     logs: InstanceLogs,
+    inbox: Arc<crate::migration::Inbox>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     cleaner: Cleaner,
@@ -165,6 +170,11 @@ impl AgentHandle {
     /// appended when `follow`. The runtime holding the instance reads it.
     pub async fn logs(&self, id: &InstanceId, options: OutputOptions) -> Result<OutputStream, LogsError> {
         self.logs.open(id, options).await
+    }
+
+    /// What this node receives of instances migrating to it (for the API server).
+    pub fn inbox(&self) -> Arc<crate::migration::Inbox> {
+        self.inbox.clone()
     }
 
     /// A reader of this node's instance output that outlives borrowing the handle (for the API server).
@@ -274,6 +284,12 @@ impl Agent {
             true => start_networks(&records, &name, network_cfg, host_ns, names).await?,
             false => None,
         };
+        if let NodeSource::Discover = config.node_source {
+            // Live migration of processes needs a CRIU that works on this kernel: published for `migrate --live`.
+            let criu = crate::migration::criu::probe().await;
+            tracing::info!(ready = criu.ready, error = ?criu.error, "criu");
+            registry::publish(&records, &name, crate::migration::criu::PLUGIN, &criu).await?;
+        }
 
         let node = discovery::node_record(&name, &config.node, info);
         let (fence, fenced) = watch::channel(false);
@@ -301,7 +317,9 @@ impl Agent {
             networks: networks.clone(),
             backoff: config.driver.backoff(),
         };
+        let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()));
         let mut driver = Driver::new(Shared {
+            volume_sender: config.volume_sender.clone(),
             records,
             node: name.clone(),
             runtimes: started.runtimes,
@@ -340,7 +358,7 @@ impl Agent {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }
         let logs = InstanceLogs::new(name.clone(), local);
-        Ok(AgentHandle { node: name, probe_address, logs, shutdown, tasks, cleaner, guard })
+        Ok(AgentHandle { node: name, probe_address, logs, inbox, shutdown, tasks, cleaner, guard })
     }
 }
 

@@ -35,6 +35,7 @@ pub mod driver;
 pub mod fence_guard;
 pub mod heartbeat;
 pub mod logs;
+pub mod migration;
 pub mod network;
 pub mod rtt;
 pub mod runtime;

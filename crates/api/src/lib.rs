@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod limits;
 pub mod manifest;
+pub mod migration;
 pub mod names;
 pub mod network;
 pub mod node;

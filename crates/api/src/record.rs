@@ -108,11 +108,20 @@ pub enum MigrationRole {
     Source {
         /// The node receiving the instance.
         destination: String,
+        /// The migration (its record's id).
+        #[serde(default)]
+        id: String,
+        /// Cold or live.
+        #[serde(default)]
+        mode: crate::migration::MigrationMode,
     },
     /// This node receives the instance from `source`.
     Destination {
         /// The node sending the instance.
         source: String,
+        /// The migration (its record's id).
+        #[serde(default)]
+        id: String,
     },
 }
 
@@ -241,6 +250,9 @@ pub struct ActualInstance {
     /// When it last started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// What this node has done of a migration it is the source of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<crate::migration::MigrationProgress>,
     /// When this record was written.
     pub updated_at: DateTime<Utc>,
 }
@@ -263,6 +275,7 @@ impl ActualInstance {
             exit_status: None,
             restarts: 0,
             started_at: None,
+            migration: None,
             updated_at: Utc::now(),
         }
     }

@@ -101,6 +101,7 @@ async fn run(apps: usize) -> Row {
         metrics: Arc::new(Metrics::default()),
         node_name: "n0".into(),
         logs: Arc::new(NoLogs),
+        inbox: Arc::new(fos_controller::ops::transfer::NoInbox),
         security: Default::default(),
         timing: Default::default(),
     };

@@ -41,6 +41,8 @@ pub struct Context {
     pub node_name: String,
     /// Where this node's instance output is read (its agent).
     pub logs: Arc<dyn ops::logs::LogSource>,
+    /// Where this node keeps the data of instances migrating to it (its agent).
+    pub inbox: Arc<dyn ops::transfer::MigrationInbox>,
     /// Tokens, the secrets key, how to call other nodes, the free-space margin.
     pub security: auth::Security,
     /// Node liveness timing (when a node is lost), derived from `--node-lost-after`.

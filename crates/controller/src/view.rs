@@ -12,14 +12,15 @@ use chrono::{DateTime, Utc};
 use fos_api::cluster::{Cordon, NodeLoss};
 use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, Object};
+use fos_api::migration::Migration;
 use fos_api::network::{AddressHolder, NetworkName};
 use fos_api::node::NodeStatus;
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
 use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::records::{
-    with_status, ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Kind, NodeInfos, NodeLosses,
-    NodeStatuses, Scoped,
+    with_status, ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Kind, Migrations, NodeInfos,
+    NodeLosses, NodeStatuses, Scoped,
 };
 use fos_store::{KeyValue, Records, Revision, StoreError};
 
@@ -56,6 +57,8 @@ pub struct ClusterView {
     pub cordons: BTreeMap<String, Cordon>,
     /// Nodes declared lost.
     pub losses: BTreeMap<String, NodeLoss>,
+    /// The last migration of each instance that has one (`system/migrations/<instance>`).
+    pub migrations: BTreeMap<InstanceId, Migration>,
     /// Since when (by this process's clock) each node known without a live heartbeat has been seen so: when its
     /// status record went away, or when this view first saw it without one.
     pub not_ready_since: BTreeMap<String, DateTime<Utc>>,
@@ -80,6 +83,7 @@ impl Default for ClusterView {
             addresses: BTreeMap::new(),
             cordons: BTreeMap::new(),
             losses: BTreeMap::new(),
+            migrations: BTreeMap::new(),
             not_ready_since: BTreeMap::new(),
             node_statuses: BTreeMap::new(),
             snapshot: ClusterSnapshot::new([], []),
@@ -110,6 +114,8 @@ pub enum Touched {
     Network(Scoped),
     /// A node's cordon or loss record (the node named).
     NodeMark(String),
+    /// An instance's migration record.
+    Migration(InstanceId),
     /// A key the view does not hold.
     Nothing,
 }
@@ -120,20 +126,29 @@ impl ClusterView {
         let (store, keys) = (records.store(), records.keys());
         let (p_apps, p_desired, p_actual) = (keys.desired_apps_prefix(), keys.desired_nodes_prefix(), keys.actual());
         let (p_networks, p_ipam, p_marks) = (keys.desired_networks_prefix(), keys.ipam_prefix(), Cordons::prefix(keys));
-        let (apps, desired, actual, networks, ipam, marks) = tokio::try_join!(
+        let p_migrations = Migrations::prefix(keys);
+        let (apps, desired, actual, networks, ipam, marks, migrations) = tokio::try_join!(
             store.list(&p_apps),
             store.list(&p_desired),
             store.list(&p_actual),
             store.list(&p_networks),
             store.list(&p_ipam),
-            store.list(&p_marks)
+            store.list(&p_marks),
+            store.list(&p_migrations)
         )?;
-        let revisions =
-            [apps.revision, desired.revision, actual.revision, networks.revision, ipam.revision, marks.revision];
+        let revisions = [
+            apps.revision,
+            desired.revision,
+            actual.revision,
+            networks.revision,
+            ipam.revision,
+            marks.revision,
+            migrations.revision,
+        ];
         let revision = revisions.into_iter().min();
         let mut view = ClusterView::default();
         let all = apps.kvs.iter().chain(&desired.kvs).chain(&actual.kvs).chain(&networks.kvs);
-        for kv in all.chain(&ipam.kvs).chain(&marks.kvs) {
+        for kv in all.chain(&ipam.kvs).chain(&marks.kvs).chain(&migrations.kvs) {
             view.put(records, kv);
         }
         view.refresh_snapshot();
@@ -157,6 +172,13 @@ impl ClusterView {
                 _ => self.cordons.remove(&node),
             };
             return self.mark_changed(node);
+        }
+        if let Some(id) = records.parse::<Migrations>(&kv.key) {
+            match records.decode::<Migrations>(kv) {
+                Some(Ok((_, m))) => self.migrations.insert(id.clone(), m.value),
+                _ => self.migrations.remove(&id),
+            };
+            return Touched::Migration(id);
         }
         if let Some(node) = records.parse::<NodeLosses>(&kv.key) {
             match records.decode::<NodeLosses>(kv) {
@@ -188,6 +210,10 @@ impl ClusterView {
         if let Some(node) = records.parse::<NodeLosses>(key) {
             self.losses.remove(&node);
             return self.mark_changed(node);
+        }
+        if let Some(id) = records.parse::<Migrations>(key) {
+            self.migrations.remove(&id);
+            return Touched::Migration(id);
         }
         match records.keys().parse(key) {
             Some(what) => self.remove(what),
@@ -372,7 +398,13 @@ impl Decoded {
             }
             Decoded::Actual(a) => {
                 let id = a.id.clone();
-                view.actual.insert(id.clone(), *a);
+                // Two nodes may report one instance for a moment (a migration's source leaving as its destination
+                // starts): the record of the node the instance is desired on is the one kept.
+                let on_desired = |node: &str| view.desired.get(&id).is_some_and(|d| d.node == node);
+                let keep_old = view.actual.get(&id).is_some_and(|old| old.node != a.node && on_desired(&old.node));
+                if !keep_old {
+                    view.actual.insert(id.clone(), *a);
+                }
                 Touched::Actual(id)
             }
             Decoded::NodeInfo(name, node) => {

@@ -79,6 +79,7 @@ fn context(store: Arc<dyn Store>, placer: Arc<dyn Placer>) -> Context {
         metrics: Arc::new(Metrics::default()),
         node_name: "n1".into(),
         logs: Arc::new(fos_controller::api::logs::NoLogs),
+        inbox: Arc::new(fos_controller::ops::transfer::NoInbox),
         security: Default::default(),
         timing: Default::default(),
     }

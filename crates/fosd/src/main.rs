@@ -4,6 +4,7 @@
 mod advertise;
 mod bootstrap;
 mod logs;
+mod migration;
 mod options;
 mod pki;
 mod roles;

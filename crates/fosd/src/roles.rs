@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::bootstrap;
 use crate::logs::AgentLogs;
+use crate::migration::{AgentInbox, PeerSender};
 use crate::options::Options;
 
 /// Opens the store the options name: an etcd cluster with `--etcd`, else the embedded store in the data directory.
@@ -81,6 +82,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(open_store(&opts).await?, metrics.clone()));
     let node_name = node_config.name.clone().unwrap_or_else(|| opts.node_name());
     let logs = AgentLogs::default();
+    let inbox = AgentInbox::default();
     let keys = Keys::new(&opts.system);
     let security = bootstrap::prepare(&opts, &Records::new(store.clone(), keys.clone()), &node_name).await?;
     let ctx = Context {
@@ -90,6 +92,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         metrics,
         node_name: node_name.clone(),
         logs: Arc::new(logs.clone()),
+        inbox: Arc::new(inbox.clone()),
         security: fos_controller::auth::Security {
             require_tokens: true,
             secrets: Some(security.secrets.clone()),
@@ -120,6 +123,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config.secrets = Some(security.secrets.clone());
         config.timing = timing;
         config.api_address = Some(api_address.clone());
+        config.volume_sender = Some(Arc::new(PeerSender {
+            peer: security.peer.clone(),
+            records: Records::new(store.clone(), ctx.keys.clone()),
+        }));
         // A fenced instance must be gone before the node may be declared lost.
         config.stop_grace = config.stop_grace.min(timing.fence_grace);
         // On a shared store, a guard outliving this process stops the instances if it dies (fence_guard).
@@ -129,6 +136,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
         tracing::info!(node = agent.node(), "agent started");
         logs.set(agent.log_reader());
+        inbox.set(agent.inbox());
         Some(agent)
     };
     if let Some(listener) = listener {

@@ -118,6 +118,7 @@ fn fuzz_api_request_decoding() {
         metrics: Arc::new(Metrics::default()),
         node_name: "n1".into(),
         logs: Arc::new(fos_controller::api::logs::NoLogs),
+        inbox: Arc::new(fos_controller::ops::transfer::NoInbox),
         security,
         timing: Default::default(),
     };

@@ -192,6 +192,7 @@ pub async fn simulate(opts: &SimOptions, dir: &Path, controller: Handle) -> anyh
         metrics: ctl_metrics.clone(),
         node_name: "fos-sim".into(),
         logs: Arc::new(NoLogs),
+        inbox: Arc::new(fos_controller::ops::transfer::NoInbox),
         // In-process: operations are called directly with the administrator as caller, no API is served.
         security: fos_controller::auth::Security::default(),
         timing,

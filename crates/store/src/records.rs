@@ -21,7 +21,7 @@ use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
-pub use nodes::{Cordons, NodeLosses};
+pub use nodes::{Cordons, Migrations, NodeLosses};
 pub use security::{
     Bootstrap, BootstrapRecord, BootstrapSecrets, SealedSecret, Secrets, TenantPolicies, Tokens, CLUSTER,
 };

@@ -4,6 +4,7 @@
 //! process exits, restarts the instance on a generation bump, follows its readiness probe, and tears it down when
 //! its desired record is deleted. Calling the runtime for one step is [`step`]'s.
 
+mod migrate;
 mod step;
 
 use std::sync::Arc;
@@ -79,6 +80,28 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
     loop {
         let desired = desired_rx.borrow_and_update().clone();
         t.observe(desired.as_ref());
+        if let (Some(d), Some(source)) = (desired.as_ref(), migrate::source_of(desired.as_ref())) {
+            // This node sends the instance away: take it off and send its volumes, then hold until the controller
+            // moves the record (or gives the migration up).
+            if !t.sent(&source.1) {
+                t.migrate_out(d, source, &mut desired_rx).await;
+            } else if desired_rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        if t.actual.migration.is_some() || t.actual.state() == Some(State::TakingOff) {
+            match desired.as_ref() {
+                None if t.actual.state() == Some(State::TakingOff) => t.depart().await,
+                Some(d) if t.actual.state() == Some(State::TakingOff) => t.resume_after_abort(d).await,
+                _ => {
+                    t.forget_archive();
+                    t.actual.migration = None;
+                    t.dirty = true;
+                }
+            }
+            continue;
+        }
         let target = t.target(desired.as_ref());
         match t.actual.lifecycle.next_toward(target) {
             None => {
@@ -217,8 +240,8 @@ impl Task {
     /// The state to drive toward now.
     fn target(&self, desired: Option<&DesiredInstance>) -> Option<State> {
         let d = desired?;
-        if d.migration.is_some() {
-            // Migrations are driven by their own hooks; hold where we are.
+        if migrate::source_of(desired).is_some() {
+            // The source of a migration is driven by its own steps; hold where we are.
             return self.actual.state();
         }
         let current = self.actual.state();

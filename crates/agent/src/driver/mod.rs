@@ -88,6 +88,8 @@ pub struct Shared {
     pub networking: Option<Networking>,
     /// The cluster's secrets key, to open the Secrets entities reference (none: such entities fail to start).
     pub secrets: Option<std::sync::Arc<fos_store::seal::SealKey>>,
+    /// How volumes of instances migrating away are sent to their destination.
+    pub volume_sender: Option<std::sync::Arc<dyn crate::migration::VolumeSender>>,
 }
 
 /// Driver failures that stop it.

@@ -9,6 +9,9 @@
 //! <data>/<kind>/<id>/             the instance's directory (the runtime's own files: state, markers)
 //! <data>/<kind>/<id>/work/        its working area, made at configure and removed at clean
 //! <data>/<kind>/<id>/logs/        stdout.log, stderr.log (and whatever else the runtime writes there)
+//! <data>/volumes/<id>/<name>/      each of its volumes: made by the driver before define, kept through clean,
+//!                                  restarts and new generations, removed after undefine (or sent along when it
+//!                                  migrates)
 //! <netns_dir>/fos-<scope>-<id>    its network namespace, when it attaches to networks
 //! <cgroup root>/fos/<id>@<scope>  its cgroup under every hierarchy the node has
 //! ```
@@ -77,7 +80,7 @@ pub struct InstanceContext {
     pub networks: Vec<NetworkName>,
     /// Its cgroup (named, not created: the runtime creates it at configure when [`InstanceCgroup::is_enabled`]).
     pub cgroup: InstanceCgroup,
-    /// Volumes by name, each a directory on the node (none yet).
+    /// Volumes by name, each a directory on the node (`<data>/volumes/<id>/<name>`), made before define.
     pub volumes: BTreeMap<String, PathBuf>,
     /// CPU, memory and devices set aside for it.
     pub reservations: Reservations,
@@ -142,6 +145,11 @@ impl NodeLayout {
         self.data_dir.join(kind.as_str())
     }
 
+    /// Where the volumes of instance `id` live (`<data>/volumes/<id>`), one directory per volume.
+    pub fn volumes_dir(&self, id: &InstanceId) -> PathBuf {
+        self.data_dir.join("volumes").join(id.to_string())
+    }
+
     /// The cgroup hierarchies the node offers.
     pub fn cgroups(&self) -> &Cgroups {
         &self.cgroups
@@ -164,7 +172,12 @@ impl NodeLayout {
             netns,
             networks: desired.entity.networks.iter().map(|a| NetworkName::new(&id.tenant, &a.network)).collect(),
             cgroup: self.cgroups.instance(id, self.names.scope()),
-            volumes: BTreeMap::new(),
+            volumes: desired
+                .entity
+                .volumes
+                .iter()
+                .map(|v| (v.name.clone(), self.volumes_dir(id).join(&v.name)))
+                .collect(),
             reservations: Reservations {
                 cpu_millis: desired.entity.cpu_millis(),
                 memory_bytes: desired.entity.memory_bytes(),
@@ -200,6 +213,10 @@ mod tests {
         assert_eq!(cx.cgroup.name(), names.cgroup(&d.id), "the group carries the agent's scope");
         assert!(!cx.cgroup.is_enabled(), "no hierarchy: no group");
         assert!(cx.volumes.is_empty());
+        d.entity.volumes = vec![fos_api::manifest::Volume { name: "data".into(), size: None, mount_path: None }];
+        let with_volume = layout.context(&d);
+        let volume = PathBuf::from("/var/lib/fos/volumes/web-0.app.default/data");
+        assert_eq!(with_volume.volumes.get("data"), Some(&volume), "outside the runtime's directory");
         d.entity.networks = vec![NetworkAttachment { network: "lan".into(), ip: None, mac: None }];
         let with_net = layout.context(&d);
         assert_eq!(with_net.netns, Some(PathBuf::from("/run/netns").join(names.instance_netns(&d.id))));

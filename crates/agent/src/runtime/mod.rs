@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fos_api::lifecycle::State;
 use fos_api::manifest::EntityKind;
+use fos_api::migration::MigrationMode;
 use fos_api::record::{DesiredInstance, InstanceId};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -239,23 +240,41 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Migration, source side: saves the running instance's state for `destination`.
-    async fn migrate_out(&self, _cx: &InstanceContext, _destination: &str) -> Result<MigrationTicket, RuntimeError> {
-        Err(RuntimeError::Unsupported("migration"))
+    /// Migration, source side: takes the instance off this node for `destination`. Cold (the default): stops it
+    /// (its volumes are then sent by the driver). Live: checkpoints it, leaving it stopped, and says where the
+    /// checkpoint is (sent along with the volumes, under the ticket's `location` relative to the volumes).
+    async fn migrate_out(
+        &self,
+        cx: &InstanceContext,
+        _destination: &str,
+        mode: MigrationMode,
+    ) -> Result<MigrationTicket, RuntimeError> {
+        match mode {
+            MigrationMode::Cold => {
+                self.stop(cx).await?;
+                Ok(MigrationTicket { location: String::new() })
+            }
+            MigrationMode::Live => Err(RuntimeError::Unsupported("live migration")),
+        }
     }
 
-    /// Migration, destination side: starts the instance from a saved state.
+    /// Migration, destination side: starts the instance, configured here, from what arrived. Cold (the default):
+    /// runs it on its volumes. Live: restores the checkpoint the ticket names.
     async fn migrate_in(
         &self,
-        _cx: &InstanceContext,
-        _desired: &DesiredInstance,
-        _ticket: &MigrationTicket,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+        ticket: &MigrationTicket,
     ) -> Result<(), RuntimeError> {
-        Err(RuntimeError::Unsupported("migration"))
+        if !ticket.location.is_empty() {
+            return Err(RuntimeError::Unsupported("live migration"));
+        }
+        self.run(cx, desired).await
     }
 
-    /// Migration abandoned: the source resumes the instance, the destination discards what it received.
-    async fn migrate_abort(&self, _cx: &InstanceContext) -> Result<(), RuntimeError> {
-        Err(RuntimeError::Unsupported("migration"))
+    /// Migration abandoned before the destination took the instance over: the source runs it again where it
+    /// stopped (the default: runs it again on its volumes).
+    async fn migrate_abort(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+        self.run(cx, desired).await
     }
 }

@@ -93,6 +93,10 @@ pub struct EntitySpec {
     /// How it may move between nodes (default: `live` for vm, `cold` for container, `none` for native).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationKind>,
+    /// Directories kept per instance across restarts, new generations and agent restarts, removed only when the
+    /// instance is undefined, and carried along when it migrates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
 }
 
 impl EntitySpec {
@@ -119,6 +123,7 @@ impl EntitySpec {
             readiness: None,
             restart: RestartPolicy::default(),
             migration: None,
+            volumes: Vec::new(),
         }
     }
 
@@ -161,9 +166,12 @@ impl EntitySpec {
         granularity::roundings(self.requested_cpu_millis(), self.requested_memory_bytes())
     }
 
-    /// Bytes of disk reserved on the node: `resources.disk`, else a VM's disk, else 0.
+    /// Bytes of disk reserved on the node: `resources.disk`, else a VM's disk, else 0; plus the declared size of
+    /// every volume.
     pub fn disk_bytes(&self) -> u64 {
-        self.resources.disk.as_ref().or(self.disk.as_ref()).and_then(|m| m.bytes().ok()).unwrap_or(0)
+        let own = self.resources.disk.as_ref().or(self.disk.as_ref()).and_then(|m| m.bytes().ok()).unwrap_or(0);
+        let volumes: u64 = self.volumes.iter().filter_map(|v| v.size.as_ref()?.bytes().ok()).sum();
+        own.saturating_add(volumes)
     }
 }
 
@@ -201,6 +209,29 @@ pub struct NetworkAttachment {
     /// A fixed MAC address (default: generated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+}
+
+/// A volume: a directory of the instance that outlives its processes (native: `$FOS_VOLUME_<NAME>`; containers:
+/// bind-mounted at `mountPath`; VMs: a disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volume {
+    /// Its name, a DNS label unique in the entity.
+    pub name: String,
+    /// How much disk it may take (reserved on the node by the scheduler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<ByteSize>,
+    /// container: where it is mounted inside the container (an absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+}
+
+impl Volume {
+    /// The environment variable naming its directory for native entities: `FOS_VOLUME_<NAME>` (upper case, `-` as
+    /// `_`).
+    pub fn env_name(&self) -> String {
+        format!("FOS_VOLUME_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+    }
 }
 
 /// A port exposed on the node.
@@ -315,5 +346,19 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = serde_json::from_str::<EntitySpec>(r#"{"kind":"native","comand":["x"]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `comand`"), "{err}");
+    }
+
+    #[test]
+    fn volumes_name_their_variable_and_reserve_their_size() {
+        let mut e = EntitySpec::native(["sleep", "1"]);
+        e.resources.disk = Some("1Gi".into());
+        e.volumes = vec![
+            Volume { name: "db-data".into(), size: Some("100Mi".into()), mount_path: None },
+            Volume { name: "cache".into(), size: None, mount_path: None },
+        ];
+        assert_eq!(e.volumes[0].env_name(), "FOS_VOLUME_DB_DATA");
+        assert_eq!(e.disk_bytes(), (1 << 30) + (100 << 20));
+        let v: Volume = serde_json::from_str(r#"{"name":"d","mountPath":"/var/lib/mysql"}"#).unwrap();
+        assert_eq!(v.mount_path.as_deref(), Some("/var/lib/mysql"));
     }
 }

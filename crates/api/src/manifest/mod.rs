@@ -13,13 +13,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use application::string_enum;
 pub use application::{
     Accelerator, AcceleratorRequest, ApplicationSpec, Arch, Component, Constraints, DeviceRequest, InterfaceRequest,
     InterfaceType, IoType, NetworkRef, OnNodeLoss, Proximity, Within,
 };
 pub use entity::{
     EntityKind, EntitySpec, HttpProbe, MigrationKind, NetworkAttachment, PortMapping, Probe, Protocol, Resources,
-    RestartPolicy, MAX_NETWORKS,
+    RestartPolicy, Volume, MAX_NETWORKS,
 };
 pub use network::{NetworkKind, NetworkSpec};
 pub use plugin_image::{ImageFormat, ImageSpec, PluginSpec, PluginType};

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::net::{parse_cidr, parse_mac};
 use super::{Report, Scope};
-use crate::manifest::{EntityKind, EntitySpec, MigrationKind, NetworkSpec, Probe, MAX_NETWORKS};
+use crate::manifest::{EntityKind, EntitySpec, NetworkSpec, Probe, MAX_NETWORKS};
 use crate::quantity::ByteSize;
 
 const MIB: u64 = 1 << 20;
@@ -25,13 +25,7 @@ pub(crate) fn check(
     check_quantities(spec, at, report);
     check_networks(spec, at, replicas, scope, declared, report);
     check_ports_and_probe(spec, at, report);
-    if spec.migration == Some(MigrationKind::Live) && spec.kind != EntityKind::Vm {
-        report.hint(
-            format!("{at}.migration"),
-            format!("live migration is only for vm entities, not {}", spec.kind),
-            "use `cold` (stop, move, start) or `none`",
-        );
-    }
+    check_volumes(spec, at, report);
 }
 
 fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
@@ -112,6 +106,50 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
         let user_ok = |s: &str| !s.is_empty() && s.len() <= 32 && !s.contains([':', '/', '\0', '\n']);
         if !user_ok(run_as.user()) || run_as.group().is_some_and(|g| !user_ok(g)) {
             report.push(format!("{at}.runAs"), "runAs needs a user (and group) name or number");
+        }
+    }
+}
+
+/// The most volumes one entity has.
+pub const MAX_VOLUMES: usize = 32;
+
+fn check_volumes(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
+    if spec.volumes.len() > MAX_VOLUMES {
+        let n = spec.volumes.len();
+        report.push(format!("{at}.volumes"), format!("{n} volumes: an entity has at most {MAX_VOLUMES}"));
+    }
+    let mut names = BTreeSet::new();
+    let mut variables = BTreeSet::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        let path = format!("{at}.volumes[{i}]");
+        if let Err(e) = crate::validate_name(&v.name) {
+            report.push(format!("{path}.name"), format!("`{}` is not a volume name: {e}", v.name));
+        } else if !names.insert(v.name.as_str()) {
+            report.push(format!("{path}.name"), format!("volume `{}` is declared twice", v.name));
+        } else if !variables.insert(v.env_name()) {
+            report.push(
+                format!("{path}.name"),
+                format!("volume `{}` gives the same {} as another", v.name, v.env_name()),
+            );
+        }
+        if let Some(size) = &v.size {
+            check_size(size, format!("{path}.size"), "a volume's size", report);
+        }
+        match (&v.mount_path, spec.kind) {
+            (Some(_), EntityKind::Native | EntityKind::Vm) => report.hint(
+                format!("{path}.mountPath"),
+                format!("`mountPath` is for container entities, not {} ones", spec.kind),
+                match spec.kind {
+                    EntityKind::Native => "a native entity finds its volume at $FOS_VOLUME_<NAME>",
+                    _ => "a vm gets each volume as a disk",
+                },
+            ),
+            (Some(m), EntityKind::Container) if !m.starts_with('/') || m.split('/').any(|s| s == "..") => report
+                .push(format!("{path}.mountPath"), format!("mountPath `{m}` must be an absolute path without `..`")),
+            (None, EntityKind::Container) => {
+                report.push(format!("{path}.mountPath"), "a container's volume needs a `mountPath`")
+            }
+            _ => {}
         }
     }
 }

@@ -152,9 +152,24 @@ fn images_need_a_sha256_checksum() {
 #[test]
 fn probes_ports_and_migration() {
     let yaml = app("  - {name: a, entity: {kind: native, command: [x], migration: live, ports: [{port: 80}, {port: 81, hostPort: 80}], readiness: {http: {port: 80, path: health}}}}\n");
-    assert_one(&yaml, "spec.components[0].entity.migration", "only for vm");
+    assert!(!violations(&yaml).iter().any(|(p, _)| p.ends_with("migration")), "live is for every kind (CRIU)");
     assert_one(&yaml, "spec.components[0].entity.ports[1]", "exposed twice");
     assert_one(&yaml, "spec.components[0].entity.readiness.http.path", "not absolute");
+}
+
+#[test]
+fn volumes_are_named_once_and_mounted_only_in_containers() {
+    let yaml = app("  - {name: a, entity: {kind: native, command: [x], volumes: [{name: data, size: 10Mi}, {name: data}, {name: Bad_Name}, {name: m, mountPath: /x}, {name: s, size: 0}]}}\n");
+    assert_one(&yaml, "spec.components[0].entity.volumes[1].name", "declared twice");
+    assert_one(&yaml, "spec.components[0].entity.volumes[2].name", "not a volume name");
+    assert_one(&yaml, "spec.components[0].entity.volumes[3].mountPath", "for container entities");
+    assert_one(&yaml, "spec.components[0].entity.volumes[4].size", "more than 0");
+    let c =
+        app("  - {name: a, entity: {kind: container, image: x, volumes: [{name: d}, {name: e, mountPath: rel}]}}\n");
+    assert_one(&c, "spec.components[0].entity.volumes[0].mountPath", "needs a `mountPath`");
+    assert_one(&c, "spec.components[0].entity.volumes[1].mountPath", "absolute path");
+    let ok = app("  - {name: a, entity: {kind: native, command: [x], volumes: [{name: data, size: 100Mi}]}}\n");
+    assert!(violations(&ok).is_empty(), "{:?}", violations(&ok));
 }
 
 #[test]

@@ -144,6 +144,31 @@ pub async fn list(client: &Client, global: &Global, args: &GetArgs) -> anyhow::R
             nodes.retain(|n| matches(&args.name, &[&n.metadata.name]) && selected(sel, &n.metadata.labels));
             l = node_listing(&nodes, wide);
         }
+        Resource::Migrations => {
+            let mut list: Vec<fos_api::migration::Migration> = client.get("/v1/migrations").await?;
+            list.retain(|m| {
+                m.instance.tenant == global.tenant && matches(&args.name, &[&m.instance.to_string(), &m.instance.app])
+            });
+            let head = ["INSTANCE", "SOURCE", "DESTINATION", "MODE", "PHASE", "MOVED", "AGE", "ID", "MESSAGE"];
+            l = Listing::new(&head, wide, 7);
+            for m in &list {
+                let mut row = vec![
+                    m.instance.to_string(),
+                    m.source.clone(),
+                    m.destination.clone(),
+                    m.mode.to_string(),
+                    m.phase.to_string(),
+                    format!("{}/{}", m.bytes_moved, m.bytes_total),
+                    super::table::age(m.started),
+                ];
+                if wide {
+                    row.push(m.id.clone());
+                    row.push(m.message.clone().unwrap_or_default());
+                }
+                l.rows.push(row);
+                l.objects.push(serde_json::to_value(m)?);
+            }
+        }
         Resource::Secrets => {
             let mut list: Vec<fos_api::wire::SecretView> = client.get("/v1/secrets").await?;
             list.retain(|s| s.tenant == global.tenant && matches(&args.name, &[&s.name]));

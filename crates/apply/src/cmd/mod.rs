@@ -1,4 +1,4 @@
-//! The API-client commands of `fosctl` (apply, diff, delete, get, describe, wait, logs, events, store, node,
+//! The API-client commands of `fosctl` (apply, diff, delete, get, describe, wait, logs, migrate, events, store, node,
 //! plugin, entity, completion): their arguments, and how failures map to exit codes (1 failure or an instance
 //! failed for good, 3 unschedulable or timed out; clap answers usage errors with 2; `diff`: 0 no change, 1 changes,
 //! 2 failure).
@@ -12,6 +12,7 @@ mod dot;
 mod entity;
 mod get;
 pub mod load;
+mod migrate;
 mod misc;
 mod output;
 mod style;
@@ -71,6 +72,9 @@ pub enum Resource {
     /// Secrets: names and keys, never values.
     #[value(alias = "secret")]
     Secrets,
+    /// Migrations: the last one of each instance, with its phase and the bytes moved.
+    #[value(alias = "migration")]
+    Migrations,
 }
 
 /// Output formats.
@@ -123,6 +127,8 @@ pub enum ClientCommand {
     Wait(wait::WaitArgs),
     /// Print an entity's log (served by the node that runs it).
     Logs(misc::LogsArgs),
+    /// Move an instance to another node with its volumes (cold, or live with CRIU), or stop its migration.
+    Migrate(migrate::MigrateArgs),
     /// Print the control plane's recent events.
     Events(misc::EventsArgs),
     /// Read the store by `afos://` / `dfos://` URI (with `*` and `**`).
@@ -210,6 +216,7 @@ fn run_command(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::Describe(a) => describe::describe(&client, global, a).await,
             ClientCommand::Wait(a) => wait::wait_cmd(&client, global, a).await,
             ClientCommand::Logs(a) => misc::logs(&client, a).await,
+            ClientCommand::Migrate(a) => migrate::migrate(&client, a).await,
             ClientCommand::Events(a) => misc::events(&client, global, a).await,
             ClientCommand::Store(c) => misc::store(&client, c).await,
             ClientCommand::Node(c) => misc::node(&client, c).await,

@@ -31,7 +31,8 @@ pub fn uris(resource: Resource, sys: &str) -> Vec<String> {
         Resource::Networks => &["dfos://{}/networks/**"],
         Resource::Images => &["dfos://{}/images/**"],
         Resource::Plugins => &["dfos://{}/nodes/*/plugins/**", "afos://{}/nodes/*/plugins/**"],
-        Resource::Secrets => &[],
+        // Secrets are not watched; migrations live under system/, which no URI names: listed on every tick.
+        Resource::Secrets | Resource::Migrations => &[],
     };
     paths.iter().map(|p| p.replace("{}", sys)).collect()
 }

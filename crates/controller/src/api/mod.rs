@@ -12,6 +12,7 @@ pub mod entity;
 pub mod error;
 pub mod json;
 pub mod logs;
+pub mod migrate;
 pub mod node;
 pub mod read;
 pub mod remove;
@@ -64,6 +65,10 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/store", get(store_view::get))
         .route("/v1/watch", get(store_view::watch))
         .route("/v1/logs/{id}", get(logs::logs))
+        .route("/v1/migrations", get(migrate::list))
+        .route("/v1/migrations/{instance}", post(migrate::start).get(migrate::get))
+        .route("/v1/migrations/{instance}/data", get(migrate::received).put(migrate::append))
+        .route("/v1/migrations/{instance}/data/commit", post(migrate::commit))
         .route("/v1/tokens", post(admin::create_token).get(admin::list_tokens))
         .route("/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/tenants", get(admin::list_tenants))

@@ -15,6 +15,8 @@
 //! | [`tokens`] | API tokens: create (the secret shown once), list, revoke (administrators) |
 //! | [`tenants`] | tenant policies: may a tenant's entities run as root (administrators) |
 //! | [`secrets`] | the Secrets of the caller's tenants: names and keys, never values |
+//! | [`migrate::migrate`] | moves an instance to another node (or stops its migration); lists migrations |
+//! | [`transfer`] | a migration's data arriving from its source node (nodes only) |
 //!
 //! Authorization is here, on the [`Caller`]: a view token reads its tenant, an edit token also changes it, an
 //! administrator does everything; another tenant's object answers [`OpError::NotFound`] (as if it did not exist),
@@ -28,6 +30,7 @@ pub mod cordon;
 pub mod delete;
 pub mod drain;
 pub mod logs;
+pub mod migrate;
 pub mod plan;
 pub mod prune;
 pub mod read;
@@ -36,6 +39,7 @@ pub mod secrets;
 pub mod set_state;
 pub mod tenants;
 pub mod tokens;
+pub mod transfer;
 
 use std::collections::BTreeSet;
 

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use fos_api::keys::KeyRef;
-use fos_store::records::{ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, NodeLosses};
+use fos_store::records::{
+    ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Migrations, NodeLosses,
+};
 use fos_store::{Event, EventKind, Records, Revision};
 
 use super::Write;
@@ -102,6 +104,10 @@ impl Cache {
                     self.view.apps.remove(app);
                     self.records.key::<Apps>(app)
                 }
+                Write::PutMigration(m) => {
+                    self.view.migrations.insert(m.instance.clone(), (**m).clone());
+                    self.records.key::<Migrations>(&m.instance)
+                }
                 Write::TakeAddress { network, ip, holder } => {
                     self.view.addresses.insert((network.clone(), *ip), holder.clone());
                     self.records.key::<Addresses>(&(network.clone(), *ip))
@@ -122,7 +128,10 @@ impl Cache {
 
     /// Whether `key` is one of the control plane's keys (the others never touch the view).
     pub fn is_relevant(&self, key: &str) -> bool {
-        if self.records.parse::<Cordons>(key).is_some() || self.records.parse::<NodeLosses>(key).is_some() {
+        if self.records.parse::<Cordons>(key).is_some()
+            || self.records.parse::<NodeLosses>(key).is_some()
+            || self.records.parse::<Migrations>(key).is_some()
+        {
             return true;
         }
         self.records.parse::<Addresses>(key).is_some()

@@ -2,7 +2,9 @@
 //! the decision was read from must be unchanged), then the events in one batch. The cache is told of the writes once
 //! they are in.
 
-use fos_store::records::{ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, NodeLosses, NodeStatuses};
+use fos_store::records::{
+    ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, Migrations, NodeLosses, NodeStatuses,
+};
 use fos_store::{Compare, Records, Revision, Txn, TxnOp, MAX_TXN_OPS};
 
 use super::cache::Cache;
@@ -20,6 +22,7 @@ fn op(records: &Records, write: &Write) -> Result<TxnOp, CommitError> {
         Write::PutStatus(app, status) => records.put_op::<AppStatuses>(app, status)?,
         Write::DeleteStatus(app) => records.delete_op::<AppStatuses>(app),
         Write::DeleteApp(app) => records.delete_op::<Apps>(app),
+        Write::PutMigration(m) => records.put_op::<Migrations>(&m.instance, m)?,
         Write::TakeAddress { network, ip, holder } => records.put_op::<Addresses>(&(network.clone(), *ip), holder)?,
         Write::ReleaseAddress { network, ip } => records.delete_op::<Addresses>(&(network.clone(), *ip)),
     })

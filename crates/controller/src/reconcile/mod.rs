@@ -133,6 +133,8 @@ pub enum Write {
     DeleteStatus(AppKey),
     /// Delete an application record (its teardown is complete).
     DeleteApp(AppKey),
+    /// Write an instance's migration record (its phase moved).
+    PutMigration(Box<fos_api::migration::Migration>),
     /// Allocate an address to an instance at placement (only if nobody holds it: written in the same transaction
     /// as the desired record naming it).
     TakeAddress {

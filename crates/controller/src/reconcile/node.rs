@@ -10,7 +10,8 @@
 //!   released; its network records expire with its lease, and its peers remove their forwarding entries to it. When
 //!   the node's heartbeat returns, the mark goes; the node tears down the copies it no longer has desired records
 //!   for.
-//! - **Drain.** A node cordoned with `drain` has its instances moved off by stop-and-place-again: dependents before
+//! - **Drain.** A node cordoned with `drain` has its instances moved off (migrated when their entity says
+//!   `migration: cold|live`, else by stop-and-place-again): dependents before
 //!   what they need (reverse `need` order), at most `maxUnavailable` unavailable instances per component at a time.
 //!   An instance is placed again only once its copy on the drained node is gone.
 
@@ -20,7 +21,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use fos_api::cluster::{NodeLoss, NodeTiming};
 use fos_api::graph::NeedGraph;
-use fos_api::manifest::OnNodeLoss;
+use fos_api::manifest::{MigrationKind, OnNodeLoss};
+use fos_api::migration::{Migration, MigrationMode, MigrationPhase};
 use fos_api::InstanceId;
 
 use super::app::status::running_ready;
@@ -91,7 +93,7 @@ impl Reconciler for NodeReconciler {
             }
         }
         if view.cordons.get(node).is_some_and(|c| c.drain) {
-            drain(view, node, &mut out);
+            drain(view, node, now, &mut out);
         }
         out
     }
@@ -137,8 +139,32 @@ fn release_holds(view: &ClusterView, node: &str, out: &mut Actions) {
     }
 }
 
-/// Moves instances off a draining node: those no instance on the node depends on, within `maxUnavailable`.
-fn drain(view: &ClusterView, node: &str, out: &mut Actions) {
+/// A drain's migration of `d` off its node, cold (the destination left to the application reconciler's scheduler).
+fn drain_migration(d: &fos_api::DesiredInstance, now: DateTime<Utc>) -> Migration {
+    Migration {
+        id: uuid::Uuid::new_v4().to_string(),
+        instance: d.id.clone(),
+        source: d.node.clone(),
+        destination: String::new(),
+        mode: MigrationMode::Cold,
+        phase: MigrationPhase::Preparing,
+        from_epoch: d.epoch.clone(),
+        epoch: uuid::Uuid::new_v4().to_string(),
+        bytes_moved: 0,
+        bytes_total: 0,
+        abort: false,
+        message: None,
+        requested_by: "drain".into(),
+        started: now,
+        stopped_at: None,
+        finished: None,
+    }
+}
+
+/// Moves instances off a draining node: those no instance on the node depends on, within `maxUnavailable`; an
+/// instance whose entity says `migration: cold|live` is migrated with its volumes (once; placed again if that
+/// fails), the others are stopped and placed again.
+fn drain(view: &ClusterView, node: &str, now: DateTime<Utc>, out: &mut Actions) {
     let on_node: Vec<&InstanceId> = view.desired.values().filter(|d| d.node == node).map(|d| &d.id).collect();
     let left = on_node.len() + view.actual.values().filter(|a| a.node == node).count();
     let mut by_app: BTreeMap<(String, String), Vec<&InstanceId>> = BTreeMap::new();
@@ -181,6 +207,18 @@ fn drain(view: &ClusterView, node: &str, out: &mut Actions) {
             }
             if ready {
                 *down += 1;
+            }
+            let Some(d) = view.desired.get(id) else { continue };
+            let last = view.migrations.get(id).filter(|m| m.from_epoch == d.epoch);
+            if last.is_some_and(|m| !m.phase.is_final()) {
+                continue; // moving already
+            }
+            let migrates = matches!(d.entity.migration, Some(MigrationKind::Cold | MigrationKind::Live));
+            if migrates && last.is_none() {
+                // Its entity may move with its volumes: migrated (the application reconciler picks the node).
+                out.events.push(Event::new(&key, "Draining", format!("migrating {} off {node}", id.short())));
+                out.writes.push(Write::PutMigration(Box::new(drain_migration(d, now))));
+                continue;
             }
             out.events.push(Event::new(&key, "Draining", format!("moving {} off {node}", id.short())));
             out.writes.push(Write::DeleteDesired { node: node.to_string(), id: id.clone() });

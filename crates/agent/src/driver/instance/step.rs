@@ -1,6 +1,7 @@
 //! Calling the runtime for one lifecycle step: picking the instance's runtime, building its [`InstanceContext`]
 //! (define, configure and run get the context of the current desired record; the other steps the one the instance
-//! was last set up with), attaching its networks before configure and releasing them after clean, and turning a
+//! was last set up with), making its volumes before it is set up and removing them after undefine, attaching its
+//! networks before configure and releasing them after clean, and turning a
 //! failure into a [`StepError`] whose class tells the driver whether to retry.
 
 use std::sync::Arc;
@@ -92,6 +93,12 @@ impl Task {
         let cx = self
             .context_for(action, desired)
             .ok_or_else(|| StepError::retryable(format!("cannot {action} without a desired record")))?;
+        if sets_up(action) {
+            for dir in cx.volumes.values() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StepError::retryable(format!("volume {}: {e}", dir.display())))?;
+            }
+        }
         if action == Action::Configure {
             self.attach_networks(need()?).await?;
         }
@@ -131,6 +138,16 @@ impl Task {
                     .map_err(|e| StepError::retryable(format!("detaching from networks: {e}")))?;
             }
             self.actual.networks.clear();
+        }
+        if result.is_ok() && action == Action::Undefine {
+            // Volumes outlive everything but the instance itself.
+            let dir = self.shared.layout.volumes_dir(&self.id);
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StepError::retryable(format!("removing volumes {}: {e}", dir.display())))
+                }
+                _ => {}
+            }
         }
         result
     }

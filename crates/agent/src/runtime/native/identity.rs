@@ -131,6 +131,27 @@ pub fn give(dir: &Path, id: &Identity) -> Result<(), RuntimeError> {
     std::os::unix::fs::chown(dir, Some(id.uid), Some(id.gid)).map_err(|e| RuntimeError::io(dir, e))
 }
 
+/// Gives a volume and everything in it to `id`, when its top directory belongs to someone else (a volume received
+/// from another node, or an entity whose user changed); a volume already `id`'s is left as it is.
+pub fn give_tree(dir: &Path, id: &Identity) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| RuntimeError::io(dir, e))?;
+    if meta.uid() == id.uid && meta.gid() == id.gid {
+        return Ok(());
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        std::os::unix::fs::lchown(&path, Some(id.uid), Some(id.gid)).map_err(|e| RuntimeError::io(&path, e))?;
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| RuntimeError::io(&path, e))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| RuntimeError::io(&path, e))? {
+                stack.push(entry.map_err(|e| RuntimeError::io(&path, e))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,

@@ -60,6 +60,8 @@ pub struct Launch {
     pub identity: Option<super::identity::Identity>,
     /// Environment values from Secrets.
     pub secret_env: crate::runtime::SecretEnv,
+    /// The directories of its volumes, by name (`$FOS_VOLUME_<NAME>`).
+    pub volumes: BTreeMap<String, PathBuf>,
 }
 
 /// Makes `cmd` start inside the network namespace `netns`, if any.
@@ -166,6 +168,11 @@ impl Instance {
         env.insert("HOME".to_string(), self.work_dir.display().to_string());
         env.insert("FOS_INSTANCE".to_string(), desired.id.to_string());
         env.insert("FOS_NODE".to_string(), desired.node.clone());
+        for v in &desired.entity.volumes {
+            if let Some(dir) = lock(&self.launch).volumes.get(&v.name) {
+                env.insert(v.env_name(), dir.display().to_string());
+            }
+        }
         let secrets = lock(&self.launch).secret_env.clone();
         env.extend(desired.entity.env.iter().filter_map(|(k, v)| match v.as_plain() {
             Some(plain) => Some((k.clone(), plain.to_string())),

@@ -99,8 +99,15 @@ impl NativeRuntime {
             for dir in [inst.work_dir.clone(), inst.cwd()?] {
                 identity::give(&dir, id)?;
             }
+            for dir in cx.volumes.values() {
+                identity::give_tree(dir, id)?;
+            }
         }
-        inst.set_launch(instance::Launch { identity: who, secret_env: cx.secret_env.clone() });
+        inst.set_launch(instance::Launch {
+            identity: who,
+            secret_env: cx.secret_env.clone(),
+            volumes: cx.volumes.clone(),
+        });
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod env;
+pub mod migrate;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -40,7 +41,9 @@ impl Reconciler for ApplicationReconciler {
     fn wakes(&self, touched: &Touched, view: &ClusterView) -> Vec<AppKey> {
         match touched {
             Touched::App(key) => vec![key.clone()],
-            Touched::Desired(id) | Touched::Actual(id) => vec![(id.tenant.clone(), id.app.clone())],
+            Touched::Desired(id) | Touched::Actual(id) | Touched::Migration(id) => {
+                vec![(id.tenant.clone(), id.app.clone())]
+            }
             // A node that comes, goes, or changes what it offers: the applications waiting for a node, and those
             // with an instance there (their environment names its address).
             Touched::NodeMark(name) | Touched::Node { name, placement: true } => view
@@ -83,7 +86,8 @@ impl Reconciler for ApplicationReconciler {
         let placed = |id: &InstanceId| view.desired.contains_key(id) || tearing_down(view, id);
         let plan = (!stored.record.deleting && !wanted_instances(tenant, name, &app.spec).iter().all(placed))
             .then(|| Planner::one(self.placer.as_ref(), view).plan(tenant, name, &app.spec));
-        reconcile_app(view, key, stored, plan.as_ref(), now)
+        let chosen = migrate::destinations(self.placer.as_ref(), view, key, &app.spec);
+        reconcile_app(view, key, stored, plan.as_ref(), &chosen, now)
     }
 }
 
@@ -127,6 +131,7 @@ pub fn reconcile_app(
     key: &AppKey,
     stored: &StoredApp,
     plan: Option<&AppPlan>,
+    chosen: &BTreeMap<InstanceId, Result<String, String>>,
     now: DateTime<Utc>,
 ) -> Actions {
     let mut out = Actions { guards: vec![Guard::App(key.clone(), stored.mod_revision)], ..Default::default() };
@@ -164,11 +169,16 @@ pub fn reconcile_app(
     }
 
     let target = target_state(stored);
+    let moves = migrate::step(view, key, chosen, now);
+    out.writes.extend(moves.writes);
+    out.events.extend(moves.events);
     let wanted: BTreeSet<InstanceId> = wanted_instances(tenant, name, spec).into_iter().collect();
     let planned: HashMap<&InstanceId, &PlannedInstance> =
         plan.map(|p| p.placements.iter().map(|i| (&i.instance, i)).collect()).unwrap_or_default();
     let node_of = |id: &InstanceId| -> Option<String> {
-        view.desired.get(id).map(|d| d.node.clone()).or_else(|| planned.get(id).map(|p| p.node.clone()))
+        (moves.placements.get(id).map(|p| p.node.clone()))
+            .or_else(|| view.desired.get(id).map(|d| d.node.clone()))
+            .or_else(|| planned.get(id).map(|p| p.node.clone()))
     };
     let unplaced = plan.map_or(&[][..], |p| p.unschedulable.as_slice());
     let mut messages: BTreeMap<String, String> = BTreeMap::new();
@@ -214,6 +224,7 @@ pub fn reconcile_app(
             let Some(node) = node_of(&id) else { continue };
             let env = env::need_env(view, &by_name, c, &node, (tenant, name), &node_of, &assigned.addresses);
             let prior = view.desired.get(&id);
+            let moved = moves.placements.get(&id);
             let networks = env::entity_networks(view, tenant, spec, &c.entity);
             let generation = match prior {
                 Some(p) if p.entity == c.entity && p.env == env && p.networks == networks => p.generation,
@@ -231,10 +242,12 @@ pub fn reconcile_app(
                     .map(|p| p.devices.clone())
                     .or_else(|| planned.get(&id).map(|p| p.devices.clone()))
                     .unwrap_or_default(),
-                migration: prior.and_then(|p| p.migration.clone()),
+                migration: moved.and_then(|m| m.role.clone()),
                 networks,
                 addresses: assigned.addresses.get(&id).cloned().unwrap_or_default(),
-                epoch: prior.map(|p| p.epoch.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                epoch: (moved.map(|m| m.epoch.clone()))
+                    .or_else(|| prior.map(|p| p.epoch.clone()))
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                 on_node_loss: c.on_node_loss,
             };
             if prior == Some(&record) {
@@ -250,6 +263,11 @@ pub fn reconcile_app(
                     out.events.push(event("Released", format!("released {}: {} ready", id.short(), c.need.join(", "))))
                 }
                 Some(_) => {}
+            }
+            if let Some(source) = moved.and_then(|m| m.leaves.as_ref()) {
+                // Moved by its migration: the source's record goes in the same transaction (before the new one,
+                // which the cache then keeps).
+                out.writes.push(Write::DeleteDesired { node: source.clone(), id: id.clone() });
             }
             if !waiting.is_empty() && prior.map(|p| p.state) != Some(state) {
                 out.events.push(event("Waiting", format!("{} waits for {}", id.short(), waiting.join(", "))));

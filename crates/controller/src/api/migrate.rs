@@ -1,0 +1,66 @@
+//! Handlers of migrations: start or abort one, read them, and the destination's side of a migration's data.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use bytes::Bytes;
+use fos_api::migration::{DataCommit, MigrateRequest, Migration, Received};
+
+use super::error::ApiError;
+use super::json::Body;
+use crate::ops::transfer::DataQuery;
+use crate::ops::{migrate, transfer, Caller};
+use crate::Context;
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+/// `POST /v1/migrations/{instance}`: migrate the instance (or abort its migration).
+pub async fn start(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Path(instance): Path<String>,
+    Body(req): Body<MigrateRequest>,
+) -> Answer<Migration> {
+    Ok(Json(migrate::migrate(&ctx, &caller, &instance, &req).await?))
+}
+
+/// `GET /v1/migrations`.
+pub async fn list(State(ctx): State<Context>, caller: Caller) -> Answer<Vec<Migration>> {
+    Ok(Json(migrate::list(&ctx, &caller).await?))
+}
+
+/// `GET /v1/migrations/{instance}`.
+pub async fn get(State(ctx): State<Context>, caller: Caller, Path(instance): Path<String>) -> Answer<Migration> {
+    Ok(Json(migrate::get(&ctx, &caller, &instance).await?))
+}
+
+/// `GET /v1/migrations/{instance}/data?migration=`: what this node has received.
+pub async fn received(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Path(instance): Path<String>,
+    Query(q): Query<DataQuery>,
+) -> Answer<Received> {
+    Ok(Json(transfer::received(&ctx, &caller, &instance, &q).await?))
+}
+
+/// `PUT /v1/migrations/{instance}/data?migration=&offset=`: the next chunk.
+pub async fn append(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Path(instance): Path<String>,
+    Query(q): Query<DataQuery>,
+    body: Bytes,
+) -> Answer<Received> {
+    Ok(Json(transfer::append(&ctx, &caller, &instance, &q, &body).await?))
+}
+
+/// `POST /v1/migrations/{instance}/data/commit?migration=`: check and unpack.
+pub async fn commit(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Path(instance): Path<String>,
+    Query(q): Query<DataQuery>,
+    Body(c): Body<DataCommit>,
+) -> Answer<Received> {
+    Ok(Json(transfer::commit(&ctx, &caller, &instance, &q, &c).await?))
+}

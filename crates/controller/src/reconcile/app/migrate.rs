@@ -1,0 +1,215 @@
+//! The migrations of an application's instances, moved forward by the application reconciler (the one writer of
+//! desired records, so a migration's move of a record never races another change of it). For each instance whose
+//! last migration is not over, from its record, the instance's desired and actual records and the nodes:
+//!
+//! - **Preparing → TakingOff → Transferring**: the source keeps the instance, its desired record naming the
+//!   migration (`migration: Source`); the phase follows what the source reports (stopping, sending; bytes moved).
+//! - **→ Landing**: once the source reports everything `Sent`, the desired record moves to the destination under the
+//!   migration's new epoch (`migration: Destination`) in one transaction with the source's removal: the source, its
+//!   copy stopped already, departs; the destination starts the instance on the volumes it received.
+//! - **→ Completed**: the destination runs it at the desired generation; the role is cleared.
+//! - **→ Failed / Aborted** before Landing (the destination's node is not ready, the source's record went, or
+//!   `--abort`): the role is cleared and the source runs the instance again.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use fos_api::lifecycle::State;
+use fos_api::migration::{Migration, MigrationPhase, SendPhase};
+use fos_api::record::MigrationRole;
+use fos_api::InstanceId;
+
+use fos_scheduler::Allocation;
+
+use crate::placement::Placer;
+use crate::reconcile::{Event, Write};
+use crate::view::{AppKey, ClusterView};
+
+/// For the migrations of application `key` still without a destination (a drain's): the scheduler's node for the
+/// instance over the cluster without it (a draining node is cordoned, so never chosen), or why there is none.
+pub fn destinations(
+    placer: &dyn Placer,
+    view: &ClusterView,
+    key: &AppKey,
+    spec: &fos_api::ApplicationSpec,
+) -> BTreeMap<InstanceId, Result<String, String>> {
+    let mut out = BTreeMap::new();
+    let open = view.migrations.values().filter(|m| {
+        m.instance.tenant == key.0 && m.instance.app == key.1 && m.destination.is_empty() && !m.phase.is_final()
+    });
+    for m in open {
+        let chosen = match view.snapshot() {
+            Err(e) => Err(e.to_string()),
+            Ok(snapshot) => {
+                let mut snapshot = snapshot.clone();
+                snapshot.release(&m.instance);
+                let existing: Vec<Allocation> = view
+                    .desired_of(&key.0, &key.1)
+                    .filter(|d| d.id != m.instance)
+                    .map(Allocation::from_desired)
+                    .collect();
+                let plan = placer.place(&snapshot, &existing, &key.0, &key.1, spec);
+                match plan.placement(&m.instance) {
+                    Some(p) if p.node != m.source => Ok(p.node.clone()),
+                    _ => Err(plan
+                        .unschedulable
+                        .iter()
+                        .find(|u| u.component == m.instance.component)
+                        .map(|u| u.explanation())
+                        .unwrap_or_else(|| "no other node fits".into())),
+                }
+            }
+        };
+        out.insert(m.instance.clone(), chosen);
+    }
+    out
+}
+
+/// Where a migrating instance's desired record goes now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// The node.
+    pub node: String,
+    /// The epoch.
+    pub epoch: String,
+    /// Its role in the migration (none once it is over).
+    pub role: Option<MigrationRole>,
+    /// The node whose record it leaves (deleted in the same transaction), when it moves.
+    pub leaves: Option<String>,
+}
+
+/// What the migrations of an application decide.
+#[derive(Debug, Default)]
+pub struct Moves {
+    /// Instances whose desired record a migration places, by id.
+    pub placements: BTreeMap<InstanceId, Placement>,
+    /// Migration records to write.
+    pub writes: Vec<Write>,
+    /// Events.
+    pub events: Vec<Event>,
+}
+
+/// Moves the migrations of the instances of application `key` forward.
+pub fn step(
+    view: &ClusterView,
+    key: &AppKey,
+    chosen: &BTreeMap<InstanceId, Result<String, String>>,
+    now: DateTime<Utc>,
+) -> Moves {
+    let mut moves = Moves::default();
+    let from = InstanceId::new(&key.0, &key.1, "", 0);
+    let of_app = |id: &InstanceId| id.tenant == key.0 && id.app == key.1;
+    for (id, m) in view.migrations.range(from..).take_while(|(id, _)| of_app(id)) {
+        if m.phase.is_final() {
+            continue;
+        }
+        let mut next = m.clone();
+        if m.destination.is_empty() {
+            match chosen.get(id) {
+                Some(Ok(node)) => next.destination = node.clone(),
+                Some(Err(why)) => {
+                    next.phase = MigrationPhase::Failed;
+                    next.message = Some(format!("no node can take it: {why}"));
+                }
+                None => continue,
+            }
+        }
+        let placement = if next.phase.is_final() { None } else { decide(view, &next.clone(), &mut next, now) };
+        if let Some(p) = placement {
+            moves.placements.insert(id.clone(), p);
+        }
+        if next != *m {
+            if next.phase != m.phase {
+                let detail = next.message.as_deref().map(|s| format!(": {s}")).unwrap_or_default();
+                moves.events.push(Event::new(
+                    key,
+                    "Migration",
+                    format!("{} {} → {}: {}{detail}", id.short(), m.source, m.destination, next.phase),
+                ));
+            }
+            if next.phase.is_final() {
+                next.finished = Some(now);
+            }
+            moves.writes.push(Write::PutMigration(Box::new(next)));
+        }
+    }
+    moves
+}
+
+/// The next state of `m` (written into `next`) and where its instance's record goes (`None`: as it is, without a
+/// role).
+fn decide(view: &ClusterView, m: &Migration, next: &mut Migration, now: DateTime<Utc>) -> Option<Placement> {
+    let desired = view.desired.get(&m.instance);
+    let actual = view.actual.get(&m.instance);
+    let at_source = Placement { node: m.source.clone(), epoch: m.from_epoch.clone(), role: None, leaves: None };
+    let fail = |next: &mut Migration, phase: MigrationPhase, why: String| {
+        next.phase = phase;
+        next.message = Some(why);
+    };
+    if m.phase.before_landing() {
+        let Some(d) = desired.filter(|d| d.node == m.source && d.epoch == m.from_epoch) else {
+            fail(next, MigrationPhase::Failed, format!("{} no longer has the instance", m.source));
+            return None;
+        };
+        let _ = d;
+        let destination_ready = view.nodes.get(&m.destination).is_some_and(|n| n.status.ready);
+        if m.abort {
+            fail(next, MigrationPhase::Aborted, "aborted".into());
+            return Some(at_source);
+        }
+        if !destination_ready {
+            fail(next, MigrationPhase::Failed, format!("destination {} is not ready", m.destination));
+            return Some(at_source);
+        }
+        let progress =
+            actual.filter(|a| a.node == m.source).and_then(|a| a.migration.as_ref()).filter(|p| p.id == m.id);
+        if let Some(p) = progress {
+            next.bytes_moved = p.bytes_moved;
+            next.bytes_total = p.bytes_total;
+            next.message = p.error.clone();
+            next.stopped_at = p.stopped_at.or(next.stopped_at);
+        }
+        let source_role = MigrationRole::Source { destination: m.destination.clone(), id: m.id.clone(), mode: m.mode };
+        match progress.map(|p| p.phase) {
+            Some(SendPhase::Sent) => {
+                next.phase = MigrationPhase::Landing;
+                next.message = None;
+                Some(Placement {
+                    node: m.destination.clone(),
+                    epoch: m.epoch.clone(),
+                    role: Some(MigrationRole::Destination { source: m.source.clone(), id: m.id.clone() }),
+                    leaves: Some(m.source.clone()),
+                })
+            }
+            phase => {
+                next.phase = match phase {
+                    Some(SendPhase::Sending | SendPhase::Retrying) => MigrationPhase::Transferring,
+                    _ => MigrationPhase::TakingOff,
+                };
+                Some(Placement { role: Some(source_role), ..at_source })
+            }
+        }
+    } else {
+        // Landing: the destination owns the instance.
+        let Some(d) = desired.filter(|d| d.node == m.destination && d.epoch == m.epoch) else {
+            fail(next, MigrationPhase::Failed, format!("{} no longer has the instance", m.destination));
+            return None;
+        };
+        let running = actual.is_some_and(|a| {
+            a.node == m.destination && a.state() == Some(State::Running) && a.observed_generation == d.generation
+        });
+        let at_destination =
+            Placement { node: m.destination.clone(), epoch: m.epoch.clone(), role: None, leaves: None };
+        if running {
+            next.phase = MigrationPhase::Completed;
+            next.message = None;
+            let _ = now;
+            return Some(at_destination);
+        }
+        next.message = actual.filter(|a| a.node == m.destination).and_then(|a| a.error.clone());
+        Some(Placement {
+            role: Some(MigrationRole::Destination { source: m.source.clone(), id: m.id.clone() }),
+            ..at_destination
+        })
+    }
+}
