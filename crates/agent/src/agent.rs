@@ -247,6 +247,7 @@ impl Agent {
             addresses: ips.iter().map(IpAddr::to_string).collect(),
             stop_grace: config.stop_grace,
             log_max_bytes: config.log_max_bytes,
+            images: crate::images::Images::paths_only(),
             config: serde_json::Value::Null,
         };
         let started = config.runtimes.start(&env, &config.node.runtimes, &records).await?;
