@@ -66,6 +66,9 @@ pub struct AgentConfig {
     pub networks: bool,
     /// Where the round-trip times to other nodes come from.
     pub rtt: RttSource,
+    /// How the node fetches images it lacks (from their URI, or from another node's API); none: only images
+    /// already on the node.
+    pub image_downloader: Option<crate::image_store::Downloader>,
 }
 
 /// Where an agent's node description comes from.
@@ -97,6 +100,7 @@ impl AgentConfig {
             node_source: NodeSource::Discover,
             networks: true,
             rtt: RttSource::Probe,
+            image_downloader: None,
         }
     }
 }
@@ -247,7 +251,12 @@ impl Agent {
             addresses: ips.iter().map(IpAddr::to_string).collect(),
             stop_grace: config.stop_grace,
             log_max_bytes: config.log_max_bytes,
-            images: crate::images::Images::paths_only(),
+            images: crate::images::Images::new(Arc::new(crate::image_store::NodeImageStore::new(
+                data_dir.join("images"),
+                records.clone(),
+                name.clone(),
+                config.image_downloader.clone().map(|d| d.0),
+            ))),
             config: serde_json::Value::Null,
         };
         let started = config.runtimes.start(&env, &config.node.runtimes, &records).await?;

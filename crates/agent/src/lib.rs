@@ -33,6 +33,7 @@ pub mod config;
 pub mod discovery;
 pub mod driver;
 pub mod heartbeat;
+pub mod image_store;
 pub mod images;
 pub mod logs;
 pub mod network;

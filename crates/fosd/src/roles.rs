@@ -120,6 +120,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config.secrets = Some(security.secrets.clone());
         config.timing = timing;
         config.api_address = Some(api_address.clone());
+        config.image_downloader =
+            Some(fos_agent::image_store::Downloader(crate::images::HttpDownloader::new(security.peer.clone())?));
         // A fenced instance must be gone before the node may be declared lost.
         config.stop_grace = config.stop_grace.min(timing.fence_grace);
         let agent = Agent::start(config, store.clone()).await.context("starting the node agent")?;
