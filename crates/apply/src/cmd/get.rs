@@ -158,7 +158,7 @@ pub async fn list(client: &Client, global: &Global, args: &GetArgs) -> anyhow::R
             let views: Vec<fos_api::image::ImageView> = client.get("/v1/images/status").await?;
             let name_of = |v: &Value| v.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
             list.retain(|v| matches(&args.name, &[&name_of(v)]) && sel.as_ref().is_none_or(|s| s.matches_value(v)));
-            l = Listing::new(&["NAME", "FORMAT", "SIZE", "SHA256", "NODES"], false, 2);
+            l = Listing::new(&["NAME", "FORMAT", "SIZE", "SHA256", "NODES"], false, 5);
             for mut v in list {
                 let name = name_of(&v);
                 let Some(view) = views.iter().find(|i| i.name == name) else { continue };
