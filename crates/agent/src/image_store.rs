@@ -85,8 +85,22 @@ impl NodeImageStore {
         self.dir.join("sha256").join(hex)
     }
 
+    /// The spec of Image `name`; a reference that is a URI (a fog05 `base_image`) names the Image with that `uri`,
+    /// whose checksum the content is checked against.
     async fn spec(&self, name: &str) -> Result<ImageSpec, ImageError> {
         let store = |e: fos_store::StoreError| ImageError::Store { name: name.to_string(), message: e.to_string() };
+        if name.contains("://") {
+            let (all, _) = self.records.list::<Images>().await.map_err(store)?;
+            return all
+                .into_iter()
+                .find_map(|(_, v)| match v.value {
+                    Object::Image(image) if image.spec.uri == name => Some(image.spec),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    ImageError::NotFound(format!("{name} (no Image object has this uri to give its sha256)"))
+                });
+        }
         match self.records.get::<Images>(&name.to_string()).await.map_err(store)? {
             Some(v) => match v.value {
                 Object::Image(image) => Ok(image.spec),

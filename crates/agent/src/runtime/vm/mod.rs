@@ -333,6 +333,9 @@ fn check_vm(desired: &DesiredInstance) -> Result<(), RuntimeError> {
     if entity.image.is_none() && entity.kernel.is_none() {
         return Err(RuntimeError::Invalid("a vm entity needs an image or a kernel".into()));
     }
+    if entity.user_data.as_deref().is_some_and(|u| !u.trim().is_empty()) || entity.ssh_key.is_some() {
+        return Err(RuntimeError::Unsupported("cloud-init userData or sshKey (no seed disk is built for guests yet)"));
+    }
     if matches!(entity.readiness, Some(Probe::Exec(_))) {
         return Err(RuntimeError::Unsupported("an exec readiness probe on a VM (use tcp or http)"));
     }
