@@ -284,7 +284,7 @@ fn a_vm_is_uploaded_booted_reached_paused_stopped_adopted_and_deleted() {
     assert!(fos.log().contains("adopted running domain"), "{}", fos.log());
     let adopted = wait_for("the adopted guest", Duration::from_secs(30), || counter(&hostport));
     assert!(adopted >= during, "not rebooted: {during} then {adopted}");
-    assert_eq!(libvirt.domains(), [domain.clone()], "the same domain");
+    assert_eq!(libvirt.domains(), vec![domain], "the same domain");
 
     // Deleted: no domain, no overlay, no tap, no instance directory.
     let run = fos.fosctl(&["delete", "vmapp", "--wait", "--timeout", "120s"]);

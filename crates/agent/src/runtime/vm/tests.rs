@@ -133,7 +133,7 @@ async fn a_restarted_runtime_adopts_its_running_domains_and_sees_stopped_ones() 
 
     let second = runtime(dir.path());
     let mut found = second.recover().await.unwrap();
-    found.sort_by(|a, b| a.desired.id.to_string().cmp(&b.desired.id.to_string()));
+    found.sort_by_key(|r| r.desired.id.to_string());
     let states: Vec<(String, State)> = found.iter().map(|r| (r.desired.id.to_string(), r.state)).collect();
     assert_eq!(
         states,
