@@ -15,14 +15,18 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   containers: runc (no runtime of fos uses it yet)
 #   live migration: what building CRIU 4.2 from the vendored sources needs (scripts/criu.sh), make, rsync (the
 #          migration figures' reference)
-APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
+#   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img, and what
+#        scripts/build-test-guest.sh builds the test guest with (busybox-static, cpio; the kernel is a
+#        linux-image-*-amd64 package it downloads with apt-get, without installing it)
+APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
 	runc \
-	make pkg-config libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
-	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync
+	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
+	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync \
+	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio
 
-.PHONY: deps build test test-cluster test-migrate fuzz demo demo-down bench fmt lint clean
+.PHONY: deps build test test-cluster test-migrate test-vm fuzz demo demo-down bench fmt lint clean
 
 ## deps: install the Debian packages fos needs (idempotent; quiet when already installed; sudo only when not root),
 ## check that everything the build, tests and demo run is there, and install cargo-nextest when absent
@@ -47,10 +51,11 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate)'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(vm)'
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-cluster
 	$(MAKE) test-migrate
+	$(MAKE) test-vm
 
 ## test-cluster: the many-node fault tests (fosd per network namespace, 3-member etcd), one at a time (root)
 test-cluster: deps
@@ -62,6 +67,13 @@ test-cluster: deps
 test-migrate: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p fos-e2e --test migrate --no-fail-fast -j 1 --no-capture
+
+## test-vm: the VM tests with real QEMU guests (TCG) under a libvirtd each test starts and removes, one at a time;
+## the test guest is built first from Debian packages (scripts/build-test-guest.sh, into target/test-guest)
+test-vm: deps
+	$(CARGO) build --workspace --bins
+	scripts/build-test-guest.sh target/test-guest
+	$(CARGO) nextest run -p fos-e2e --test vm --no-fail-fast -j 1 --no-capture
 
 ## fuzz: the fuzz targets (manifest loader, fog05 converter, store URI parser, API request decoding) on many more
 ## inputs than `make test` (FUZZ_CASES per target, default 50000)

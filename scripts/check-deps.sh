@@ -11,6 +11,8 @@
 #         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash, chromium
 #         (the web view's test, headless).
 # Demo:   curl, MariaDB's server and installer, php with its MySQL extension, Debian's WordPress.
+# VMs:    libvirt's client library as pkg-config knows it (the `virt` crate links it), libvirtd and virsh, QEMU
+#         and qemu-img; busybox-static, cpio and apt-get download for the test guest (scripts/build-test-guest.sh).
 # Also:   runc (what `kind: container` entities are meant to run on; no runtime of fos uses it yet).
 
 status=0
@@ -74,6 +76,20 @@ else
 fi
 [ -f /usr/share/wordpress/wp-settings.php ] || missing "WordPress (/usr/share/wordpress)" wordpress
 have_cmd socat socat "socat (the example's HTTPS front)"
+
+# VMs.
+have_cmd pkg-config pkg-config
+if have pkg-config; then
+    pkg-config --exists libvirt 2>/dev/null || missing "libvirt's development files (pkg-config libvirt)" libvirt-dev
+fi
+have_cmd libvirtd libvirt-daemon-system
+have_cmd virsh libvirt-clients
+have_cmd qemu-system-x86_64 qemu-system-x86
+have_cmd qemu-img qemu-utils
+[ -x /bin/busybox ] && /bin/busybox 2>&1 | head -n1 | grep -q . && [ -f /usr/share/doc/busybox-static/copyright ] ||
+    missing "a static busybox (/bin/busybox)" busybox-static
+have_cmd cpio cpio
+have_cmd apt-get apt
 
 # Containers.
 have_cmd runc runc

@@ -73,6 +73,9 @@ pub struct AgentConfig {
     /// How this node sends a migrating instance's volumes to another node (the node API client `fosd` provides;
     /// none: migrations away from this node fail, saying so).
     pub volume_sender: Option<Arc<dyn crate::migration::VolumeSender>>,
+    /// How the node fetches images it lacks (from their URI, or from another node's API); none: only images
+    /// already on the node.
+    pub image_downloader: Option<crate::image_store::Downloader>,
 }
 
 /// Where an agent's node description comes from.
@@ -106,6 +109,7 @@ impl AgentConfig {
             rtt: RttSource::Probe,
             fence_guard: None,
             volume_sender: None,
+            image_downloader: None,
         }
     }
 }
@@ -269,6 +273,12 @@ impl Agent {
             addresses: ips.iter().map(IpAddr::to_string).collect(),
             stop_grace: config.stop_grace,
             log_max_bytes: config.log_max_bytes,
+            images: crate::images::Images::new(Arc::new(crate::image_store::NodeImageStore::new(
+                data_dir.join("images"),
+                records.clone(),
+                name.clone(),
+                config.image_downloader.clone().map(|d| d.0),
+            ))),
             config: serde_json::Value::Null,
         };
         let started = config.runtimes.start(&env, &config.node.runtimes, &records).await?;

@@ -34,6 +34,8 @@ pub mod discovery;
 pub mod driver;
 pub mod fence_guard;
 pub mod heartbeat;
+pub mod image_store;
+pub mod images;
 pub mod logs;
 pub mod migration;
 pub mod network;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster;
 pub mod granularity;
 pub mod graph;
+pub mod image;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;

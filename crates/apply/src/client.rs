@@ -182,6 +182,18 @@ impl Client {
         self.decode(resp).await
     }
 
+    /// `POST path` with a streamed body (an image upload), answered with JSON.
+    pub async fn post_body<T: DeserializeOwned>(&self, path: &str, body: reqwest::Body) -> anyhow::Result<T> {
+        let resp = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.decode(resp).await
+    }
+
     /// `DELETE path`.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let resp = self.request(reqwest::Method::DELETE, path).send().await.map_err(|e| self.unreachable(e))?;

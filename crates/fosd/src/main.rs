@@ -3,6 +3,7 @@
 
 mod advertise;
 mod bootstrap;
+mod images;
 mod logs;
 mod migration;
 mod options;

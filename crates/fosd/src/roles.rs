@@ -127,6 +127,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             peer: security.peer.clone(),
             records: Records::new(store.clone(), ctx.keys.clone()),
         }));
+        config.image_downloader =
+            Some(fos_agent::image_store::Downloader(crate::images::HttpDownloader::new(security.peer.clone())?));
         // A fenced instance must be gone before the node may be declared lost.
         config.stop_grace = config.stop_grace.min(timing.fence_grace);
         // On a shared store, a guard outliving this process stops the instances if it dies (fence_guard).

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
+pub use images::ImageCopies;
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
 pub use nodes::{Cordons, Migrations, NodeLosses};
 pub use security::{
@@ -93,6 +94,7 @@ macro_rules! kind {
     };
 }
 
+mod images;
 mod network;
 mod nodes;
 mod security;

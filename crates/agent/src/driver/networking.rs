@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use fos_api::manifest::EntityKind;
 use fos_api::record::{DesiredInstance, InstanceId};
 use tokio::sync::Mutex;
 
@@ -56,6 +57,17 @@ impl Networking {
             nics.push(NicRequest { network: net, ip, mac });
         }
         attached.insert(id.clone(), nics.iter().map(|n| n.network.clone()).collect());
+        if desired.entity.kind == EntityKind::Vm {
+            // A VM's interfaces are taps its runtime puts on the bridges, with the reserved MACs and addresses.
+            let leases = self.manager.attach_vm(id, &nics, &desired.entity.ports).await?;
+            return Ok(desired
+                .entity
+                .networks
+                .iter()
+                .zip(leases)
+                .filter_map(|(a, lease)| lease.address.map(|ip| (a.network.clone(), ip.addr().to_string())))
+                .collect());
+        }
         let built = self.manager.attach(id, &nics, &desired.entity.ports).await?;
         Ok(desired
             .entity

@@ -404,6 +404,27 @@ impl LinuxNetworks {
         Ok((host_end, inside))
     }
 
+    /// Exposes a VM's `ports` on the node, forwarded from the node's namespace to the guest's address `guest`
+    /// (replacing what the instance exposed before). Idempotent.
+    pub async fn expose(
+        &self,
+        instance: &InstanceId,
+        guest: Ipv4Addr,
+        ports: &[PortMapping],
+    ) -> Result<(), NetworkError> {
+        let key = self.names.instance_netns(instance);
+        let proxy = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        let proxy = match proxy {
+            Some(p) if p.exposes(ports) => p,
+            other => {
+                drop(other);
+                PortProxy::start_to(&self.host_ns, &self.host_ns, guest, ports).await?
+            }
+        };
+        self.proxies.lock().unwrap_or_else(|e| e.into_inner()).insert(key, proxy);
+        Ok(())
+    }
+
     /// Removes an instance's exposed ports, interfaces and namespace. Idempotent.
     pub async fn detach(&self, instance: &InstanceId) -> Result<(), NetworkError> {
         let ns_name = self.names.instance_netns(instance);

@@ -262,6 +262,26 @@ impl NetworkManager for StoreNetworkManager {
         Ok(Lease { bridge: self.linux.names().bridge(&nic.network), address, mac: names::format_mac(&mac) })
     }
 
+    async fn attach_vm(
+        &self,
+        instance: &InstanceId,
+        nics: &[NicRequest],
+        ports: &[PortMapping],
+    ) -> Result<Vec<Lease>, NetworkError> {
+        let mut leases = Vec::with_capacity(nics.len());
+        for (index, nic) in nics.iter().enumerate() {
+            leases.push(self.reserve(instance, index, nic).await?);
+        }
+        if !ports.is_empty() {
+            let guest = leases.iter().find_map(|l| l.address).ok_or_else(|| NetworkError::Config {
+                network: nics.first().map(|n| n.network.to_string()).unwrap_or_default(),
+                message: "a VM's ports are forwarded to its address: its first network needs an ipRange".into(),
+            })?;
+            self.linux.expose(instance, guest.addr(), ports).await?;
+        }
+        Ok(leases)
+    }
+
     async fn detach(&self, instance: &InstanceId) -> Result<(), NetworkError> {
         self.linux.detach(instance).await?;
         let id = instance.to_string();

@@ -112,6 +112,16 @@ pub trait NetworkManager: Send + Sync {
     /// Reserves an address and MAC for a VM's interface on `nic.network` (served by DHCP when the network has it).
     async fn reserve(&self, instance: &InstanceId, index: usize, nic: &NicRequest) -> Result<Lease, NetworkError>;
 
+    /// Attaches a VM to `nics` (networks already [`NetworkManager::ensure`]d): one [`NetworkManager::reserve`]d lease
+    /// per interface (the VM runtime puts a tap with that MAC on the lease's bridge) and `ports` exposed on the node,
+    /// forwarded to the guest's first address.
+    async fn attach_vm(
+        &self,
+        instance: &InstanceId,
+        nics: &[NicRequest],
+        ports: &[PortMapping],
+    ) -> Result<Vec<Lease>, NetworkError>;
+
     /// Detaches an instance from every network: stops its exposed ports, removes its interfaces and namespace, and
     /// releases its addresses.
     async fn detach(&self, instance: &InstanceId) -> Result<(), NetworkError>;

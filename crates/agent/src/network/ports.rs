@@ -40,7 +40,19 @@ fn os(doing: String) -> impl FnOnce(io::Error) -> NetworkError {
 impl PortProxy {
     /// Listens on every mapping's host port in `host_ns` and forwards to the instance in `instance_ns`.
     pub async fn start(host_ns: &File, instance_ns: &File, ports: &[PortMapping]) -> Result<PortProxy, NetworkError> {
-        let instance_ns = Arc::new(instance_ns.try_clone().map_err(os("duplicating a namespace handle".into()))?);
+        Self::start_to(host_ns, instance_ns, Ipv4Addr::LOCALHOST, ports).await
+    }
+
+    /// Listens on every mapping's host port in `host_ns` and forwards to `target:<port>`, connecting from inside
+    /// `upstream_ns` (a native instance: its namespace and its loopback; a VM: the node's namespace and the guest's
+    /// address).
+    pub async fn start_to(
+        host_ns: &File,
+        upstream_ns: &File,
+        target: Ipv4Addr,
+        ports: &[PortMapping],
+    ) -> Result<PortProxy, NetworkError> {
+        let instance_ns = Arc::new(upstream_ns.try_clone().map_err(os("duplicating a namespace handle".into()))?);
         let mut proxy = PortProxy { ports: ports.to_vec(), tasks: Vec::new() };
         for mapping in ports {
             let host_port = mapping.host_port.unwrap_or(mapping.port);
@@ -56,7 +68,7 @@ impl PortProxy {
                     .and_then(|r| r)
                     .and_then(TcpListener::from_std)
                     .map_err(os(doing))?;
-                    tokio::spawn(serve_tcp(listener, instance_ns.clone(), mapping.port))
+                    tokio::spawn(serve_tcp(listener, instance_ns.clone(), SocketAddr::from((target, mapping.port))))
                 }
                 Protocol::Udp => {
                     let socket = netns::run_in(host_ns, || {
@@ -67,7 +79,11 @@ impl PortProxy {
                     .and_then(|r| r)
                     .and_then(UdpSocket::from_std)
                     .map_err(os(doing))?;
-                    tokio::spawn(serve_udp(Arc::new(socket), instance_ns.clone(), mapping.port))
+                    tokio::spawn(serve_udp(
+                        Arc::new(socket),
+                        instance_ns.clone(),
+                        SocketAddr::from((target, mapping.port)),
+                    ))
                 }
             };
             proxy.tasks.push(task);
@@ -81,14 +97,11 @@ impl PortProxy {
     }
 }
 
-/// Connects to `127.0.0.1:port` from inside the instance's namespace.
-async fn connect_inside(ns: Arc<File>, port: u16) -> io::Result<TcpStream> {
+/// Connects to `target` from inside the namespace `ns`.
+async fn connect_inside(ns: Arc<File>, target: SocketAddr) -> io::Result<TcpStream> {
     let stream = tokio::task::spawn_blocking(move || {
         netns::run_in(&ns, || {
-            let s = std::net::TcpStream::connect_timeout(
-                &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-                Duration::from_secs(5),
-            )?;
+            let s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
             s.set_nonblocking(true)?;
             Ok::<_, io::Error>(s)
         })
@@ -98,24 +111,24 @@ async fn connect_inside(ns: Arc<File>, port: u16) -> io::Result<TcpStream> {
     TcpStream::from_std(stream)
 }
 
-async fn serve_tcp(listener: TcpListener, ns: Arc<File>, port: u16) {
+async fn serve_tcp(listener: TcpListener, ns: Arc<File>, target: SocketAddr) {
     loop {
         let Ok((mut client, peer)) = listener.accept().await else {
             continue;
         };
         let ns = ns.clone();
         tokio::spawn(async move {
-            match connect_inside(ns, port).await {
+            match connect_inside(ns, target).await {
                 Ok(mut upstream) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 }
-                Err(e) => tracing::debug!(%peer, port, error = %e, "exposed port: instance not answering"),
+                Err(e) => tracing::debug!(%peer, %target, error = %e, "exposed port: instance not answering"),
             }
         });
     }
 }
 
-async fn serve_udp(socket: Arc<UdpSocket>, ns: Arc<File>, port: u16) {
+async fn serve_udp(socket: Arc<UdpSocket>, ns: Arc<File>, target: SocketAddr) {
     let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -129,8 +142,9 @@ async fn serve_udp(socket: Arc<UdpSocket>, ns: Arc<File>, port: u16) {
                 let ns2 = ns.clone();
                 let opened = tokio::task::spawn_blocking(move || {
                     netns::run_in(&ns2, || {
-                        let s = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-                        s.connect((Ipv4Addr::LOCALHOST, port))?;
+                        let local = if target.ip().is_loopback() { Ipv4Addr::LOCALHOST } else { Ipv4Addr::UNSPECIFIED };
+                        let s = std::net::UdpSocket::bind((local, 0))?;
+                        s.connect(target)?;
                         s.set_nonblocking(true)?;
                         Ok::<_, io::Error>(s)
                     })

@@ -9,6 +9,7 @@ pub mod native;
 pub mod output;
 pub mod probe;
 pub mod registry;
+pub mod vm;
 
 use std::path::PathBuf;
 

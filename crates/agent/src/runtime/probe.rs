@@ -2,7 +2,7 @@
 //! exec probe runs in a process group of its own, killed and waited for when it ends or times out, so a probe never
 //! leaves processes behind.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,15 +42,35 @@ pub async fn check_within(probe: &Probe, dir: &Path, timeout: Duration, who: Opt
     }
 }
 
+/// Runs a tcp or http `probe` once against `host` (a guest's address) instead of this host's loopback; an exec probe
+/// runs here in `dir`.
+pub async fn check_at(probe: &Probe, host: IpAddr, dir: &Path) -> bool {
+    match probe {
+        Probe::Tcp(port) => tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(SocketAddr::new(host, *port)))
+            .await
+            .is_ok_and(|c| c.is_ok()),
+        Probe::Http(http) => {
+            tokio::time::timeout(PROBE_TIMEOUT, http_ok_at(SocketAddr::new(host, http.port), &http.path))
+                .await
+                .unwrap_or(false)
+        }
+        Probe::Exec(_) => check(probe, dir).await,
+    }
+}
+
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
 async fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(local(port)).await else {
+    http_ok_at(local(port), path).await
+}
+
+async fn http_ok_at(addr: SocketAddr, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
         return false;
     };
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost:{port}\r\nUser-Agent: fos-agent\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: fos-agent\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;
     }

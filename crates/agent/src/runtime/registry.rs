@@ -16,7 +16,8 @@ use fos_store::{Records, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::context::NodeLayout;
-use super::{native, Runtime, RuntimeError};
+use super::{native, vm, Runtime, RuntimeError};
+use crate::images::Images;
 
 /// The runtimes available on this node, by entity kind.
 pub type Runtimes = HashMap<EntityKind, Arc<dyn Runtime>>;
@@ -37,6 +38,8 @@ pub struct RuntimeEnv {
     pub stop_grace: Duration,
     /// Size at which an instance's output file is rotated.
     pub log_max_bytes: u64,
+    /// The node's images: an Image name or a path made local ([`Images::ensure`]).
+    pub images: Images,
     /// The runtime's own settings (`runtimes.<kind>.config` of the node configuration; null when absent), which
     /// its factory decodes into its typed configuration.
     pub config: serde_json::Value,
@@ -106,6 +109,7 @@ impl RuntimeRegistry {
     pub fn builtin() -> Self {
         let mut registry = Self::empty();
         registry.register(EntityKind::Native, native::factory);
+        registry.register(EntityKind::Vm, vm::factory);
         registry
     }
 

@@ -74,6 +74,9 @@ pub struct EntitySpec {
     /// vm: an initrd for `kernel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd: Option<String>,
+    /// vm: the kernel command line for `kernel` (the runtime adds the console and the guest's addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
 
     /// Resources reserved on the node (and enforced where the runtime can).
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
@@ -117,6 +120,7 @@ impl EntitySpec {
             ssh_key: None,
             kernel: None,
             initrd: None,
+            cmdline: None,
             resources: Resources::default(),
             networks: Vec::new(),
             ports: Vec::new(),

@@ -31,7 +31,7 @@ pub(crate) fn check(
 fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     use EntityKind::{Container, Native, Vm};
     let kind = spec.kind;
-    let fields: [(&str, bool, &[EntityKind]); 13] = [
+    let fields: [(&str, bool, &[EntityKind]); 14] = [
         ("command", !spec.command.is_empty(), &[Native, Container]),
         ("env", !spec.env.is_empty(), &[Native, Container]),
         ("runAs", spec.run_as.is_some(), &[Native]),
@@ -45,6 +45,7 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
         ("sshKey", spec.ssh_key.is_some(), &[Vm]),
         ("kernel", spec.kernel.is_some(), &[Vm]),
         ("initrd", spec.initrd.is_some(), &[Vm]),
+        ("cmdline", spec.cmdline.is_some(), &[Vm]),
     ];
     for (field, present, kinds) in fields {
         if present && !kinds.contains(&kind) {
@@ -76,6 +77,9 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     }
     if spec.initrd.is_some() && spec.kernel.is_none() {
         report.push(format!("{at}.initrd"), "an `initrd` needs a `kernel`");
+    }
+    if spec.cmdline.is_some() && spec.kernel.is_none() {
+        report.push(format!("{at}.cmdline"), "a `cmdline` needs a `kernel`");
     }
     if spec.cpu == Some(0) {
         report.push(format!("{at}.cpu"), "a vm needs at least 1 cpu");

@@ -178,10 +178,26 @@ pub async fn list(client: &Client, global: &Global, args: &GetArgs) -> anyhow::R
                 l.objects.push(serde_json::to_value(s)?);
             }
         }
-        Resource::Networks | Resource::Images | Resource::Plugins => {
+        Resource::Images => {
+            let mut list: Vec<Value> = client.get("/v1/images").await?;
+            let views: Vec<fos_api::image::ImageView> = client.get("/v1/images/status").await?;
+            let name_of = |v: &Value| v.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+            list.retain(|v| matches(&args.name, &[&name_of(v)]) && sel.as_ref().is_none_or(|s| s.matches_value(v)));
+            l = Listing::new(&["NAME", "FORMAT", "SIZE", "SHA256", "NODES"], false, 5);
+            for mut v in list {
+                let name = name_of(&v);
+                let Some(view) = views.iter().find(|i| i.name == name) else { continue };
+                let sha = if wide { view.sha256.clone() } else { view.sha256.chars().take(12).collect() };
+                let size = view.size.map_or("-".into(), |s| s.to_string());
+                let nodes = if view.nodes.is_empty() { "-".into() } else { view.nodes.join(",") };
+                l.rows.push(vec![name, view.format.to_string(), size, sha, nodes]);
+                v["status"] = serde_json::json!({"size": view.size, "nodes": view.nodes});
+                l.objects.push(v);
+            }
+        }
+        Resource::Networks | Resource::Plugins => {
             let path = match args.resource {
                 Resource::Networks => "/v1/networks",
-                Resource::Images => "/v1/images",
                 _ => "/v1/plugins",
             };
             let mut list: Vec<Value> = client.get(path).await?;

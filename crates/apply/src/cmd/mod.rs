@@ -11,6 +11,7 @@ mod diff;
 mod dot;
 mod entity;
 mod get;
+mod image;
 pub mod load;
 mod migrate;
 mod misc;
@@ -137,6 +138,9 @@ pub enum ClientCommand {
     /// Nodes: list them, or show one's information.
     #[command(subcommand)]
     Node(misc::NodeCommand),
+    /// Images: upload one (streamed, checked by sha256), delete one.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Plugins: list them per node.
     #[command(subcommand)]
     Plugin(misc::PluginCommand),
@@ -221,6 +225,7 @@ fn run_command(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::Store(c) => misc::store(&client, c).await,
             ClientCommand::Node(c) => misc::node(&client, c).await,
             ClientCommand::Plugin(c) => misc::plugin(&client, c).await,
+            ClientCommand::Image(c) => image::image(&client, c).await,
             ClientCommand::Entity(c) => entity::entity(&client, global, c).await,
             ClientCommand::Token(c) => access::token(&client, global, c).await,
             ClientCommand::Tenant(c) => access::tenant(&client, c).await,

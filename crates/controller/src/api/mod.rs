@@ -10,6 +10,7 @@ pub mod apply;
 pub mod caller;
 pub mod entity;
 pub mod error;
+pub mod image;
 pub mod json;
 pub mod logs;
 pub mod migrate;
@@ -56,7 +57,9 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/networks", get(read::list_networks))
         .route("/v1/networks/nodes", get(read::list_node_networks))
         .route("/v1/networks/{tenant}/{name}", delete(remove::network))
-        .route("/v1/images/{name}", delete(remove::image))
+        .route("/v1/images/status", get(image::status))
+        .route("/v1/images/{name}", delete(remove::image).post(image::upload).layer(DefaultBodyLimit::disable()))
+        .route("/v1/images/{name}/content", get(image::content))
         .route("/v1/plugins/{name}", delete(remove::plugin))
         .route("/v1/secrets/{tenant}/{name}", delete(remove::secret))
         .route("/v1/plugins", get(read::list_plugins))

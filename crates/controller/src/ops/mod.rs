@@ -29,6 +29,8 @@ pub mod apply;
 pub mod cordon;
 pub mod delete;
 pub mod drain;
+pub mod image_content;
+pub mod image_upload;
 pub mod logs;
 pub mod migrate;
 pub mod plan;

@@ -34,7 +34,10 @@ pub fn users_of<'a>(
                     && (spec.spec.networks.iter().any(|n| n.name() == name)
                         || spec.spec.components.iter().any(|c| c.entity.networks.iter().any(|a| a.network == name)))
             }
-            ObjectKind::Image => spec.spec.components.iter().any(|c| c.entity.image.as_deref() == Some(name)),
+            ObjectKind::Image => spec.spec.components.iter().any(|c| {
+                let e = &c.entity;
+                [&e.image, &e.kernel, &e.initrd].into_iter().any(|r| r.as_deref() == Some(name))
+            }),
             _ => false,
         };
         if uses {
