@@ -35,6 +35,7 @@ pub mod driver;
 pub mod heartbeat;
 pub mod logs;
 pub mod network;
+pub mod oci;
 pub mod rtt;
 pub mod runtime;
 
