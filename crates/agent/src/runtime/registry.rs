@@ -16,7 +16,7 @@ use fos_store::{Records, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::context::NodeLayout;
-use super::{native, Runtime, RuntimeError};
+use super::{container, native, Runtime, RuntimeError};
 
 /// The runtimes available on this node, by entity kind.
 pub type Runtimes = HashMap<EntityKind, Arc<dyn Runtime>>;
@@ -106,6 +106,7 @@ impl RuntimeRegistry {
     pub fn builtin() -> Self {
         let mut registry = Self::empty();
         registry.register(EntityKind::Native, native::factory);
+        registry.register(EntityKind::Container, container::factory);
         registry
     }
 

@@ -40,8 +40,8 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     let fields: [(&str, bool, &[EntityKind]); 13] = [
         ("command", !spec.command.is_empty(), &[Native, Container]),
         ("env", !spec.env.is_empty(), &[Native, Container]),
-        ("runAs", spec.run_as.is_some(), &[Native]),
-        ("workingDir", spec.working_dir.is_some(), &[Native]),
+        ("runAs", spec.run_as.is_some(), &[Native, Container]),
+        ("workingDir", spec.working_dir.is_some(), &[Native, Container]),
         ("setup", !spec.setup.is_empty(), &[Native]),
         ("image", spec.image.is_some(), &[Vm, Container]),
         ("cpu", spec.cpu.is_some(), &[Vm]),
