@@ -127,7 +127,7 @@ pub fn busybox_image(port: u16, page: &str, payload_mib: usize) -> TestImage {
         "config": {
             "User": "www",
             "Entrypoint": ["/bin/busybox"],
-            "Cmd": ["httpd", "-f", "-p", port.to_string(), "-h", "/www"],
+            "Cmd": ["httpd", "-f", "-v", "-p", port.to_string(), "-h", "/www"],
             "Env": ["PATH=/bin", "GREETING=from the image"],
             "WorkingDir": "/www",
         },
