@@ -171,7 +171,11 @@ fn a_container_runs_in_need_order_is_reached_restarts_is_adopted_and_leaves_noth
         assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
         wait_until("web restarted", &fos, Duration::from_secs(60), || {
             let e = entity(&fos, "web-0");
-            e["actual"]["restarts"].as_u64() >= Some(1) && e["actual"]["ready"] == true
+            let ok = e["actual"]["restarts"].as_u64() >= Some(1) && e["actual"]["ready"] == true;
+            if !ok {
+                eprintln!("web: {e}\n{:?}", fos.fosctl(&["logs", "web-0.shop.default"]));
+            }
+            ok
         });
         let restarted = entity(&fos, "web-0");
         assert!(restarted["actual"]["exitStatus"].as_i64() == Some(137) || restarted["actual"]["restarts"].as_u64() >= Some(1));

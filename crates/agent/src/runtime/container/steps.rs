@@ -115,6 +115,8 @@ impl Runtime for ContainerRuntime {
         let image = self.image(desired).await?;
         self.write_spec(&c, cx, desired, &image)?;
         c.stopping.store(false, Ordering::SeqCst);
+        // The end of the run before (a crash) is history now: Running is set once this one has started.
+        c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
         let ooms = c.oom_kills();
         let child = self.runc.spawn_run(&c.runc_id, &c.bundle(), open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?)?;
         c.watch_child(child, ooms);
