@@ -12,11 +12,12 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   tests: etcd, ip/bridge, dnsmasq, python3, openssl, kill
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress
-#   containers: runc (no runtime of fos uses it yet)
+#   containers: runc (what the container runtime runs), docker-registry (the registry the container tests start on
+#               loopback), busybox-static (what the tests' images are built from)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress \
-	runc
+	runc docker-registry busybox-static
 
 .PHONY: deps build test test-cluster fuzz demo demo-down bench fmt lint clean
 

@@ -11,7 +11,8 @@
 #         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash, chromium
 #         (the web view's test, headless).
 # Demo:   curl, MariaDB's server and installer, php with its MySQL extension, Debian's WordPress.
-# Also:   runc (what `kind: container` entities are meant to run on; no runtime of fos uses it yet).
+# Containers: runc (what `kind: container` entities run on), docker-registry (the registry the container tests start
+#         on loopback), busybox-static (/bin/busybox: what the tests' images are built from; nothing is downloaded).
 
 status=0
 missing() { echo "missing: $1 — install $2" >&2; status=1; }
@@ -76,5 +77,9 @@ fi
 
 # Containers.
 have_cmd runc runc
+have_cmd docker-registry docker-registry
+# The images' /bin/busybox must be the static one: a container image holds no C library.
+dpkg-query -W -f='${Status}\n' busybox-static 2>/dev/null | grep -q 'install ok installed' && [ -x /bin/busybox ] ||
+    missing "a static busybox (/bin/busybox)" busybox-static
 
 exit $status

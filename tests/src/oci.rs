@@ -99,7 +99,8 @@ pub fn busybox_image(port: u16, page: &str, payload_mib: usize) -> TestImage {
     for applet in ["sh", "httpd", "sleep", "cat", "echo", "wget", "nc", "ls", "id", "kill", "true", "false", "env"] {
         append_link(&mut tar, &format!("bin/{applet}"), "busybox");
     }
-    let passwd = "root:x:0:0:root:/root:/bin/sh\nwww:x:1000:1000:www:/www:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
+    let passwd =
+        "root:x:0:0:root:/root:/bin/sh\nwww:x:1000:1000:www:/www:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
     append(&mut tar, "etc/passwd", 0o644, passwd.as_bytes());
     append(&mut tar, "etc/group", 0o644, b"root:x:0:\nwww:x:1000:\nnogroup:x:65534:\n");
     append(&mut tar, "www/index.html", 0o644, page.as_bytes());
@@ -217,7 +218,8 @@ impl Registry {
             None => Command::new("docker-registry"),
         };
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
-        let child = cmd.arg("serve").arg(&config).stdout(Stdio::null()).stderr(log).spawn().expect("docker-registry installed");
+        let child =
+            cmd.arg("serve").arg(&config).stdout(Stdio::null()).stderr(log).spawn().expect("docker-registry installed");
         let registry = Registry { addr: addr.clone(), storage, netns: netns.map(Path::to_path_buf), child, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !in_netns(netns, {

@@ -135,7 +135,8 @@ fn a_container_runs_in_need_order_is_reached_restarts_is_adopted_and_leaves_noth
     registry.push("web:1", &busybox_image(8080, PAGE, 0));
     let config_dir = tempfile::tempdir().unwrap();
     let config = node_config(config_dir.path(), &registry);
-    let (db_port, host_port) = (in_netns(Some(&ns.path()), fos_e2e::free_port), in_netns(Some(&ns.path()), fos_e2e::free_port));
+    let (db_port, host_port) =
+        (in_netns(Some(&ns.path()), fos_e2e::free_port), in_netns(Some(&ns.path()), fos_e2e::free_port));
     let data: PathBuf;
     {
         let mut fos = Fos::start_with(Some(ns.path()), &["--config", &config]);
@@ -154,7 +155,11 @@ fn a_container_runs_in_need_order_is_reached_restarts_is_adopted_and_leaves_noth
         let answer = fos.marks().join("client.answer");
         wait_until("the client got the page", &fos, Duration::from_secs(30), || {
             answer.exists() || {
-                eprintln!("client: {:?}\nweb: {}", fos.fosctl(&["logs", "client-0.shop.default"]), entity(&fos, "web-0"));
+                eprintln!(
+                    "client: {:?}\nweb: {}",
+                    fos.fosctl(&["logs", "client-0.shop.default"]),
+                    entity(&fos, "web-0")
+                );
                 false
             }
         });
@@ -178,7 +183,10 @@ fn a_container_runs_in_need_order_is_reached_restarts_is_adopted_and_leaves_noth
             ok
         });
         let restarted = entity(&fos, "web-0");
-        assert!(restarted["actual"]["exitStatus"].as_i64() == Some(137) || restarted["actual"]["restarts"].as_u64() >= Some(1));
+        assert!(
+            restarted["actual"]["exitStatus"].as_i64() == Some(137)
+                || restarted["actual"]["restarts"].as_u64() >= Some(1)
+        );
         wait_until("web serves again", &fos, Duration::from_secs(30), || {
             http_get(&ns.path(), &local).is_some_and(|p| p.ends_with(PAGE))
         });
@@ -252,7 +260,10 @@ fn a_standalone_container_pauses_and_resumes_and_a_bad_layer_runs_nothing() {
         http_get(&ns.path(), &addr).is_some_and(|p| p.ends_with(PAGE))
     });
 
-    let text = format!("apiVersion: fos/v1\nkind: Entity\nmetadata: {{name: bad}}\nspec:\n  kind: container\n  image: {}/bad:1\n", registry.addr);
+    let text = format!(
+        "apiVersion: fos/v1\nkind: Entity\nmetadata: {{name: bad}}\nspec:\n  kind: container\n  image: {}/bad:1\n",
+        registry.addr
+    );
     let file = fos.file("bad.yaml", &text);
     let run = fos.fosctl(&["apply", "-f", &file]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -34,7 +34,10 @@ fn a_pull_checks_and_keeps_every_blob_and_a_second_one_uses_the_cache() {
     assert_eq!(pulled.config.user.as_deref(), Some("www"));
     assert_eq!(pulled.config.entrypoint, Some(vec!["/bin/busybox".to_string()]));
     for l in &pulled.layers {
-        assert_eq!(std::fs::read(store.blob_path(&l.digest)).unwrap().len(), image.layers[layers.iter().position(|d| *d == l.digest.to_string()).unwrap()].len());
+        assert_eq!(
+            std::fs::read(store.blob_path(&l.digest)).unwrap().len(),
+            image.layers[layers.iter().position(|d| *d == l.digest.to_string()).unwrap()].len()
+        );
     }
 
     // By digest too, and from the cache once the registry is gone.

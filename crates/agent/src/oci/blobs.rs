@@ -133,7 +133,13 @@ pub fn put_bytes(
 }
 
 /// Copies the file at `from` in as blob `expected`, checking its digest.
-pub fn put_file(store: &ImageStore, expected: &Digest, from: &Path, what: &str, image: &str) -> Result<PathBuf, OciError> {
+pub fn put_file(
+    store: &ImageStore,
+    expected: &Digest,
+    from: &Path,
+    what: &str,
+    image: &str,
+) -> Result<PathBuf, OciError> {
     let mut input = std::fs::File::open(from).map_err(|e| OciError::io(from, e))?;
     let mut w = BlobWriter::new(store)?;
     let mut buf = vec![0u8; 1 << 16];

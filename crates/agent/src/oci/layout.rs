@@ -28,19 +28,21 @@ pub fn load(store: &ImageStore, archive: &Path, name: &str) -> Result<Image, Oci
     let entries = tar.entries().map_err(|e| OciError::io(archive, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| OciError::io(archive, e))?;
-        let path = entry.path().map_err(|e| OciError::io(archive, e))?.to_string_lossy().trim_start_matches("./").to_string();
+        let path =
+            entry.path().map_err(|e| OciError::io(archive, e))?.to_string_lossy().trim_start_matches("./").to_string();
         if path == "index.json" {
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).map_err(|e| OciError::io(archive, e))?;
-            index = Some(serde_json::from_slice(&bytes).map_err(|e| OciError::invalid(name, format!("index.json: {e}")))?);
+            index =
+                Some(serde_json::from_slice(&bytes).map_err(|e| OciError::invalid(name, format!("index.json: {e}")))?);
         } else if path == "oci-layout" {
             layout_seen = true;
         } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
             if hex.is_empty() || !entry.header().entry_type().is_file() {
                 continue;
             }
-            let digest =
-                Digest::parse(&format!("sha256:{hex}")).map_err(|reason| OciError::invalid(name, format!("{path}: {reason}")))?;
+            let digest = Digest::parse(&format!("sha256:{hex}"))
+                .map_err(|reason| OciError::invalid(name, format!("{path}: {reason}")))?;
             if store.blob_path(&digest).exists() {
                 continue;
             }
@@ -63,7 +65,10 @@ pub fn load(store: &ImageStore, archive: &Path, name: &str) -> Result<Image, Oci
         }
     }
     if !layout_seen {
-        return Err(OciError::invalid(name, format!("{} is not an OCI image layout (no `oci-layout` file)", archive.display())));
+        return Err(OciError::invalid(
+            name,
+            format!("{} is not an OCI image layout (no `oci-layout` file)", archive.display()),
+        ));
     }
     let index = index.ok_or_else(|| OciError::invalid(name, "the archive has no index.json"))?;
     let mut manifest_digest = first_manifest(name, &index)?;

@@ -63,7 +63,8 @@ pub async fn pull(store: &ImageStore, image: &str, options: &PullOptions) -> Res
         platform_resolver: None,
         ..Default::default()
     };
-    let client = Client::try_from(config).map_err(|source| OciError::Registry { registry: registry.clone(), source })?;
+    let client =
+        Client::try_from(config).map_err(|source| OciError::Registry { registry: registry.clone(), source })?;
     let auth = match &options.credentials {
         Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
         None => RegistryAuth::Anonymous,
@@ -182,7 +183,9 @@ pub(crate) fn descriptors(image: &str, manifest: &Value) -> Result<(OciDescripto
         .get("config")
         .cloned()
         .ok_or_else(|| OciError::invalid(image, "the manifest has no `config`"))
-        .and_then(|v| serde_json::from_value::<OciDescriptor>(v).map_err(|e| OciError::invalid(image, e.to_string())))?;
+        .and_then(|v| {
+            serde_json::from_value::<OciDescriptor>(v).map_err(|e| OciError::invalid(image, e.to_string()))
+        })?;
     let layers = manifest
         .get("layers")
         .cloned()

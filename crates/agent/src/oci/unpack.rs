@@ -28,7 +28,10 @@ pub fn check_media_type(image: &str, media_type: &str) -> Result<(), OciError> {
     if compression(media_type).is_some() {
         Ok(())
     } else {
-        Err(OciError::invalid(image, format!("layer media type `{media_type}` is not supported (tar or tar+gzip only)")))
+        Err(OciError::invalid(
+            image,
+            format!("layer media type `{media_type}` is not supported (tar or tar+gzip only)"),
+        ))
     }
 }
 
@@ -161,7 +164,10 @@ fn extract(store: &ImageStore, layer: &Layer, dest: &Path, whiteouts: Whiteouts)
         let mut entry = entry.map_err(io)?;
         let path = entry.path().map_err(io)?.into_owned();
         if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(OciError::invalid(&layer.digest.to_string(), format!("layer entry `{}` leaves the root", path.display())));
+            return Err(OciError::invalid(
+                layer.digest.to_string(),
+                format!("layer entry `{}` leaves the root", path.display()),
+            ));
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let parent = dest.join(path.parent().unwrap_or(Path::new("")));
@@ -216,9 +222,7 @@ fn set_opaque(dir: &Path) -> Result<(), OciError> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|e| OciError::io(dir, e.into()))?;
     // SAFETY: both strings are NUL-terminated and outlive the call; the value is one byte long.
-    let rc = unsafe {
-        libc::setxattr(path.as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0)
-    };
+    let rc = unsafe { libc::setxattr(path.as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) };
     if rc != 0 {
         return Err(OciError::io(dir, std::io::Error::last_os_error()));
     }

@@ -162,7 +162,13 @@ impl ContainerRuntime {
     }
 
     /// Writes the bundle's `config.json` (mode 0600: it holds the Secret values of the environment).
-    fn write_spec(&self, c: &Container, cx: &InstanceContext, desired: &DesiredInstance, image: &Image) -> Result<(), RuntimeError> {
+    fn write_spec(
+        &self,
+        c: &Container,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+        image: &Image,
+    ) -> Result<(), RuntimeError> {
         let bundle = c.bundle();
         let ids = spec::ids(desired, &image.config, &self.config.run_as, &bundle.join("rootfs"))?;
         let cgroups_path = Path::new("/").join(cx.cgroup.relative_path()).join("c");
@@ -190,10 +196,17 @@ impl ContainerRuntime {
             }
             if matches!(state.status.as_str(), "running" | "paused" | "created") {
                 let _ = self.runc.kill(&c.runc_id, "TERM", false).await;
-                let ended = tokio::time::timeout(self.config.stop_grace, rx.wait_for(|s| !matches!(s, RunState::Running { .. })));
+                let ended = tokio::time::timeout(
+                    self.config.stop_grace,
+                    rx.wait_for(|s| !matches!(s, RunState::Running { .. })),
+                );
                 if ended.await.is_err() {
                     let _ = self.runc.kill(&c.runc_id, "KILL", true).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| !matches!(s, RunState::Running { .. }))).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        rx.wait_for(|s| !matches!(s, RunState::Running { .. })),
+                    )
+                    .await;
                 }
             }
             self.runc.delete(&c.runc_id).await?;

@@ -63,7 +63,10 @@ impl Runc {
     pub async fn version(&self) -> Result<String, RuntimeError> {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--version").stdout(Stdio::piped()).stderr(Stdio::null());
-        let out = cmd.output().await.map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })?;
+        let out = cmd
+            .output()
+            .await
+            .map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })?;
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text.lines().next().unwrap_or("runc").to_string())
     }
@@ -71,9 +74,9 @@ impl Runc {
     /// The container's state, `None` when runc does not know it.
     pub async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
         match self.call(&["state", id]).await {
-            Ok(json) => serde_json::from_str(&json)
-                .map(Some)
-                .map_err(|e| RuntimeError::Failed(format!("runc state {id}: {e}"))),
+            Ok(json) => {
+                serde_json::from_str(&json).map(Some).map_err(|e| RuntimeError::Failed(format!("runc state {id}: {e}")))
+            }
             Err(RuntimeError::Failed(msg)) if msg.contains("does not exist") => Ok(None),
             Err(e) => Err(e),
         }
@@ -81,7 +84,13 @@ impl Runc {
 
     /// Starts `runc run` (create and start in one process that stays the agent's child until the container ends,
     /// so its exit status is the container's) with the container's output going to `stdout` and `stderr`.
-    pub fn spawn_run(&self, id: &str, bundle: &Path, stdout: std::fs::File, stderr: std::fs::File) -> Result<Child, RuntimeError> {
+    pub fn spawn_run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
+    ) -> Result<Child, RuntimeError> {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(&self.root).arg("run").arg("--bundle").arg(bundle).arg("--no-new-keyring").arg(id);
         // Its own process group: a signal meant for the agent never reaches it, and it outlives an agent restart.

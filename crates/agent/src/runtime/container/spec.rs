@@ -165,14 +165,18 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, RuntimeError> {
         namespaces.push(LinuxNamespaceBuilder::default().typ(typ).build().map_err(bad)?);
     }
     if let Some(ns) = &cx.netns {
-        namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(ns).build().map_err(bad)?);
+        namespaces
+            .push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(ns).build().map_err(bad)?);
     }
-    let mut linux = LinuxBuilder::default().namespaces(namespaces).cgroups_path(cgroups_path.clone()).build().map_err(bad)?;
+    let mut linux =
+        LinuxBuilder::default().namespaces(namespaces).cgroups_path(cgroups_path.clone()).build().map_err(bad)?;
     linux.set_masked_paths(Some(oci_spec::runtime::get_default_maskedpaths()));
     linux.set_readonly_paths(Some(oci_spec::runtime::get_default_readonly_paths()));
     let mut mounts = oci_spec::runtime::get_default_mounts();
     let tmp = ["nosuid", "nodev", "mode=1777", "size=64m"].map(String::from).to_vec();
-    mounts.push(MountBuilder::default().destination("/tmp").typ("tmpfs").source("tmpfs").options(tmp).build().map_err(bad)?);
+    mounts.push(
+        MountBuilder::default().destination("/tmp").typ("tmpfs").source("tmpfs").options(tmp).build().map_err(bad)?,
+    );
     for (name, dir) in &cx.volumes {
         let options = vec!["rbind".to_string(), "rw".to_string()];
         let mount = MountBuilder::default().destination(format!("/volumes/{name}")).typ("bind").source(dir);

@@ -18,7 +18,11 @@ impl Runtime for ContainerRuntime {
         // runc answers for its state directory: a container list proves it can run here.
         let mut cmd = tokio::process::Command::new(&self.config.runc);
         let root = self.root().join(".runc");
-        cmd.arg("--root").arg(&root).arg("list").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd.arg("--root")
+            .arg(&root)
+            .arg("list")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let out = cmd.output().await.map_err(|source| RuntimeError::Spawn { command: "runc".into(), source })?;
         if !out.status.success() {
             return Err(RuntimeError::Failed(format!("runc list: {}", String::from_utf8_lossy(&out.stderr).trim())));
@@ -45,7 +49,11 @@ impl Runtime for ContainerRuntime {
             let mut state = file.state;
             let mut adopted = None;
             if matches!(state, State::Running | State::Paused) {
-                let live = self.runc.state(&c.runc_id).await?.filter(|s| s.pid > 0 && matches!(s.status.as_str(), "running" | "paused"));
+                let live = self
+                    .runc
+                    .state(&c.runc_id)
+                    .await?
+                    .filter(|s| s.pid > 0 && matches!(s.status.as_str(), "running" | "paused"));
                 match live {
                     Some(s) => {
                         let started_at = file.started_at.unwrap_or_else(Utc::now);
@@ -63,7 +71,12 @@ impl Runtime for ContainerRuntime {
                     }
                 }
             }
-            found.push(Recovered { desired: file.desired, state, pid: adopted.map(|a| a.0), started_at: adopted.map(|a| a.1) });
+            found.push(Recovered {
+                desired: file.desired,
+                state,
+                pid: adopted.map(|a| a.0),
+                started_at: adopted.map(|a| a.1),
+            });
             self.map().insert(id, c);
         }
         self.collect_images();
@@ -118,7 +131,8 @@ impl Runtime for ContainerRuntime {
         // The end of the run before (a crash) is history now: Running is set once this one has started.
         c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
         let ooms = c.oom_kills();
-        let child = self.runc.spawn_run(&c.runc_id, &c.bundle(), open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?)?;
+        let child =
+            self.runc.spawn_run(&c.runc_id, &c.bundle(), open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?)?;
         c.watch_child(child, ooms);
         let mut rx = c.run.subscribe();
         // Running once runc says so (the container's init is then started); an early end is reported as an exit.
