@@ -236,7 +236,7 @@ impl Registry {
     pub fn push(&self, name: &str, image: &TestImage) -> String {
         let reference = format!("{}/{name}", self.addr);
         let (addr, image) = (self.addr.clone(), image.clone());
-        in_netns(self.netns.as_deref(), move || push(&addr, &reference, &image))
+        in_netns(self.netns.as_deref(), move || push_to(&addr, &reference, &image))
     }
 
     /// Where the registry keeps blob `digest`.
@@ -256,7 +256,8 @@ fn v2_answers(addr: &str) -> bool {
     s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
 }
 
-fn push(addr: &str, reference: &str, image: &TestImage) -> String {
+/// Pushes `image` as `reference` to the registry at `addr` (plain HTTP); its manifest digest.
+pub fn push_to(addr: &str, reference: &str, image: &TestImage) -> String {
     use oci_client::client::{ClientConfig, ClientProtocol};
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();

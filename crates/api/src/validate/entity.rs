@@ -86,7 +86,14 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     if spec.cpu == Some(0) {
         report.push(format!("{at}.cpu"), "a vm needs at least 1 cpu");
     }
-    if let Some(dir) = &spec.working_dir {
+    if let (Some(dir), Container) = (&spec.working_dir, kind) {
+        if !dir.starts_with('/') {
+            report.push(
+                format!("{at}.workingDir"),
+                format!("workingDir `{dir}` of a container must be an absolute path inside its root"),
+            );
+        }
+    } else if let Some(dir) = &spec.working_dir {
         if dir.starts_with('/') || dir.split('/').any(|s| s == "..") {
             report.push(
                 format!("{at}.workingDir"),
