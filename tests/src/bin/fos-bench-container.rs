@@ -68,7 +68,11 @@ async fn one_run(http: &reqwest::Client, base: &str, name: &str, image: &str, ke
     until(&mut stream, &mut buf, |v| v["kind"] == "delete").await?;
     loop {
         let list: serde_json::Value = http.get(format!("{base}/v1/entities")).send().await?.json().await?;
-        if list.as_array().is_some_and(Vec::is_empty) {
+        let prefix = format!("{name}-");
+        let left = list
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["id"].as_str().is_some_and(|id| id.starts_with(&prefix))));
+        if !left {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -159,6 +163,10 @@ fn main() -> anyhow::Result<()> {
         runc(&state, &["delete", "--force", &id])?;
     }
     reference.sort();
+    rt.block_on(async {
+        http.delete(format!("{base}/v1/apps/default/warm")).send().await?.error_for_status()?;
+        anyhow::Ok(())
+    })?;
     let (p50, r50) = (percentile(&times, 0.5), percentile(&reference, 0.5));
     println!("apply → Running, one container entity, image cached, {runs} runs:");
     println!(
