@@ -12,7 +12,8 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   tests: etcd, ip/bridge, dnsmasq, python3, openssl, kill
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress, socat (the HTTPS front; openssl makes its certificate)
-#   containers: runc (no runtime of fos uses it yet)
+#   containers: runc (what the container runtime runs), docker-registry (the registry the container tests start on
+#               loopback), busybox-static (what the tests' images are built from)
 #   live migration: what building CRIU 4.2 from the vendored sources needs (scripts/criu.sh), make, rsync (the
 #          migration figures' reference)
 #   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img, and what
@@ -21,7 +22,7 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
-	runc \
+	runc docker-registry \
 	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
 	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync \
 	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio
@@ -127,6 +128,7 @@ bench: deps
 	$(CARGO) build --release -p fos-fosd -p fos-apply -p fos-e2e -p fos-sim
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench 200
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench-apply 5000
+	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench-container 20
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-sim --nodes 1000 --entities 10000
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) scripts/sim-etcd.sh ./target/release/fos-sim --nodes 1000 --entities 10000
 	@scripts/bench-table.py $(BENCH_RESULTS) target/bench/results.json

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod host;
+pub mod oci;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,32 @@ fn command_in(netns: Option<&Path>, program: PathBuf) -> Command {
     }
 }
 
+/// Starts `fosd` on the data directory under `dir`, serving `server`, its log appended to `dir/fosd.log`.
+fn spawn_fosd(dir: &Path, server: &str, opts: &Start<'_>) -> Child {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("fosd.log")).expect("log file");
+    let mut cmd = command_in(opts.netns.as_deref(), bin_dir().join("fosd"));
+    cmd.args(["--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--listen", server, "--node-name", "e2e", "--log", "info"])
+        .args(opts.extra)
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(n) = opts.nofile {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().expect("starting fosd")
+}
+
 impl Fos {
     /// Starts `fosd` and waits for its API.
     pub fn start() -> Fos {
@@ -130,7 +157,6 @@ impl Fos {
     /// Starts `fosd` as `opts` say and waits for its API.
     pub fn start_opts(opts: Start<'_>) -> Fos {
         use std::os::unix::fs::PermissionsExt;
-        use std::os::unix::process::CommandExt;
         build();
         let dir = tempfile::tempdir().expect("temp dir");
         // Entities run as the node's unprivileged user: they must reach their working directories and the marks.
@@ -148,35 +174,29 @@ impl Fos {
         });
         let port = free_port();
         let server = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("fosd.log")).expect("log file");
-        let mut cmd = command_in(opts.netns.as_deref(), bin_dir().join("fosd"));
-        cmd.args(["--data-dir"])
-            .arg(&data)
-            .args(["--listen", &server, "--node-name", "e2e", "--log", "info"])
-            .args(opts.extra)
-            .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(n) = opts.nofile {
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let fosd = cmd.spawn().expect("starting fosd");
+        let fosd = spawn_fosd(dir.path(), &server, &opts);
         let plaintext = opts.extra.contains(&"--insecure-plaintext");
         let fos = Fos { dir, server, fosd, netns: opts.netns, plaintext, tmpfs };
+        fos.wait_up();
+        fos
+    }
+
+    fn wait_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while fos.fosctl(&["node", "list"]).code != 0 || !fos.fosctl(&["node", "list"]).stdout.contains("e2e") {
-            assert!(Instant::now() < deadline, "fosd did not come up:\n{}", fos.log());
+        while self.fosctl(&["node", "list"]).code != 0 || !self.fosctl(&["node", "list"]).stdout.contains("e2e") {
+            assert!(Instant::now() < deadline, "fosd did not come up:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
-        fos
+    }
+
+    /// Kills `fosd` with SIGKILL (what it started keeps running), then starts it again on the same data directory
+    /// and address with `extra` arguments, and waits for its API.
+    pub fn kill9_and_restart(&mut self, extra: &[&str]) {
+        let _ = self.fosd.kill();
+        let _ = self.fosd.wait();
+        let opts = Start { netns: self.netns.clone(), extra, ..Start::default() };
+        self.fosd = spawn_fosd(self.dir.path(), &self.server, &opts);
+        self.wait_up();
     }
 
     /// Runs `fosctl` with `args` against this fos, as its administrator (the configuration `fosd` wrote).

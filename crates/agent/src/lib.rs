@@ -39,6 +39,7 @@ pub mod images;
 pub mod logs;
 pub mod migration;
 pub mod network;
+pub mod oci;
 pub mod rtt;
 pub mod runtime;
 

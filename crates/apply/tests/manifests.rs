@@ -30,7 +30,11 @@ fn the_seed_examples_check_clean_as_one_apply() {
     let loaded = load_paths(&[dir]).unwrap();
     let d: Vec<String> = loaded.all_diagnostics().iter().map(ToString::to_string).collect();
     assert_eq!(d, Vec::<String>::new());
-    assert_eq!(loaded.objects.len(), 7, "cirros (+ bridge), vxlan, plugin, two applications, sensor entity");
+    assert_eq!(
+        loaded.objects.len(),
+        8,
+        "cirros (+ bridge), alpine container, vxlan, plugin, two applications, sensor entity"
+    );
     assert!(loaded.objects.iter().all(|o| o.converted));
 }
 

@@ -42,7 +42,7 @@ impl SimRuntime {
 
     /// Makes a running instance exit as a crash would (status 1), for tests of the restart policy.
     pub fn crash(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        self.set(id, RunState::Exited { status: Some(1), signal: None, at: Utc::now() })
+        self.set(id, RunState::Exited { status: Some(1), signal: None, oom_killed: false, at: Utc::now() })
     }
 }
 

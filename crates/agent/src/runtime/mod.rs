@@ -1,8 +1,9 @@
-//! Runtime plugins: the [`Runtime`] trait every entity kind's runtime implements (native processes here; libvirt VMs
-//! and OCI containers later), the [`InstanceContext`] each step is handed, the run state a runtime reports, the
+//! Runtime plugins: the [`Runtime`] trait every entity kind's runtime implements (native processes, OCI containers run by runc;
+//! libvirt VMs later), the [`InstanceContext`] each step is handed, the run state a runtime reports, the
 //! errors it fails with and how the driver treats them ([`ErrorClass`]), and the [`registry`] that builds the
 //! node's runtimes.
 
+pub mod container;
 pub mod context;
 pub mod group;
 pub mod native;
@@ -44,6 +45,8 @@ pub enum RunState {
         status: Option<i32>,
         /// The signal that ended it, if any.
         signal: Option<i32>,
+        /// Whether the kernel's OOM killer ended it (its memory limit was reached).
+        oom_killed: bool,
         /// When the exit was seen.
         at: DateTime<Utc>,
     },
@@ -53,6 +56,9 @@ impl RunState {
     /// A human-readable description of an exit, for the actual record's error.
     pub fn describe_exit(&self) -> Option<String> {
         match self {
+            RunState::Exited { oom_killed: true, .. } => {
+                Some("killed by the kernel's OOM killer (memory limit reached)".to_string())
+            }
             RunState::Exited { signal: Some(sig), .. } => Some(format!("killed by signal {sig}")),
             RunState::Exited { status: Some(code), .. } => Some(format!("exited with status {code}")),
             RunState::Exited { .. } => Some("exited (status unknown: process was adopted)".to_string()),

@@ -16,7 +16,7 @@ use fos_store::{Records, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::context::NodeLayout;
-use super::{native, vm, Runtime, RuntimeError};
+use super::{container, native, vm, Runtime, RuntimeError};
 use crate::images::Images;
 
 /// The runtimes available on this node, by entity kind.
@@ -110,6 +110,7 @@ impl RuntimeRegistry {
         let mut registry = Self::empty();
         registry.register(EntityKind::Native, native::factory);
         registry.register(EntityKind::Vm, vm::factory);
+        registry.register(EntityKind::Container, container::factory);
         registry
     }
 

@@ -34,8 +34,8 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     let fields: [(&str, bool, &[EntityKind]); 14] = [
         ("command", !spec.command.is_empty(), &[Native, Container]),
         ("env", !spec.env.is_empty(), &[Native, Container]),
-        ("runAs", spec.run_as.is_some(), &[Native]),
-        ("workingDir", spec.working_dir.is_some(), &[Native]),
+        ("runAs", spec.run_as.is_some(), &[Native, Container]),
+        ("workingDir", spec.working_dir.is_some(), &[Native, Container]),
         ("setup", !spec.setup.is_empty(), &[Native]),
         ("image", spec.image.is_some(), &[Vm, Container]),
         ("cpu", spec.cpu.is_some(), &[Vm]),
@@ -84,7 +84,14 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     if spec.cpu == Some(0) {
         report.push(format!("{at}.cpu"), "a vm needs at least 1 cpu");
     }
-    if let Some(dir) = &spec.working_dir {
+    if let (Some(dir), Container) = (&spec.working_dir, kind) {
+        if !dir.starts_with('/') {
+            report.push(
+                format!("{at}.workingDir"),
+                format!("workingDir `{dir}` of a container must be an absolute path inside its root"),
+            );
+        }
+    } else if let Some(dir) = &spec.working_dir {
         if dir.starts_with('/') || dir.split('/').any(|s| s == "..") {
             report.push(
                 format!("{at}.workingDir"),

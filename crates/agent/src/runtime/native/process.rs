@@ -70,7 +70,7 @@ pub fn isolate(cmd: &mut Command) {
 }
 
 fn exited(status: Option<i32>, signal: Option<i32>) -> RunState {
-    RunState::Exited { status, signal, at: Utc::now() }
+    RunState::Exited { status, signal, oom_killed: false, at: Utc::now() }
 }
 
 /// Waits for our child to exit (reaping it, so it never lingers as a zombie) and publishes the exit.

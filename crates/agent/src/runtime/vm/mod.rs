@@ -300,7 +300,12 @@ impl VmRuntime {
                 match libvirt.state(&name).await {
                     Ok(DomainState::Running | DomainState::Paused) | Err(_) => continue,
                     Ok(_) => {
-                        run.send_replace(RunState::Exited { status: None, signal: None, at: Utc::now() });
+                        run.send_replace(RunState::Exited {
+                            status: None,
+                            signal: None,
+                            oom_killed: false,
+                            at: Utc::now(),
+                        });
                         return;
                     }
                 }

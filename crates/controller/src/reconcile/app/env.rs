@@ -43,11 +43,16 @@ pub fn need_env(
         let nid = InstanceId::new(tenant, name, need, 0);
         let Some(nnode) = node_of(&nid) else { continue };
         let p = env_prefix(need);
-        let host = shared_network_address(view, assigned, &c.entity, &nc.entity, &nid)
-            .unwrap_or_else(|| need_host(view, node, &nnode));
+        let shared = shared_network_address(view, assigned, &c.entity, &nc.entity, &nid);
+        // On a shared network the needed instance is reached at its own port, not at the one exposed on its node.
+        let port = match (&shared, nc.entity.ports.first()) {
+            (Some(_), Some(p)) => Some(p.port),
+            _ => service_port(&nc.entity),
+        };
+        let host = shared.unwrap_or_else(|| need_host(view, node, &nnode));
         env.insert(format!("{p}HOST"), host);
         env.insert(format!("{p}NODE"), nnode);
-        if let Some(port) = service_port(&nc.entity) {
+        if let Some(port) = port {
             env.insert(format!("{p}PORT"), port.to_string());
         }
     }

@@ -1,0 +1,138 @@
+//! The `runc` command line, one call per lifecycle verb, every one with the agent's own state directory
+//! (`--root <data>/container/.runc`), so agents sharing a machine never see each other's containers.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::process::{Child, Command};
+
+use crate::runtime::RuntimeError;
+
+/// How long one runc call (other than `run`) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A container as `runc state` reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContainerState {
+    /// `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+    /// The container's init process (0 once stopped).
+    #[serde(default)]
+    pub pid: u32,
+}
+
+/// One runc binary with one state directory.
+#[derive(Debug, Clone)]
+pub struct Runc {
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+impl Runc {
+    /// `bin` keeping its state under `root`.
+    pub fn new(bin: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
+        Runc { bin: bin.into(), root: root.into() }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(&self.root).stdin(Stdio::null()).kill_on_drop(true);
+        cmd
+    }
+
+    async fn call(&self, args: &[&str]) -> Result<String, RuntimeError> {
+        let what = format!("runc {}", args.join(" "));
+        let mut cmd = self.command();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = tokio::time::timeout(CALL_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| RuntimeError::Failed(format!("{what}: no answer in {}s", CALL_TIMEOUT.as_secs())))?
+            .map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let err = err.lines().last().unwrap_or("").trim();
+            Err(RuntimeError::Failed(format!("{what}: {} ({})", err, out.status)))
+        }
+    }
+
+    /// `runc --version`: whether runc can be run at all.
+    pub async fn version(&self) -> Result<String, RuntimeError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--version").stdout(Stdio::piped()).stderr(Stdio::null());
+        let out = cmd
+            .output()
+            .await
+            .map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().next().unwrap_or("runc").to_string())
+    }
+
+    /// The container's state, `None` when runc does not know it.
+    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        match self.call(&["state", id]).await {
+            Ok(json) => {
+                serde_json::from_str(&json).map(Some).map_err(|e| RuntimeError::Failed(format!("runc state {id}: {e}")))
+            }
+            Err(RuntimeError::Failed(msg)) if msg.contains("does not exist") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts `runc run` (create and start in one process that stays the agent's child until the container ends,
+    /// so its exit status is the container's) with the container's output going to `stdout` and `stderr`.
+    pub fn spawn_run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
+    ) -> Result<Child, RuntimeError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(&self.root).arg("run").arg("--bundle").arg(bundle).arg("--no-new-keyring").arg(id);
+        // Its own process group: a signal meant for the agent never reaches it, and it outlives an agent restart.
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0).kill_on_drop(false);
+        cmd.spawn().map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })
+    }
+
+    /// Sends `signal` to the container's processes (`all`: every process, not only its init).
+    pub async fn kill(&self, id: &str, signal: &str, all: bool) -> Result<(), RuntimeError> {
+        let args: Vec<&str> = if all { vec!["kill", "--all", id, signal] } else { vec!["kill", id, signal] };
+        self.call(&args).await.map(|_| ())
+    }
+
+    /// Removes the container whatever its state (`delete --force`); a container runc does not know is fine.
+    pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        match self.call(&["delete", "--force", id]).await {
+            Err(RuntimeError::Failed(msg)) if msg.contains("does not exist") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Freezes the container.
+    pub async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.call(&["pause", id]).await.map(|_| ())
+    }
+
+    /// Thaws the container.
+    pub async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.call(&["resume", id]).await.map(|_| ())
+    }
+
+    /// Runs `argv` in the container; whether it exits 0 within `timeout` (killed otherwise).
+    pub async fn exec_ok(&self, id: &str, argv: &[String], timeout: Duration) -> bool {
+        let mut cmd = self.command();
+        cmd.arg("exec").arg(id).args(argv).stdout(Stdio::null()).stderr(Stdio::null());
+        let Ok(mut child) = cmd.spawn() else { return false };
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => {
+                let _ = child.kill().await;
+                false
+            }
+        }
+    }
+}
