@@ -279,3 +279,37 @@ fn a_standalone_container_pauses_and_resumes_and_a_bad_layer_runs_nothing() {
     let store = fos_agent::oci::ImageStore::open(data.join("oci")).unwrap();
     assert!(!store.blob_path(&fos_agent::oci::Digest::parse(&layer).unwrap()).exists(), "the bad layer is not kept");
 }
+
+#[test]
+fn an_uploaded_layout_archive_runs_by_name_with_its_volume_at_its_mount_path() {
+    let ns = TestNamespace::new(&format!("fos-e2e-ctu-{}", std::process::id()));
+    let fos = Fos::start_in(Some(ns.path()));
+    let archive = fos.dir.path().join("web.tar");
+    fos_e2e::oci::write_layout_tar(&busybox_image(8080, PAGE, 0), &archive);
+    let archive = archive.display().to_string();
+    let run = fos.fosctl(&["image", "upload", &archive, "--name", "web-archive", "--format", "tar.gz"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", fos.log());
+
+    let port = in_netns(Some(&ns.path()), fos_e2e::free_port);
+    let text = format!(
+        "apiVersion: fos/v1\nkind: Entity\nmetadata: {{name: up}}\nspec:\n  kind: container\n  image: web-archive\n  \
+         command: [/bin/busybox, httpd, -f, -p, '{port}', -h, /www]\n  ports: [{{port: {port}}}]\n  \
+         readiness: {{tcp: {port}}}\n  volumes: [{{name: state, mountPath: /var/state}}]\n"
+    );
+    let file = fos.file("up.yaml", &text);
+    let run = fos.fosctl(&["apply", "-f", &file, "--wait", "--timeout", "90s"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", fos.log());
+    let addr = format!("127.0.0.1:{port}");
+    assert!(http_get(&ns.path(), &addr).is_some_and(|p| p.ends_with(PAGE)), "the uploaded image serves");
+
+    // The volume is the container's /var/state: the node's directory of the volume, bind-mounted there.
+    let e = entity(&fos, "up-0");
+    let pid = e["actual"]["pid"].as_u64().expect("the container's pid");
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let line = mounts.lines().find(|l| l.split_whitespace().nth(4) == Some("/var/state"));
+    assert!(line.is_some_and(|l| l.contains("state")), "mounted at its mountPath: {mounts}");
+    let volume = fos.dir.path().join("data/volumes/up-0.up.default/state");
+    std::fs::write(volume.join("seen"), "from the node").expect("writing into the volume");
+    let root = format!("/proc/{pid}/root/var/state/seen");
+    assert_eq!(std::fs::read_to_string(&root).unwrap_or_default(), "from the node", "the same directory inside");
+}

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use self::instance::Container;
 use self::runc::Runc;
+use crate::images::Images;
 use crate::network::netns;
 use crate::oci::pull::{self, PullOptions};
 use crate::oci::{gc, layout, unpack, Image, ImageStore, OciError};
@@ -90,7 +91,7 @@ pub fn factory(env: &RuntimeEnv) -> Result<Arc<dyn Runtime>, RuntimeError> {
         stop_grace: env.stop_grace,
         addresses: env.addresses.clone(),
     };
-    Ok(ContainerRuntime::new(config, env.layout.clone())? as Arc<dyn Runtime>)
+    Ok(ContainerRuntime::new(config, env.layout.clone(), env.images.clone())? as Arc<dyn Runtime>)
 }
 
 /// The runc container runtime.
@@ -98,6 +99,8 @@ pub struct ContainerRuntime {
     config: ContainerConfig,
     layout: NodeLayout,
     images: ImageStore,
+    /// The node's Image objects made local (an uploaded OCI layout archive referenced by name).
+    uploads: Images,
     runc: Runc,
     instances: Mutex<HashMap<InstanceId, Arc<Container>>>,
 }
@@ -105,13 +108,13 @@ pub struct ContainerRuntime {
 impl ContainerRuntime {
     /// A runtime keeping its instances in `<data>/container`, runc's state in `<data>/container/.runc` and images
     /// in `<data>/oci`.
-    pub fn new(config: ContainerConfig, layout: NodeLayout) -> Result<Arc<Self>, RuntimeError> {
+    pub fn new(config: ContainerConfig, layout: NodeLayout, uploads: Images) -> Result<Arc<Self>, RuntimeError> {
         let root = layout.runtime_dir(EntityKind::Container);
         let runc_root = root.join(".runc");
         std::fs::create_dir_all(&runc_root).map_err(|e| RuntimeError::io(&runc_root, e))?;
         let images = ImageStore::open(layout.data_dir().join("oci")).map_err(oci_error)?;
         let runc = Runc::new(&config.runc, runc_root);
-        Ok(Arc::new(ContainerRuntime { config, layout, images, runc, instances: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(ContainerRuntime { config, layout, images, uploads, runc, instances: Mutex::new(HashMap::new()) }))
     }
 
     /// The node's image store.
@@ -136,7 +139,8 @@ impl ContainerRuntime {
     }
 
     /// The image of `desired`, from the store or fetched: a registry reference is pulled, an absolute path is an OCI
-    /// layout archive on the node.
+    /// layout archive on the node, another name an Image object (an OCI layout archive uploaded with `fosctl image
+    /// upload`), made local by the node's image cache (fetched from a node holding it, checked by its sha256).
     async fn image(&self, desired: &DesiredInstance) -> Result<Image, RuntimeError> {
         let reference = desired.entity.image.clone().ok_or_else(|| RuntimeError::Invalid("no `image`".into()))?;
         let image = if pull::is_registry_reference(&reference) {
@@ -154,7 +158,24 @@ impl ContainerRuntime {
                 }
             }
         } else {
-            return Err(RuntimeError::Unsupported("an image by Image object name (uploaded archives)"));
+            match self.images.get(&reference) {
+                Some(image) => Ok(image),
+                None => {
+                    let local = self.uploads.ensure(&reference).await.map_err(|e| {
+                        let message = format!("image {reference}: {e}");
+                        if e.is_transient() {
+                            RuntimeError::Failed(message)
+                        } else {
+                            RuntimeError::Invalid(message)
+                        }
+                    })?;
+                    let store = self.images.clone();
+                    let r = reference.clone();
+                    tokio::task::spawn_blocking(move || layout::load(&store, &local.path, &r))
+                        .await
+                        .map_err(|e| RuntimeError::Failed(e.to_string()))?
+                }
+            }
         };
         let image = image.map_err(oci_error)?;
         let _ = self.images.touch(&reference);

@@ -179,7 +179,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, RuntimeError> {
     );
     for (name, dir) in &cx.volumes {
         let options = vec!["rbind".to_string(), "rw".to_string()];
-        let mount = MountBuilder::default().destination(format!("/volumes/{name}")).typ("bind").source(dir);
+        // At its `mountPath` (required for containers), else under /volumes.
+        let at = desired.entity.volumes.iter().find(|v| v.name == *name).and_then(|v| v.mount_path.clone());
+        let at = at.unwrap_or_else(|| format!("/volumes/{name}"));
+        let mount = MountBuilder::default().destination(at).typ("bind").source(dir);
         mounts.push(mount.options(options).build().map_err(bad)?);
     }
     SpecBuilder::default()
