@@ -27,9 +27,9 @@ pub struct Env {
 
 pub fn agent_config(node: &str, data: &std::path::Path) -> AgentConfig {
     let node_cfg = NodeConfig::parse(
-        // No VM or container runtime: a libvirtd or runc the machine has is not these tests' business.
+        // No VM runtime: a libvirtd the machine may run is not these tests' business.
         &format!(
-            "name: {node}\ndataDir: {}\nprobePort: 0\nheartbeatTtl: 2s\nadvertise: 127.0.0.1\nruntimes: {{vm: {{enabled: false}}, container: {{enabled: false}}}}\n",
+            "name: {node}\ndataDir: {}\nprobePort: 0\nheartbeatTtl: 2s\nadvertise: 127.0.0.1\nruntimes: {{vm: {{enabled: false}}}}\n",
             data.display()
         ),
         "test",
