@@ -105,11 +105,11 @@ impl FenceGuard {
                 Ok(())
             });
         }
-        let child = cmd.spawn()?;
+        let mut child = cmd.spawn()?;
         fs::write(&pid_file, child.id().to_string())?;
         tracing::info!(pid = child.id(), "fence guard started");
-        // Not waited for: it outlives this process (init reaps it).
-        std::mem::forget(child);
+        // It normally outlives this process (init reaps it then); one that exits first is reaped here.
+        std::thread::spawn(move || child.wait());
         Ok(guard)
     }
 
