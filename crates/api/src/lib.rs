@@ -1,8 +1,8 @@
 //! The vocabulary of fos: what users write (manifests), what the system records (node info, desired and actual
 //! instance records, plugin and network records), the one entity lifecycle state machine, and the store's key
 //! layout with the seed's `afos://` / `dfos://` URIs. This crate does no I/O; every other crate depends on it.
-//! Reading manifest files with positions and converting fog05 manifests belong to `fosctl` (`fos_apply::source`,
-//! `fos_apply::fog05`).
+//! Reading manifest files with positions belongs to `fosctl` (`fos_apply::source`); converting fog05's formats to
+//! the fog05 codec (`fos_fog05`).
 
 pub mod auth;
 pub mod cluster;

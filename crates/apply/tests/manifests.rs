@@ -32,8 +32,9 @@ fn the_seed_examples_check_clean_as_one_apply() {
     assert_eq!(d, Vec::<String>::new());
     assert_eq!(
         loaded.objects.len(),
-        8,
-        "cirros (+ bridge), alpine container, vxlan, plugin, two applications, sensor entity"
+        13,
+        "cirros (+ bridge), alpine container, vxlan, plugin, three applications, sensor entity; fog05 0.2: three \
+         FDUs, a virtual network (the flavor names no object)"
     );
     assert!(loaded.objects.iter().all(|o| o.converted));
 }

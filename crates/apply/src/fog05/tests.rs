@@ -63,3 +63,21 @@ fn errors_in_converted_manifests_point_into_the_original_file() {
     let e = load_str("x.json", text).unwrap_err();
     assert_eq!((e[0].position.line, e[0].message.contains("`cpus`")), (2, true), "{e:#?}");
 }
+
+#[test]
+fn attachments_by_network_uuid_and_container_resources_convert() {
+    let objects = load("osm.json", include_str!("../../../../manifests/seeds/osm-application.json"));
+    let [Object::Application(a)] = objects.as_slice() else { panic!("{objects:#?}") };
+    let alpine = &a.spec.component("alpine").unwrap().entity;
+    assert_eq!(alpine.kind, EntityKind::Container);
+    assert_eq!(alpine.networks[0].network, "alpine-nsd-vld1");
+    assert_eq!(alpine.networks[0].mac.as_deref(), Some("d2:e3:ed:6f:e3:10"));
+    assert_eq!((alpine.cpu_millis(), alpine.memory_bytes(), alpine.disk_bytes()), (1000, 256 << 20, 1 << 30));
+    assert_eq!(alpine.cpu, None, "cpu of a container is what it reserves");
+    let probe = &a.spec.component("probe").unwrap().entity;
+    assert_eq!((probe.kind, probe.networks[0].network.as_str()), (EntityKind::Native, "alpine-nsd-vld1"));
+    let text = r#"{"name": "x", "type": "lxd", "entity_data": {"base_image": "i:1",
+        "networks": [{"network_uuid": "u-1"}]}}"#;
+    let e = load_str("x.json", text).unwrap_err();
+    assert!(e[0].message.contains("network_uuid `u-1` names no network"), "{e:#?}");
+}
