@@ -16,6 +16,10 @@ use crate::record::{ActualInstance, AssignedDevices, DesiredInstance, InstanceId
 /// `Running`, `Paused`); absent means `Running`. Set by the imperative `entity` verbs.
 pub const STATE_ANNOTATION: &str = "fos/state";
 
+/// The annotation pinning a standalone entity to one node (its name), as the seed's `fos entity -u <node>
+/// --define` and fog05's `define(fdu, node)` do: the entity is placed there or nowhere.
+pub const NODE_ANNOTATION: &str = "fos/node";
+
 /// The annotation naming where an object was applied from (`fosctl apply --prune` only prunes within one source).
 pub const SOURCE_ANNOTATION: &str = "fos/source";
 

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod fog05;
 pub mod metrics;
 pub mod ops;
 pub mod placement;

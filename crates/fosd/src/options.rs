@@ -65,6 +65,17 @@ pub struct Options {
     /// Serve the API over plain HTTP (tokens are still required). Refused on any address other than loopback.
     #[arg(long)]
     pub insecure_plaintext: bool,
+    /// Also serve the fog05 REST API (what `fog05rest` and OSM's fos VIM connector speak) on this address, for the
+    /// tenant of `--fog05-rest-tenant`. It cannot authenticate: loopback only unless `--fog05-rest-insecure`.
+    #[arg(long, requires = "fog05_rest_tenant")]
+    pub fog05_rest: Option<SocketAddr>,
+    /// The one tenant the fog05 REST API acts for.
+    #[arg(long, requires = "fog05_rest")]
+    pub fog05_rest_tenant: Option<String>,
+    /// Let the fog05 REST API listen on other addresses than loopback (it has no authentication; warned at every
+    /// start).
+    #[arg(long, requires = "fog05_rest")]
+    pub fog05_rest_insecure: bool,
     /// Join the cluster in the store with this token (the first node's `<data-dir>/join-token`).
     #[arg(long, env = "FOS_JOIN_TOKEN", hide_env_values = true, conflicts_with = "join_token_file")]
     pub join_token: Option<String>,
@@ -127,7 +138,19 @@ impl Options {
                 self.listen
             );
         }
+        if let Some(rest) = self.fog05_rest() {
+            rest.check().map_err(anyhow::Error::msg)?;
+        }
         Ok(())
+    }
+
+    /// The fog05 REST listener's settings, when `--fog05-rest` is given.
+    pub fn fog05_rest(&self) -> Option<fos_controller::fog05::Fog05Rest> {
+        Some(fos_controller::fog05::Fog05Rest {
+            listen: self.fog05_rest?,
+            tenant: self.fog05_rest_tenant.clone().unwrap_or_default(),
+            insecure: self.fog05_rest_insecure,
+        })
     }
 
     /// The node's name: `--node-name`, else the host name, else `node`.

@@ -157,6 +157,30 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }));
     }
+    if let Some(rest) = opts.fog05_rest() {
+        let listener = tokio::net::TcpListener::bind(rest.listen)
+            .await
+            .with_context(|| format!("listening on {} (--fog05-rest)", rest.listen))?;
+        if rest.insecure {
+            tracing::warn!(
+                address = %rest.listen,
+                tenant = rest.tenant,
+                "the fog05 REST API is served without authentication beyond loopback (--fog05-rest-insecure): \
+                 anyone who reaches this address acts for the tenant"
+            );
+        }
+        tracing::info!(address = %rest.listen, tenant = rest.tenant, "fog05 REST API listening");
+        let state = fos_controller::fog05::Fog05State::new(ctx.clone(), &rest.tenant);
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = fos_controller::fog05::serve(state, listener, shutdown).await {
+                tracing::error!("fog05 REST API: {e}");
+            }
+        }));
+    }
     if !opts.no_controller {
         tasks.push(tokio::spawn(fos_controller::reconcile::run(ctx.clone(), stop_rx.clone())));
     }

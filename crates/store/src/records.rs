@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::typed::Versioned;
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnOp};
 
+pub use fog05::{CatalogId, Fog05Catalog};
 pub use images::ImageCopies;
 pub use network::{Addresses, NetAddress, NodeNet, NodeNetworks, Segments, Vlans, Vnis};
 pub use nodes::{Cordons, Migrations, NodeLosses};
@@ -94,6 +95,7 @@ macro_rules! kind {
     };
 }
 
+mod fog05;
 mod images;
 mod network;
 mod nodes;

@@ -192,14 +192,20 @@ impl Object {
         &self.metadata().name
     }
 
-    /// The object as a one-component application, for the kinds that run something (Application, Entity).
+    /// The object as a one-component application, for the kinds that run something (Application, Entity). A
+    /// standalone entity pinned to a node ([`crate::wire::NODE_ANNOTATION`]) may only be placed there.
     pub fn as_application(&self) -> Option<std::borrow::Cow<'_, Application>> {
         match self {
             Object::Application(a) => Some(std::borrow::Cow::Borrowed(a)),
-            Object::Entity(e) => Some(std::borrow::Cow::Owned(Typed {
-                metadata: e.metadata.clone(),
-                spec: ApplicationSpec::single(&e.metadata.name, e.spec.clone()),
-            })),
+            Object::Entity(e) => {
+                let mut spec = ApplicationSpec::single(&e.metadata.name, e.spec.clone());
+                if let Some(node) = e.metadata.annotations.get(crate::wire::NODE_ANNOTATION) {
+                    for c in &mut spec.components {
+                        c.constraints.nodes = vec![node.clone()];
+                    }
+                }
+                Some(std::borrow::Cow::Owned(Typed { metadata: e.metadata.clone(), spec }))
+            }
             _ => None,
         }
     }

@@ -17,6 +17,7 @@
 //! | [`secrets`] | the Secrets of the caller's tenants: names and keys, never values |
 //! | [`migrate::migrate`] | moves an instance to another node (or stops its migration); lists migrations |
 //! | [`transfer`] | a migration's data arriving from its source node (nodes only) |
+//! | [`catalog`] | the fog05 catalog of a tenant: FDU descriptors, flavors, images, connection points |
 //!
 //! Authorization is here, on the [`Caller`]: a view token reads its tenant, an edit token also changes it, an
 //! administrator does everything; another tenant's object answers [`OpError::NotFound`] (as if it did not exist),
@@ -26,6 +27,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod catalog;
 pub mod cordon;
 pub mod delete;
 pub mod drain;

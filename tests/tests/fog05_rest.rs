@@ -1,0 +1,59 @@
+//! The fog05 REST API driven by fog05's own client: a Python virtual environment with `fog05rest==0.0.4` from PyPI
+//! (what OSM's fos VIM connector imports) runs `tests/fog05/drive.py` against a real `fosd` started with
+//! `--fog05-rest`: check, nodes, plugins, a flavor, an image with its sha256 (a wrong one refused), a network, a
+//! BARE FDU onboarded, instantiated and really running, stop/start/pause/resume, terminate, the define … undefine
+//! verbs, offload and removals. Afterwards nothing is left on the node. Skipped, saying so, only when PyPI cannot be
+//! reached.
+
+use std::path::Path;
+use std::process::Command;
+
+use fos_e2e::{free_port, Fos};
+
+/// A virtual environment with `fog05rest==0.0.4`, or `None` when PyPI cannot be reached.
+fn venv(dir: &Path) -> Option<std::path::PathBuf> {
+    let venv = dir.join("venv");
+    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output().expect("running python3 -m venv");
+    assert!(made.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&made.stderr));
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--disable-pip-version-check", "-q", "fog05rest==0.0.4"])
+        .output()
+        .expect("running pip");
+    if !pip.status.success() {
+        let err = String::from_utf8_lossy(&pip.stderr);
+        let unreachable = ["Could not fetch", "Failed to establish", "Temporary failure", "No matching distribution"]
+            .iter()
+            .any(|s| err.contains(s));
+        assert!(unreachable, "pip install fog05rest==0.0.4 failed:\n{err}");
+        return None;
+    }
+    Some(venv.join("bin/python"))
+}
+
+#[test]
+fn fog05rest_drives_a_bare_fdu_through_its_whole_life() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let fos = Fos::start_with(None, &["--fog05-rest", &address, "--fog05-rest-tenant", "osm"]);
+    let Some(python) = venv(fos.dir.path()) else {
+        eprintln!("SKIPPED: PyPI is unreachable, so fog05rest==0.0.4 cannot be installed");
+        return;
+    };
+    let marks = fos.marks();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fog05/drive.py");
+    let run = Command::new(python)
+        .arg(script)
+        .args([&address, "osm"])
+        .arg(&marks)
+        .arg(fos.dir.path())
+        .output()
+        .expect("running drive.py");
+    let (out, err) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success() && out.ends_with("ok\n"), "drive.py failed:\n{out}\n{err}\n{}", fos.log());
+
+    // Nothing is left: no entity, no network, no process of the FDU.
+    assert_eq!(fos.items(&["get", "entities"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["get", "networks"]), Vec::<serde_json::Value>::new());
+    let pid: i32 = std::fs::read_to_string(marks.join("fdu.pid")).unwrap().trim().parse().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the FDU's last process is gone");
+}
