@@ -154,8 +154,9 @@ assert "error" in api.fdu.instance_info(instance)
 assert api.fdu.instance_list(fdu["uuid"]) == {}
 
 step("define, configure, start, stop, clean, undefine")
-record = api.fdu.define(fdu["uuid"], node)
-assert record["status"] == "DEFINE", record
+answer = api.fdu.define(fdu["uuid"], node)  # fog05rest 0.0.4 hands define's answer back whole
+record = answer["result"]
+assert record["status"] == "DEFINE", answer
 other = record["uuid"]
 assert api.fdu.configure(other) == other
 assert api.fdu.instance_info(other)["status"] == "CONFIGURE"
