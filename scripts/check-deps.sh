@@ -7,7 +7,8 @@
 #         google/protobuf/descriptor.proto); a C compiler that links (ring and the bundled SQLite are C, and rustc
 #         links through `cc`).
 # Tests:  etcd (the server the store tests start), ip and bridge (network namespaces, VxLAN/VLAN links), dnsmasq
-#         (DHCP on fos networks), python3 (the end-to-end network test's programs), openssl (etcd TLS
+#         (DHCP on fos networks), python3 (the end-to-end network test's programs) and its venv (the fog05 REST
+#         test installs fog05's client from PyPI into one), openssl (etcd TLS
 #         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash, chromium
 #         (the web view's test, headless).
 # Demo:   curl, MariaDB's server and installer, php with its MySQL extension, Debian's WordPress.
@@ -57,6 +58,8 @@ have_cmd ip iproute2
 have_cmd bridge iproute2
 have_cmd dnsmasq dnsmasq-base
 have_cmd /usr/bin/python3 python3
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null ||
+    missing "python3's venv with pip (the fog05 REST test installs fog05rest into one)" python3-venv
 have_cmd openssl openssl
 # `command -v kill` finds the shell builtin; the tests run the program.
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || missing "kill (/usr/bin/kill)" procps
