@@ -106,8 +106,11 @@ fdu = {"id": "hello_fdu", "uuid": str(uuid.uuid4()), "name": "hello",
        "computation_requirements": {"cpu_arch": info["cpu"][0]["arch"], "cpu_min_freq": 0, "cpu_min_count": 1,
                                     "ram_size_mb": 64.0, "storage_size_gb": 1.0},
        "command": {"binary": "/bin/sh", "args": ["-c", script]},
-       "hypervisor": "BARE", "migration_kind": "COLD", "storage": [], "depends_on": [], "interfaces": [],
-       "io_ports": [], "connection_points": []}
+       "hypervisor": "BARE", "migration_kind": "COLD", "storage": [], "depends_on": [],
+       "interfaces": [{"name": "eth0", "is_mgmt": False, "if_type": "INTERNAL", "mac_address": "be:ef:be:ef:00:01",
+                       "virtual_interface": {"intf_type": "VIRTIO", "vpci": "0:0:0", "bandwidth": 10},
+                       "cp_id": "cp-eth0"}],
+       "io_ports": [], "connection_points": [{"uuid": "cp-eth0", "pair_id": net["uuid"]}]}
 assert "result" in api.fdu.onboard(fdu)
 assert api.fdu.info(fdu["uuid"])["name"] == "hello"
 assert [f["uuid"] for f in api.fdu.list()] == [fdu["uuid"]]
@@ -123,7 +126,12 @@ first = pid()
 assert alive(first) and growing(), "the FDU's process runs"
 ii = api.fdu.instance_info(instance)
 assert ii["status"] == "RUN" and ii["fdu_uuid"] == fdu["uuid"] and ii["node"] == node, ii
-assert "network" in ii["hypervisor_info"] and ii["connection_points"] == [], ii
+eth0 = ii["hypervisor_info"]["network"]["eth0"]
+assert eth0["hwaddr"] == "be:ef:be:ef:00:01", ii
+assert eth0["addresses"][0]["address"].startswith("10.77.0."), ii
+assert ii["connection_points"] == [{"uuid": "cp-eth0", "pair_id": net["uuid"]}], ii
+busy = json.loads(__import__("requests").delete(f"http://{addr}/network/remove/{net['uuid']}").content)
+assert "error" in busy, busy
 assert api.fdu.instance_list(fdu["uuid"]) == {node: [instance]}
 assert api.fdu.get_nodes(fdu["uuid"], node) == [node]
 assert api.fdu.list_node(node) == [fdu["uuid"]]
