@@ -2,8 +2,8 @@
 //! (what OSM's fos VIM connector imports) runs `tests/fog05/drive.py` against a real `fosd` started with
 //! `--fog05-rest`: check, nodes, plugins, a flavor, an image with its sha256 (a wrong one refused), a network, a
 //! BARE FDU onboarded, instantiated and really running, stop/start/pause/resume, terminate, the define … undefine
-//! verbs, offload and removals. Afterwards nothing is left on the node. Skipped, saying so, only when PyPI cannot be
-//! reached.
+//! verbs, offload and removals; then an LXD-style FDU as a container (`runc`) from an OCI layout archive added as an
+//! image. Afterwards nothing is left on the node. Skipped, saying so, only when PyPI cannot be reached.
 
 use std::path::Path;
 use std::process::Command;
@@ -56,4 +56,23 @@ fn fog05rest_drives_a_bare_fdu_through_its_whole_life() {
     assert_eq!(fos.items(&["get", "networks"]), Vec::<serde_json::Value>::new());
     let pid: i32 = std::fs::read_to_string(marks.join("fdu.pid")).unwrap().trim().parse().unwrap();
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the FDU's last process is gone");
+}
+
+#[test]
+fn fog05rest_drives_an_lxd_fdu_as_a_container() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let fos = Fos::start_with(None, &["--fog05-rest", &address, "--fog05-rest-tenant", "osm"]);
+    let Some(python) = venv(fos.dir.path()) else {
+        eprintln!("SKIPPED: PyPI is unreachable, so fog05rest==0.0.4 cannot be installed");
+        return;
+    };
+    let archive = fos.dir.path().join("busybox.tar");
+    fos_e2e::oci::write_layout_tar(&fos_e2e::oci::busybox_image(8080, "fog05", 0), &archive);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fog05/drive_lxd.py");
+    let run = Command::new(python).arg(script).arg(&address).arg(&archive).output().expect("running drive_lxd.py");
+    let (out, err) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success() && out.ends_with("ok\n"), "drive_lxd.py failed:\n{out}\n{err}\n{}", fos.log());
+    assert_eq!(fos.items(&["get", "entities"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["get", "images"]), Vec::<serde_json::Value>::new());
 }

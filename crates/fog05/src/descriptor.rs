@@ -336,6 +336,8 @@ fn image(
     let uri = img.get("uri").and_then(Value::as_str).filter(|u| !u.is_empty());
     let uuid = img.get("uuid").and_then(Value::as_str).filter(|u| !u.is_empty());
     let reference = match (uri, uuid) {
+        // An image added through the fog05 REST API: the Image named from its uuid.
+        (Some(uri), Some(uuid)) if uri.starts_with(fos_api::image::UPLOADED_URI_PREFIX) => image_name(uuid),
         (Some(uri), _) => uri.to_string(),
         (None, Some(uuid)) => image_name(uuid),
         (None, None) => {

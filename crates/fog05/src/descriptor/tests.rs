@@ -83,7 +83,12 @@ fn an_lxd_fdu_attaches_its_interface_with_its_mac() {
 fn an_image_named_by_uuid_only_refers_to_the_added_image() {
     let mut d = seed("fdu-lxd-alpine.json");
     d["image"] = json!({"uuid": "92274e2e-129f-40a3-be7e-a35ea596d439", "uri": "", "checksum": "", "format": "tar.gz"});
-    assert_eq!(one(d)["spec"]["image"], "img-92274e2e-129f-40a3-be7e-a35ea596d439");
+    assert_eq!(one(d.clone())["spec"]["image"], "img-92274e2e-129f-40a3-be7e-a35ea596d439");
+    // As `image.get` answers it (what OSM's connector puts in the FDU): the uploaded content's uri.
+    d["image"]["uri"] = format!("fos:sha256:{}", "a".repeat(64)).into();
+    assert_eq!(one(d.clone())["spec"]["image"], "img-92274e2e-129f-40a3-be7e-a35ea596d439");
+    d["image"]["uri"] = "http://x/y.tar.gz".into();
+    assert_eq!(one(d)["spec"]["image"], "http://x/y.tar.gz", "a remote uri is fetched as it is");
 }
 
 #[test]
