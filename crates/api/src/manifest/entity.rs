@@ -322,6 +322,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_standalone_entity_pinned_to_a_node_is_placed_there_only() {
+        let mut e =
+            super::super::Typed { metadata: super::super::Metadata::named("s"), spec: EntitySpec::native(["true"]) };
+        let app = super::super::Object::Entity(e.clone()).as_application().unwrap().into_owned();
+        assert!(app.spec.components[0].constraints.nodes.is_empty());
+        e.metadata.annotations.insert(crate::wire::NODE_ANNOTATION.into(), "edge-2".into());
+        let app = super::super::Object::Entity(e).as_application().unwrap().into_owned();
+        assert_eq!(app.spec.components[0].constraints.nodes, ["edge-2"]);
+    }
+
+    #[test]
     fn probes_read_as_single_key_maps() {
         let p: Probe = serde_json::from_str(r#"{"tcp": 3306}"#).unwrap();
         assert_eq!(p, Probe::Tcp(3306));
