@@ -76,6 +76,7 @@ async fn report_progress(w: &World, node: &str, id: &InstanceId, mid: &str, phas
         bytes_total: 10,
         stopped_at: None,
         error: None,
+        ticket: None,
     });
     w.ctx.store.put(&w.ctx.keys.actual_instance(node, id), serde_json::to_vec(&a).unwrap(), None).await.unwrap();
 }

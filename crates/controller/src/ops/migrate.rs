@@ -75,6 +75,7 @@ pub async fn migrate(
         started: Utc::now(),
         stopped_at: None,
         finished: None,
+        ticket: None,
     };
     let written = migration.clone();
     ctx.records()
