@@ -20,8 +20,8 @@ const SCRIPT: &str = r#"t=$(od -An -N4 -tx4 /dev/urandom | tr -d ' '); n=0; exec
 
 /// The `criu` binary: on `PATH`, else where `make deps` installs it.
 fn criu() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("criu")).find(|p| p.is_file()));
+    let on_path =
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("criu")).find(|p| p.is_file()));
     on_path.unwrap_or_else(|| PathBuf::from("/usr/local/sbin/criu"))
 }
 
@@ -43,7 +43,7 @@ fn has_sys_resource() -> bool {
 
 fn entity(name: &str, as_root: bool) -> String {
     let run_as = if as_root { "  runAs: root\n" } else { "" };
-    let script = SCRIPT.replace("$COUNTER", "$FOS_VOLUME_DATA/counter").replace('\'', "'\\''");
+    let script = SCRIPT.replace("$COUNTER", "$FOS_VOLUME_DATA/counter").replace('\'', "''");
     format!(
         "apiVersion: fos/v1\nkind: Entity\nmetadata: {{name: {name}}}\nspec:\n  kind: native\n  migration: live\n{run_as}  \
          volumes:\n    - name: data\n      size: 10Mi\n  command: [sh, -c, '{script}']\n"
@@ -137,6 +137,14 @@ fn by_hand(dir: &Path) -> (u128, u128, u128, u128) {
     let dump_ms = t.elapsed().as_millis();
     assert!(dump.status.success(), "criu dump by hand: {}", std::fs::read_to_string(images.join("dump.log")).unwrap());
     let _ = child.wait();
+    // Its other processes are gone too (reaped here when this process inherited them): their pids must be free.
+    let pgid = child.id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(-pgid, 0) } == 0 {
+        unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+        assert!(Instant::now() < deadline, "the hand-dumped processes do not go");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let r = Instant::now();
     let restore = Command::new(criu())
         .args(["restore", "--images-dir"])
@@ -210,8 +218,6 @@ fn a_counter_migrated_live_carries_on_from_memory_with_one_copy_at_every_sample(
     let err = cluster.fosctl(0, &["logs", &instance(name)]);
     assert!(!err.stdout.contains("could not be restored"), "restored, not started afresh: {}", err.stdout);
 
-    let hand = tempfile::tempdir().expect("temp dir");
-    let (hand_ms, dump_ms, restore_ms, hand_gap) = by_hand(hand.path());
     println!(
         "figure: live migration of a counter (sh writing a line every 50 ms, {}): total {} ms (fosctl --wait), \
          downtime {downtime_ms} ms (stoppedAt -> running on {destination}; {recorded_ms} ms to the record's \
@@ -221,6 +227,8 @@ fn a_counter_migrated_live_carries_on_from_memory_with_one_copy_at_every_sample(
         all.len(),
         m["bytesMoved"]
     );
+    let hand = tempfile::tempdir().expect("temp dir");
+    let (hand_ms, dump_ms, restore_ms, hand_gap) = by_hand(hand.path());
     println!(
         "figure: the same process by hand in the same run: criu dump {dump_ms} ms + restore {restore_ms} ms = \
          downtime {hand_ms} ms, longest gap in its file {hand_gap} ms; fos/hand downtime {:.2}, gap {:.2}",
