@@ -130,7 +130,9 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     let pid = n1.pid(&d).await.expect("running");
     until_lines(&n1.counter(&d), 10).await;
 
+    let t = std::time::Instant::now();
     let ticket = n1.rt.migrate_out(&cx1, "n2", MigrationMode::Live).await.unwrap();
+    let out_ms = t.elapsed().as_millis();
     assert_eq!(ticket.location, ".checkpoint");
     assert_eq!(n1.pid(&d).await, None, "the source holds no process once checkpointed");
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the checkpointed process is gone (reaped)");
@@ -142,7 +144,13 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     let d2 = desired("n2");
     n2.prepare(&d2).await;
     let cx2 = n2.layout.context(&d2);
+    let t = std::time::Instant::now();
     n2.rt.migrate_in(&cx2, &d2, &ticket).await.unwrap();
+    println!(
+        "figure: runtime to runtime: checkpoint {out_ms} ms, restore {} ms (including the wait for the dumped tree's \
+         orphans to be reaped by the machine's init, which frees their pids)",
+        t.elapsed().as_millis()
+    );
     assert_eq!(n2.pid(&d2).await, Some(pid), "the restored process keeps its pid");
     until_lines(&n2.counter(&d2), at_dump + 10).await;
     let all = lines(&n2.counter(&d2));

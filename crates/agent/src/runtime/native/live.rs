@@ -1,7 +1,7 @@
 //! Live migration of a native instance with CRIU ([`crate::migration::criu`]). Out: the instance's process tree is
 //! checkpointed into `<volumes>/.checkpoint` (so the images travel with the volumes, under the ticket's location),
-//! with a manifest saying where this node kept the instance's files; the tree is gone once the dump returns (its
-//! pids freed). In: the tree is restored from the images inside the instance's cgroups, its output, working
+//! with a manifest saying where this node kept the instance's files; the tree is dead once the dump returns (a
+//! restore waits until its pids are free, zombies reaped). In: the tree is restored from the images inside the instance's cgroups, its output, working
 //! directory and volume files reopened where this node keeps them, and adopted like a process found after a restart
 //! (tracked by pid, its exit seen, the restart policy applied). A restore that fails starts the instance afresh on
 //! its volumes instead (said in its error output): never two copies, never none. The same restore brings the
@@ -29,7 +29,7 @@ pub const CHECKPOINT_DIR: &str = ".checkpoint";
 /// The manifest the source writes next to the images.
 const MANIFEST: &str = "fos-checkpoint.json";
 
-/// How long the dumped tree may take to be gone (reaped) after `criu dump` returns.
+/// How long the dumped tree may take to be gone after `criu dump` returns (and its pids to be free).
 const GONE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Where the checkpointed instance's files were on the node it was made on.
@@ -75,7 +75,7 @@ impl NativeRuntime {
         let path = images.join(MANIFEST);
         let bytes = serde_json::to_vec(&manifest).map_err(|e| RuntimeError::Failed(e.to_string()))?;
         std::fs::write(&path, bytes).map_err(|e| RuntimeError::io(&path, e))?;
-        wait_gone(&inst, p.pid as i32).await?;
+        wait_dead(&inst, p.pid as i32).await?;
         inst.set_process(None);
         inst.run.send_replace(RunState::Idle);
         inst.persist(State::Configured, None)?;
@@ -132,6 +132,7 @@ impl NativeRuntime {
             restore::Moved { from: manifest.instance_dir.clone(), to: cx.dir.clone() },
             restore::Moved { from: manifest.volumes_dir.clone(), to: self.layout.volumes_dir(&cx.id) },
         ];
+        wait_pids_free(manifest.pid as i32).await?;
         let log = cx.dir.join("criu-restore.log");
         let pid = match restore::restore(images, &moved, &inst.cgroup.procs_files(), &log).await {
             Ok(pid) => pid,
@@ -148,14 +149,27 @@ impl NativeRuntime {
     }
 }
 
-/// Waits until the dumped tree (process group `pgid`, its leader reaped by the runtime) is gone, zombies included:
-/// a restore needs its pids free.
-async fn wait_gone(inst: &Instance, pgid: i32) -> Result<(), RuntimeError> {
+/// Waits until the dumped tree (process group `pgid`) has no live process left, its leader reaped by the runtime.
+/// Its other processes may stay zombies a while (until whoever inherited them reaps them): [`wait_pids_free`].
+async fn wait_dead(inst: &Instance, pgid: i32) -> Result<(), RuntimeError> {
+    let deadline = tokio::time::Instant::now() + GONE_PATIENCE;
+    while inst.main_running() || process::group_alive(pgid) || !inst.cgroup.pids().is_empty() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(RuntimeError::Failed(format!("the checkpointed process group {pgid} is still alive")));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// Waits until no process of group `pgid` is left on this node, zombies included: a restore needs the tree's pids
+/// free (on the node it was dumped on, its orphans may not all be reaped yet).
+async fn wait_pids_free(pgid: i32) -> Result<(), RuntimeError> {
     let deadline = tokio::time::Instant::now() + GONE_PATIENCE;
     // SAFETY: kill(2) with signal 0 only checks for existence (a zombie counts).
-    while inst.main_running() || unsafe { libc::kill(-pgid, 0) } == 0 || !inst.cgroup.pids().is_empty() {
+    while pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0 {
         if tokio::time::Instant::now() > deadline {
-            return Err(RuntimeError::Failed(format!("the checkpointed process group {pgid} is still there")));
+            return Err(RuntimeError::Failed(format!("process group {pgid} is still there: its pids are taken")));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
