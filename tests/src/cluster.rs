@@ -348,7 +348,8 @@ impl Cluster {
 
     /// A checker of this cluster's instances of `apps`.
     pub fn checker(&self, apps: &[&str]) -> Checker {
-        Checker::start(apps.iter().map(|a| a.to_string()).collect())
+        let nodes = self.nodes.iter().filter_map(|n| Some((netns_inode(&n.ns)?, n.name.clone()))).collect();
+        Checker::start(apps.iter().map(|a| a.to_string()).collect(), nodes)
     }
 }
 
@@ -358,9 +359,23 @@ pub fn netns_pids(ns: &str) -> Vec<u32> {
     String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
 }
 
+/// The inode of network namespace `ns` (`/run/netns/<ns>`).
+pub fn netns_inode(ns: &str) -> Option<u64> {
+    std::fs::metadata(format!("/run/netns/{ns}")).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+}
+
 /// Every live process of an instance of `apps`: (instance, node) → pids, from `FOS_INSTANCE` and `FOS_NODE` in
 /// their environment.
 pub fn instance_processes(apps: &BTreeSet<String>) -> BTreeMap<String, BTreeMap<String, Vec<u32>>> {
+    instance_processes_on(apps, &BTreeMap::new())
+}
+
+/// [`instance_processes`], each process on the node whose network namespace (inode → node in `nodes`) it is in,
+/// else the one its `FOS_NODE` names (a process restored from another node keeps that node's environment).
+pub fn instance_processes_on(
+    apps: &BTreeSet<String>,
+    nodes: &BTreeMap<u64, String>,
+) -> BTreeMap<String, BTreeMap<String, Vec<u32>>> {
     let mut out: BTreeMap<String, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else { return out };
     for e in entries.flatten() {
@@ -375,7 +390,11 @@ pub fn instance_processes(apps: &BTreeSet<String>) -> BTreeMap<String, BTreeMap<
                 node = Some(v.to_string());
             }
         }
-        let (Some(instance), Some(node)) = (instance, node) else { continue };
+        let (Some(instance), Some(mut node)) = (instance, node) else { continue };
+        let netns = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok();
+        if let Some(on) = netns.and_then(|m| nodes.get(&std::os::unix::fs::MetadataExt::ino(&m))) {
+            node = on.clone();
+        }
         if !instance.split('.').nth(1).is_some_and(|a| apps.contains(a)) || !alive(pid) {
             continue;
         }
@@ -390,7 +409,8 @@ pub type Twice = Vec<(String, Vec<String>)>;
 pub type Seen = BTreeMap<(String, String), (Instant, Instant)>;
 type Shared<T> = Arc<Mutex<T>>;
 
-/// Samples every process of the machine every 50 ms and records each time an instance runs on two nodes at once.
+/// Samples every process of the machine every 50 ms and records each time an instance runs on two nodes at once
+/// (a process is on the node whose network namespace it is in, else on the one its `FOS_NODE` names).
 pub struct Checker {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -403,7 +423,7 @@ pub struct Checker {
 }
 
 impl Checker {
-    fn start(apps: BTreeSet<String>) -> Checker {
+    fn start(apps: BTreeSet<String>, node_ns: BTreeMap<u64, String>) -> Checker {
         let stop = Arc::new(AtomicBool::new(false));
         let twice: Shared<Twice> = Arc::default();
         let samples: Arc<Mutex<u64>> = Arc::default();
@@ -411,7 +431,7 @@ impl Checker {
         let (s, t, n, w) = (stop.clone(), twice.clone(), samples.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                for (instance, nodes) in instance_processes(&apps) {
+                for (instance, nodes) in instance_processes_on(&apps, &node_ns) {
                     let now = Instant::now();
                     for node in nodes.keys() {
                         let mut w = w.lock().unwrap_or_else(|p| p.into_inner());

@@ -185,6 +185,11 @@ impl InstanceCgroup {
         [&self.v2, &self.cpu, &self.memory, &self.freezer].into_iter().flatten()
     }
 
+    /// The `cgroup.procs` file of each of the instance's groups that exists (writing `0` there moves the writer in).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs().filter(|d| d.exists()).map(|d| d.join("cgroup.procs")).collect()
+    }
+
     /// Whether the instance has any group at all.
     pub fn is_enabled(&self) -> bool {
         self.dirs().next().is_some()

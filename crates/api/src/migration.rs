@@ -105,6 +105,9 @@ pub struct Migration {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<DateTime<Utc>>,
+    /// A live migration's checkpoint, as the source reported it (see [`MigrationProgress::ticket`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
 }
 
 string_enum!(
@@ -141,6 +144,10 @@ pub struct MigrationProgress {
     /// The last failure, while retrying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Live: where the runtime saved the instance's checkpoint (relative to its volumes, sent with them), for the
+    /// destination to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
 }
 
 /// `POST /v1/migrations/{instance}`: what `fosctl migrate` asks.

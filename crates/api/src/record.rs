@@ -122,6 +122,10 @@ pub enum MigrationRole {
         /// The migration (its record's id).
         #[serde(default)]
         id: String,
+        /// A live migration's checkpoint (the source runtime's ticket: a directory relative to the instance's
+        /// volumes, which arrived with them), restored instead of starting the instance afresh.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
     },
 }
 

@@ -65,6 +65,11 @@ async fn started() -> (World, InstanceId) {
 
 /// Plays the source agent: `id` on `node` in `state` with this progress of migration `mid`.
 async fn report_progress(w: &World, node: &str, id: &InstanceId, mid: &str, phase: SendPhase) {
+    report_ticket(w, node, id, mid, phase, None).await
+}
+
+/// [`report_progress`] with a live migration's checkpoint ticket.
+async fn report_ticket(w: &World, node: &str, id: &InstanceId, mid: &str, phase: SendPhase, ticket: Option<&str>) {
     let d = w.desired(id).await.unwrap();
     let mut a = ActualInstance::new(id.clone(), node);
     a.lifecycle = Lifecycle::at(Some(State::TakingOff));
@@ -76,6 +81,7 @@ async fn report_progress(w: &World, node: &str, id: &InstanceId, mid: &str, phas
         bytes_total: 10,
         stopped_at: None,
         error: None,
+        ticket: ticket.map(String::from),
     });
     w.ctx.store.put(&w.ctx.keys.actual_instance(node, id), serde_json::to_vec(&a).unwrap(), None).await.unwrap();
 }
@@ -167,4 +173,27 @@ async fn an_abort_or_a_lost_destination_gives_the_instance_back_to_the_source() 
     assert!(failed.message.as_deref().unwrap_or("").contains("n2 is not ready"), "{failed:?}");
     let d = w.desired(&id).await.unwrap();
     assert_eq!((d.node.as_str(), d.migration.as_ref()), ("n1", None));
+}
+
+#[tokio::test]
+async fn the_checkpoint_ticket_the_source_reports_goes_to_the_destination_with_the_record() {
+    let (w, id) = started().await;
+    let admin = Caller::local_admin();
+    let req = MigrateRequest { to: Some("n2".into()), ..Default::default() };
+    let m = migrate::migrate(&w.ctx, &admin, &id.to_string(), &req).await.unwrap();
+    w.reconcile().await;
+    report_ticket(&w, "n1", &id, &m.id, SendPhase::Sent, Some(".checkpoint")).await;
+    w.reconcile().await;
+    let d = w.desired(&id).await.unwrap();
+    assert_eq!(d.node, "n2");
+    let ticket = |d: &fos_api::DesiredInstance| match &d.migration {
+        Some(MigrationRole::Destination { ticket, .. }) => ticket.clone(),
+        other => panic!("not the destination: {other:?}"),
+    };
+    assert_eq!(ticket(&d).as_deref(), Some(".checkpoint"));
+    assert_eq!(record(&w, &id).await.ticket.as_deref(), Some(".checkpoint"), "kept in the migration record");
+    // Landing and not running yet: the role keeps the ticket (the source's progress is gone with its record).
+    w.remove_actual("n1", &id).await;
+    w.reconcile().await;
+    assert_eq!(ticket(&w.desired(&id).await.unwrap()).as_deref(), Some(".checkpoint"));
 }

@@ -75,6 +75,7 @@ pub async fn migrate(
         started: Utc::now(),
         stopped_at: None,
         finished: None,
+        ticket: None,
     };
     let written = migration.clone();
     ctx.records()
@@ -197,8 +198,8 @@ async fn check_node(ctx: &Context, node: &Node, desired: &fos_api::DesiredInstan
     Ok(())
 }
 
-/// Refuses a live migration unless both nodes can do it: for processes and containers, CRIU (the node's `criu`
-/// plugin record ready); VMs are migrated by their runtime.
+/// Refuses a live migration unless both nodes can do it: for processes, CRIU (the node's `criu` plugin record
+/// ready); VMs are migrated by their runtime; containers cannot be yet.
 async fn check_live<'a>(
     ctx: &Context,
     kind: EntityKind,
@@ -206,6 +207,11 @@ async fn check_live<'a>(
 ) -> Result<(), OpError> {
     if kind == EntityKind::Vm {
         return Ok(());
+    }
+    if kind == EntityKind::Container {
+        return Err(OpError::Conflict(
+            "live migration of containers (runc checkpoint/restore) is not supported yet; use --cold".into(),
+        ));
     }
     for node in nodes {
         let plugin = ctx.records().get::<ActualPlugins>(&(node.clone(), CRIU_PLUGIN.into())).await?;

@@ -158,6 +158,7 @@ fn drain_migration(d: &fos_api::DesiredInstance, now: DateTime<Utc>) -> Migratio
         started: now,
         stopped_at: None,
         finished: None,
+        ticket: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! An instance task's part in a migration. On the source (its desired record names this node `Source`): the
-//! runtime takes the instance off (cold: stops it; TakingOff), its volumes are packed into one archive and sent to
+//! runtime takes the instance off (cold: stops it; live: checkpoints it into its volumes directory, the ticket going
+//! into the progress for the destination to restore; TakingOff), its volumes are packed into one archive and sent to
 //! the destination through the [`crate::migration::VolumeSender`] (resuming after what arrived), and the progress
 //! goes into the actual record (`migration`) until everything is there (`Sent`). Then the controller moves the
 //! desired record to the destination under a new epoch: the record gone, the source removes what is left
@@ -64,6 +65,7 @@ impl Task {
             bytes_total: 0,
             stopped_at: None,
             error: None,
+            ticket: None,
         });
         let result = self.send(desired, &destination, &id, mode, &mut progress, desired_rx).await;
         match result {
@@ -109,12 +111,16 @@ impl Task {
             let (Some(rt), Some(cx)) = (self.runtime.clone(), self.cx.clone()) else {
                 return Err("no runtime holds the instance".into());
             };
-            rt.migrate_out(&cx, destination, mode).await.map_err(|e| format!("taking the instance off: {e}"))?;
+            // Live, the instance stops serving when the checkpoint freezes it, at the start of the step.
+            let began = Utc::now();
+            let ticket =
+                rt.migrate_out(&cx, destination, mode).await.map_err(|e| format!("taking the instance off: {e}"))?;
             self.actual.lifecycle = Lifecycle::at(Some(State::TakingOff));
             self.actual.pid = None;
             self.actual.ready = false;
             self.run_rx = None;
-            progress.stopped_at = Some(Utc::now());
+            progress.stopped_at = Some(if mode == MigrationMode::Live { began } else { Utc::now() });
+            progress.ticket = (!ticket.location.is_empty()).then_some(ticket.location);
         }
         progress.phase = SendPhase::Sending;
         progress.error = None;

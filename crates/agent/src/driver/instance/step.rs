@@ -1,16 +1,17 @@
 //! Calling the runtime for one lifecycle step: picking the instance's runtime, building its [`InstanceContext`]
 //! (define, configure and run get the context of the current desired record; the other steps the one the instance
 //! was last set up with), making its volumes before it is set up and removing them after undefine, attaching its
-//! networks before configure and releasing them after clean, and turning a
+//! networks before configure and releasing them after clean, running an instance landing from a live migration by
+//! restoring its checkpoint ([`Runtime::migrate_in`]), and turning a
 //! failure into a [`StepError`] whose class tells the driver whether to retry.
 
 use std::sync::Arc;
 
 use fos_api::lifecycle::{Action, State};
-use fos_api::record::DesiredInstance;
+use fos_api::record::{DesiredInstance, MigrationRole};
 
 use super::Task;
-use crate::runtime::{ErrorClass, InstanceContext, Runtime, RuntimeError};
+use crate::runtime::{ErrorClass, InstanceContext, MigrationTicket, Runtime, RuntimeError};
 
 /// A failed step: what went wrong and whether trying again may help.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,16 @@ impl From<RuntimeError> for StepError {
 /// Whether `action` brings the instance up with its desired record (and so gets that record's context).
 fn sets_up(action: Action) -> bool {
     matches!(action, Action::Define | Action::Configure | Action::Run)
+}
+
+/// The checkpoint to restore when `desired` lands here from a live migration.
+fn landing_ticket(desired: &DesiredInstance) -> Option<MigrationTicket> {
+    match desired.migration.as_ref()? {
+        MigrationRole::Destination { ticket: Some(location), .. } => {
+            Some(MigrationTicket { location: location.clone() })
+        }
+        _ => None,
+    }
 }
 
 /// Whether `action` takes the instance down (done already when no runtime holds it).
@@ -114,7 +125,11 @@ impl Task {
         let result = match action {
             Action::Define => rt.define(&cx, need()?).await,
             Action::Configure => rt.configure(&starts().await?, need()?).await,
-            Action::Run => rt.run(&starts().await?, need()?).await,
+            Action::Run => match landing_ticket(need()?) {
+                // The destination of a live migration restores the checkpoint that arrived with the volumes.
+                Some(ticket) => rt.migrate_in(&starts().await?, need()?, &ticket).await,
+                None => rt.run(&starts().await?, need()?).await,
+            },
             Action::Stop => rt.stop(&cx).await,
             Action::Pause => rt.pause(&cx).await,
             Action::Resume => rt.resume(&cx).await,

@@ -138,7 +138,7 @@ impl Instance {
         lock(&self.record).process
     }
 
-    fn set_process(&self, p: Option<ProcessRecord>) {
+    pub(super) fn set_process(&self, p: Option<ProcessRecord>) {
         lock(&self.record).process = p;
     }
 
@@ -286,7 +286,7 @@ impl Instance {
         self.cgroup.kill_all();
     }
 
-    fn main_running(&self) -> bool {
+    pub(super) fn main_running(&self) -> bool {
         matches!(*self.run.borrow(), RunState::Running { .. })
     }
 

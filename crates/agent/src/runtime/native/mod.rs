@@ -2,9 +2,11 @@
 //! the working area its context names, setup commands at configure, output to the context's log files (rotated),
 //! the context's cgroup with its reservations as limits where the machine has cgroups, pause by freezer or SIGSTOP,
 //! and a state file in the instance's directory that lets a restarted agent adopt the processes it started.
+//! Live migration checkpoints and restores the process tree with CRIU ([`live`]).
 
 pub mod identity;
 pub(crate) mod instance;
+mod live;
 pub mod logs;
 pub mod process;
 pub mod state;
@@ -17,13 +19,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fos_api::lifecycle::State;
 use fos_api::manifest::{EntityKind, Probe, RunAs};
+use fos_api::migration::MigrationMode;
 use fos_api::record::{DesiredInstance, InstanceId};
 use tokio::sync::watch;
 
 use self::instance::Instance;
 use crate::cgroup::Cgroups;
 use crate::network::netns;
-use crate::runtime::{probe, InstanceContext, NodeLayout, Recovered, RunState, Runtime, RuntimeEnv, RuntimeError};
+use crate::runtime::{
+    probe, InstanceContext, MigrationTicket, NodeLayout, Recovered, RunState, Runtime, RuntimeEnv, RuntimeError,
+};
 
 /// Settings of the native runtime.
 #[derive(Debug, Clone)]
@@ -406,5 +411,39 @@ impl Runtime for NativeRuntime {
 
     fn addresses(&self, _id: &InstanceId) -> Vec<String> {
         self.config.addresses.clone()
+    }
+
+    /// Cold: stops the instance. Live: checkpoints its process tree with CRIU into its volumes directory.
+    async fn migrate_out(
+        &self,
+        cx: &InstanceContext,
+        _destination: &str,
+        mode: MigrationMode,
+    ) -> Result<MigrationTicket, RuntimeError> {
+        match mode {
+            MigrationMode::Cold => {
+                self.stop(cx).await?;
+                Ok(MigrationTicket { location: String::new() })
+            }
+            MigrationMode::Live => self.checkpoint(cx).await,
+        }
+    }
+
+    /// Restores the checkpoint the ticket names (else, or when it cannot be restored, starts it on its volumes).
+    async fn migrate_in(
+        &self,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+        ticket: &MigrationTicket,
+    ) -> Result<(), RuntimeError> {
+        match ticket.location.is_empty() {
+            true => self.run(cx, desired).await,
+            false => self.restore_or_run(cx, desired, &ticket.location).await,
+        }
+    }
+
+    /// Restores the checkpoint a live migration left here, else starts the instance again on its volumes.
+    async fn migrate_abort(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+        self.restore_or_run(cx, desired, live::CHECKPOINT_DIR).await
     }
 }

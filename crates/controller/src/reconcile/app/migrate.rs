@@ -5,8 +5,9 @@
 //! - **Preparing → TakingOff → Transferring**: the source keeps the instance, its desired record naming the
 //!   migration (`migration: Source`); the phase follows what the source reports (stopping, sending; bytes moved).
 //! - **→ Landing**: once the source reports everything `Sent`, the desired record moves to the destination under the
-//!   migration's new epoch (`migration: Destination`) in one transaction with the source's removal: the source, its
-//!   copy stopped already, departs; the destination starts the instance on the volumes it received.
+//!   migration's new epoch (`migration: Destination`, with the source's checkpoint ticket when live) in one
+//!   transaction with the source's removal: the source, its copy stopped already, departs; the destination starts
+//!   the instance on the volumes it received (live: restores the checkpoint that came with them).
 //! - **→ Completed**: the destination runs it at the desired generation; the role is cleared.
 //! - **→ Failed / Aborted** before Landing (the destination's node is not ready, the source's record went, or
 //!   `--abort`): the role is cleared and the source runs the instance again.
@@ -168,6 +169,7 @@ fn decide(view: &ClusterView, m: &Migration, next: &mut Migration, now: DateTime
             next.bytes_total = p.bytes_total;
             next.message = p.error.clone();
             next.stopped_at = p.stopped_at.or(next.stopped_at);
+            next.ticket = p.ticket.clone().or(next.ticket.take());
         }
         let source_role = MigrationRole::Source { destination: m.destination.clone(), id: m.id.clone(), mode: m.mode };
         match progress.map(|p| p.phase) {
@@ -177,7 +179,11 @@ fn decide(view: &ClusterView, m: &Migration, next: &mut Migration, now: DateTime
                 Some(Placement {
                     node: m.destination.clone(),
                     epoch: m.epoch.clone(),
-                    role: Some(MigrationRole::Destination { source: m.source.clone(), id: m.id.clone() }),
+                    role: Some(MigrationRole::Destination {
+                        source: m.source.clone(),
+                        id: m.id.clone(),
+                        ticket: next.ticket.clone(),
+                    }),
                     leaves: Some(m.source.clone()),
                 })
             }
@@ -208,7 +214,11 @@ fn decide(view: &ClusterView, m: &Migration, next: &mut Migration, now: DateTime
         }
         next.message = actual.filter(|a| a.node == m.destination).and_then(|a| a.error.clone());
         Some(Placement {
-            role: Some(MigrationRole::Destination { source: m.source.clone(), id: m.id.clone() }),
+            role: Some(MigrationRole::Destination {
+                source: m.source.clone(),
+                id: m.id.clone(),
+                ticket: m.ticket.clone(),
+            }),
             ..at_destination
         })
     }
