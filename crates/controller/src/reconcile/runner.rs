@@ -25,8 +25,17 @@ use crate::events::EventLog;
 use crate::view::{ClusterView, Touched};
 use crate::Context;
 
-/// How many objects are reconciled ahead of their commits, whose transactions are then in flight together.
+/// How many objects are reconciled ahead of their commits, whose transactions are then in flight together (the
+/// environment's `FOS_CONTROLLER_BATCH` sets another, for measurements; 1 commits each object before the next).
 pub const BATCH: usize = 64;
+
+/// The batch size: [`BATCH`], or `FOS_CONTROLLER_BATCH` when set to a positive number.
+fn batch_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("FOS_CONTROLLER_BATCH").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(BATCH)
+    })
+}
 
 /// How often every object is looked at again even when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(10);
@@ -341,7 +350,7 @@ impl Controller {
     /// writes are in the cache before the next is reconciled.
     fn prepare_batch(&mut self) -> Vec<(usize, Prepared)> {
         let mut batch = Vec::new();
-        while batch.len() < BATCH {
+        while batch.len() < batch_size() {
             let next = self
                 .reconcilers
                 .iter_mut()
