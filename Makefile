@@ -24,7 +24,7 @@ APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
 	runc docker-registry \
 	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
-	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync \
+	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev uuid-dev rsync \
 	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio
 
 .PHONY: deps build test test-cluster test-migrate test-vm fuzz demo demo-down bench fmt lint clean

@@ -230,3 +230,30 @@ async fn an_unverified_instance_counts_neither_running_nor_ready_and_releases_no
     assert_eq!(w.desired(&web).await.unwrap().state, State::Running);
     assert_eq!(w.status("default", "wp").await.unwrap().components["db"].ready, 1);
 }
+
+#[tokio::test]
+async fn applications_reconciled_in_one_batch_see_the_capacity_the_others_took() {
+    // Three applications of 1.5 cpu each on three 2-cpu nodes: reconciled in one batch (their commits in flight
+    // together), each must see the node the ones before it took, so every node gets exactly one.
+    let w = common::world_with(std::sync::Arc::new(fos_controller::SchedulerPlacer::default()));
+    for n in ["n1", "n2", "n3"] {
+        w.add_node(n).await;
+    }
+    for a in ["a", "b", "c"] {
+        apply(
+            &w,
+            &format!(
+                "apiVersion: fos/v1\nkind: Application\nmetadata: {{name: {a}}}\nspec:\n  components:\n    - name: big\n      \
+                 entity: {{kind: native, command: [sleep, '100'], resources: {{cpu: 1500m}}}}\n"
+            ),
+        )
+        .await;
+    }
+    w.reconcile().await;
+    let mut nodes = Vec::new();
+    for a in ["a", "b", "c"] {
+        nodes.push(w.desired(&InstanceId::new("default", a, "big", 0)).await.expect("placed").node);
+    }
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n2", "n3"], "one application per node");
+}

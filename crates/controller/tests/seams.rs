@@ -96,26 +96,34 @@ async fn a_commit_whose_guard_moved_writes_nothing_and_the_cache_keeps_its_own_w
         writes: vec![Write::PutDesired(Box::new(desired(1)))],
         ..Default::default()
     };
-    assert!(matches!(commit(&records, &events, None, &stale).await, Err(CommitError::Conflict)));
-    assert!(records.get::<DesiredInstances>(&("n1".into(), id.clone())).await.unwrap().is_none());
-
-    // Guarded by the revision read, it goes in; the cache holds it at once, and the watch's later copy of an
-    // older write of the same record does not take the cache back.
     let (view, revision) = ClusterView::read(&records).await.unwrap();
     let mut cache = Cache::new(records.clone(), view);
     let mut watch = records.store().watch(records.keys().root(), revision + 1).await.unwrap();
+    cache.apply_ahead(&stale.writes);
+    assert_eq!(cache.view().desired[&id].generation, 1, "the cache holds a write ahead of its commit");
+    assert!(matches!(commit(&records, &events, &stale).await, Err(CommitError::Conflict)));
+    assert!(records.get::<DesiredInstances>(&("n1".into(), id.clone())).await.unwrap().is_none());
+    cache.reload(&stale.writes).await.unwrap();
+    assert!(!cache.view().desired.contains_key(&id), "a write that did not go in is undone in the cache");
+
+    // Guarded by the revision read, it goes in; the cache holds it at once, and the watch's later copy of an
+    // older write of the same record does not take the cache back.
     let first = Actions {
         guards: vec![Guard::App(key.clone(), app.mod_revision)],
         writes: vec![Write::PutDesired(Box::new(desired(1)))],
         ..Default::default()
     };
-    commit(&records, &events, Some(&mut cache), &first).await.unwrap();
+    cache.apply_ahead(&first.writes);
+    let at = commit(&records, &events, &first).await.unwrap().expect("written");
+    cache.confirm(&first.writes, at);
     let second = Actions {
         guards: vec![Guard::App(key.clone(), app.mod_revision)],
         writes: vec![Write::PutDesired(Box::new(desired(2)))],
         ..Default::default()
     };
-    commit(&records, &events, Some(&mut cache), &second).await.unwrap();
+    cache.apply_ahead(&second.writes);
+    let at = commit(&records, &events, &second).await.unwrap().expect("written");
+    cache.confirm(&second.writes, at);
     assert_eq!(cache.view().desired[&id].generation, 2);
     use futures::StreamExt;
     let late = loop {

@@ -1,9 +1,11 @@
 //! The controller's cache (kube-runtime's reflector): a [`ClusterView`] read once when leadership starts, then kept
 //! current by the watch of the system's keys, so a pass reads memory instead of the whole store.
 //!
-//! The controller's own writes go into the cache as soon as they commit ([`Cache::written`]), so the next object
-//! reconciled sees them (an application placed right after another sees the capacity the first one took). The
-//! watch delivers those writes again later; an event at or below the revision the cache already holds for its key
+//! The controller's own writes go into the cache as soon as they are decided ([`Cache::apply_ahead`]), before their
+//! transaction is in, so the next object reconciled sees them (an application placed right after another sees the
+//! capacity the first one took) while both commits are in flight together. A commit that went in is confirmed with
+//! its revision ([`Cache::confirm`]); one that did not is undone by reading its keys again ([`Cache::reload`]). The
+//! watch delivers the writes again later; an event at or below the revision the cache already holds for its key
 //! is skipped, so a late event never takes the cache back.
 
 use std::collections::HashMap;
@@ -12,7 +14,7 @@ use fos_api::keys::KeyRef;
 use fos_store::records::{
     ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Migrations, NodeLosses,
 };
-use fos_store::{Event, EventKind, Records, Revision};
+use fos_store::{Event, EventKind, Records, Revision, StoreError};
 
 use super::Write;
 use crate::view::{ClusterView, Touched};
@@ -62,62 +64,93 @@ impl Cache {
         }
     }
 
-    /// Applies the controller's own writes, committed at `revision`.
-    pub fn written(&mut self, writes: &[Write], revision: Revision) {
+    /// Records that `writes` (applied ahead) went in at `revision`: their watch events, up to it, are skipped.
+    pub fn confirm(&mut self, writes: &[Write], revision: Revision) {
         for w in writes {
-            let key = match w {
+            self.ahead.insert(self.key_of(w), revision);
+        }
+    }
+
+    /// Undoes `writes` (applied ahead, whose transaction did not go in, or only in part): each key is read again from
+    /// the store and the view takes what is there now.
+    pub async fn reload(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        for w in writes {
+            let key = self.key_of(w);
+            let touched = match self.records.store().get(&key).await? {
+                Some(kv) => {
+                    self.ahead.insert(key, kv.mod_revision);
+                    self.view.put(&self.records, &kv)
+                }
+                None => self.view.delete(&self.records, &key),
+            };
+            if touched != Touched::Nothing {
+                self.touched.push(touched);
+            }
+        }
+        Ok(())
+    }
+
+    /// The store key a write goes to.
+    fn key_of(&self, w: &Write) -> String {
+        match w {
+            Write::PutDesired(d) => self.records.key::<DesiredInstances>(&(d.node.clone(), d.id.clone())),
+            Write::DeleteDesired { node, id } => self.records.key::<DesiredInstances>(&(node.clone(), id.clone())),
+            Write::DeleteActual { node, id } => self.records.key::<ActualInstances>(&(node.clone(), id.clone())),
+            Write::PutLoss(node, _) | Write::DeleteLoss(node) => self.records.key::<NodeLosses>(node),
+            Write::PutStatus(app, _) | Write::DeleteStatus(app) => self.records.key::<AppStatuses>(app),
+            Write::DeleteApp(app) => self.records.key::<Apps>(app),
+            Write::PutMigration(m) => self.records.key::<Migrations>(&m.instance),
+            Write::TakeAddress { network, ip, .. } | Write::ReleaseAddress { network, ip } => {
+                self.records.key::<Addresses>(&(network.clone(), *ip))
+            }
+        }
+    }
+
+    /// Applies the controller's own writes to the view before they are committed (what they touched is kept for
+    /// [`Cache::take_touched`]).
+    pub fn apply_ahead(&mut self, writes: &[Write]) {
+        for w in writes {
+            match w {
                 Write::PutDesired(d) => {
                     self.view.put_desired((**d).clone());
-                    self.records.key::<DesiredInstances>(&(d.node.clone(), d.id.clone()))
                 }
-                Write::DeleteDesired { node, id } => {
+                Write::DeleteDesired { id, .. } => {
                     self.view.remove_desired(id);
                     self.touched.push(Touched::Desired(id.clone()));
-                    self.records.key::<DesiredInstances>(&(node.clone(), id.clone()))
                 }
                 Write::DeleteActual { node, id } => {
                     if self.view.actual.get(id).is_some_and(|a| &a.node == node) {
                         self.view.actual.remove(id);
                     }
                     self.touched.push(Touched::Actual(id.clone()));
-                    self.records.key::<ActualInstances>(&(node.clone(), id.clone()))
                 }
                 Write::PutLoss(node, loss) => {
                     self.view.set_loss(node, Some(loss.clone()));
                     self.touched.push(Touched::NodeMark(node.clone()));
-                    self.records.key::<NodeLosses>(node)
                 }
                 Write::DeleteLoss(node) => {
                     self.view.set_loss(node, None);
                     self.touched.push(Touched::NodeMark(node.clone()));
-                    self.records.key::<NodeLosses>(node)
                 }
                 Write::PutStatus(app, status) => {
                     self.view.statuses.insert(app.clone(), (**status).clone());
-                    self.records.key::<AppStatuses>(app)
                 }
                 Write::DeleteStatus(app) => {
                     self.view.statuses.remove(app);
-                    self.records.key::<AppStatuses>(app)
                 }
                 Write::DeleteApp(app) => {
                     self.view.apps.remove(app);
-                    self.records.key::<Apps>(app)
                 }
                 Write::PutMigration(m) => {
                     self.view.migrations.insert(m.instance.clone(), (**m).clone());
-                    self.records.key::<Migrations>(&m.instance)
                 }
                 Write::TakeAddress { network, ip, holder } => {
                     self.view.addresses.insert((network.clone(), *ip), holder.clone());
-                    self.records.key::<Addresses>(&(network.clone(), *ip))
                 }
                 Write::ReleaseAddress { network, ip } => {
                     self.view.addresses.remove(&(network.clone(), *ip));
-                    self.records.key::<Addresses>(&(network.clone(), *ip))
                 }
-            };
-            self.ahead.insert(key, revision);
+            }
         }
     }
 

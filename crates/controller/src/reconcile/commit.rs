@@ -1,13 +1,12 @@
 //! Commits one reconcile's [`Actions`]: the writes through the typed records in guarded transactions (the records
-//! the decision was read from must be unchanged), then the events in one batch. The cache is told of the writes once
-//! they are in.
+//! the decision was read from must be unchanged), then the events in one batch. The runner tells the cache how it
+//! ended.
 
 use fos_store::records::{
     ActualInstances, Addresses, AppStatuses, Apps, DesiredInstances, Migrations, NodeLosses, NodeStatuses,
 };
 use fos_store::{Compare, Records, Revision, Txn, TxnOp, MAX_TXN_OPS};
 
-use super::cache::Cache;
 use super::{Actions, CommitError, Guard, Write};
 use crate::events::EventLog;
 
@@ -28,15 +27,10 @@ fn op(records: &Records, write: &Write) -> Result<TxnOp, CommitError> {
     })
 }
 
-/// Writes `actions` (nothing when they write nothing), tells `cache`, and records their events. Writes beyond what
+/// Writes `actions` (nothing when they write nothing) and records their events. Writes beyond what
 /// one transaction may hold ([`MAX_TXN_OPS`]) go in several, each under the same guards: a change of a guarded
 /// record stops the rest, and the next reconcile finishes from what went in. Returns the revision of the last write.
-pub async fn commit(
-    records: &Records,
-    events: &EventLog,
-    mut cache: Option<&mut Cache>,
-    actions: &Actions,
-) -> Result<Option<Revision>, CommitError> {
+pub async fn commit(records: &Records, events: &EventLog, actions: &Actions) -> Result<Option<Revision>, CommitError> {
     let mut revision = None;
     let compare: Vec<Compare> = actions
         .guards
@@ -60,9 +54,6 @@ pub async fn commit(
         let result = records.store().txn(txn).await?;
         if !result.succeeded {
             return Err(CommitError::Conflict);
-        }
-        if let Some(cache) = cache.as_deref_mut() {
-            cache.written(writes, result.revision);
         }
         revision = Some(result.revision);
     }

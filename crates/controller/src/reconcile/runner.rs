@@ -1,7 +1,10 @@
 //! Runs the reconcilers: campaigns for leadership through the store (lease + election), and while leading keeps the
 //! [`Cache`] fed by one watch of the system's keys, queues the objects each change wakes, and reconciles them one at
-//! a time in key order, committing each one's actions in a guarded transaction. An object whose commit conflicts or
-//! fails is looked at again after a short delay; every object is looked at again every [`RESYNC`].
+//! a time in key order, committing each one's actions in a guarded transaction. Up to [`BATCH`] objects are
+//! reconciled ahead of their commits (each sees the writes of those before it in the cache at once), and their
+//! transactions are in flight together: the store's round trips overlap instead of adding up. An object whose
+//! commit conflicts or fails is undone in the cache and looked at again after a short delay; every object is looked
+//! at again every [`RESYNC`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -17,10 +20,22 @@ use tokio::time::Instant;
 use super::cache::Cache;
 use super::commit::commit;
 use super::CommitError;
-use super::Reconciler;
+use super::{Actions, Reconciler};
 use crate::events::EventLog;
 use crate::view::{ClusterView, Touched};
 use crate::Context;
+
+/// How many objects are reconciled ahead of their commits, whose transactions are then in flight together (the
+/// environment's `FOS_CONTROLLER_BATCH` sets another, for measurements; 1 commits each object before the next).
+pub const BATCH: usize = 64;
+
+/// The batch size: [`BATCH`], or `FOS_CONTROLLER_BATCH` when set to a positive number.
+fn batch_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("FOS_CONTROLLER_BATCH").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(BATCH)
+    })
+}
 
 /// How often every object is looked at again even when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(10);
@@ -43,13 +58,30 @@ pub trait Registered: Send {
     fn enqueue_all(&mut self, view: &ClusterView);
     /// When the next delayed object is due.
     fn next_due(&self) -> Option<Instant>;
-    /// Reconciles and commits the next queued object that is due; false when there is none.
-    async fn step(&mut self, ctx: &Context, cache: &mut Cache, events: &EventLog) -> bool;
+    /// Reconciles the next queued object that is due and applies its writes to `cache` ahead of their commit;
+    /// None when no object is due.
+    fn prepare(&mut self, ctx: &Context, cache: &mut Cache) -> Option<Prepared>;
+    /// Takes how the commit of a prepared object ended (a conflict or a failure looks at it again later).
+    fn finish(&mut self, ctx: &Context, ticket: u64, result: &Result<Option<Revision>, CommitError>);
+}
+
+/// One object reconciled, its writes in the cache, its commit still to go.
+pub struct Prepared {
+    /// Names the object for [`Registered::finish`].
+    pub ticket: u64,
+    /// What the reconcile decided.
+    pub actions: Actions,
 }
 
 /// Wraps a reconciler with its queue.
 pub fn register<R: Reconciler>(reconciler: R) -> Box<dyn Registered> {
-    Box::new(Queue { reconciler, ready: BTreeSet::new(), later: BTreeMap::new() })
+    Box::new(Queue {
+        reconciler,
+        ready: BTreeSet::new(),
+        later: BTreeMap::new(),
+        in_flight: BTreeMap::new(),
+        tickets: 0,
+    })
 }
 
 struct Queue<R: Reconciler> {
@@ -58,6 +90,10 @@ struct Queue<R: Reconciler> {
     ready: BTreeSet<R::Key>,
     /// Objects to look at from a given time.
     later: BTreeMap<R::Key, Instant>,
+    /// Objects reconciled whose commit is in flight, by ticket, with when to look at them again.
+    in_flight: BTreeMap<u64, (R::Key, Option<Duration>)>,
+    /// The last ticket handed out.
+    tickets: u64,
 }
 
 impl<R: Reconciler> Queue<R> {
@@ -86,23 +122,30 @@ impl<R: Reconciler> Registered for Queue<R> {
         self.later.values().min().copied()
     }
 
-    async fn step(&mut self, ctx: &Context, cache: &mut Cache, events: &EventLog) -> bool {
+    fn prepare(&mut self, ctx: &Context, cache: &mut Cache) -> Option<Prepared> {
         let now = Instant::now();
         let due: Vec<R::Key> = self.later.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
         for key in due {
             self.later.remove(&key);
             self.ready.insert(key);
         }
-        let Some(key) = self.ready.pop_first() else { return false };
+        let key = self.ready.pop_first()?;
         let started = std::time::Instant::now();
         cache.prepare(false);
         let actions = self.reconciler.reconcile(&key, cache.view(), Utc::now());
-        let result = commit(&ctx.records(), events, Some(cache), &actions).await;
+        cache.apply_ahead(&actions.writes);
         ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
         ctx.metrics.reconcile_duration.observe(started.elapsed());
+        self.tickets += 1;
+        self.in_flight.insert(self.tickets, (key, actions.requeue_after));
+        Some(Prepared { ticket: self.tickets, actions })
+    }
+
+    fn finish(&mut self, ctx: &Context, ticket: u64, result: &Result<Option<Revision>, CommitError>) {
+        let Some((key, requeue_after)) = self.in_flight.remove(&ticket) else { return };
         match result {
             Ok(_) => {
-                if let Some(after) = actions.requeue_after {
+                if let Some(after) = requeue_after {
                     self.later(key, after);
                 }
             }
@@ -116,7 +159,6 @@ impl<R: Reconciler> Registered for Queue<R> {
                 self.later(key, ERROR_DELAY);
             }
         }
-        true
     }
 }
 
@@ -269,8 +311,9 @@ impl Controller {
         self.reconcilers.iter().filter_map(|r| r.next_due()).min()
     }
 
-    /// Reconciles every queued object that is due, one at a time, taking in what `stream` has already delivered
-    /// before each one. Returns how many objects were reconciled.
+    /// Reconciles every queued object that is due, taking in what `stream` has already delivered before each
+    /// batch: up to [`BATCH`] objects one after the other on the cache, then their commits together. Returns how
+    /// many objects were reconciled.
     pub async fn run_queued(&mut self, mut stream: Option<&mut WatchStream>) -> Result<usize, StoreError> {
         let mut done = 0;
         loop {
@@ -279,23 +322,46 @@ impl Controller {
                     self.take(watched(next)?);
                 }
             }
-            let mut worked = false;
-            for r in self.reconcilers.iter_mut() {
-                if r.step(&self.ctx, &mut self.cache, &self.events).await {
-                    worked = true;
-                    break;
+            let batch = self.prepare_batch();
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            let records = self.ctx.records();
+            let results =
+                futures::future::join_all(batch.iter().map(|(_, p)| commit(&records, &self.events, &p.actions))).await;
+            for ((r, prepared), result) in batch.into_iter().zip(results) {
+                match &result {
+                    Ok(Some(revision)) => self.cache.confirm(&prepared.actions.writes, *revision),
+                    Ok(None) => {}
+                    Err(_) => self.cache.reload(&prepared.actions.writes).await?,
                 }
+                self.reconcilers[r].finish(&self.ctx, prepared.ticket, &result);
+                done += 1;
             }
             for touched in self.cache.take_touched() {
                 for r in self.reconcilers.iter_mut() {
                     r.woken(&touched, self.cache.view());
                 }
             }
-            if !worked {
-                return Ok(done);
-            }
-            done += 1;
         }
+    }
+
+    /// Reconciles up to [`BATCH`] due objects, offering the reconcilers in their order each time; each object's
+    /// writes are in the cache before the next is reconciled.
+    fn prepare_batch(&mut self) -> Vec<(usize, Prepared)> {
+        let mut batch = Vec::new();
+        while batch.len() < batch_size() {
+            let next = self
+                .reconcilers
+                .iter_mut()
+                .enumerate()
+                .find_map(|(i, r)| r.prepare(&self.ctx, &mut self.cache).map(|p| (i, p)));
+            match next {
+                Some(prepared) => batch.push(prepared),
+                None => break,
+            }
+        }
+        batch
     }
 }
 
