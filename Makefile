@@ -13,7 +13,8 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress, socat (the HTTPS front; openssl makes its certificate)
 #   containers: runc (what the container runtime runs), docker-registry (the registry the container tests start on
-#               loopback), busybox-static (what the tests' images are built from)
+#               loopback), apache2-utils (htpasswd, for the registry asking for credentials), busybox-static (what
+#               the tests' images are built from)
 #   live migration: what building CRIU 4.2 from the vendored sources needs (scripts/criu.sh), make, rsync (the
 #          migration figures' reference)
 #   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img, and what
@@ -22,7 +23,7 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	etcd-server iproute2 dnsmasq-base python3 openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
-	runc docker-registry \
+	runc docker-registry apache2-utils \
 	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
 	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync \
 	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio

@@ -31,13 +31,14 @@ pub(crate) fn check(
 fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     use EntityKind::{Container, Native, Vm};
     let kind = spec.kind;
-    let fields: [(&str, bool, &[EntityKind]); 14] = [
+    let fields: [(&str, bool, &[EntityKind]); 15] = [
         ("command", !spec.command.is_empty(), &[Native, Container]),
         ("env", !spec.env.is_empty(), &[Native, Container]),
         ("runAs", spec.run_as.is_some(), &[Native, Container]),
         ("workingDir", spec.working_dir.is_some(), &[Native, Container]),
         ("setup", !spec.setup.is_empty(), &[Native]),
         ("image", spec.image.is_some(), &[Vm, Container]),
+        ("imagePullSecret", spec.image_pull_secret.is_some(), &[Container]),
         ("cpu", spec.cpu.is_some(), &[Vm]),
         ("memory", spec.memory.is_some(), &[Vm]),
         ("disk", spec.disk.is_some(), &[Vm]),
@@ -112,6 +113,9 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
             }
             _ => {}
         }
+    }
+    if let Some(name) = spec.image_pull_secret.as_deref().filter(|n| crate::validate_name(n).is_err()) {
+        report.push(format!("{at}.imagePullSecret"), format!("`{name}` is not a secret name"));
     }
     if let Some(run_as) = &spec.run_as {
         let user_ok = |s: &str| !s.is_empty() && s.len() <= 32 && !s.contains([':', '/', '\0', '\n']);

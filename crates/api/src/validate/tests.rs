@@ -91,6 +91,12 @@ fn kind_specific_fields_are_refused_on_other_kinds() {
     assert_one(&yaml, "spec.components[0].entity.image", "vm and container");
     assert_one(&app("  - {name: a, entity: {kind: vm, cpu: 1}}\n"), "spec.components[0].entity", "needs an `image`");
     assert_one(&app("  - {name: a, entity: {kind: native}}\n"), "spec.components[0].entity", "needs a `command`");
+    let vm = app("  - {name: a, entity: {kind: vm, image: i, imagePullSecret: reg}}\n");
+    assert_one(&vm, "spec.components[0].entity.imagePullSecret", "of container entities");
+    let bad = app("  - {name: a, entity: {kind: container, image: r:5000/i:1, imagePullSecret: Not_A_Name}}\n");
+    assert_one(&bad, "spec.components[0].entity.imagePullSecret", "not a secret name");
+    assert!(violations(&app("  - {name: a, entity: {kind: container, image: r:5000/i:1, imagePullSecret: reg}}\n"))
+        .is_empty());
 }
 
 #[test]
