@@ -130,10 +130,10 @@ impl Runtime for ContainerRuntime {
         c.stopping.store(false, Ordering::SeqCst);
         // The end of the run before (a crash) is history now: Running is set once this one has started.
         c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
-        let ooms = c.oom_kills();
+        let oom = cx.cgroup.watch_oom();
         let child =
             self.runc.spawn_run(&c.runc_id, &c.bundle(), open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?)?;
-        c.watch_child(child, ooms);
+        c.watch_child(child, oom);
         let mut rx = c.run.subscribe();
         // Running once runc says so (the container's init is then started); an early end is reported as an exit.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
