@@ -150,6 +150,9 @@ fn check_volumes(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
         if let Some(size) = &v.size {
             check_size(size, format!("{path}.size"), "a volume's size", report);
         }
+        if spec.kind == EntityKind::Vm && v.size.is_none() {
+            report.push(format!("{path}.size"), "a vm's volume is a disk: it needs a `size`");
+        }
         match (&v.mount_path, spec.kind) {
             (Some(_), EntityKind::Native | EntityKind::Vm) => report.hint(
                 format!("{path}.mountPath"),

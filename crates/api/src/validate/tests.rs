@@ -176,6 +176,9 @@ fn volumes_are_named_once_and_mounted_only_in_containers() {
     assert_one(&c, "spec.components[0].entity.volumes[1].mountPath", "absolute path");
     let ok = app("  - {name: a, entity: {kind: native, command: [x], volumes: [{name: data, size: 100Mi}]}}\n");
     assert!(violations(&ok).is_empty(), "{:?}", violations(&ok));
+    let vm = app("  - {name: a, entity: {kind: vm, image: i, volumes: [{name: d}, {name: e, size: 1Gi}]}}\n");
+    assert_one(&vm, "spec.components[0].entity.volumes[0].size", "needs a `size`");
+    assert_eq!(violations(&vm).len(), 1, "{:?}", violations(&vm));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! | fos step | libvirt |
 //! |---|---|
 //! | define | checks the entity, writes the instance's state file |
-//! | configure | resolves `image`/`kernel`/`initrd` ([`crate::images::Images`]), makes the disk a qcow2 overlay over the image (`<dir>/disk.qcow2`), writes the domain XML ([`domain`]) and `define_xml` |
+//! | configure | resolves `image`/`kernel`/`initrd` ([`crate::images::Images`]), makes the disk a qcow2 overlay over the image (`<dir>/disk.qcow2`) and each volume's disk ([`volumes`]), writes the domain XML ([`domain`]) and `define_xml` |
 //! | run | `create` (start) |
 //! | pause / resume | `suspend` / `resume` |
 //! | stop | `shutdown` (ACPI), `destroy` after the stop grace |
@@ -24,6 +24,7 @@ pub mod accel;
 pub mod domain;
 pub mod libvirt;
 mod state;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -239,6 +240,7 @@ impl VmRuntime {
                 }
             });
         }
+        disks.extend(volumes::disks(&self.settings.qemu_img, cx, entity).await?);
         let vcpus = entity.cpu.unwrap_or_else(|| entity.cpu_millis().div_ceil(1000).max(1) as u32);
         let memory = entity.memory_bytes();
         Ok(DomainSpec {
