@@ -17,7 +17,8 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #               the tests' images are built from)
 #   live migration: what building CRIU 4.2 from the vendored sources needs (scripts/criu.sh), make, rsync (the
 #          migration figures' reference)
-#   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img, and what
+#   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img,
+#        genisoimage (cloud-init seed disks; its isoinfo reads them in the tests), and what
 #        scripts/build-test-guest.sh builds the test guest with (busybox-static, cpio; the kernel is a
 #        linux-image-*-amd64 package it downloads with apt-get, without installing it)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
@@ -26,7 +27,7 @@ APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	runc docker-registry apache2-utils \
 	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
 	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev rsync \
-	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio
+	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio genisoimage
 
 .PHONY: deps build test test-cluster test-migrate test-vm fuzz demo demo-down bench fmt lint clean
 
