@@ -13,19 +13,21 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress, socat (the HTTPS front; openssl makes its certificate)
 #   containers: runc (what the container runtime runs), docker-registry (the registry the container tests start on
-#               loopback), busybox-static (what the tests' images are built from)
+#               loopback), apache2-utils (htpasswd, for the registry asking for credentials), busybox-static (what
+#               the tests' images are built from)
 #   live migration: what building CRIU 4.2 from the vendored sources needs (scripts/criu.sh), make, rsync (the
 #          migration figures' reference)
-#   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img, and what
+#   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img,
+#        genisoimage (cloud-init seed disks; its isoinfo reads them in the tests), and what
 #        scripts/build-test-guest.sh builds the test guest with (busybox-static, cpio; the kernel is a
 #        linux-image-*-amd64 package it downloads with apt-get, without installing it)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	etcd-server iproute2 dnsmasq-base python3 python3-venv openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
-	runc docker-registry \
+	runc docker-registry apache2-utils \
 	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \
 	libaio-dev libbsd-dev libgnutls28-dev libnftables-dev uuid-dev rsync \
-	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio
+	libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils busybox-static cpio genisoimage
 
 .PHONY: deps build test test-cluster test-migrate test-vm fuzz demo demo-down bench fmt lint clean
 

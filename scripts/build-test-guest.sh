@@ -1,9 +1,12 @@
 #!/bin/bash
 # Builds fos's test guest from Debian packages, since the tests download nothing else: a kernel (`vmlinuz`) from a
-# linux-image-*-amd64 package and an initramfs (`initrd.img`) of static busybox plus the virtio network modules.
+# linux-image-*-amd64 package and an initramfs (`initrd.img`) of static busybox plus the virtio network and block
+# modules.
 # The guest, booted directly (kernel + initrd + command line, serial console on ttyS0):
 #   - brings up eth0 with the address of `fos.ip=A.B.C.D/N` (and default route `fos.gw=A.B.C.D`) from its command
 #     line, else asks DHCP (udhcpc);
+#   - counts its boots on every virtio disk it sees (/dev/vdX, raw: the first sector holds "fos-disk boots N", read,
+#     incremented and written back at boot), lists them in /www/disks ("vdb boots=N sectors=S") and on the console;
 #   - counts seconds since boot into /www/counter and prints "fos-guest counter N" to the console every 5 s;
 #   - serves /www over HTTP on port 80 (busybox httpd): `/` says "fos test guest", `/counter` the counter.
 #
@@ -53,7 +56,8 @@ moddir="$work/kernel/lib/modules/$release/kernel"
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,www,etc,modules,usr/share/udhcpc}
 cp "$busybox" "$root/bin/busybox"
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net \
+    virtio_blk; do
     f=$(find "$moddir" -name "$m.ko*" | head -n1)
     [ -n "$f" ] || {
         echo "build-test-guest: module $m not in $deb" >&2
@@ -72,8 +76,20 @@ cat >"$root/init" <<'EOF'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net \
+    virtio_blk; do
     insmod /modules/$m.ko 2>/dev/null
+done
+: >/www/disks
+for d in /sys/block/vd*; do
+    [ -e "$d" ] || continue
+    name=${d##*/}
+    n=$(dd if=/dev/$name bs=512 count=1 2>/dev/null | tr -d '\000' | sed -n 's/^fos-disk boots \([0-9]*\)$/\1/p')
+    n=$((${n:-0} + 1))
+    echo "fos-disk boots $n" | dd of=/dev/$name bs=512 count=1 conv=sync,notrunc 2>/dev/null
+    sync
+    echo "$name boots=$n sectors=$(cat $d/size)" >>/www/disks
+    echo "fos-guest disk $name boots=$n"
 done
 ip link set lo up
 ip=; gw=

@@ -13,9 +13,11 @@
 #         (the web view's test, headless).
 # Demo:   curl, MariaDB's server and installer, php with its MySQL extension, Debian's WordPress.
 # VMs:    libvirt's client library as pkg-config knows it (the `virt` crate links it), libvirtd and virsh, QEMU
-#         and qemu-img; busybox-static, cpio and apt-get download for the test guest (scripts/build-test-guest.sh).
+#         and qemu-img, genisoimage (cloud-init seed disks); busybox-static, cpio and apt-get download for the test
+#         guest (scripts/build-test-guest.sh).
 # Containers: runc (what `kind: container` entities run on), docker-registry (the registry the container tests start
-#         on loopback), busybox-static (/bin/busybox: what the tests' images are built from; nothing is downloaded).
+#         on loopback), htpasswd (its users, for the tests of registry credentials), busybox-static (/bin/busybox:
+#         what the tests' images are built from; nothing is downloaded).
 
 status=0
 missing() { echo "missing: $1 — install $2" >&2; status=1; }
@@ -92,12 +94,14 @@ have_cmd qemu-system-x86_64 qemu-system-x86
 have_cmd qemu-img qemu-utils
 [ -x /bin/busybox ] && /bin/busybox 2>&1 | head -n1 | grep -q . && [ -f /usr/share/doc/busybox-static/copyright ] ||
     missing "a static busybox (/bin/busybox)" busybox-static
+have_cmd genisoimage genisoimage
 have_cmd cpio cpio
 have_cmd apt-get apt
 
 # Containers.
 have_cmd runc runc
 have_cmd docker-registry docker-registry
+have_cmd htpasswd apache2-utils
 # The images' /bin/busybox must be the static one: a container image holds no C library.
 dpkg-query -W -f='${Status}\n' busybox-static 2>/dev/null | grep -q 'install ok installed' && [ -x /bin/busybox ] ||
     missing "a static busybox (/bin/busybox)" busybox-static

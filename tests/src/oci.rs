@@ -189,6 +189,8 @@ pub struct Registry {
     pub storage: PathBuf,
     /// The namespace it listens in.
     pub netns: Option<PathBuf>,
+    /// The user and password it asks for, if any.
+    pub auth: Option<(String, String)>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -196,7 +198,26 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry (inside `netns` when given) and waits until it answers.
     pub fn start(netns: Option<&Path>) -> Registry {
+        Self::start_opts(netns, None)
+    }
+
+    /// Starts a registry that serves only `user` with `password` (HTTP Basic, an htpasswd file made with Apache's
+    /// `htpasswd -B`); pushes to it use them.
+    pub fn start_with_auth(netns: Option<&Path>, user: &str, password: &str) -> Registry {
+        Self::start_opts(netns, Some((user.to_string(), password.to_string())))
+    }
+
+    fn start_opts(netns: Option<&Path>, auth: Option<(String, String)>) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut auth_section = String::new();
+        if let Some((user, password)) = &auth {
+            let out =
+                Command::new("htpasswd").args(["-nbB", user, password]).output().expect("htpasswd (apache2-utils)");
+            assert!(out.status.success(), "htpasswd: {out:?}");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).expect("htpasswd file");
+            auth_section = format!("auth:\n  htpasswd: {{realm: fos-test, path: {}}}\n", file.display());
+        }
         let port = in_netns(netns, crate::free_port);
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
@@ -204,7 +225,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n{auth_section}",
                 storage.display()
             ),
         )
@@ -220,7 +241,8 @@ impl Registry {
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
         let child =
             cmd.arg("serve").arg(&config).stdout(Stdio::null()).stderr(log).spawn().expect("docker-registry installed");
-        let registry = Registry { addr: addr.clone(), storage, netns: netns.map(Path::to_path_buf), child, _dir: dir };
+        let registry =
+            Registry { addr: addr.clone(), storage, netns: netns.map(Path::to_path_buf), auth, child, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !in_netns(netns, {
             let addr = addr.clone();
@@ -235,8 +257,8 @@ impl Registry {
     /// Pushes `image` as `<addr>/<name>` (`repo:tag`) with oci-client; the manifest digest the registry holds.
     pub fn push(&self, name: &str, image: &TestImage) -> String {
         let reference = format!("{}/{name}", self.addr);
-        let (addr, image) = (self.addr.clone(), image.clone());
-        in_netns(self.netns.as_deref(), move || push_to(&addr, &reference, &image))
+        let (addr, image, auth) = (self.addr.clone(), image.clone(), self.auth.clone());
+        in_netns(self.netns.as_deref(), move || push_as(&addr, &reference, &image, auth))
     }
 
     /// Where the registry keeps blob `digest`.
@@ -253,11 +275,17 @@ fn v2_answers(addr: &str) -> bool {
         return false;
     }
     let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+    // 401: up, and asking for credentials.
+    s.read_exact(&mut head).is_ok() && (head.ends_with(b"200") || head.ends_with(b"401"))
 }
 
 /// Pushes `image` as `reference` to the registry at `addr` (plain HTTP); its manifest digest.
 pub fn push_to(addr: &str, reference: &str, image: &TestImage) -> String {
+    push_as(addr, reference, image, None)
+}
+
+/// Pushes `image` as `reference` to the registry at `addr` (plain HTTP) as `auth` (user, password) when given.
+pub fn push_as(addr: &str, reference: &str, image: &TestImage, auth: Option<(String, String)>) -> String {
     use oci_client::client::{ClientConfig, ClientProtocol};
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -269,7 +297,11 @@ pub fn push_to(addr: &str, reference: &str, image: &TestImage) -> String {
             ..Default::default()
         });
         let reference: oci_client::Reference = reference.parse().expect("a reference");
-        client.store_auth_if_needed(addr, &oci_client::secrets::RegistryAuth::Anonymous).await;
+        let auth = match auth {
+            Some((user, password)) => oci_client::secrets::RegistryAuth::Basic(user, password),
+            None => oci_client::secrets::RegistryAuth::Anonymous,
+        };
+        client.auth(&reference, &auth, oci_client::RegistryOperation::Push).await.expect("registry authentication");
         let mut blobs = vec![image.config.clone()];
         blobs.extend(image.layers.iter().cloned());
         for blob in blobs {
@@ -287,5 +319,47 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `GET /` on `addr` from inside `ns`: the whole answer, `None` when it does not come within a second.
+pub fn http_get(ns: &Path, addr: &str) -> Option<String> {
+    let addr = addr.to_string();
+    in_netns(Some(ns), move || {
+        let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    })
+}
+
+/// The entity view (`fosctl --tenant TENANT get entities`) of the instance whose id starts with `short` (`web-0`);
+/// `null` when there is none.
+pub fn entity_of(fos: &crate::Fos, tenant: &str, short: &str) -> serde_json::Value {
+    let prefix = format!("{short}.");
+    fos.try_items(&["--tenant", tenant, "get", "entities"])
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e["id"].as_str().is_some_and(|id| id.starts_with(&prefix)))
+        .unwrap_or_default()
+}
+
+/// A node configuration file in `dir` for containers: `registry` reached over plain HTTP, images collected at once.
+pub fn node_config(dir: &Path, registry: &str) -> String {
+    let path = dir.join(format!("node-{}.yaml", std::process::id()));
+    let text =
+        format!("runtimes:\n  container:\n    config: {{insecureRegistries: ['{registry}'], imageRetentionSecs: 0}}\n");
+    std::fs::write(&path, text).expect("node configuration");
+    path.display().to_string()
+}
+
+/// Waits until `f` holds, printing fosd's log when it does not within `timeout`.
+pub fn wait_until(what: &str, fos: &crate::Fos, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}\n{}", fos.log());
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -2,12 +2,15 @@
 //! from Debian's busybox: a pull checks and keeps every blob, a second one contacts nothing, a layer whose content
 //! is not its digest is refused and nothing of it kept, an OCI layout archive loads (and a tampered one is refused),
 //! a manifest list resolves to this node's platform, and garbage collection removes only what no kept image names.
+//! A registry asking for credentials (htpasswd) refuses a pull without them or with a wrong password, clearly, and
+//! serves one with a Secret's; a private image held by the node reaches another tenant only with its own credentials.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fos_agent::oci::auth::PullSecret;
 use fos_agent::oci::pull::{self, PullOptions};
-use fos_agent::oci::{gc, layout, unpack, Digest, ImageStore, OciError};
+use fos_agent::oci::{self, gc, layout, unpack, Digest, ImageStore, OciError};
 use fos_e2e::oci::{busybox_image, write_layout_tar, Registry};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -15,7 +18,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn insecure(registry: &Registry) -> PullOptions {
-    PullOptions { insecure: vec![registry.addr.clone()], credentials: None }
+    PullOptions { insecure: vec![registry.addr.clone()], ..Default::default() }
 }
 
 #[test]
@@ -145,4 +148,66 @@ fn garbage_collection_keeps_what_kept_images_name() {
     assert!(store.get("a").is_some(), "a is whole");
     assert!(store.layer_dir(&store.get("a").unwrap().layers[0].digest).exists());
     assert!(store.get("b").is_none());
+}
+
+fn as_tenant(registry: &Registry, tenant: &str, credentials: Option<(&str, &str)>) -> PullOptions {
+    let secret = credentials.map(|(user, password)| PullSecret {
+        name: format!("{tenant}-registry"),
+        data: [("username".to_string(), user.to_string()), ("password".to_string(), password.to_string())].into(),
+    });
+    PullOptions {
+        insecure: vec![registry.addr.clone()],
+        credentials: secret.map(|s| s.credentials_for(&registry.addr).expect("credentials")),
+        tenant: Some(tenant.to_string()),
+    }
+}
+
+#[test]
+fn a_registry_asking_for_credentials_gets_the_secrets_and_refuses_the_rest() {
+    let registry = Registry::start_with_auth(None, "puller", "correct-horse");
+    registry.push("private:1", &busybox_image(8080, "private", 0));
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let reference = format!("{}/private:1", registry.addr);
+
+    // Without credentials: refused, saying what to do; nothing kept.
+    let err = rt().block_on(pull::ensure(&store, &reference, &as_tenant(&registry, "alpha", None))).unwrap_err();
+    assert!(matches!(err, OciError::Unauthorized { secret: None, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("without credentials") && text.contains("imagePullSecret"), "{text}");
+    assert!(!err.is_permanent(), "retried: the Secret may come");
+    assert!(store.images().is_empty());
+
+    // A wrong password: refused, naming the Secret and never the password.
+    let wrong = as_tenant(&registry, "alpha", Some(("puller", "wrong-staple")));
+    let err = rt().block_on(pull::ensure(&store, &reference, &wrong)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, OciError::Unauthorized { secret: Some(_), .. }), "{err:?}");
+    assert!(text.contains("alpha-registry") && !text.contains("wrong-staple"), "{text}");
+    assert!(!format!("{wrong:?}").contains("wrong-staple"), "Debug hides the password");
+    assert!(store.images().is_empty());
+
+    // The right ones: pulled, private to the tenants the registry accepted.
+    let right = as_tenant(&registry, "alpha", Some(("puller", "correct-horse")));
+    let image = rt().block_on(pull::ensure(&store, &reference, &right)).expect("pulled with the credentials");
+    assert!(image.private && image.tenants.contains("alpha"), "{image:?}");
+    let record =
+        std::fs::read_to_string(dir.path().join("images").join(format!("{}.json", oci::image_key(&reference))));
+    assert!(!record.unwrap().contains("correct-horse"), "no password on disk");
+
+    // Another tenant does not get the held copy without its own credentials, nor with wrong ones.
+    let err = rt().block_on(pull::ensure(&store, &reference, &as_tenant(&registry, "beta", None))).unwrap_err();
+    assert!(matches!(err, OciError::Unauthorized { secret: None, .. }), "{err:?}");
+    let beta_wrong = as_tenant(&registry, "beta", Some(("puller", "guess")));
+    assert!(matches!(rt().block_on(pull::ensure(&store, &reference, &beta_wrong)), Err(OciError::Unauthorized { .. })));
+    let beta = as_tenant(&registry, "beta", Some(("puller", "correct-horse")));
+    rt().block_on(pull::ensure(&store, &reference, &beta)).expect("beta's credentials accepted");
+    assert!(store.get(&reference).unwrap().tenants.contains("beta"));
+
+    // Registry gone: the tenants it accepted use the store; no other tenant gets the image.
+    drop(registry);
+    let offline = |tenant: &str| PullOptions { tenant: Some(tenant.to_string()), ..Default::default() };
+    rt().block_on(pull::ensure(&store, &reference, &offline("alpha"))).expect("alpha from the store");
+    rt().block_on(pull::ensure(&store, &reference, &offline("beta"))).expect("beta from the store");
+    assert!(rt().block_on(pull::ensure(&store, &reference, &offline("gamma"))).is_err(), "gamma is not served");
 }

@@ -3,7 +3,8 @@
 //! guest `scripts/build-test-guest.sh` builds from Debian packages (a kernel and a busybox initramfs whose HTTP server
 //! reports a counter). Images go in through `fosctl image upload`; the application is a VM and a native client that
 //! `need`s it on a fos VxLAN network; the guest is also reached on its hostPort, paused and resumed, stopped,
-//! adopted after `kill -9` of `fosd`, and deleted with nothing left (domain, overlay, taps). Corrupted content, by
+//! adopted after `kill -9` of `fosd`, and deleted with nothing left (domain, overlay, taps, volume). Its volume is
+//! its second disk, and what the guest writes there stays across restarts. Corrupted content, by
 //! upload or by URI, is refused by its sha256 and nothing runs. Run by `make test-vm` (one at a time: TCG guests
 //! are heavy on two cores).
 
@@ -134,6 +135,7 @@ spec:
         networks: [{{network: lan}}]
         ports: [{{port: 80, hostPort: {host_port}}}]
         readiness: {{http: {{port: 80, path: /counter}}}}
+        volumes: [{{name: data, size: 64Mi}}]
     - name: client
       need: [guest]
       entity:
@@ -231,6 +233,13 @@ fn a_vm_is_uploaded_booted_reached_paused_stopped_adopted_and_deleted() {
     });
     let console = fos.fosctl(&["logs", "guest-0.vmapp.default"]).stdout;
     assert!(console.contains("fos-guest serving http"), "the serial console is the log: {console}");
+    // The volume is the guest's second disk (vdb), a qcow2 image in the volume's directory; the guest counts its
+    // boots on it.
+    let volume = fos.dir.path().join("data/volumes/guest-0.vmapp.default/data/disk.qcow2");
+    assert!(volume.exists() && xml.contains(&format!("<source file='{}'", volume.display())), "{xml}");
+    assert!(xml.contains("<target dev='vdb' bus='virtio'/>"), "{xml}");
+    let disks = http_get(&hostport, "/disks").unwrap_or_default();
+    assert!(disks.contains("vdb boots=1 sectors=131072"), "the guest sees its 64 MiB volume: {disks}");
 
     // Paused: the guest stops answering and counting; resumed, it goes on from where it was.
     let paused = fos.file("paused.yaml", &application(port, Some("Paused")));
@@ -261,6 +270,9 @@ fn a_vm_is_uploaded_booted_reached_paused_stopped_adopted_and_deleted() {
     assert_eq!(fos.fosctl(&["apply", "-f", &app]).code, 0);
     let booted = wait_for("booted again", Duration::from_secs(60), || counter(&guest_ip));
     eprintln!("figure: apply (from stopped) -> guest answering: {:.1} s", again.elapsed().as_secs_f64());
+    // Booted twice more (by hand, then by fos) on the same volume: what the guest wrote on it stayed.
+    let disks = http_get(&guest_ip, "/disks").unwrap_or_default();
+    assert!(disks.contains("vdb boots=3"), "the volume kept the guest's writes across restarts: {disks}");
 
     // kill -9 of fosd: the guest runs on (reached at its address on the network, through the node's gateway
     // address on the bridge), and the restarted agent adopts it (no reboot: its counter goes on).
@@ -292,6 +304,7 @@ fn a_vm_is_uploaded_booted_reached_paused_stopped_adopted_and_deleted() {
     assert!(libvirt.domains().is_empty(), "{:?}", libvirt.domains());
     assert!(!overlay.exists(), "the overlay is gone");
     assert!(!fos.dir.path().join("data/vm/guest-0.vmapp.default").exists());
+    assert!(!fos.dir.path().join("data/volumes/guest-0.vmapp.default").exists(), "the volume goes with the instance");
     assert_eq!(fos_links(&prefix), Vec::<String>::new(), "no tap, bridge or VxLAN device left");
     // Unused now, the images can go.
     assert_eq!(fos.fosctl(&["image", "delete", "guest-kernel"]).code, 0);

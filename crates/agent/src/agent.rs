@@ -134,6 +134,9 @@ pub enum AgentError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The node configuration holds a value that cannot be used.
+    #[error("node configuration: {0}")]
+    Config(String),
     /// The data directory could not be created.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -327,6 +330,8 @@ impl Agent {
             networks: networks.clone(),
             backoff: config.driver.backoff(),
         };
+        let max_bytes = config.node.images.max_bytes().map_err(AgentError::Config)?;
+        let image_gc = crate::image_gc::ImageGc::new(&data_dir, records.clone(), name.clone(), max_bytes);
         let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()));
         let mut driver = Driver::new(Shared {
             volume_sender: config.volume_sender.clone(),
@@ -358,6 +363,7 @@ impl Agent {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (info_tx, info_rx) = watch::channel(node);
         let mut tasks = vec![
+            tokio::spawn(image_gc.run(config.node.images.interval(), shutdown_rx.clone())),
             tokio::spawn(driver.run(shutdown_rx.clone(), fenced)),
             tokio::spawn(heartbeat.run(beat, info_rx, shutdown_rx.clone())),
         ];

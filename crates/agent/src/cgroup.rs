@@ -312,6 +312,72 @@ impl InstanceCgroup {
     }
 }
 
+/// Watches an instance's memory groups for OOM kills over one run: the kill counters at the start (v2
+/// `memory.events`, counting its subgroups too) and, on cgroup v1, where `memory.oom_control` counts only the group's
+/// own kills (a runtime's subgroup, removed when the container ends, takes them), an OOM notification registered on the
+/// instance's group (`cgroup.event_control` with an eventfd), which the kernel sends to the group whose limit was hit.
+#[derive(Debug)]
+pub struct OomWatch {
+    kills_before: u64,
+    notification: Option<std::os::fd::OwnedFd>,
+}
+
+impl InstanceCgroup {
+    /// OOM kills counted in the instance's memory groups (v1 `memory.oom_control`, v2 `memory.events`).
+    pub fn oom_kills(&self) -> u64 {
+        let mut total = 0;
+        for dir in [&self.v2, &self.memory].into_iter().flatten() {
+            for file in ["memory.oom_control", "memory.events"] {
+                let Ok(text) = fs::read_to_string(dir.join(file)) else { continue };
+                for line in text.lines() {
+                    if let Some(n) = line.strip_prefix("oom_kill ") {
+                        total += n.trim().parse::<u64>().unwrap_or(0);
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// Starts watching for OOM kills (called before the instance's processes start).
+    pub fn watch_oom(&self) -> OomWatch {
+        let notification = self.memory.as_ref().filter(|d| d.join("memory.limit_in_bytes").exists()).and_then(|dir| {
+            use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+            // SAFETY: eventfd takes an initial value and flags and returns a new descriptor or -1.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if fd < 0 {
+                return None;
+            }
+            // SAFETY: fd is a new descriptor nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let control = fs::File::open(dir.join("memory.oom_control")).ok()?;
+            let line = format!("{} {}", fd.as_raw_fd(), control.as_raw_fd());
+            match write(dir, "cgroup.event_control", &line) {
+                Ok(()) => Some(fd),
+                Err(e) => {
+                    tracing::debug!(group = %dir.display(), error = %e, "no OOM notification");
+                    None
+                }
+            }
+        });
+        OomWatch { kills_before: self.oom_kills(), notification }
+    }
+}
+
+impl OomWatch {
+    /// Whether the kernel's OOM killer acted on the instance's memory since the watch began.
+    pub fn killed(&self, cgroup: &InstanceCgroup) -> bool {
+        if cgroup.oom_kills() > self.kills_before {
+            return true;
+        }
+        let Some(fd) = &self.notification else { return false };
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a buffer of 8 from a descriptor this watch owns (non-blocking).
+        let n = unsafe { libc::read(std::os::fd::AsRawFd::as_raw_fd(fd), count.as_mut_ptr().cast(), count.len()) };
+        n == 8 && u64::from_ne_bytes(count) > 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

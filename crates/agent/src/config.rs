@@ -96,6 +96,9 @@ pub struct NodeConfig {
     /// holds the runtime's own settings). A runtime without a section is enabled with its defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runtimes: BTreeMap<EntityKind, RuntimeSettings>,
+    /// The image cache's garbage collection (`images: {gcIntervalSecs, maxBytes}`).
+    #[serde(default, skip_serializing_if = "crate::image_gc::ImageCacheConfig::is_default")]
+    pub images: crate::image_gc::ImageCacheConfig,
 }
 
 impl NodeConfig {

@@ -179,6 +179,7 @@ impl ImageSource for NodeImageStore {
         let path = self.content_path(&hex);
         let _one_at_a_time = self.fetching.lock().await;
         if let Ok(meta) = tokio::fs::metadata(&path).await {
+            crate::image_gc::touch(&path);
             self.record_copy(name, &hex, meta.len()).await?;
             return Ok(LocalImage { path, format: spec.format });
         }

@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod driver;
 pub mod fence_guard;
 pub mod heartbeat;
+pub mod image_gc;
 pub mod image_store;
 pub mod images;
 pub mod logs;

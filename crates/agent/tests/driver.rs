@@ -72,7 +72,7 @@ async fn a_crashing_command_is_restarted_with_growing_delays_and_shows_its_exit_
             })
             .await
             .unwrap();
-        assert_eq!(a.exit_status, Some(3));
+        assert_eq!((a.exit_status, a.exit_reason.as_deref()), (Some(3), Some("Error")));
         let error = a.error.clone().unwrap();
         assert!(error.starts_with("exited with status 3; restart"), "{error}");
         delays.push(announced_delay(&error));
@@ -105,7 +105,7 @@ async fn restart_policies_never_and_on_failure_keep_a_finished_process_down() {
     env.put(&failed).await;
     wd.state(State::Running).await;
     let a = wd.state(State::Configured).await;
-    assert_eq!((a.exit_status, a.error), (Some(0), None));
+    assert_eq!((a.exit_status, a.exit_reason.as_deref(), a.error), (Some(0), Some("Completed"), None));
     let a = wf.state(State::Error).await;
     assert_eq!(a.exit_status, Some(7));
     assert!(a.error.unwrap().contains("exited with status 7 (restart policy never)"));

@@ -248,6 +248,10 @@ pub struct ActualInstance {
     /// Exit status of the last run, when it has exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// Why the last run ended, when it has exited: `OOMKilled` (the kernel's OOM killer, its memory limit reached),
+    /// `Completed` (status 0), `Killed` (a signal), `Error` (a non-zero status), `Unknown` (an adopted process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_reason: Option<String>,
     /// Restarts by the restart policy so far.
     #[serde(default)]
     pub restarts: u32,
@@ -277,6 +281,7 @@ impl ActualInstance {
             observed_generation: 0,
             pid: None,
             exit_status: None,
+            exit_reason: None,
             restarts: 0,
             started_at: None,
             migration: None,

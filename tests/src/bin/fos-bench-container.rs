@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let registry = Registry::start(None);
-    let options = PullOptions { insecure: vec![registry.addr.clone()], credentials: None };
+    let options = PullOptions { insecure: vec![registry.addr.clone()], ..Default::default() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 
     // Pull of a 50 MiB image.

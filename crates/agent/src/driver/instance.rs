@@ -417,6 +417,7 @@ impl Task {
         let RunState::Exited { status, signal, .. } = state.clone() else { return };
         self.run_rx = None;
         self.actual.exit_status = status;
+        self.actual.exit_reason = state.exit_reason().map(str::to_string);
         self.actual.pid = None;
         self.actual.ready = false;
         if self.running_since.take().is_some_and(|t| t.elapsed() >= self.shared.settings.stable_after) {

@@ -99,6 +99,8 @@ pub fn load(store: &ImageStore, archive: &Path, name: &str) -> Result<Image, Oci
         config: config.config.unwrap_or_default(),
         layers,
         last_used: now_secs(),
+        private: false,
+        tenants: Default::default(),
     };
     store.put(&image)?;
     Ok(image)

@@ -8,6 +8,7 @@
 //! insecure) or from an OCI image layout archive on the node ([`layout::load`]). Nothing whose digest does not match
 //! is kept, so a container never runs from a blob that was not checked.
 
+pub mod auth;
 pub mod blobs;
 pub mod gc;
 pub mod layout;
@@ -54,6 +55,27 @@ pub enum OciError {
         /// What oci-client said.
         #[source]
         source: oci_client::errors::OciDistributionError,
+    },
+    /// The registry refused the image: no credentials were given, or not these.
+    #[error("registry {registry} refused {image} {}", match .secret {
+        Some(s) => format!("with the credentials of secret {s} (wrong user name or password?)"),
+        None => "without credentials: name a Secret holding them in the entity's `imagePullSecret`".to_string(),
+    })]
+    Unauthorized {
+        /// The registry.
+        registry: String,
+        /// The image.
+        image: String,
+        /// The Secret whose credentials were refused (none: none were given).
+        secret: Option<String>,
+    },
+    /// The entity's `imagePullSecret` holds no credentials for the image's registry.
+    #[error("image {image}: {reason}")]
+    Credentials {
+        /// The image.
+        image: String,
+        /// What the Secret lacks (keys named, never values).
+        reason: String,
     },
     /// The image (or one of its parts) is malformed or of a kind fos cannot run.
     #[error("image {image}: {reason}")]
@@ -154,6 +176,12 @@ pub struct Image {
     /// When it was last used by an instance (seconds since the epoch), for garbage collection.
     #[serde(default)]
     pub last_used: u64,
+    /// Pulled with credentials: a tenant gets it from the store only once the registry accepted its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
+    /// The tenants whose access the registry confirmed (for a private image).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub tenants: std::collections::BTreeSet<String>,
 }
 
 /// The node's image store under `<data>/oci`.

@@ -1,9 +1,12 @@
 //! Pulling an image from a registry with `oci-client`: the manifest (a manifest list resolved to this node's
 //! platform), the configuration and every layer not held yet, each checked against its digest before it is kept.
-//! Plain HTTP is used only for the registries the node lists as insecure.
+//! Plain HTTP is used only for the registries the node lists as insecure. Credentials (from the entity's
+//! `imagePullSecret`) are sent as HTTP Basic authentication; an image pulled with them is private on the node: another
+//! tenant gets it from the store only after the registry accepted that tenant's own credentials for it.
 
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{
     OciDescriptor, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
     OCI_IMAGE_MEDIA_TYPE,
@@ -12,19 +15,65 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde_json::Value;
 
+use super::auth::Credentials;
 use super::blobs::{BlobWriter, Digest};
 use super::{now_secs, parse_config, this_architecture, Image, ImageStore, Layer, OciError};
 
 const MANIFEST_TYPES: [&str; 4] =
     [OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE];
 
-/// How to reach registries.
+/// How to reach registries, and for whom.
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     /// Registries (`host:port`) reached over plain HTTP; every other one over HTTPS.
     pub insecure: Vec<String>,
     /// User name and password for the registry, when it asks for them.
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<Credentials>,
+    /// The tenant the image is for (a private image held for others is checked against the registry for it).
+    pub tenant: Option<String>,
+}
+
+impl PullOptions {
+    fn auth(&self) -> RegistryAuth {
+        match &self.credentials {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+            None => RegistryAuth::Anonymous,
+        }
+    }
+
+    fn client(&self, registry: &str) -> Result<Client, OciError> {
+        ensure_tls_provider();
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(self.insecure.clone()),
+            platform_resolver: None,
+            ..Default::default()
+        };
+        Client::try_from(config).map_err(|source| OciError::Registry { registry: registry.to_string(), source })
+    }
+
+    /// The error for `source` from `registry`: a refusal of the credentials (or of their absence) says so.
+    fn registry_error(&self, registry: &str, image: &str, source: OciDistributionError) -> OciError {
+        let refused = match &source {
+            OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => true,
+            OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+            OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    oci_client::errors::OciErrorCode::Unauthorized | oci_client::errors::OciErrorCode::Denied
+                )
+            }),
+            _ => false,
+        };
+        if refused {
+            OciError::Unauthorized {
+                registry: registry.to_string(),
+                image: image.to_string(),
+                secret: self.credentials.as_ref().map(|c| c.secret.clone()),
+            }
+        } else {
+            OciError::Registry { registry: registry.to_string(), source }
+        }
+    }
 }
 
 /// Whether `image` names a registry image (`host[:port]/name[:tag|@digest]`) rather than an archive on the node.
@@ -47,29 +96,41 @@ fn ensure_tls_provider() {
 /// The image `image` as held by the node: from the store when every part is there (no registry contacted), else
 /// pulled.
 pub async fn ensure(store: &ImageStore, image: &str, options: &PullOptions) -> Result<Image, OciError> {
-    if let Some(held) = store.get(image) {
+    if let Some(mut held) = store.get(image) {
+        let known = |t: &String| held.tenants.contains(t);
+        if !held.private || options.tenant.as_ref().is_some_and(known) {
+            return Ok(held);
+        }
+        // A private image held for another tenant: the registry decides whether this one may have it.
+        check_access(image, options).await?;
+        if let Some(tenant) = &options.tenant {
+            held.tenants.insert(tenant.clone());
+            store.put(&held)?;
+        }
         return Ok(held);
     }
     pull(store, image, options).await
 }
 
-/// Pulls `image` from its registry into `store` and records it. A blob already held is not fetched again.
-pub async fn pull(store: &ImageStore, image: &str, options: &PullOptions) -> Result<Image, OciError> {
-    ensure_tls_provider();
+/// Asks the registry for `image`'s manifest with `options`' credentials (or none): whether it lets them have it.
+pub async fn check_access(image: &str, options: &PullOptions) -> Result<(), OciError> {
     let reference = parse_reference(image)?;
     let registry = reference.resolve_registry().to_string();
-    let config = ClientConfig {
-        protocol: ClientProtocol::HttpsExcept(options.insecure.clone()),
-        platform_resolver: None,
-        ..Default::default()
-    };
-    let client =
-        Client::try_from(config).map_err(|source| OciError::Registry { registry: registry.clone(), source })?;
-    let auth = match &options.credentials {
-        Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
-        None => RegistryAuth::Anonymous,
-    };
-    let registry_error = |source| OciError::Registry { registry: registry.clone(), source };
+    let client = options.client(&registry)?;
+    client
+        .pull_manifest_raw(&reference, &options.auth(), &MANIFEST_TYPES)
+        .await
+        .map(|_| ())
+        .map_err(|e| options.registry_error(&registry, image, e))
+}
+
+/// Pulls `image` from its registry into `store` and records it. A blob already held is not fetched again.
+pub async fn pull(store: &ImageStore, image: &str, options: &PullOptions) -> Result<Image, OciError> {
+    let reference = parse_reference(image)?;
+    let registry = reference.resolve_registry().to_string();
+    let client = options.client(&registry)?;
+    let auth = options.auth();
+    let registry_error = |source| options.registry_error(&registry, image, source);
 
     let (bytes, _) = client.pull_manifest_raw(&reference, &auth, &MANIFEST_TYPES).await.map_err(registry_error)?;
     let top = Digest::of(&bytes);
@@ -119,6 +180,8 @@ pub async fn pull(store: &ImageStore, image: &str, options: &PullOptions) -> Res
         config: config_file.config.unwrap_or_default(),
         layers,
         last_used: now_secs(),
+        private: options.credentials.is_some(),
+        tenants: options.tenant.iter().cloned().collect(),
     };
     store.put(&record)?;
     Ok(record)

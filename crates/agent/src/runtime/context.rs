@@ -87,6 +87,9 @@ pub struct InstanceContext {
     /// The values of the entity's `env` entries that name a Secret (`{secretRef: name/key}`), resolved by the driver
     /// for the steps that start processes (define, configure, run); empty otherwise. Never written to disk.
     pub secret_env: SecretEnv,
+    /// The Secret the entity's `imagePullSecret` names, opened by the driver for the steps that start processes
+    /// (its registry credentials); `None` otherwise. Never written to disk.
+    pub pull_secret: Option<crate::oci::auth::PullSecret>,
 }
 
 /// Environment values read from Secrets, by variable name. Its `Debug` output shows the names only.
@@ -184,6 +187,7 @@ impl NodeLayout {
                 devices: desired.devices.clone(),
             },
             secret_env: SecretEnv::default(),
+            pull_secret: None,
         }
     }
 }

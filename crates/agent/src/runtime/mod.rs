@@ -65,6 +65,18 @@ impl RunState {
             _ => None,
         }
     }
+
+    /// Why an exit happened, in one word (the actual record's `exitReason`).
+    pub fn exit_reason(&self) -> Option<&'static str> {
+        match self {
+            RunState::Exited { oom_killed: true, .. } => Some("OOMKilled"),
+            RunState::Exited { signal: Some(_), .. } => Some("Killed"),
+            RunState::Exited { status: Some(0), .. } => Some("Completed"),
+            RunState::Exited { status: Some(_), .. } => Some("Error"),
+            RunState::Exited { .. } => Some("Unknown"),
+            _ => None,
+        }
+    }
 }
 
 /// An instance a runtime found on start (from its own records), with the lifecycle state it is really in.

@@ -53,6 +53,10 @@ pub struct EntitySpec {
     /// vm, container: the image (an Image object's name, or a URI/path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// container: the tenant's Secret holding the registry credentials for `image` (keys `username` and
+    /// `password`, or `.dockerconfigjson` as `kubectl create secret docker-registry` makes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secret: Option<String>,
     /// vm: virtual cpus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
@@ -113,6 +117,7 @@ impl EntitySpec {
             working_dir: None,
             setup: Vec::new(),
             image: None,
+            image_pull_secret: None,
             cpu: None,
             memory: None,
             disk: None,

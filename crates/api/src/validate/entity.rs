@@ -31,13 +31,14 @@ pub(crate) fn check(
 fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
     use EntityKind::{Container, Native, Vm};
     let kind = spec.kind;
-    let fields: [(&str, bool, &[EntityKind]); 14] = [
+    let fields: [(&str, bool, &[EntityKind]); 15] = [
         ("command", !spec.command.is_empty(), &[Native, Container]),
         ("env", !spec.env.is_empty(), &[Native, Container]),
         ("runAs", spec.run_as.is_some(), &[Native, Container]),
         ("workingDir", spec.working_dir.is_some(), &[Native, Container]),
         ("setup", !spec.setup.is_empty(), &[Native]),
         ("image", spec.image.is_some(), &[Vm, Container]),
+        ("imagePullSecret", spec.image_pull_secret.is_some(), &[Container]),
         ("cpu", spec.cpu.is_some(), &[Vm]),
         ("memory", spec.memory.is_some(), &[Vm]),
         ("disk", spec.disk.is_some(), &[Vm]),
@@ -113,6 +114,9 @@ fn check_kind_fields(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
             _ => {}
         }
     }
+    if let Some(name) = spec.image_pull_secret.as_deref().filter(|n| crate::validate_name(n).is_err()) {
+        report.push(format!("{at}.imagePullSecret"), format!("`{name}` is not a secret name"));
+    }
     if let Some(run_as) = &spec.run_as {
         let user_ok = |s: &str| !s.is_empty() && s.len() <= 32 && !s.contains([':', '/', '\0', '\n']);
         if !user_ok(run_as.user()) || run_as.group().is_some_and(|g| !user_ok(g)) {
@@ -145,6 +149,9 @@ fn check_volumes(spec: &EntitySpec, at: &str, report: &mut Report<'_>) {
         }
         if let Some(size) = &v.size {
             check_size(size, format!("{path}.size"), "a volume's size", report);
+        }
+        if spec.kind == EntityKind::Vm && v.size.is_none() {
+            report.push(format!("{path}.size"), "a vm's volume is a disk: it needs a `size`");
         }
         match (&v.mount_path, spec.kind) {
             (Some(_), EntityKind::Native | EntityKind::Vm) => report.hint(

@@ -91,6 +91,12 @@ fn kind_specific_fields_are_refused_on_other_kinds() {
     assert_one(&yaml, "spec.components[0].entity.image", "vm and container");
     assert_one(&app("  - {name: a, entity: {kind: vm, cpu: 1}}\n"), "spec.components[0].entity", "needs an `image`");
     assert_one(&app("  - {name: a, entity: {kind: native}}\n"), "spec.components[0].entity", "needs a `command`");
+    let vm = app("  - {name: a, entity: {kind: vm, image: i, imagePullSecret: reg}}\n");
+    assert_one(&vm, "spec.components[0].entity.imagePullSecret", "of container entities");
+    let bad = app("  - {name: a, entity: {kind: container, image: r:5000/i:1, imagePullSecret: Not_A_Name}}\n");
+    assert_one(&bad, "spec.components[0].entity.imagePullSecret", "not a secret name");
+    assert!(violations(&app("  - {name: a, entity: {kind: container, image: r:5000/i:1, imagePullSecret: reg}}\n"))
+        .is_empty());
 }
 
 #[test]
@@ -170,6 +176,9 @@ fn volumes_are_named_once_and_mounted_only_in_containers() {
     assert_one(&c, "spec.components[0].entity.volumes[1].mountPath", "absolute path");
     let ok = app("  - {name: a, entity: {kind: native, command: [x], volumes: [{name: data, size: 100Mi}]}}\n");
     assert!(violations(&ok).is_empty(), "{:?}", violations(&ok));
+    let vm = app("  - {name: a, entity: {kind: vm, image: i, volumes: [{name: d}, {name: e, size: 1Gi}]}}\n");
+    assert_one(&vm, "spec.components[0].entity.volumes[0].size", "needs a `size`");
+    assert_eq!(violations(&vm).len(), 1, "{:?}", violations(&vm));
 }
 
 #[test]

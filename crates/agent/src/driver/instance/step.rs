@@ -119,6 +119,9 @@ impl Task {
             with_secrets.secret_env = crate::driver::secrets::resolve(&self.shared.records, key, need()?)
                 .await
                 .map_err(StepError::retryable)?;
+            with_secrets.pull_secret = crate::driver::secrets::pull_secret(&self.shared.records, key, need()?)
+                .await
+                .map_err(StepError::retryable)?;
             Ok::<_, StepError>(with_secrets)
         };
         let cx_networks = cx.networks.clone();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::process::Child;
 use tokio::sync::watch;
 
-use crate::cgroup::InstanceCgroup;
+use crate::cgroup::{InstanceCgroup, OomWatch};
 use crate::runtime::{InstanceContext, RunState, RuntimeError};
 
 /// The name of the state file in an instance's directory.
@@ -108,18 +108,13 @@ impl Container {
         std::fs::rename(&tmp, &path).map_err(|e| RuntimeError::io(&path, e))
     }
 
-    /// The number of OOM kills its memory group has seen (0 without a memory group).
-    pub fn oom_kills(&self) -> u64 {
-        oom_kills(&self.cgroup)
-    }
-
     /// Watches the `runc run` process `child` and reports its end.
-    pub fn watch_child(self: &Arc<Self>, mut child: Child, ooms_before: u64) {
+    pub fn watch_child(self: &Arc<Self>, mut child: Child, oom: OomWatch) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let status = child.wait().await.ok();
             let code = status.and_then(|s| s.code());
-            me.ended(code, ooms_before);
+            me.ended(code, Some(&oom));
         });
     }
 
@@ -128,36 +123,22 @@ impl Container {
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             wait_pid(pid);
-            me.ended(None, me.oom_kills());
+            me.ended(None, None);
         });
     }
 
-    fn ended(&self, code: Option<i32>, ooms_before: u64) {
+    /// Reports the end of the run (an adopted one's OOM kills are not known).
+    fn ended(&self, code: Option<i32>, oom: Option<&OomWatch>) {
         if self.stopping.load(Ordering::SeqCst) {
             self.run.send_replace(RunState::Idle);
             return;
         }
         // runc reports a container ended by signal N as 128 + N.
         let signal = code.filter(|c| (129..=192).contains(c)).map(|c| c - 128);
-        let oom_killed = self.oom_kills() > ooms_before;
+        // A kill by the OOM killer is a SIGKILL (runc: 137).
+        let oom_killed = signal == Some(libc::SIGKILL) && oom.is_some_and(|w| w.killed(&self.cgroup));
         self.run.send_replace(RunState::Exited { status: code, signal, oom_killed, at: Utc::now() });
     }
-}
-
-/// The OOM kills counted in `cgroup`'s memory group (v1 `memory.oom_control`, v2 `memory.events`).
-pub fn oom_kills(cgroup: &InstanceCgroup) -> u64 {
-    let mut total = 0;
-    for dir in cgroup.existing() {
-        for file in ["memory.oom_control", "memory.events"] {
-            let Ok(text) = std::fs::read_to_string(dir.join(file)) else { continue };
-            for line in text.lines() {
-                if let Some(n) = line.strip_prefix("oom_kill ") {
-                    total += n.trim().parse::<u64>().unwrap_or(0);
-                }
-            }
-        }
-    }
-    total
 }
 
 /// Blocks until process `pid` has ended (a pidfd, so a reused pid is never mistaken for it).

@@ -141,10 +141,24 @@ impl ContainerRuntime {
     /// The image of `desired`, from the store or fetched: a registry reference is pulled, an absolute path is an OCI
     /// layout archive on the node, another name an Image object (an OCI layout archive uploaded with `fosctl image
     /// upload`), made local by the node's image cache (fetched from a node holding it, checked by its sha256).
-    async fn image(&self, desired: &DesiredInstance) -> Result<Image, RuntimeError> {
+    /// A registry pull carries the credentials of the entity's `imagePullSecret` for the image's registry.
+    async fn image(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<Image, RuntimeError> {
         let reference = desired.entity.image.clone().ok_or_else(|| RuntimeError::Invalid("no `image`".into()))?;
         let image = if pull::is_registry_reference(&reference) {
-            let options = PullOptions { insecure: self.config.insecure_registries.clone(), credentials: None };
+            let registry = pull::parse_reference(&reference).map_err(oci_error)?.resolve_registry().to_string();
+            let credentials = match &cx.pull_secret {
+                Some(secret) => Some(
+                    secret
+                        .credentials_for(&registry)
+                        .map_err(|reason| oci_error(OciError::Credentials { image: reference.clone(), reason }))?,
+                ),
+                None => None,
+            };
+            let options = PullOptions {
+                insecure: self.config.insecure_registries.clone(),
+                credentials,
+                tenant: Some(cx.id.tenant.clone()),
+            };
             pull::ensure(&self.images, &reference, &options).await
         } else if reference.starts_with('/') {
             match self.images.get(&reference) {

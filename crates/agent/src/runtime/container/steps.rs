@@ -96,7 +96,7 @@ impl Runtime for ContainerRuntime {
         check_container(desired)?;
         let c = self.get(&cx.id)?;
         c.set_desired(desired);
-        let image = self.image(desired).await?;
+        let image = self.image(cx, desired).await?;
         c.set_image(desired.entity.image.clone());
         for dir in [c.bundle(), cx.logs.dir.clone()] {
             std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io(&dir, e))?;
@@ -125,15 +125,15 @@ impl Runtime for ContainerRuntime {
         // What a crashed run left (a stopped container) goes first.
         self.runc.delete(&c.runc_id).await?;
         c.set_desired(desired);
-        let image = self.image(desired).await?;
+        let image = self.image(cx, desired).await?;
         self.write_spec(&c, cx, desired, &image)?;
         c.stopping.store(false, Ordering::SeqCst);
         // The end of the run before (a crash) is history now: Running is set once this one has started.
         c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
-        let ooms = c.oom_kills();
+        let oom = cx.cgroup.watch_oom();
         let child =
             self.runc.spawn_run(&c.runc_id, &c.bundle(), open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?)?;
-        c.watch_child(child, ooms);
+        c.watch_child(child, oom);
         let mut rx = c.run.subscribe();
         // Running once runc says so (the container's init is then started); an early end is reported as an exit.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -5,7 +5,7 @@
 //! ```text
 //! <domain type='qemu|kvm'>  name fos-<scope>-<instance>, q35, vcpus, memory
 //!   <os> kernel + initrd + cmdline (console=ttyS0, the entity's cmdline, fos.ip=/fos.gw= of the first network)
-//!   <disk> the instance's qcow2 overlay over the image (virtio)
+//!   <disk> the instance's qcow2 overlay over the image (virtio), then one per volume (its disk image)
 //!   <interface type='bridge'> one per network: the network's bridge, tap fos<scope>v<hash><n>, the instance's MAC
 //!   <serial type='file'> the instance's stdout.log
 //! ```

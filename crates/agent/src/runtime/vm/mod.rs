@@ -3,11 +3,11 @@
 //! | fos step | libvirt |
 //! |---|---|
 //! | define | checks the entity, writes the instance's state file |
-//! | configure | resolves `image`/`kernel`/`initrd` ([`crate::images::Images`]), makes the disk a qcow2 overlay over the image (`<dir>/disk.qcow2`), writes the domain XML ([`domain`]) and `define_xml` |
+//! | configure | resolves `image`/`kernel`/`initrd` ([`crate::images::Images`]), makes the disk a qcow2 overlay over the image (`<dir>/disk.qcow2`), each volume's disk ([`volumes`]) and the cloud-init seed ([`seed`]), writes the domain XML ([`domain`]) and `define_xml` |
 //! | run | `create` (start) |
 //! | pause / resume | `suspend` / `resume` |
 //! | stop | `shutdown` (ACPI), `destroy` after the stop grace |
-//! | clean | `undefine`, the overlay removed |
+//! | clean | `undefine`, the overlay and seed removed |
 //! | undefine | the instance's directory removed |
 //!
 //! Domains are named `fos-<scope>-<instance>` (the agent's scope: two agents on one machine never touch each other's
@@ -23,7 +23,9 @@
 pub mod accel;
 pub mod domain;
 pub mod libvirt;
+pub mod seed;
 mod state;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -66,6 +68,13 @@ pub struct VmSettings {
     /// The `qemu-img` program (default: found on `PATH`).
     #[serde(default = "default_qemu_img")]
     pub qemu_img: String,
+    /// The `genisoimage` program that makes cloud-init seed disks (default: found on `PATH`).
+    #[serde(default = "default_genisoimage")]
+    pub genisoimage: String,
+}
+
+fn default_genisoimage() -> String {
+    "genisoimage".into()
 }
 
 fn default_uri() -> String {
@@ -78,7 +87,12 @@ fn default_qemu_img() -> String {
 
 impl Default for VmSettings {
     fn default() -> Self {
-        VmSettings { uri: default_uri(), accel: accel::AccelSetting::Auto, qemu_img: default_qemu_img() }
+        VmSettings {
+            uri: default_uri(),
+            accel: accel::AccelSetting::Auto,
+            qemu_img: default_qemu_img(),
+            genisoimage: default_genisoimage(),
+        }
     }
 }
 
@@ -239,6 +253,8 @@ impl VmRuntime {
                 }
             });
         }
+        disks.extend(volumes::disks(&self.settings.qemu_img, cx, entity).await?);
+        disks.extend(seed::disk(&self.settings.genisoimage, cx, desired).await?);
         let vcpus = entity.cpu.unwrap_or_else(|| entity.cpu_millis().div_ceil(1000).max(1) as u32);
         let memory = entity.memory_bytes();
         Ok(DomainSpec {
@@ -337,9 +353,6 @@ fn check_vm(desired: &DesiredInstance) -> Result<(), RuntimeError> {
     }
     if entity.image.is_none() && entity.kernel.is_none() {
         return Err(RuntimeError::Invalid("a vm entity needs an image or a kernel".into()));
-    }
-    if entity.user_data.as_deref().is_some_and(|u| !u.trim().is_empty()) || entity.ssh_key.is_some() {
-        return Err(RuntimeError::Unsupported("cloud-init userData or sshKey (no seed disk is built for guests yet)"));
     }
     if matches!(entity.readiness, Some(Probe::Exec(_))) {
         return Err(RuntimeError::Unsupported("an exec readiness probe on a VM (use tcp or http)"));
@@ -477,6 +490,7 @@ impl Runtime for VmRuntime {
         let vm = self.get(&cx.id)?;
         vm.run.send_replace(RunState::Idle);
         self.libvirt.undefine(&self.domain_name(&cx.id)).await?;
+        seed::remove(&cx.dir);
         for file in ["disk.qcow2", "disk.qcow2.tmp", "domain.xml"] {
             let path = cx.dir.join(file);
             match std::fs::remove_file(&path) {

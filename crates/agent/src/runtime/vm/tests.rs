@@ -201,3 +201,85 @@ async fn the_runtime_probes_its_libvirt() {
     assert!(err.to_string().contains("connecting to qemu+unix"), "{err}");
     assert_eq!(runtime(dir.path()).detail().unwrap(), format!("tcg on {TEST_URI}"));
 }
+
+#[tokio::test]
+async fn volumes_become_disks_made_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path());
+    let mut d = desired(dir.path());
+    let volume = |name: &str, size: Option<&str>| -> fos_api::manifest::Volume {
+        serde_json::from_value(serde_json::json!({"name": name, "size": size})).unwrap()
+    };
+    d.entity.volumes = vec![volume("data", Some("64Mi")), volume("given", None)];
+    let cx = rt.layout.context(&d);
+    for dir in cx.volumes.values() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    // A volume without a size and without a disk image: nothing to make.
+    let err = rt.domain_spec(&cx, &d).await.unwrap_err().to_string();
+    assert!(err.contains("volume given") && err.contains("`size`"), "{err}");
+    // One that holds a raw image is used as it is.
+    std::fs::write(cx.volumes["given"].join("disk.raw"), vec![0u8; 4096]).unwrap();
+    let xml = rt.domain_spec(&cx, &d).await.unwrap().to_xml();
+    let made = cx.volumes["data"].join("disk.qcow2");
+    let info = std::process::Command::new("qemu-img").arg("info").arg(&made).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("file format: qcow2") && info.contains("64 MiB"), "{info}");
+    let disk = |file: &Path, format: &str, dev: &str| {
+        format!(
+            "<driver name='qemu' type='{format}'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='virtio'/>",
+            file.display()
+        )
+    };
+    assert!(xml.contains(&disk(&made, "qcow2", "vda")), "no image: the first volume is vda\n{xml}");
+    assert!(xml.contains(&disk(&cx.volumes["given"].join("disk.raw"), "raw", "vdb")), "{xml}");
+    // Made once: what the guest wrote stays.
+    std::fs::write(cx.volumes["data"].join("marker"), b"x").unwrap();
+    let before = std::fs::metadata(&made).unwrap().modified().unwrap();
+    rt.domain_spec(&cx, &d).await.unwrap();
+    assert_eq!(std::fs::metadata(&made).unwrap().modified().unwrap(), before, "not made again");
+}
+
+#[tokio::test]
+async fn user_data_and_an_ssh_key_become_a_nocloud_seed_cdrom() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path());
+    let mut d = desired(dir.path());
+    d.entity.user_data = Some("#cloud-config\npackages: [nginx]\n".into());
+    d.entity.ssh_key = Some("ssh-ed25519 AAAAC3Nza fos@test".into());
+    let cx = rt.layout.context(&d);
+    std::fs::create_dir_all(&cx.dir).unwrap();
+    let xml = rt.domain_spec(&cx, &d).await.unwrap().to_xml();
+    let iso = cx.dir.join(seed::SEED_FILE);
+    assert!(
+        xml.contains(&format!(
+            "<disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n      <source file='{}'/>",
+            iso.display()
+        )) && xml.contains("<readonly/>"),
+        "{xml}"
+    );
+    // The image: labelled cidata, user-data as given, meta-data with the instance and the key.
+    let isoinfo = |args: &[&str]| {
+        let out = std::process::Command::new("isoinfo").arg("-i").arg(&iso).args(args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(isoinfo(&["-d"]).contains("Volume id: cidata"));
+    assert_eq!(isoinfo(&["-R", "-x", "/user-data"]), "#cloud-config\npackages: [nginx]\n");
+    let meta = isoinfo(&["-R", "-x", "/meta-data"]);
+    assert!(meta.contains("instance-id: \"guest-0.app.default\""), "{meta}");
+    assert!(meta.contains("public-keys:\n  - \"ssh-ed25519 AAAAC3Nza fos@test\""), "{meta}");
+
+    // A key alone: a #cloud-config authorising it. Neither: no seed.
+    d.entity.user_data = None;
+    let (user, _) = seed::contents(&d).unwrap();
+    assert!(user.starts_with("#cloud-config\nssh_authorized_keys:\n  - \"ssh-ed25519"), "{user}");
+    d.entity.ssh_key = None;
+    assert!(seed::contents(&d).is_none());
+    let xml = rt.domain_spec(&cx, &d).await.unwrap().to_xml();
+    assert!(!xml.contains("cdrom"), "{xml}");
+
+    // Clean removes it.
+    seed::remove(&cx.dir);
+    assert!(!iso.exists() && !cx.dir.join("seed").exists());
+}
