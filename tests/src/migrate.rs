@@ -124,7 +124,8 @@ pub fn kill_at(cluster: &mut Cluster, name: &str, to: &str, phase: &str, victim:
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let m = watch.values.recv_timeout(left).unwrap_or_else(|_| panic!("never {phase}: {}", migration(cluster, name)));
+        let m =
+            watch.values.recv_timeout(left).unwrap_or_else(|_| panic!("never {phase}: {}", migration(cluster, name)));
         if m["id"] == old {
             continue;
         }
