@@ -26,6 +26,11 @@ fn sh(program: &str, args: &[&str]) {
     let _ = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
+fn ip_tc(args: &[&str]) {
+    let out = Command::new("tc").args(args).output().expect("running tc");
+    assert!(out.status.success(), "tc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// One `fosd` of the cluster.
 pub struct ClusterNode {
     /// Its name (`n0`, `n1`, …).
@@ -327,6 +332,43 @@ impl Cluster {
         ip(&["-n", &self.hub, "link", "set", &format!("v{i}"), if cut { "down" } else { "up" }]);
     }
 
+    /// Limits what reaches node `i` to `rate` (a `tc` rate, e.g. `100mbit`), as a slow link does; `None` lifts it.
+    pub fn throttle(&self, i: usize, rate: Option<&str>) {
+        let dev = format!("v{i}");
+        let hub = self.hub.as_str();
+        match rate {
+            Some(rate) => {
+                let args = ["-n", hub, "qdisc", "replace", "dev", &dev, "root", "tbf", "rate", rate, "burst", "256kb"];
+                ip_tc(&[&args[..], &["latency", "200ms"]].concat());
+            }
+            None => sh("tc", &["-n", hub, "qdisc", "del", "dev", &dev, "root"]),
+        }
+    }
+
+    /// Watches store key `key` (`etcdctl watch`): every value written to it, parsed as JSON, comes on the channel
+    /// as soon as etcd has it. The watch ends with the returned process (killed on drop of [`KeyWatch`]).
+    pub fn watch_key(&self, key: &str) -> KeyWatch {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.hub, "etcdctl", "--endpoints", &self.etcd_endpoints(), "watch", key])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl watch");
+        let out = child.stdout.take().expect("watch output");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        KeyWatch { child, values: rx }
+    }
+
     /// Whether node `i`'s `fosd` runs.
     pub fn running(&mut self, i: usize) -> bool {
         self.nodes[i].fosd.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
@@ -350,6 +392,20 @@ impl Cluster {
     pub fn checker(&self, apps: &[&str]) -> Checker {
         let nodes = self.nodes.iter().filter_map(|n| Some((netns_inode(&n.ns)?, n.name.clone()))).collect();
         Checker::start(apps.iter().map(|a| a.to_string()).collect(), nodes)
+    }
+}
+
+/// A watch of a store key: the values written to it.
+pub struct KeyWatch {
+    child: Child,
+    /// Each value written, as JSON.
+    pub values: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

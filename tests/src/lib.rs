@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod host;
+pub mod migrate;
 pub mod oci;
 
 use std::net::TcpListener;

@@ -1,111 +1,20 @@
 //! Migration between real `fosd` on the cluster harness (`fos_e2e::cluster`): a native entity appending a counter
 //! to a file in its volume every 50 ms is moved cold from one node to the other and carries on from where it was;
-//! a checker sampling every process of the machine sees one copy at every sample. Each test prints its figures.
+//! a checker sampling every process of the machine sees one copy at every sample. Nodes are killed (`fosd` and
+//! every process of their namespace, SIGKILL) at each phase. Each test prints its figures (`figure:` lines).
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use fos_e2e::cluster::{json_items, Cluster};
+use fos_e2e::cluster::{instance_processes, Cluster};
+use fos_e2e::migrate::*;
 
-/// `--node-lost-after` of the migration tests.
+/// `--node-lost-after` of the first test (a destination killed at Landing is declared lost).
 const LOST_AFTER: Duration = Duration::from_secs(6);
-
-/// A standalone entity appending `<n> <nanos> <node>` to `$FOS_VOLUME_DATA/counter` every 50 ms, continuing from
-/// the last value in the file.
-fn counter(name: &str) -> String {
-    format!(
-        r#"apiVersion: fos/v1
-kind: Entity
-metadata: {{name: {name}}}
-spec:
-  kind: native
-  migration: cold
-  volumes:
-    - name: data
-      size: 10Mi
-  command:
-    - sh
-    - -c
-    - 'f="$FOS_VOLUME_DATA/counter"; n=$(tail -n 1 "$f" 2>/dev/null | cut -d" " -f1); n=${{n:-0}}; while :; do n=$((n+1)); echo "$n $(date +%s%N) $FOS_NODE" >> "$f"; sleep 0.05; done'
-"#
-    )
-}
-
-/// The instance id of standalone entity `name`.
-fn instance(name: &str) -> String {
-    format!("{name}-0.{name}.default")
-}
-
-/// The node running `name`, once it runs.
-fn running_node(cluster: &Cluster, name: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let run = answering(cluster, &["get", "entities", "-o", "json"]);
-        let entities: Vec<serde_json::Value> = json_items(&run.stdout)
-            .into_iter()
-            .filter(|e| e["id"].as_str().is_some_and(|id| id.split('.').nth(1) == Some(name)))
-            .collect();
-        let on = entities.iter().find(|e| e["actual"]["state"] == "Running" && e["unknown"] != true);
-        if let Some(node) = on.and_then(|e| e["actual"]["node"].as_str()) {
-            if e_node_matches(on, node) {
-                return node.to_string();
-            }
-        }
-        assert!(Instant::now() < deadline, "{name} not running: {entities:?}\n{}", cluster.log(0));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn e_node_matches(e: Option<&serde_json::Value>, node: &str) -> bool {
-    e.is_some_and(|e| e["desired"]["node"].as_str() == Some(node))
-}
-
-/// The counter file of `name` in node `i`'s data directory.
-fn counter_file(cluster: &Cluster, i: usize, name: &str) -> PathBuf {
-    cluster.nodes[i].data.join("volumes").join(instance(name)).join("data").join("counter")
-}
-
-/// The lines of a counter file: (value, nanos, node).
-fn lines(path: &PathBuf) -> Vec<(u64, u128, String)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?, f.get(2)?.to_string()))
-        })
-        .collect()
-}
-
-fn index(cluster: &Cluster, node: &str) -> usize {
-    cluster.nodes.iter().position(|n| n.name == node).expect("a node of the cluster")
-}
-
-/// The migration record of `name`.
-fn migration(cluster: &Cluster, name: &str) -> serde_json::Value {
-    let run = answering(cluster, &["get", "migrations", "-o", "json"]);
-    json_items(&run.stdout).into_iter().find(|m| m["instance"] == instance(name).as_str()).unwrap_or_default()
-}
-
-/// `fosctl` through the first node whose API answers (a killed node's does not).
-fn answering(cluster: &Cluster, args: &[&str]) -> fos_e2e::Run {
-    let mut last = None;
-    for i in 0..cluster.nodes.len() {
-        let run = cluster.fosctl(i, args);
-        if run.code == 0 {
-            return run;
-        }
-        last = Some(run);
-    }
-    last.expect("a node")
-}
-
-fn millis(v: &serde_json::Value) -> i64 {
-    v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()).unwrap_or(0)
-}
 
 #[test]
 fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sample() {
-    let cluster = Cluster::start(2, LOST_AFTER);
+    let mut cluster = Cluster::start(2, LOST_AFTER);
     let name = "mig-cold";
     let run = cluster.apply(0, name, &counter(name));
     assert!(run.code == 0, "apply: {}", run.stderr);
@@ -113,12 +22,7 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
     let (s, d) = (index(&cluster, &source), 1 - index(&cluster, &source));
     let destination = cluster.nodes[d].name.clone();
     let checker = cluster.checker(&[name]);
-    // Let it count for a while on the source.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while lines(&counter_file(&cluster, s, name)).len() < 20 {
-        assert!(Instant::now() < deadline, "the counter does not count:\n{}", cluster.log(s));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    counts_on(&cluster, s, name, 20);
 
     // A destination that is not a node is refused, saying so; so is the node it runs on.
     let bad = cluster.fosctl(0, &["migrate", &instance(name), "--to", "nowhere"]);
@@ -131,28 +35,13 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
     let total = started.elapsed();
     assert!(run.code == 0, "migrate: {}\n{}\n{}\n{}", run.stdout, run.stderr, cluster.log(s), cluster.log(d));
     assert_eq!(running_node(&cluster, name, Duration::from_secs(30)), destination);
-    // Count a while on the destination, then look at the whole file.
-    let after = lines(&counter_file(&cluster, d, name)).len();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while lines(&counter_file(&cluster, d, name)).len() < after + 20 {
-        assert!(Instant::now() < deadline, "the counter does not go on:\n{}", cluster.log(d));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (twice, samples) = checker.finish();
-    assert!(twice.is_empty(), "ran twice: {twice:?}");
-    assert!(samples > 20, "only {samples} samples");
-
+    let all = counts_on(&cluster, d, name, 20);
     let m = migration(&cluster, name);
     assert_eq!(m["phase"], "Completed", "{m}");
     assert_eq!(m["source"], source.as_str());
     assert_eq!(m["destination"], destination.as_str());
     let downtime_ms = millis(&m["finished"]) - millis(&m["stoppedAt"]);
     assert!(downtime_ms > 0, "{m}");
-
-    let all = lines(&counter_file(&cluster, d, name));
-    for w in all.windows(2) {
-        assert_eq!(w[1].0, w[0].0 + 1, "the counter skips or repeats a value: {:?} then {:?}", w[0], w[1]);
-    }
     let switch = all.windows(2).find(|w| w[0].2 == source && w[1].2 == destination).expect("a switch of node");
     let gap_ms = ((switch[1].1 - switch[0].1) / 1_000_000) as i64;
     let others = all.windows(2).filter(|w| w[0].2 == w[1].2).map(|w| ((w[1].1 - w[0].1) / 1_000_000) as i64);
@@ -160,17 +49,20 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
     // The writes stop before the source is stopped and start as soon as the destination runs, which the controller
     // sees within a poll: the gap seen in the file is at most the recorded downtime and a write period.
     assert!(gap_ms <= downtime_ms + 200, "gap {gap_ms} ms, downtime {downtime_ms} ms");
-    assert!(!counter_file(&cluster, s, name).exists(), "the source's volume is removed once it departed");
+    // The source kept its volume until the destination ran the instance; then it goes.
+    let kept = counter_file(&cluster, s, name);
+    eventually("the source's volume is removed once the migration completed", Duration::from_secs(10), || {
+        !kept.exists()
+    });
     println!(
         "figure: cold migration of a counter: total {} ms, downtime {downtime_ms} ms, gap in the file {gap_ms} ms \
-         (longest gap elsewhere {longest_other} ms), {} values, {} bytes moved, {samples} samples, never twice",
+         (longest gap elsewhere {longest_other} ms), {} values, {} bytes moved",
         total.as_millis(),
         all.len(),
         m["bytesMoved"]
     );
 
     // A drain of its node migrates it (its entity says `migration: cold`) rather than starting it afresh.
-    let checker = cluster.checker(&[name]);
     let run = cluster.fosctl(0, &["node", "drain", &destination]);
     assert!(run.code == 0, "drain: {}", run.stderr);
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -186,85 +78,144 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
     assert_eq!(running_node(&cluster, name, Duration::from_secs(30)), source);
     let all = counts_on(&cluster, s, name, 10);
     assert!(all.iter().any(|l| l.2 == destination), "the values written on {destination} came back with the volume");
-    let (twice, _) = checker.finish();
-    assert!(twice.is_empty(), "ran twice during the drain: {twice:?}");
     let run = cluster.fosctl(0, &["node", "uncordon", &destination]);
     assert!(run.code == 0, "uncordon: {}", run.stderr);
-}
 
-/// [`counter`] with a 100 MiB file of random bytes made in the volume at its first start.
-fn counter_with_blob(name: &str) -> String {
-    counter(name).replace(
-        r#"'f="$FOS_VOLUME_DATA/counter";"#,
-        r#"'test -f "$FOS_VOLUME_DATA/blob" || head -c 100M /dev/urandom > "$FOS_VOLUME_DATA/blob"; f="$FOS_VOLUME_DATA/counter";"#,
-    )
-}
-
-/// The SHA-256 of a file (`sha256sum`).
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
-}
-
-/// Starts migrating `name` to `to` (no wait) and kills node `victim` (with every process of its namespace) once the
-/// migration is in `phase`. Panics when the migration went past it first.
-fn kill_at(cluster: &mut Cluster, name: &str, to: &str, phase: &str, victim: usize) -> serde_json::Value {
-    let old = migration(cluster, name)["id"].clone();
-    let run = answering(cluster, &["migrate", &instance(name), "--to", to, "--cold"]);
-    assert!(run.code == 0, "migrate: {}", run.stderr);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let m = migration(cluster, name);
-        if m["id"] != old && m["phase"] == phase {
-            cluster.kill_node(victim);
-            return m;
-        }
-        let past = ["Landing", "Completed", "Failed", "Aborted"];
-        assert!(
-            m["id"] == old || !past.contains(&m["phase"].as_str().unwrap_or("")),
-            "the migration went past {phase} before the kill: {m}"
-        );
-        assert!(Instant::now() < deadline, "never {phase}: {m}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the migration of `name` ends; returns its record.
-fn wait_end(cluster: &Cluster, name: &str, timeout: Duration) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = migration(cluster, name);
-        if ["Completed", "Failed", "Aborted"].contains(&m["phase"].as_str().unwrap_or("")) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "the migration does not end: {m}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The counter goes on by one from `from` lines to at least `more` more (in node `i`'s volume); returns the lines.
-fn counts_on(cluster: &Cluster, i: usize, name: &str, more: usize) -> Vec<(u64, u128, String)> {
-    let path = counter_file(cluster, i, name);
-    let before = lines(&path).len();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while lines(&path).len() < before + more {
-        assert!(
-            Instant::now() < deadline,
-            "the counter does not count on {}:\n{}",
-            cluster.nodes[i].name,
-            cluster.log(i)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let all = lines(&path);
-    for w in all.windows(2) {
-        assert_eq!(w[1].0, w[0].0 + 1, "the counter skips or repeats a value: {:?} then {:?}", w[0], w[1]);
-    }
-    all
+    // The destination dies at Landing (it has the volumes, the instance is its own), before it runs it: once it is
+    // declared lost the migration fails and the source, which kept the volume, runs it again; the destination, back,
+    // holds nothing of it.
+    let before = lines(&counter_file(&cluster, s, name)).len();
+    let m = kill_at(&mut cluster, name, &destination, "Landing", d);
+    let end = wait_end(&cluster, name, LOST_AFTER + Duration::from_secs(60));
+    assert_eq!(end["phase"], "Failed", "{end}\n{}", cluster.log(s));
+    assert!(end["message"].as_str().unwrap_or("").contains("lost at Landing"), "{end}");
+    assert_eq!(running_node(&cluster, name, Duration::from_secs(60)), source);
+    let all = counts_on(&cluster, s, name, 10);
+    assert!(all.len() > before, "the source carries on from its kept volume");
+    cluster.start_node(d);
+    cluster.wait_ready(&[0, 1], Duration::from_secs(60));
+    let there = cluster.nodes[d].data.join("volumes").join(instance(name));
+    let inbox = cluster.nodes[d].data.join("migrations").join("in");
+    eventually("the destination back holds nothing of it", Duration::from_secs(30), || {
+        !there.exists() && entries(&inbox).is_empty()
+    });
+    let (twice, samples) = checker.finish();
+    assert!(twice.is_empty(), "ran twice: {twice:?}");
+    assert!(samples > 100, "only {samples} samples");
+    println!(
+        "figure: destination killed at {} ({} of {} bytes): migration {} after {} ms ({}), the source runs it on its \
+         kept volume, {} values without a gap or repeat, {samples} samples, never twice",
+        m["phase"],
+        m["bytesMoved"],
+        m["bytesTotal"],
+        end["phase"],
+        millis(&end["finished"]) - millis(&end["started"]),
+        end["message"],
+        all.len()
+    );
 }
 
 #[test]
-fn a_kill_9_of_either_end_mid_transfer_leaves_one_copy_with_its_volume_intact() {
+#[ignore = "fails: the dependent is still restarted when what it needs migrates (#13)"]
+fn a_needed_component_on_a_virtual_network_migrates_without_restarting_its_dependent() {
+    let cluster = Cluster::start(2, LOST_AFTER);
+    need_on_a_virtual_network(&cluster);
+}
+
+/// A component that another needs, on a virtual network, is migrated: the dependent does not restart (same pid)
+/// and reaches it at the same address all along (after the downtime).
+fn need_on_a_virtual_network(cluster: &Cluster) {
+    let app = "mig-need";
+    let marks = cluster.marks();
+    let manifest = format!(
+        r#"apiVersion: fos/v1
+kind: Application
+metadata: {{name: {app}}}
+spec:
+  networks:
+    - {{name: mlan, type: vxlan, ipRange: 10.86.0.0/24}}
+  components:
+    - name: db
+      entity:
+        kind: native
+        migration: cold
+        networks: [{{network: mlan}}]
+        volumes: [{{name: data}}]
+        readiness: {{tcp: 7000}}
+        command:
+          - python3
+          - -c
+          - |
+            import os, socket
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 7000))
+            s.listen()
+            while True:
+                c, _ = s.accept()
+                c.sendall(("db on " + os.environ["FOS_NODE"]).encode())
+                c.close()
+    - name: web
+      need: [db]
+      entity:
+        kind: native
+        networks: [{{network: mlan}}]
+        command:
+          - python3
+          - -c
+          - |
+            import os, socket, time
+            host, port = os.environ["FOS_NEED_DB_HOST"], int(os.environ["FOS_NEED_DB_PORT"])
+            log = open("{marks}/web.log", "a", buffering=1)
+            while True:
+                try:
+                    c = socket.create_connection((host, port), timeout=1)
+                    log.write("%d %s %s\n" % (os.getpid(), host, c.recv(100).decode()))
+                    c.close()
+                except OSError as e:
+                    log.write("%d %s ERR %s\n" % (os.getpid(), host, e))
+                time.sleep(0.1)
+"#,
+        marks = marks.display()
+    );
+    let run = cluster.apply(0, app, &manifest);
+    assert!(run.code == 0, "apply: {}", run.stderr);
+    let (db, web) = (format!("db-0.{app}.default"), format!("web-0.{app}.default"));
+    let from = running_node_of(cluster, &db, Duration::from_secs(90));
+    let web_node = running_node_of(cluster, &web, Duration::from_secs(90));
+    let to = cluster.nodes[1 - index(cluster, &from)].name.clone();
+    let log = marks.join("web.log");
+    let answers = |on: &str| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().filter(|l| l.ends_with(&format!("db on {on}"))).map(str::to_string).collect::<Vec<_>>()
+    };
+    eventually("web reaches db", Duration::from_secs(30), || !answers(&from).is_empty());
+    let pid_of = |id: &str| {
+        let procs = instance_processes(&BTreeSet::from([app.to_string()]));
+        procs.get(id).and_then(|n| n.get(&web_node)).and_then(|p| p.iter().min().copied())
+    };
+    let pid = pid_of(&web).expect("web's process");
+    let before = answers(&from).last().cloned().expect("an answer");
+
+    let run = cluster.fosctl(0, &["migrate", &db, "--to", &to, "--wait", "--timeout", "90s"]);
+    assert!(run.code == 0, "migrate: {}\n{}", run.stderr, cluster.log(0));
+    assert_eq!(running_node_of(cluster, &db, Duration::from_secs(30)), to);
+    eventually(&format!("web reaches db on {to}"), Duration::from_secs(30), || !answers(&to).is_empty());
+    let after = answers(&to).last().cloned().expect("an answer");
+    assert_eq!(pid_of(&web), Some(pid), "web was not restarted");
+    let words = |l: &str| l.split_whitespace().take(2).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(words(&before), words(&after), "the same process reaches db at the same address");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let errors = text.lines().filter(|l| l.contains(" ERR ")).count();
+    println!(
+        "figure: db (needed by web, vxlan network) migrated {from} → {to}: web kept pid {pid} and address {}, \
+         {errors} failed connections (every 100 ms) during the move",
+        words(&after)[1]
+    );
+}
+
+#[test]
+fn a_kill_9_of_either_end_at_each_phase_leaves_one_copy_with_its_volume_intact() {
     // Long enough that a node restarted at once is never declared lost meanwhile.
     let mut cluster = Cluster::start(2, Duration::from_secs(20));
     let name = "mig-kill";
@@ -278,23 +229,27 @@ fn a_kill_9_of_either_end_mid_transfer_leaves_one_copy_with_its_volume_intact() 
     let digest = sha256(&blob);
     let checker = cluster.checker(&[name]);
 
-    // 1. The destination dies while the volume moves: the migration fails and the source runs the instance again
-    // on its volume; the destination, back, holds no copy.
+    // 1. The destination dies while the volume moves (over a slow link): the migration fails and the source runs
+    // the instance again on its volume; the destination, back, holds nothing of it.
+    cluster.throttle(d, Some("200mbit"));
     let m = kill_at(&mut cluster, name, &destination, "Transferring", d);
+    cluster.throttle(d, None);
     let end = wait_end(&cluster, name, Duration::from_secs(60));
     assert_eq!(end["phase"], "Failed", "{end}");
     assert!(end["message"].as_str().unwrap_or("").contains("not ready"), "{end}");
     assert_eq!(running_node(&cluster, name, Duration::from_secs(60)), source);
     counts_on(&cluster, s, name, 10);
     assert_eq!(sha256(&blob), digest, "the volume is intact on the source");
-    let outbox = cluster.nodes[s].data.join("migrations").join("out");
-    let left: Vec<_> =
-        std::fs::read_dir(&outbox).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(left.is_empty(), "the archive of the failed migration is removed: {left:?}");
     cluster.start_node(d);
     cluster.wait_ready(&[0, 1], Duration::from_secs(60));
+    let inbox = cluster.nodes[d].data.join("migrations").join("in");
+    let there = cluster.nodes[d].data.join("volumes").join(instance(name));
+    eventually("what arrived of the given-up migration is removed", Duration::from_secs(30), || {
+        entries(&inbox).is_empty() && !there.exists()
+    });
     println!(
-        "figure: destination killed at {} ({} of {} bytes): migration Failed, the source runs it again",
+        "figure: destination killed at {} ({} of {} bytes): migration Failed, the source runs it again, what arrived \
+         removed",
         m["phase"], m["bytesMoved"], m["bytesTotal"]
     );
 
@@ -319,29 +274,52 @@ fn a_kill_9_of_either_end_mid_transfer_leaves_one_copy_with_its_volume_intact() 
     assert_eq!(sha256(&moved_blob), digest, "the volume arrived intact");
     println!(
         "figure: cold migration of a 100 MiB volume: total {total_ms} ms (fosctl --wait; recorded {recorded_total} ms), \
-         downtime {downtime_ms} ms, {} bytes sent; rsync -a of the same directory in the same run {rsync_ms} ms \
+         downtime {downtime_ms} ms, {} stream bytes; rsync -a of the same directory in the same run {rsync_ms} ms \
          (total/rsync {:.2})",
         m["bytesMoved"],
-        recorded_total as f64 / rsync_ms.max(1) as f64
+        total_ms as f64 / rsync_ms.max(1) as f64
     );
 
-    // 3. The source (now `destination`) dies while the volume moves back, and starts again: it resumes sending and
-    // the migration completes, the volume intact.
-    let m = kill_at(&mut cluster, name, &source, "Transferring", d);
-    cluster.start_node(d);
-    let end = wait_end(&cluster, name, Duration::from_secs(120));
-    assert_eq!(end["phase"], "Completed", "{end}\n{}\n{}", cluster.log(d), cluster.log(s));
-    assert_eq!(running_node(&cluster, name, Duration::from_secs(60)), source);
-    let all = counts_on(&cluster, s, name, 10);
-    assert_eq!(sha256(&blob), digest, "the volume arrived intact after the source's restart");
+    // 3. Back to `source`; its sender (`destination` now) dies at each phase and starts again at once: the
+    // migration completes, the volume intact, the counter consecutive.
+    let (s, d) = (d, s);
+    let (source, destination) = (destination, source);
+    for phase in ["TakingOff", "Transferring", "Landing"] {
+        let slow_stop = counter_file(&cluster, s, name).with_file_name("slow-stop");
+        if phase == "TakingOff" {
+            std::fs::write(&slow_stop, b"").expect("slow-stop mark");
+        }
+        if phase == "Transferring" {
+            cluster.throttle(d, Some("200mbit"));
+        }
+        let m = kill_at(&mut cluster, name, &destination, phase, s);
+        cluster.throttle(d, None);
+        cluster.start_node(s);
+        let end = wait_end(&cluster, name, Duration::from_secs(120));
+        assert_eq!(end["phase"], "Completed", "{end}\n{}\n{}", cluster.log(s), cluster.log(d));
+        assert_eq!(running_node(&cluster, name, Duration::from_secs(60)), destination);
+        let all = counts_on(&cluster, d, name, 10);
+        let here = counter_file(&cluster, d, name).with_file_name("blob");
+        assert_eq!(sha256(&here), digest, "the volume arrived intact after a kill at {phase}");
+        let _ = std::fs::remove_file(here.with_file_name("slow-stop"));
+        cluster.wait_ready(&[0, 1], Duration::from_secs(60));
+        let left = counter_file(&cluster, s, name).parent().expect("volume").to_path_buf();
+        eventually(&format!("the sender, killed at {phase}, removes its copy"), Duration::from_secs(30), || {
+            !left.exists()
+        });
+        println!(
+            "figure: source killed at {phase} ({} of {} bytes) and restarted: migration Completed, {} values without \
+             a gap or repeat",
+            m["bytesMoved"],
+            m["bytesTotal"],
+            all.len()
+        );
+        // And back again for the next phase.
+        let run = cluster.fosctl(d, &["migrate", &instance(name), "--to", &source, "--wait", "--timeout", "120s"]);
+        assert!(run.code == 0, "migrate: {}\n{}", run.stderr, cluster.log(d));
+        counts_on(&cluster, s, name, 5);
+    }
     let (twice, samples) = checker.finish();
     assert!(twice.is_empty(), "ran twice: {twice:?}");
-    println!(
-        "figure: source killed at {} ({} of {} bytes) and restarted: migration Completed, {} values without a gap or \
-         repeat, {samples} samples, never twice",
-        m["phase"],
-        m["bytesMoved"],
-        m["bytesTotal"],
-        all.len()
-    );
+    println!("figure: kill -9 at each phase: {samples} samples of every process, never two copies");
 }

@@ -335,7 +335,7 @@ impl Agent {
         let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()));
         let mut driver = Driver::new(Shared {
             volume_sender: config.volume_sender.clone(),
-            records,
+            records: records.clone(),
             node: name.clone(),
             runtimes: started.runtimes,
             layout,
@@ -370,6 +370,12 @@ impl Agent {
         if let NodeSource::Discover = config.node_source {
             tasks.push(tokio::spawn(rediscover(config, info_tx, shutdown_rx.clone())));
         }
+        tasks.push(tokio::spawn(crate::migration::janitor::run(
+            records.clone(),
+            name.clone(),
+            inbox.clone(),
+            shutdown_rx.clone(),
+        )));
         if let Some(manager) = networks {
             tasks.push(tokio::spawn(follow_networks(manager, shutdown_rx)));
         }

@@ -1,28 +1,36 @@
 //! The two ends of a migration's data in `fosd`: the API's [`MigrationInbox`] over this node's agent (set once the
 //! agent has started), and the agent's [`VolumeSender`] over the node API client (the cluster CA, this node's
-//! token): it finds the destination's address in its heartbeat, asks what has arrived, sends the rest of the
-//! archive in chunks (each retried from what arrived when a connection fails), then asks the destination to check
-//! and unpack it.
+//! token): it finds the destination's address in its heartbeat, asks what has arrived, streams the rest of the
+//! migration's stream in one request as its frames are made (after a broken or stalled connection: asks again and
+//! resumes from there), then asks the destination to check it and move it into place.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fos_agent::migration::{Inbox, InboxError, Outgoing, VolumeSender};
+use fos_agent::migration::stream::{self, Frame};
+use fos_agent::migration::{Inbox, InboxError, Outgoing, Progress, VolumeSender};
 use fos_api::migration::{DataCommit, Received};
 use fos_api::wire::ErrorBody;
 use fos_api::InstanceId;
 use fos_controller::auth::Peer;
-use fos_controller::ops::transfer::{InboxRefusal, MigrationInbox};
+use fos_controller::ops::transfer::{BodyStream, InboxRefusal, MigrationInbox};
 use fos_store::records::NodeStatuses;
 use fos_store::Records;
+use futures::StreamExt;
 
-/// Bytes per request (within the API's body limit).
-const CHUNK: usize = 4 << 20;
+/// Frames made ahead of the connection.
+const QUEUE: usize = 4;
 
-/// Attempts per chunk before the sender gives up (the agent tries again later, resuming).
+/// Attempts before the sender gives up (the agent tries again later, resuming).
 const ATTEMPTS: u32 = 5;
+
+/// A stream that moves no byte for this long is given up (and resumed).
+const STALL: Duration = Duration::from_secs(20);
+
+/// How long the destination may take to finish unpacking and move the volumes into place.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// This node's agent's inbox, once the agent runs.
 #[derive(Clone, Default)]
@@ -41,10 +49,12 @@ impl AgentInbox {
 
 fn refusal(e: InboxError) -> InboxRefusal {
     match e {
-        InboxError::Offset { .. } | InboxError::Mismatch { .. } | InboxError::BadId(_) => {
-            InboxRefusal::Conflict(e.to_string())
-        }
-        InboxError::Io { .. } => InboxRefusal::Failed(e.to_string()),
+        InboxError::Offset { .. }
+        | InboxError::Mismatch { .. }
+        | InboxError::BadId(_)
+        | InboxError::Frame(..)
+        | InboxError::Superseded(_) => InboxRefusal::Conflict(e.to_string()),
+        InboxError::Io { .. } | InboxError::Broken(..) => InboxRefusal::Failed(e.to_string()),
     }
 }
 
@@ -54,8 +64,8 @@ impl MigrationInbox for AgentInbox {
         self.get()?.received(migration).map_err(refusal)
     }
 
-    async fn append(&self, migration: &str, offset: u64, data: &[u8]) -> Result<u64, InboxRefusal> {
-        self.get()?.append(migration, offset, data).await.map_err(refusal)
+    async fn append(&self, migration: &str, offset: u64, body: BodyStream) -> Result<u64, InboxRefusal> {
+        self.get()?.receive(migration, offset, body).await.map_err(refusal)
     }
 
     async fn commit(&self, migration: &str, instance: &InstanceId, commit: &DataCommit) -> Result<(), InboxRefusal> {
@@ -90,59 +100,94 @@ impl PeerSender {
 
 #[async_trait]
 impl VolumeSender for PeerSender {
-    async fn send(&self, out: &Outgoing, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<(), String> {
+    async fn send(&self, out: &Outgoing, progress: Progress) -> Result<(), String> {
         let (destination, instance, migration) = (out.destination.as_str(), &out.instance, out.migration.as_str());
-        let (archive, bytes, sha256) = (out.archive.as_path(), out.bytes, out.sha256.as_str());
         let status = self.records.get::<NodeStatuses>(&destination.to_string()).await.map_err(|e| e.to_string())?;
         let address = status
             .and_then(|s| s.value.address)
             .ok_or_else(|| format!("{destination} has no API address (no heartbeat)"))?;
         let base = format!("{}://{address}/v1/migrations/{instance}/data", self.peer.scheme);
-        // The migration id is a uuid the store holds; the offset a number: nothing to escape.
-        let url = |offset: u64| format!("{base}?migration={migration}&offset={offset}");
-        let received = |this: &Self| {
-            let req = this.peer.http.get(url(0)).bearer_auth(&this.peer.token);
-            async move { Self::answer::<Received>(req.send().await.map_err(|e| e.to_string())?, destination).await }
-        };
-        let mut have = received(self).await?;
-        let mut file = std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+        let parts = out.parts.clone();
+        let total = tokio::task::spawn_blocking(move || stream::estimate(&parts)).await.map_err(|e| e.to_string())?;
         let mut failures = 0;
-        while !have.complete && have.bytes < bytes {
-            progress(have.bytes);
-            let len = CHUNK.min((bytes - have.bytes) as usize);
-            let mut chunk = vec![0u8; len];
-            file.seek(SeekFrom::Start(have.bytes))
-                .and_then(|_| file.read_exact(&mut chunk))
-                .map_err(|e| e.to_string())?;
-            let req = self.peer.http.put(url(have.bytes)).bearer_auth(&self.peer.token).body(chunk);
-            let sent = match req.timeout(Duration::from_secs(60)).send().await {
-                Ok(resp) => Self::answer::<Received>(resp, destination).await,
-                Err(e) => Err(e.to_string()),
-            };
-            match sent {
-                Ok(r) => {
-                    have = r;
-                    failures = 0;
-                }
+        loop {
+            let attempt = self.attempt(&base, out, total, progress.clone()).await;
+            match attempt {
+                Ok(()) => return Ok(()),
                 Err(e) => {
                     failures += 1;
                     if failures >= ATTEMPTS {
                         return Err(e);
                     }
-                    tracing::warn!(%destination, %migration, error = %e, "chunk failed; resuming from what arrived");
+                    tracing::warn!(%destination, %migration, error = %e, "sending failed; resuming from what arrived");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
-                    have = received(self).await?;
                 }
             }
         }
-        progress(have.bytes);
-        if !have.complete {
-            let commit = DataCommit { bytes, sha256: sha256.to_string() };
-            let commit_url = format!("{base}/commit?migration={migration}");
-            let req = self.peer.http.post(commit_url).bearer_auth(&self.peer.token);
-            let resp = req.json(&commit).send().await.map_err(|e| e.to_string())?;
-            Self::answer::<Received>(resp, destination).await?;
+    }
+}
+
+impl PeerSender {
+    /// One attempt: asks what arrived, streams the rest (a stream that makes no progress for [`STALL`] is given
+    /// up), then commits.
+    async fn attempt(&self, base: &str, out: &Outgoing, total: u64, progress: Progress) -> Result<(), String> {
+        let (destination, migration) = (out.destination.as_str(), out.migration.as_str());
+        // The migration id is a uuid the store holds; the offset a number: nothing to escape.
+        let req = self.peer.http.get(format!("{base}?migration={migration}")).bearer_auth(&self.peer.token);
+        let have: Received = Self::answer(req.send().await.map_err(|e| e.to_string())?, destination).await?;
+        if have.complete {
+            progress(have.bytes, have.bytes);
+            return Ok(());
         }
+        progress(have.bytes, total.max(have.bytes));
+        let moved = Arc::new(AtomicU64::new(have.bytes));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Frame>(QUEUE);
+        let (parts, resume) = (out.parts.clone(), have.bytes);
+        let producer = tokio::task::spawn_blocking(move || {
+            stream::produce(&parts, resume, &mut |frame| {
+                tx.blocking_send(frame).map_err(|_| std::io::Error::other("the request ended"))
+            })
+        });
+        let body = {
+            let (moved, progress) = (moved.clone(), progress.clone());
+            let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+            frames.map(move |frame| {
+                moved.store(frame.end, Ordering::Relaxed);
+                progress(frame.end, total.max(frame.end));
+                Ok::<_, std::io::Error>(frame.data)
+            })
+        };
+        let url = format!("{base}?migration={migration}&offset={}", have.bytes);
+        let req = self.peer.http.put(url).bearer_auth(&self.peer.token).body(reqwest::Body::wrap_stream(body));
+        let sent = async { Self::answer::<Received>(req.send().await.map_err(|e| e.to_string())?, destination).await };
+        tokio::pin!(sent);
+        let mut watch = tokio::time::interval(STALL);
+        watch.tick().await;
+        let mut last = have.bytes;
+        let arrived = loop {
+            tokio::select! {
+                r = &mut sent => break r,
+                _ = watch.tick() => {
+                    let now = moved.load(Ordering::Relaxed);
+                    if now == last {
+                        break Err(format!("no progress for {STALL:?} at byte {now}"));
+                    }
+                    last = now;
+                }
+            }
+        };
+        // The body is dropped with the request: a producer still running stops at its next frame.
+        let streamed = producer.await.map_err(|e| e.to_string());
+        let arrived = arrived?;
+        let streamed = streamed?.map_err(|e| format!("reading the data to send: {e}"))?;
+        if arrived.bytes != streamed.bytes {
+            return Err(format!("{destination} has {} of {} bytes", arrived.bytes, streamed.bytes));
+        }
+        let commit = DataCommit { bytes: streamed.bytes, sha256: streamed.sha256 };
+        let req = self.peer.http.post(format!("{base}/commit?migration={migration}")).bearer_auth(&self.peer.token);
+        let resp = req.json(&commit).timeout(COMMIT_TIMEOUT).send().await.map_err(|e| e.to_string())?;
+        Self::answer::<Received>(resp, destination).await?;
+        progress(streamed.bytes, streamed.bytes);
         Ok(())
     }
 }

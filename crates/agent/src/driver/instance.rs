@@ -95,7 +95,6 @@ pub async fn drive(shared: Arc<Shared>, start: Start, mut desired_rx: watch::Rec
                 None if t.actual.state() == Some(State::TakingOff) => t.depart().await,
                 Some(d) if t.actual.state() == Some(State::TakingOff) => t.resume_after_abort(d).await,
                 _ => {
-                    t.forget_archive();
                     t.actual.migration = None;
                     t.dirty = true;
                 }

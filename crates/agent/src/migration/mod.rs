@@ -1,21 +1,24 @@
-//! Moving an instance's data between nodes: the archive of its volumes (tar, compressed, with its SHA-256:
-//! [`archive`]), what a destination receives ([`inbox`]: chunks appended at their offset, so a sender resumes where
-//! the last attempt stopped; checked and unpacked into the instance's volumes at commit), and the [`VolumeSender`]
-//! seam through which a source agent sends an archive to another node (the node API client `fosd` provides); and
-//! the node's [`criu`] capability for live migration of processes.
+//! Moving an instance's data between nodes: the [`stream`] of the directories to move (tar, LZ4 where it pays,
+//! SHA-256, resumable at any byte), what a destination receives ([`inbox`]: unpacked as it arrives; checked and
+//! moved into the instance's volumes at commit), and the [`VolumeSender`] seam through which a source agent streams
+//! them to another node (the node API client `fosd` provides); and the node's [`criu`] capability for live
+//! migration of processes.
 
-pub mod archive;
 pub mod criu;
 pub mod inbox;
+pub mod janitor;
+pub mod stream;
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use fos_api::InstanceId;
 
 pub use self::inbox::{Inbox, InboxError};
+pub use self::stream::Part;
 
-/// A migration's archive on its way out.
+/// What a migration sends: directories, each under its name (`volumes`: the instance's volumes, moved into place
+/// on the destination; any other part lands under [`Inbox::landed`]).
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// The node it goes to.
@@ -24,18 +27,17 @@ pub struct Outgoing {
     pub instance: InstanceId,
     /// The migration's id.
     pub migration: String,
-    /// The archive file.
-    pub archive: PathBuf,
-    /// Its length.
-    pub bytes: u64,
-    /// Its SHA-256 (hex).
-    pub sha256: String,
+    /// The directories to move.
+    pub parts: Vec<Part>,
 }
 
-/// Sends a migration's archive to its destination node over the authenticated node API, resuming after what the
-/// destination already has, and asks it to check and unpack it.
+/// Progress of a transfer: the stream bytes the destination has, and about how many there are in all.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Streams a migration's directories to its destination node over the authenticated node API, resuming after what
+/// the destination already has, and asks it to check them and move them into place.
 #[async_trait]
 pub trait VolumeSender: Send + Sync + std::fmt::Debug {
-    /// Sends `out`, calling `progress` with the bytes the destination has after each chunk.
-    async fn send(&self, out: &Outgoing, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<(), String>;
+    /// Sends `out`, reporting its progress as it goes.
+    async fn send(&self, out: &Outgoing, progress: Progress) -> Result<(), String>;
 }

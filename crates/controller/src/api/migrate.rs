@@ -2,8 +2,8 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use bytes::Bytes;
 use fos_api::migration::{DataCommit, MigrateRequest, Migration, Received};
+use futures::StreamExt;
 
 use super::error::ApiError;
 use super::json::Body;
@@ -43,15 +43,16 @@ pub async fn received(
     Ok(Json(transfer::received(&ctx, &caller, &instance, &q).await?))
 }
 
-/// `PUT /v1/migrations/{instance}/data?migration=&offset=`: the next chunk.
+/// `PUT /v1/migrations/{instance}/data?migration=&offset=`: the rest of the stream, as it comes.
 pub async fn append(
     State(ctx): State<Context>,
     caller: Caller,
     Path(instance): Path<String>,
     Query(q): Query<DataQuery>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Answer<Received> {
-    Ok(Json(transfer::append(&ctx, &caller, &instance, &q, &body).await?))
+    let body = body.into_data_stream().map(|r| r.map_err(|e| e.to_string())).boxed();
+    Ok(Json(transfer::append(&ctx, &caller, &instance, &q, body).await?))
 }
 
 /// `POST /v1/migrations/{instance}/data/commit?migration=`: check and unpack.

@@ -70,7 +70,10 @@ pub fn router(ctx: Context) -> Router {
         .route("/v1/logs/{id}", get(logs::logs))
         .route("/v1/migrations", get(migrate::list))
         .route("/v1/migrations/{instance}", post(migrate::start).get(migrate::get))
-        .route("/v1/migrations/{instance}/data", get(migrate::received).put(migrate::append))
+        .route(
+            "/v1/migrations/{instance}/data",
+            get(migrate::received).put(migrate::append).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v1/migrations/{instance}/data/commit", post(migrate::commit))
         .route("/v1/tokens", post(admin::create_token).get(admin::list_tokens))
         .route("/v1/tokens/{id}", delete(admin::revoke_token))

@@ -1,14 +1,17 @@
 //! The destination's side of a migration's data, called by the source node (its node token): what has arrived
-//! (`GET /v1/migrations/{instance}/data?migration=`), the next chunk at its offset (`PUT …/data?migration=&offset=`),
-//! and the end, checked and unpacked into the instance's volumes (`POST …/data/commit?migration=`). Each is accepted
+//! (`GET /v1/migrations/{instance}/data?migration=`), the rest of the stream from its offset (`PUT
+//! …/data?migration=&offset=`, a body of frames streamed as they are made), and the end, checked and moved into the
+//! instance's volumes (`POST …/data/commit?migration=`). Each is accepted
 //! only for the instance's current migration, while it is on its way to this node and before the destination owns
 //! it. The bytes go to this node's agent through its [`MigrationInbox`].
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use fos_api::auth::Role;
 use fos_api::migration::{DataCommit, Migration, Received};
 use fos_api::InstanceId;
 use fos_store::records::Migrations;
+use futures::stream::BoxStream;
 use serde::Deserialize;
 
 use super::{Caller, OpError};
@@ -25,13 +28,16 @@ pub enum InboxRefusal {
     Failed(String),
 }
 
+/// A request's body as it arrives.
+pub type BodyStream = BoxStream<'static, Result<Bytes, String>>;
+
 /// Where this node keeps what it receives of migrations: its agent's inbox.
 #[async_trait]
 pub trait MigrationInbox: Send + Sync {
     /// What has arrived of `migration`.
     fn received(&self, migration: &str) -> Result<Received, InboxRefusal>;
-    /// Appends `data` at `offset`; answers the bytes there then.
-    async fn append(&self, migration: &str, offset: u64, data: &[u8]) -> Result<u64, InboxRefusal>;
+    /// Receives the stream of `migration` from `offset` on; answers the bytes there then.
+    async fn append(&self, migration: &str, offset: u64, body: BodyStream) -> Result<u64, InboxRefusal>;
     /// Checks what arrived against `commit` and unpacks it into `instance`'s volumes.
     async fn commit(&self, migration: &str, instance: &InstanceId, commit: &DataCommit) -> Result<(), InboxRefusal>;
 }
@@ -44,7 +50,7 @@ impl MigrationInbox for NoInbox {
     fn received(&self, _migration: &str) -> Result<Received, InboxRefusal> {
         Err(InboxRefusal::Failed("this node runs no agent".into()))
     }
-    async fn append(&self, _migration: &str, _offset: u64, _data: &[u8]) -> Result<u64, InboxRefusal> {
+    async fn append(&self, _migration: &str, _offset: u64, _body: BodyStream) -> Result<u64, InboxRefusal> {
         Err(InboxRefusal::Failed("this node runs no agent".into()))
     }
     async fn commit(&self, _m: &str, _i: &InstanceId, _c: &DataCommit) -> Result<(), InboxRefusal> {
@@ -97,16 +103,16 @@ pub async fn received(ctx: &Context, caller: &Caller, instance: &str, q: &DataQu
     Ok(ctx.inbox.received(&m.id)?)
 }
 
-/// Appends a chunk at `q.offset`; answers what has arrived then.
+/// Receives the stream from `q.offset` on; answers what has arrived then.
 pub async fn append(
     ctx: &Context,
     caller: &Caller,
     instance: &str,
     q: &DataQuery,
-    data: &[u8],
+    body: BodyStream,
 ) -> Result<Received, OpError> {
     let m = current(ctx, caller, instance, q).await?;
-    let bytes = ctx.inbox.append(&m.id, q.offset, data).await?;
+    let bytes = ctx.inbox.append(&m.id, q.offset, body).await?;
     Ok(Received { bytes, complete: false })
 }
 

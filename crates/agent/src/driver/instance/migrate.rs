@@ -19,7 +19,7 @@ use fos_api::record::DesiredInstance;
 use tokio::sync::watch;
 
 use super::{backoff, Task};
-use crate::migration::{archive, Outgoing};
+use crate::migration::{inbox, Outgoing, Part};
 
 /// How often the progress of a transfer is written to the actual record.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -35,16 +35,6 @@ pub(super) fn source_of(desired: Option<&DesiredInstance>) -> Option<(String, St
 }
 
 impl Task {
-    /// Removes the archive of the migration the actual record names, if one is left (sent, or given up).
-    pub(super) fn forget_archive(&self) {
-        if let Some(p) = &self.actual.migration {
-            let out = self.shared.layout.data_dir().join("migrations").join("out");
-            for path in [out.join(format!("{}.tar.gz", p.id)), out.join(format!("{}.tar.tmp", p.id))] {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    }
-
     /// Whether migration `id` has been sent in full.
     pub(super) fn sent(&self, id: &str) -> bool {
         self.actual.migration.as_ref().is_some_and(|p| p.id == id && p.phase == SendPhase::Sent)
@@ -127,39 +117,23 @@ impl Task {
         self.actual.migration = Some(progress.clone());
         self.write().await;
 
-        let out = self.shared.layout.data_dir().join("migrations").join("out");
-        let archive_path = out.join(format!("{id}.tar.gz"));
         let volumes = self.shared.layout.volumes_dir(&desired.id);
-        let packed = {
-            let (out, archive_path) = (out.clone(), archive_path.clone());
-            tokio::task::spawn_blocking(move || {
-                std::fs::create_dir_all(&out)?;
-                // An archive from an earlier attempt is sent again as it is (the instance has not run since).
-                match archive_path.exists() {
-                    true => archive::digest_file(&archive_path),
-                    false => archive::pack(&volumes, &archive_path),
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("packing the volumes: {e}"))?
-        };
-        progress.bytes_total = packed.bytes;
         let sender = self.shared.volume_sender.clone().ok_or("this node has no client to send volumes with")?;
-        let moved = Arc::new(AtomicU64::new(progress.bytes_moved));
+        let moved = Arc::new((AtomicU64::new(progress.bytes_moved), AtomicU64::new(progress.bytes_total)));
         let outgoing = Outgoing {
             destination: destination.to_string(),
             instance: self.id.clone(),
             migration: id.to_string(),
-            archive: archive_path.clone(),
-            bytes: packed.bytes,
-            sha256: packed.sha256.clone(),
+            parts: vec![Part { name: inbox::VOLUMES.into(), dir: volumes }],
         };
         let transfer = {
             let moved = moved.clone();
             async move {
-                let report = move |n: u64| moved.store(n, Ordering::Relaxed);
-                sender.send(&outgoing, &report).await
+                let report = move |n: u64, total: u64| {
+                    moved.0.store(n, Ordering::Relaxed);
+                    moved.1.store(total, Ordering::Relaxed);
+                };
+                sender.send(&outgoing, Arc::new(report)).await
             }
         };
         tokio::pin!(transfer);
@@ -174,9 +148,9 @@ impl Task {
                     }
                 }
                 _ = tick.tick() => {
-                    let now = moved.load(Ordering::Relaxed);
-                    if now != progress.bytes_moved {
-                        progress.bytes_moved = now;
+                    let (now, total) = (moved.0.load(Ordering::Relaxed), moved.1.load(Ordering::Relaxed));
+                    if (now, total) != (progress.bytes_moved, progress.bytes_total) {
+                        (progress.bytes_moved, progress.bytes_total) = (now, total.max(now));
                         self.actual.migration = Some(progress.clone());
                         self.write().await;
                     }
@@ -184,13 +158,24 @@ impl Task {
             }
         };
         sent.map_err(|e| format!("sending the volumes to {destination}: {e}"))?;
-        let _ = std::fs::remove_file(&archive_path);
+        progress.bytes_total = moved.1.load(Ordering::Relaxed);
         Ok(true)
     }
 
     /// The destination owns the instance now (this node's desired record is gone): what is left here (stopped
-    /// already) is removed, its volumes with it.
+    /// already) is removed, but its volumes stay until the migration is over ([`inbox::keep`]): a destination lost
+    /// before it ran the instance loses no data.
     pub(super) async fn depart(&mut self) {
+        if let Some(p) = &self.actual.migration {
+            if let Err(e) = inbox::keep(&self.shared.layout, &self.id, &p.id) {
+                self.failures += 1;
+                let delay = backoff(&self.shared, self.failures);
+                self.actual.error = Some(format!("keeping the volumes of the departed instance: {e}"));
+                self.write().await;
+                tokio::time::sleep(delay).await;
+                return;
+            }
+        }
         for action in [Action::Clean, Action::Undefine] {
             if let Err(e) = self.call(action, None).await {
                 self.failures += 1;
@@ -203,7 +188,6 @@ impl Task {
         }
         self.failures = 0;
         self.actual.lifecycle = Lifecycle::new();
-        self.forget_archive();
         self.actual.migration = None;
         self.actual.error = None;
         self.shared.local.remove(&self.id);
@@ -215,7 +199,6 @@ impl Task {
 
     /// The migration was given up before the destination took the instance: it runs here again.
     pub(super) async fn resume_after_abort(&mut self, desired: &DesiredInstance) {
-        self.forget_archive();
         let (Some(rt), Some(cx)) = (self.runtime.clone(), self.cx.clone()) else {
             self.actual.lifecycle = Lifecycle::at(Some(State::Configured));
             self.actual.migration = None;

@@ -157,8 +157,10 @@ impl Task {
             }
             self.actual.networks.clear();
         }
-        if result.is_ok() && action == Action::Undefine {
-            // Volumes outlive everything but the instance itself.
+        let kept = || crate::migration::inbox::kept_marker(&self.shared.layout, &self.id).exists();
+        if result.is_ok() && action == Action::Undefine && !kept() {
+            // Volumes outlive everything but the instance itself (and, kept after a migration away, until the
+            // migration is over).
             let dir = self.shared.layout.volumes_dir(&self.id);
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -10,7 +10,9 @@
 //!   the instance on the volumes it received (live: restores the checkpoint that came with them).
 //! - **→ Completed**: the destination runs it at the desired generation; the role is cleared.
 //! - **→ Failed / Aborted** before Landing (the destination's node is not ready, the source's record went, or
-//!   `--abort`): the role is cleared and the source runs the instance again.
+//!   `--abort`): the role is cleared and the source runs the instance again. At Landing, a destination declared
+//!   lost before it ran the instance: Failed, and the record moves back to the source, which kept the volumes
+//!   until the migration was over.
 
 use std::collections::BTreeMap;
 
@@ -196,7 +198,14 @@ fn decide(view: &ClusterView, m: &Migration, next: &mut Migration, now: DateTime
             }
         }
     } else {
-        // Landing: the destination owns the instance.
+        // Landing: the destination owns the instance. Lost before it ran it (it fenced what it had): the source,
+        // which kept the volumes, runs it again.
+        let running_there = actual.is_some_and(|a| a.node == m.destination && a.state() == Some(State::Running));
+        if view.node_lost(&m.destination) && !running_there && view.node_ready(&m.source) {
+            fail(next, MigrationPhase::Failed, format!("destination {} was lost at {}", m.destination, m.phase));
+            let leaves = desired.filter(|d| d.node == m.destination).map(|_| m.destination.clone());
+            return Some(Placement { leaves, ..at_source });
+        }
         let Some(d) = desired.filter(|d| d.node == m.destination && d.epoch == m.epoch) else {
             fail(next, MigrationPhase::Failed, format!("{} no longer has the instance", m.destination));
             return None;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use fos_api::graph::NeedGraph;
+use fos_api::migration::MigrationPhase;
 use fos_api::wire::{AppPlan, AppStatus, Phase, PlannedInstance, STATE_ANNOTATION};
 use fos_api::{ApplicationSpec, Component, DesiredInstance, InstanceId, State};
 
@@ -210,11 +211,18 @@ pub fn reconcile_app(
             State::Running | State::Paused if !waiting.is_empty() => State::Configured,
             t => t,
         };
+        // Needs away only for a migration keep a dependent that was released already where it is.
+        let away = waiting.iter().all(|n| {
+            let nc = by_name.get(n).map_or(0, |nc| nc.replicas);
+            (0..nc).all(|r| ready(view, tenant, name, n, r) || migrating(view, &InstanceId::new(tenant, name, n, r)))
+        });
         if !waiting.is_empty() && !messages.contains_key(&c.name) {
             messages.insert(c.name.clone(), format!("{} waits for {}", c.name, waiting.join(", ")));
         }
         for r in 0..c.replicas {
             let id = InstanceId::new(tenant, name, &c.name, r);
+            let released = view.desired.get(&id).is_some_and(|p| p.state == target);
+            let state = if away && released { target } else { state };
             if tearing_down(view, &id) {
                 messages.entry(c.name.clone()).or_insert_with(|| {
                     format!("{} waits for its copy on {} to stop", id.short(), view.actual[&id].node)
@@ -317,6 +325,14 @@ fn kept<'a>(
 }
 
 /// Whether replica `r` of component `c` runs at the generation desired of it and is ready.
+/// Whether `id` is away for a migration: moving, or moved and running again (not yet ready) after it completed.
+fn migrating(view: &ClusterView, id: &InstanceId) -> bool {
+    view.migrations.get(id).is_some_and(|m| match m.phase {
+        MigrationPhase::Completed => status::running_ready(view.desired.get(id), view.actual.get(id)).0,
+        phase => !phase.is_final(),
+    })
+}
+
 fn ready(view: &ClusterView, tenant: &str, name: &str, c: &str, r: u32) -> bool {
     let id = InstanceId::new(tenant, name, c, r);
     status::running_ready(view.desired.get(&id), view.actual.get(&id)).1
