@@ -5,30 +5,15 @@
 //! nothing left: no mount, cgroup, link, namespace or runc container. A standalone container is paused and resumed,
 //! and an image whose layer is not its digest is refused with a clear error and nothing runs.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fos_e2e::host::{self, TestNamespace};
-use fos_e2e::oci::{busybox_image, in_netns, Registry};
+use fos_e2e::oci::{busybox_image, http_get, in_netns, Registry};
 use fos_e2e::Fos;
 
 const PAGE: &str = "hello from a fos container";
-
-/// `GET /` on `addr` from inside `ns`: the whole answer, `None` when it does not come within a second.
-fn http_get(ns: &Path, addr: &str) -> Option<String> {
-    let addr = addr.to_string();
-    in_netns(Some(ns), move || {
-        let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    })
-}
 
 fn wait_until(what: &str, fos: &Fos, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -1,6 +1,6 @@
 //! Live migration of native processes with CRIU, runtime to runtime: two native runtimes with their own data
 //! directories (two nodes), a counter that keeps its count in memory checkpointed on one (`migrate_out(Live)`), its
-//! volumes directory carried with the real archive code, and restored on the other (`migrate_in` with the ticket):
+//! volumes directory carried with the real migration stream and inbox, and restored on the other (`migrate_in` with the ticket):
 //! the same process (same token, same pid) goes on counting, into the destination's output file and cgroup. Given
 //! up before the destination took it, it is restored on the source; a checkpoint that cannot be restored starts the
 //! instance afresh. Skipped, saying so, where `criu check` fails.
@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fos_agent::migration::{archive, criu};
+use fos_agent::migration::{criu, stream, Inbox, Part};
 use fos_agent::runtime::native::{NativeConfig, NativeRuntime};
 use fos_agent::runtime::{MigrationTicket, NodeLayout, RunState, Runtime};
 use fos_api::manifest::{EntitySpec, RunAs, Volume};
@@ -101,11 +101,21 @@ async fn until_lines(path: &Path, n: usize) {
     panic!("{} never reached {n} lines: {:?}", path.display(), lines(path));
 }
 
-/// What the transfer does: the source's volumes directory packed, unpacked into the destination's.
-fn carry(from: &Node, to: &Node, d: &DesiredInstance) {
-    let archive = from.layout.data_dir().join("out.tar.gz");
-    archive::pack(&from.layout.volumes_dir(&d.id), &archive).unwrap();
-    archive::unpack(&archive, &to.layout.volumes_dir(&d.id)).unwrap();
+/// What the transfer does: the source's volumes directory streamed (the real frames) into the destination's inbox,
+/// which checks and moves it into place.
+async fn carry(from: &Node, to: &Node, d: &DesiredInstance) {
+    let parts = [Part { name: "volumes".into(), dir: from.layout.volumes_dir(&d.id) }];
+    let mut frames = Vec::new();
+    let streamed = stream::produce(&parts, 0, &mut |f| {
+        frames.push(Ok::<_, std::io::Error>(bytes::Bytes::from(f.data)));
+        Ok(())
+    })
+    .unwrap();
+    let inbox = Inbox::new(to.layout.clone());
+    let got = inbox.receive("m-live", 0, futures::stream::iter(frames)).await.unwrap();
+    assert_eq!(got, streamed.bytes);
+    let commit = fos_api::migration::DataCommit { bytes: streamed.bytes, sha256: streamed.sha256 };
+    inbox.commit("m-live", &d.id, &commit).await.unwrap();
 }
 
 fn consecutive_one_token(all: &[(u64, String)]) {
@@ -140,7 +150,7 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(lines(&n1.counter(&d)).len(), at_dump, "nothing counts while the checkpoint travels");
 
-    carry(&n1, &n2, &d);
+    carry(&n1, &n2, &d).await;
     let d2 = desired("n2");
     n2.prepare(&d2).await;
     let cx2 = n2.layout.context(&d2);
