@@ -9,7 +9,7 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 # Debian packages fos needs to build, test and run the demo (installed without recommends; see scripts/check-deps.sh
 # for what each provides):
 #   build: protoc and its well-known types, a C toolchain (ring and the bundled SQLite are C; rustc links with cc)
-#   tests: etcd, ip/bridge, dnsmasq, python3 (and its venv), openssl, kill
+#   tests: etcd and etcdctl, ip/bridge, dnsmasq, python3 (and its venv), openssl, kill
 #   demo:  curl, MariaDB's server and installer (the -core packages: no system database service), php with its MySQL
 #          extension, WordPress, socat (the HTTPS front; openssl makes its certificate)
 #   containers: runc (what the container runtime runs), docker-registry (the registry the container tests start on
@@ -22,7 +22,7 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #        scripts/build-test-guest.sh builds the test guest with (busybox-static, cpio; the kernel is a
 #        linux-image-*-amd64 package it downloads with apt-get, without installing it)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
-	etcd-server iproute2 dnsmasq-base python3 python3-venv openssl procps chromium \
+	etcd-server etcd-client iproute2 dnsmasq-base python3 python3-venv openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
 	runc docker-registry apache2-utils \
 	make libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev \

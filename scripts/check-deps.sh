@@ -6,7 +6,7 @@
 # Build:  protoc and its well-known types (etcd-client's build compiles etcd's .proto files, which import
 #         google/protobuf/descriptor.proto); a C compiler that links (ring and the bundled SQLite are C, and rustc
 #         links through `cc`).
-# Tests:  etcd (the server the store tests start), ip and bridge (network namespaces, VxLAN/VLAN links), dnsmasq
+# Tests:  etcd (the server the store tests start) and etcdctl (the cluster tests), ip and bridge (network namespaces, VxLAN/VLAN links), dnsmasq
 #         (DHCP on fos networks), python3 (the end-to-end network test's programs) and its venv (the fog05 REST
 #         test installs fog05's client from PyPI into one), openssl (etcd TLS
 #         certificates), kill (stopping fosd; the shell's builtin is not enough), nsenter, timeout, bash, chromium
@@ -56,6 +56,7 @@ fi
 
 # Tests.
 have_cmd "${FOS_ETCD_BIN:-/usr/bin/etcd}" etcd-server "etcd (${FOS_ETCD_BIN:-/usr/bin/etcd})"
+have_cmd etcdctl etcd-client "etcdctl (the cluster tests watch and check their etcd with it)"
 have_cmd ip iproute2
 have_cmd bridge iproute2
 have_cmd dnsmasq dnsmasq-base
