@@ -186,6 +186,15 @@ impl RuntimeError {
 /// [`InstanceContext`]: its paths, namespace, cgroup, volumes and reservations are the node's decision, never the
 /// runtime's. Add a runtime by implementing this trait in one file and registering its factory in
 /// [`RuntimeRegistry::builtin`].
+/// A cold departure: the instance stopped, its volumes then sent by the driver (no ticket to carry).
+pub async fn depart_cold<R: Runtime + ?Sized>(
+    runtime: &R,
+    cx: &InstanceContext,
+) -> Result<MigrationTicket, RuntimeError> {
+    runtime.stop(cx).await?;
+    Ok(MigrationTicket { location: String::new() })
+}
+
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
     /// The entity kind this runtime runs.
@@ -269,10 +278,7 @@ pub trait Runtime: Send + Sync + 'static {
         mode: MigrationMode,
     ) -> Result<MigrationTicket, RuntimeError> {
         match mode {
-            MigrationMode::Cold => {
-                self.stop(cx).await?;
-                Ok(MigrationTicket { location: String::new() })
-            }
+            MigrationMode::Cold => depart_cold(self, cx).await,
             MigrationMode::Live => Err(RuntimeError::Unsupported("live migration")),
         }
     }

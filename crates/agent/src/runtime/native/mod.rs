@@ -421,10 +421,7 @@ impl Runtime for NativeRuntime {
         mode: MigrationMode,
     ) -> Result<MigrationTicket, RuntimeError> {
         match mode {
-            MigrationMode::Cold => {
-                self.stop(cx).await?;
-                Ok(MigrationTicket { location: String::new() })
-            }
+            MigrationMode::Cold => super::depart_cold(self, cx).await,
             MigrationMode::Live => self.checkpoint(cx).await,
         }
     }
