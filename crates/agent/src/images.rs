@@ -4,7 +4,7 @@
 //! `<data>/images`, filled from another node or the image's URI and checked against its sha256).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -110,27 +110,13 @@ impl Images {
             if !path.is_file() {
                 return Err(ImageError::NoFile(path));
             }
-            let format = format_of(&path);
+            let format = ImageFormat::of_file_name(&path);
             return Ok(LocalImage { path, format });
         }
         match &self.source {
             Some(source) => source.ensure(reference).await,
             None => Err(ImageError::NotFound(reference.to_string())),
         }
-    }
-}
-
-/// The format of an image file, from its name (`.qcow2`, `.iso`, `.tar.gz`; anything else is raw).
-pub fn format_of(path: &Path) -> ImageFormat {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    if name.ends_with(".qcow2") || name.ends_with(".img.qcow2") {
-        ImageFormat::Qcow2
-    } else if name.ends_with(".iso") {
-        ImageFormat::Iso
-    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        ImageFormat::TarGz
-    } else {
-        ImageFormat::Raw
     }
 }
 

@@ -62,6 +62,22 @@ string_enum!(
     }
 );
 
+impl ImageFormat {
+    /// The format a file's name says (`.qcow2`, `.iso`, `.tar.gz`/`.tgz`; anything else is raw).
+    pub fn of_file_name(path: &std::path::Path) -> ImageFormat {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        if name.ends_with(".qcow2") {
+            ImageFormat::Qcow2
+        } else if name.ends_with(".iso") {
+            ImageFormat::Iso
+        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            ImageFormat::TarGz
+        } else {
+            ImageFormat::Raw
+        }
+    }
+}
+
 /// A VM or container image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -72,4 +88,19 @@ pub struct ImageSpec {
     pub checksum: String,
     /// Its format.
     pub format: ImageFormat,
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::ImageFormat;
+    use std::path::Path;
+
+    #[test]
+    fn a_file_name_says_its_format() {
+        assert_eq!(ImageFormat::of_file_name(Path::new("/x/Guest.QCOW2")), ImageFormat::Qcow2);
+        assert_eq!(ImageFormat::of_file_name(Path::new("cd.iso")), ImageFormat::Iso);
+        assert_eq!(ImageFormat::of_file_name(Path::new("web.tar.gz")), ImageFormat::TarGz);
+        assert_eq!(ImageFormat::of_file_name(Path::new("web.tgz")), ImageFormat::TarGz);
+        assert_eq!(ImageFormat::of_file_name(Path::new("vmlinuz")), ImageFormat::Raw);
+    }
 }

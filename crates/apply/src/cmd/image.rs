@@ -65,20 +65,6 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     ProgressBar::new(len).with_style(style).with_message(what.to_string())
 }
 
-/// The format of a file, from its name.
-fn format_of(path: &std::path::Path) -> ImageFormat {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    if name.ends_with(".qcow2") {
-        ImageFormat::Qcow2
-    } else if name.ends_with(".iso") {
-        ImageFormat::Iso
-    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        ImageFormat::TarGz
-    } else {
-        ImageFormat::Raw
-    }
-}
-
 async fn sha256_of(path: &std::path::Path, len: u64) -> anyhow::Result<String> {
     let mut file = tokio::fs::File::open(path).await?;
     let progress = bar(len, "hashing");
@@ -112,7 +98,7 @@ async fn upload(client: &Client, args: UploadArgs) -> anyhow::Result<()> {
         }
         None => sha256_of(file, meta.len()).await?,
     };
-    let format = args.format.unwrap_or_else(|| format_of(file));
+    let format = args.format.unwrap_or_else(|| ImageFormat::of_file_name(file));
     let progress = bar(meta.len(), &format!("uploading {}", args.name));
     let counted = progress.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::open(file).await?, 1 << 20).inspect(
