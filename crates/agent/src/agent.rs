@@ -344,6 +344,8 @@ impl Agent {
             networking: networks.clone().map(|m| Networking::new(m as Arc<dyn NetworkManager>)),
             secrets: config.secrets.clone(),
         });
+        // Processes the instances leave behind become this process's children, reaped at once.
+        crate::reaper::start();
         let recovered = driver.recover().await?;
         // The guard of the instances just recovered: they keep running for one fence deadline, within which the
         // heartbeat renews the lease or fences them itself.

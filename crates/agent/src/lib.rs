@@ -41,6 +41,7 @@ pub mod logs;
 pub mod migration;
 pub mod network;
 pub mod oci;
+pub mod reaper;
 pub mod rtt;
 pub mod runtime;
 

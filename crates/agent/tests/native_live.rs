@@ -50,6 +50,8 @@ struct Node {
 
 impl Node {
     fn new(name: &str) -> Node {
+        // As the agent does: the checkpointed tree's orphans are reaped here, whatever the machine's init does.
+        fos_agent::reaper::start();
         let dir = tempfile::tempdir().unwrap();
         let layout = NodeLayout::detect(dir.path(), true, name);
         let config = NativeConfig { stop_grace: Duration::from_secs(2), ..NativeConfig::default() };
@@ -158,7 +160,7 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     n2.rt.migrate_in(&cx2, &d2, &ticket).await.unwrap();
     println!(
         "figure: runtime to runtime: checkpoint {out_ms} ms, restore {} ms (including the wait for the dumped tree's \
-         orphans to be reaped by the machine's init, which frees their pids)",
+         orphans to be reaped, which frees their pids)",
         t.elapsed().as_millis()
     );
     assert_eq!(n2.pid(&d2).await, Some(pid), "the restored process keeps its pid");

@@ -68,8 +68,8 @@ pub async fn probe() -> PluginRecord {
     }
 }
 
-/// Options both verbs take: a native process leads its own process group inside the agent's session (so it is a
-/// "shell job" to CRIU), and its established TCP connections, file locks and sockets to outside processes are
+/// Options both verbs take: a native process leads its own session (`--shell-job` still lets a process started
+/// inside the agent's session, by an older agent, be carried), and its established TCP connections, file locks and sockets to outside processes are
 /// carried (where the destination can take them).
 const COMMON: &[&str] = &["--shell-job", "--tcp-established", "--file-locks", "--ext-unix-sk"];
 

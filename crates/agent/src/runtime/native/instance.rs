@@ -250,7 +250,7 @@ impl Instance {
         let mut cmd = Command::new(program);
         cmd.args(args).env_clear().envs(self.env(desired)).current_dir(&cwd);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        process::isolate(&mut cmd);
+        process::lead_session(&mut cmd);
         enter_netns(&mut cmd, netns)?;
         self.as_user(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn { command: program.clone(), source })?;

@@ -3,7 +3,7 @@
 //! watching a process's exit whether it is our child (reaped) or an adopted one (pidfd).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -69,6 +69,26 @@ pub fn isolate(cmd: &mut Command) {
     cmd.process_group(0);
 }
 
+/// Prepares `cmd` to start as the leader of a new session (and so of a new process group, pgid = sid = pid) with
+/// only its standard streams, as a service manager starts a daemon: stop signals everything it started, a signal
+/// aimed at the agent's group does not reach it, no descriptor the agent inherited from whoever started it leaks in,
+/// and CRIU can checkpoint it wherever the agent's own session leader is (even outside the agent's pid namespace, as
+/// under a container runtime).
+pub fn lead_session(cmd: &mut Command) {
+    // SAFETY: setsid(2) and close_range(2) are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // Marked close-on-exec rather than closed: the standard library's own pipe to report exec errors stays
+            // usable. A kernel without close_range (before 5.11) leaves them as they are.
+            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            Ok(())
+        });
+    }
+}
+
 fn exited(status: Option<i32>, signal: Option<i32>) -> RunState {
     RunState::Exited { status, signal, oom_killed: false, at: Utc::now() }
 }
@@ -92,7 +112,29 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Waits for an adopted process (not our child: its exit status cannot be known) to exit and publishes the exit.
+/// Reaps the process of `pidfd` if it is a child of ours that has exited (one a restore detached, inherited as the
+/// subreaper: see [`crate::reaper`]), returning its exit; None when it is not our child (adopted after a restart:
+/// its exit status cannot be known) or has not exited.
+fn reap_pidfd(pidfd: &OwnedFd) -> Option<RunState> {
+    // SAFETY: an all-zero siginfo_t is a valid value; waitid(2) writes only into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pidfd` is an open pidfd; waitid(2) with WNOHANG only fills `info`.
+    let r = unsafe {
+        libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG)
+    };
+    // SAFETY: after a successful waitid, si_pid/si_status are the fields it filled.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if r != 0 || pid == 0 {
+        return None;
+    }
+    Some(match info.si_code {
+        libc::CLD_EXITED => exited(Some(status), None),
+        _ => exited(Some(128 + status), Some(status)),
+    })
+}
+
+/// Waits for an adopted process (not a child spawned here: adopted after a restart, or restored by CRIU) to exit,
+/// reaps it if it is a child of ours, and publishes the exit (with its status where it could be read).
 pub async fn watch_adopted(pid: u32, start: u64, tx: watch::Sender<RunState>) {
     if let Ok(fd) = pidfd_open(pid) {
         // SAFETY: the AsyncFd owns the OwnedFd, which stays open and unchanged until the AsyncFd is dropped.
@@ -102,14 +144,20 @@ pub async fn watch_adopted(pid: u32, start: u64, tx: watch::Sender<RunState>) {
             if is_same_process(pid, start) {
                 let _ = async_fd.readable().await;
             }
-            tx.send_replace(exited(None, None));
+            tx.send_replace(reap_pidfd(async_fd.get_ref()).unwrap_or_else(|| exited(None, None)));
             return;
         }
     }
-    while is_same_process(pid, start) {
+    while is_same_process(pid, start) && !is_zombie(pid) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tx.send_replace(exited(None, None));
+}
+
+/// Whether `pid` has exited and waits for its parent to reap it.
+fn is_zombie(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').and_then(|i| stat.get(i + 1..)).is_some_and(|rest| rest.trim_start().starts_with('Z'))
 }
 
 #[cfg(test)]
