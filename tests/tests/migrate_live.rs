@@ -121,7 +121,19 @@ fn by_hand(dir: &Path) -> (u128, u128, u128, u128) {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new("sh");
         cmd.args(["-c", &SCRIPT.replace("$COUNTER", &file.display().to_string())]).current_dir(dir);
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).process_group(0);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        // As fos starts a native entity: leading its own session, with only its standard streams. This process inherits (and reaps) what the
+        // dump leaves, whatever the machine's init does.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC);
+                Ok(())
+            });
+        }
         cmd.spawn().expect("sh")
     };
     until_lines(&file, 20, &|| "the hand-made counter does not count".into());
@@ -137,7 +149,7 @@ fn by_hand(dir: &Path) -> (u128, u128, u128, u128) {
     let dump_ms = t.elapsed().as_millis();
     assert!(dump.status.success(), "criu dump by hand: {}", std::fs::read_to_string(images.join("dump.log")).unwrap());
     let _ = child.wait();
-    // Its other processes are gone too (reaped here when this process inherited them): their pids must be free.
+    // Its other processes are gone too (reaped here, this process inherited them): their pids must be free.
     let pgid = child.id() as i32;
     let deadline = Instant::now() + Duration::from_secs(10);
     while unsafe { libc::kill(-pgid, 0) } == 0 {
@@ -161,6 +173,12 @@ fn by_hand(dir: &Path) -> (u128, u128, u128, u128) {
     let before = lines(&file).len();
     until_lines(&file, before + 10, &|| "the hand-restored counter does not count".into());
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    // The restored tree was inherited here: reap it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(-pid, 0) } == 0 && Instant::now() < deadline {
+        unsafe { libc::waitpid(-pid, std::ptr::null_mut(), libc::WNOHANG) };
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let gap = check_one_process(&lines(&file));
     (downtime, dump_ms, restore_ms, gap)
 }
