@@ -65,11 +65,21 @@ pub struct Beat {
     status: NodeStatus,
     /// When the last successful renewal was sent.
     renewed: Instant,
-    /// The other nodes' probe addresses, as last listed.
-    peers: Vec<SocketAddr>,
+    /// The other nodes and their probe addresses, as last listed.
+    peers: Vec<(String, SocketAddr)>,
     /// When they were last listed.
     peers_listed: Option<Instant>,
+    /// Where the next round-trip measurement starts in `peers` (each measures [`RTT_PEERS_PER_ROUND`]).
+    rtt_cursor: usize,
 }
+
+/// Peers asked whether they reach the store when the lease goes unrenewed, at most (a random sample: in a large
+/// cluster every node asking every other would flood the network just when the store is slow).
+pub const FENCE_PEERS: usize = 8;
+
+/// Peers whose round trip one measurement takes, at most: a large cluster is measured in turns (a node probing all
+/// others every round is quadratic), each time measured kept until its peer's turn comes again.
+pub const RTT_PEERS_PER_ROUND: usize = 64;
 
 impl Heartbeat {
     /// Grants the lease and publishes the info and status records.
@@ -86,7 +96,8 @@ impl Heartbeat {
             draining: false,
         };
         let lease = self.records.store().grant(self.timing.ttl).await?;
-        let mut beat = Beat { lease, status, renewed: Instant::now(), peers: Vec::new(), peers_listed: None };
+        let mut beat =
+            Beat { lease, status, renewed: Instant::now(), peers: Vec::new(), peers_listed: None, rtt_cursor: 0 };
         self.put_status(&mut beat).await?;
         Ok(beat)
     }
@@ -116,7 +127,10 @@ impl Heartbeat {
     /// `shutdown`; then revokes the lease (the status record disappears at once).
     pub async fn run(self, mut beat: Beat, mut info: watch::Receiver<Node>, mut shutdown: watch::Receiver<bool>) {
         let mut keep = tokio::time::interval(self.timing.period);
-        let mut rtt = tokio::time::interval(self.rtt_interval);
+        // The first measurement at a random point of the first interval: agents started together (a cluster's
+        // boot) do not all list and measure at the same moment.
+        let first = self.rtt_interval.mul_f64(fastrand::f64());
+        let mut rtt = tokio::time::interval_at(tokio::time::Instant::now() + first, self.rtt_interval);
         keep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rtt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keep.tick().await;
@@ -129,14 +143,14 @@ impl Heartbeat {
                     self.check_fence(&mut beat).await;
                 }
                 _ = rtt.tick() => {
-                    let (rtt_ms, peers) = self.measure_peers().await;
-                    beat.status.rtt_ms = rtt_ms;
-                    if !peers.is_empty() {
-                        beat.peers = peers;
-                        beat.peers_listed = Some(Instant::now());
-                    }
-                    if let Err(e) = self.put_status(&mut beat).await {
-                        tracing::warn!(error = %e, "cannot publish node status");
+                    let rtt_ms = self.measure_peers(&mut beat).await;
+                    // Written only when the round trips changed enough to matter to placement: a status write per
+                    // node per round would be most of a large cluster's store traffic.
+                    if rtt_changed(&beat.status.rtt_ms, &rtt_ms) {
+                        beat.status.rtt_ms = rtt_ms;
+                        if let Err(e) = self.put_status(&mut beat).await {
+                            tracing::warn!(error = %e, "cannot publish node status");
+                        }
                     }
                 }
                 changed = info.changed(), if info_open => {
@@ -206,12 +220,10 @@ impl Heartbeat {
         self.probe.set_store_ok(true);
         // The peers asked when fencing: listed again every half of --node-lost-after while the store answers (at
         // every renewal while there are none, so a node that just joined is known).
-        let stale = beat.peers_listed.is_none_or(|at| at.elapsed() >= self.timing.lost_after / 2);
-        if stale || beat.peers.is_empty() {
-            if let Some(peers) = self.list_peers().await {
-                beat.peers = peers.into_iter().map(|(_, a)| a).collect();
-                beat.peers_listed = Some(Instant::now());
-            }
+        if beat.peers.is_empty() {
+            self.refresh_peers(beat, Duration::ZERO).await;
+        } else {
+            self.refresh_peers(beat, self.timing.lost_after / 2).await;
         }
         if *self.fence.borrow() {
             tracing::info!("the store is reachable again: fence lifted");
@@ -226,7 +238,10 @@ impl Heartbeat {
             return;
         }
         let wait = self.timing.period.min(Duration::from_millis(500));
-        let asks = beat.peers.iter().map(|peer| self.probe.ask(*peer, wait));
+        let mut sample: Vec<SocketAddr> = beat.peers.iter().map(|(_, a)| *a).collect();
+        fastrand::shuffle(&mut sample);
+        sample.truncate(FENCE_PEERS);
+        let asks = sample.iter().map(|peer| self.probe.ask(*peer, wait));
         let answers: Vec<bool> = futures::future::join_all(asks).await.into_iter().flatten().map(|a| a.1).collect();
         if !answers.is_empty() && answers.iter().all(|ok| !ok) {
             // Edge autonomy: the instances keep running, and so the guard is kept from stopping them.
@@ -269,20 +284,76 @@ impl Heartbeat {
         )
     }
 
-    /// Round-trip times in milliseconds to every other node that publishes a probe address and answers, with the
-    /// probe addresses listed (empty when the store cannot be read).
-    pub async fn measure_peers(&self) -> (BTreeMap<String, f64>, Vec<SocketAddr>) {
-        let Some(peers) = self.list_peers().await else {
-            return (BTreeMap::new(), Vec::new());
-        };
-        let addresses = peers.iter().map(|(_, a)| *a).collect();
-        if let RttSource::Fixed(given) = &self.rtt {
-            return (given.clone(), addresses);
+    /// Lists the peers again when the last list is older than `max_age` (kept as they were when the store does
+    /// not answer).
+    async fn refresh_peers(&self, beat: &mut Beat, max_age: Duration) {
+        if beat.peers_listed.is_some_and(|at| at.elapsed() < max_age) {
+            return;
         }
-        let probes = peers.into_iter().map(|(node, addr)| async move {
-            let rtt = self.probe.measure(addr, Duration::from_secs(1)).await;
-            rtt.map(|d| (node, d.as_secs_f64() * 1000.0))
-        });
-        (futures::future::join_all(probes).await.into_iter().flatten().collect(), addresses)
+        if let Some(peers) = self.list_peers().await {
+            beat.peers = peers;
+            beat.peers_listed = Some(Instant::now());
+        }
+    }
+
+    /// Round-trip times in milliseconds to the other nodes that publish a probe address and answer: the next
+    /// [`RTT_PEERS_PER_ROUND`] peers measured now, the others' as last measured (peers gone are dropped).
+    pub async fn measure_peers(&self, beat: &mut Beat) -> BTreeMap<String, f64> {
+        self.refresh_peers(beat, self.timing.lost_after / 2).await;
+        if let RttSource::Fixed(given) = &self.rtt {
+            return given.clone();
+        }
+        let n = beat.peers.len();
+        let round: Vec<(String, SocketAddr)> =
+            (0..n.min(RTT_PEERS_PER_ROUND)).map(|k| beat.peers[(beat.rtt_cursor + k) % n].clone()).collect();
+        beat.rtt_cursor = if n == 0 { 0 } else { (beat.rtt_cursor + round.len()) % n };
+        let probes = round
+            .iter()
+            .map(|(node, addr)| async move { (node.clone(), self.probe.measure(*addr, Duration::from_secs(1)).await) });
+        let measured = futures::future::join_all(probes).await;
+        let mut rtt: BTreeMap<String, f64> = beat
+            .status
+            .rtt_ms
+            .iter()
+            .filter(|(node, _)| beat.peers.iter().any(|(p, _)| p == *node))
+            .map(|(node, ms)| (node.clone(), *ms))
+            .collect();
+        for (node, took) in measured {
+            match took {
+                Some(d) => rtt.insert(node, d.as_secs_f64() * 1000.0),
+                None => rtt.remove(&node),
+            };
+        }
+        rtt
+    }
+}
+
+/// Whether round trips changed enough to publish: a peer came or went, or one changed by more than a fifth (and
+/// more than a tenth of a millisecond: loopback's jitter is not news).
+pub fn rtt_changed(old: &BTreeMap<String, f64>, new: &BTreeMap<String, f64>) -> bool {
+    old.len() != new.len()
+        || new
+            .iter()
+            .any(|(node, ms)| old.get(node).is_none_or(|was| (ms - was).abs() > 0.1 && (ms - was).abs() > was * 0.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtt(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(n, ms)| (n.to_string(), *ms)).collect()
+    }
+
+    #[test]
+    fn round_trips_are_published_when_a_peer_comes_goes_or_moves_by_a_fifth() {
+        let was = rtt(&[("a", 1.0), ("b", 10.0)]);
+        assert!(!rtt_changed(&was, &was));
+        assert!(!rtt_changed(&was, &rtt(&[("a", 1.05), ("b", 11.5)])), "jitter and 15% are not news");
+        assert!(rtt_changed(&was, &rtt(&[("a", 1.0), ("b", 12.5)])), "25% is");
+        assert!(!rtt_changed(&was, &rtt(&[("a", 1.19), ("b", 10.0)])), "nor 19%");
+        assert!(rtt_changed(&was, &rtt(&[("a", 1.0)])), "a peer gone");
+        assert!(rtt_changed(&was, &rtt(&[("a", 1.0), ("b", 10.0), ("c", 3.0)])), "a peer come");
+        assert!(rtt_changed(&was, &rtt(&[("a", 1.0), ("c", 10.0)])), "another peer");
     }
 }
