@@ -116,7 +116,6 @@ fn a_counter_migrated_cold_carries_on_from_its_volume_with_one_copy_at_every_sam
 }
 
 #[test]
-#[ignore = "fails: the dependent is still restarted when what it needs migrates (#13)"]
 fn a_needed_component_on_a_virtual_network_migrates_without_restarting_its_dependent() {
     let cluster = Cluster::start(2, LOST_AFTER);
     need_on_a_virtual_network(&cluster);

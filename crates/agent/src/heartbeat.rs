@@ -67,8 +67,10 @@ pub struct Beat {
     renewed: Instant,
     /// The other nodes and their probe addresses, as last listed.
     peers: Vec<(String, SocketAddr)>,
-    /// When they were last listed.
+    /// When they were last listed (or tried to be).
     peers_listed: Option<Instant>,
+    /// How long the list is kept before it is listed again (see [`Heartbeat::refresh_peers`]).
+    peers_age: Duration,
     /// Where the next round-trip measurement starts in `peers` (each measures [`RTT_PEERS_PER_ROUND`]).
     rtt_cursor: usize,
 }
@@ -96,8 +98,15 @@ impl Heartbeat {
             draining: false,
         };
         let lease = self.records.store().grant(self.timing.ttl).await?;
-        let mut beat =
-            Beat { lease, status, renewed: Instant::now(), peers: Vec::new(), peers_listed: None, rtt_cursor: 0 };
+        let mut beat = Beat {
+            lease,
+            status,
+            renewed: Instant::now(),
+            peers: Vec::new(),
+            peers_listed: None,
+            peers_age: Duration::ZERO,
+            rtt_cursor: 0,
+        };
         self.put_status(&mut beat).await?;
         Ok(beat)
     }
@@ -218,13 +227,8 @@ impl Heartbeat {
         beat.renewed = sent;
         self.extend_guard(sent.elapsed());
         self.probe.set_store_ok(true);
-        // The peers asked when fencing: listed again every half of --node-lost-after while the store answers (at
-        // every renewal while there are none, so a node that just joined is known).
-        if beat.peers.is_empty() {
-            self.refresh_peers(beat, Duration::ZERO).await;
-        } else {
-            self.refresh_peers(beat, self.timing.lost_after / 2).await;
-        }
+        // The peers asked when fencing, listed again from time to time while the store answers.
+        self.refresh_peers(beat).await;
         if *self.fence.borrow() {
             tracing::info!("the store is reachable again: fence lifted");
             self.fence.send_replace(false);
@@ -284,22 +288,31 @@ impl Heartbeat {
         )
     }
 
-    /// Lists the peers again when the last list is older than `max_age` (kept as they were when the store does
-    /// not answer).
-    async fn refresh_peers(&self, beat: &mut Beat, max_age: Duration) {
-        if beat.peers_listed.is_some_and(|at| at.elapsed() < max_age) {
+    /// Lists the peers again once the last list (or try) is older than its age, drawn after each list: about a
+    /// period while there are none (a node that just joined is known soon), else about half of --node-lost-after or
+    /// a tenth of a second per peer, whichever is longer (every node listing every other is quadratic: at 1,000
+    /// nodes that keeps the whole cluster to about ten lists a second). Drawn between ½ and 1½ of that, so nodes
+    /// started together do not list together. Kept as they were when the store does not answer.
+    async fn refresh_peers(&self, beat: &mut Beat) {
+        if beat.peers_listed.is_some_and(|at| at.elapsed() < beat.peers_age) {
             return;
         }
         if let Some(peers) = self.list_peers().await {
             beat.peers = peers;
-            beat.peers_listed = Some(Instant::now());
         }
+        beat.peers_listed = Some(Instant::now());
+        let age = if beat.peers.is_empty() {
+            self.timing.period
+        } else {
+            (self.timing.lost_after / 2).max(Duration::from_millis(100) * beat.peers.len() as u32)
+        };
+        beat.peers_age = age.mul_f64(0.5 + fastrand::f64());
     }
 
     /// Round-trip times in milliseconds to the other nodes that publish a probe address and answer: the next
     /// [`RTT_PEERS_PER_ROUND`] peers measured now, the others' as last measured (peers gone are dropped).
     pub async fn measure_peers(&self, beat: &mut Beat) -> BTreeMap<String, f64> {
-        self.refresh_peers(beat, self.timing.lost_after / 2).await;
+        self.refresh_peers(beat).await;
         if let RttSource::Fixed(given) = &self.rtt {
             return given.clone();
         }

@@ -166,6 +166,7 @@ async fn a_need_on_a_shared_network_is_reached_at_the_address_allocated_at_place
     let web_ip = d_web.addresses.get("wp-net").expect("web's address allocated at placement").clone();
     assert_ne!(db_ip, web_ip);
     assert_eq!(d_web.env.get("FOS_NEED_DB_HOST"), Some(&db_ip), "web knows db's address from the start");
+    assert_eq!(d_web.env.get("FOS_NEED_DB_NODE"), None, "nor where db runs: it may move, its address stays");
     let held = allocations(&w).await;
     assert_eq!(held.len(), 2, "{held:?}");
     for (ip, h) in &held {

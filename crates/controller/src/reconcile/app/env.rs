@@ -26,7 +26,7 @@ fn env_prefix(component: &str) -> String {
 }
 
 /// The environment of an instance of `c` placed on `node`: for each need `N`, `FOS_NEED_<N>_HOST` (its address on a
-/// network both attach to once reported, else the needed node's address), `_NODE` and `_PORT`. `components` are
+/// network both attach to, else the needed node's address, and then `_NODE` too) and `_PORT`. `components` are
 /// the application's by name; `node_of` says where an instance is placed.
 pub fn need_env(
     view: &ClusterView,
@@ -49,9 +49,15 @@ pub fn need_env(
             (Some(_), Some(p)) => Some(p.port),
             _ => service_port(&nc.entity),
         };
-        let host = shared.unwrap_or_else(|| need_host(view, node, &nnode));
-        env.insert(format!("{p}HOST"), host);
-        env.insert(format!("{p}NODE"), nnode);
+        // On a shared network the needed instance keeps its address wherever it runs: the environment names no
+        // node, so a migration of what is needed does not change it (and so does not restart this instance).
+        match shared {
+            Some(address) => env.insert(format!("{p}HOST"), address),
+            None => {
+                env.insert(format!("{p}NODE"), nnode.clone());
+                env.insert(format!("{p}HOST"), need_host(view, node, &nnode))
+            }
+        };
         if let Some(port) = port {
             env.insert(format!("{p}PORT"), port.to_string());
         }
