@@ -166,7 +166,19 @@ pub fn counts_on(cluster: &Cluster, i: usize, name: &str, more: usize) -> Vec<Li
     }
     let all = lines(&path);
     for w in all.windows(2) {
-        assert_eq!(w[1].0, w[0].0 + 1, "the counter skips or repeats a value: {:?} then {:?}", w[0], w[1]);
+        if w[1].0 != w[0].0 + 1 {
+            // The raw lines around it (a torn or foreign line is dropped by `lines`), and the nodes' logs.
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let at = text.find(&format!("{} {} ", w[0].0, w[0].1)).unwrap_or(0);
+            let raw = text.get(at..).unwrap_or("").lines().take(4).collect::<Vec<_>>();
+            let logs: Vec<String> = (0..cluster.nodes.len()).map(|n| cluster.log(n)).collect();
+            panic!(
+                "the counter skips or repeats a value: {:?} then {:?}; raw: {raw:?}\n{}",
+                w[0],
+                w[1],
+                logs.join("\n")
+            );
+        }
     }
     all
 }

@@ -98,15 +98,11 @@ impl Heartbeat {
             draining: false,
         };
         let lease = self.records.store().grant(self.timing.ttl).await?;
-        let mut beat = Beat {
-            lease,
-            status,
-            renewed: Instant::now(),
-            peers: Vec::new(),
-            peers_listed: None,
-            peers_age: Duration::ZERO,
-            rtt_cursor: 0,
-        };
+        // The first list of peers at a random point before half the fence deadline (none is needed sooner):
+        // agents started together (a cluster's boot) do not all list together.
+        let peers_age = self.timing.fence.mul_f64(fastrand::f64() / 2.0);
+        let (renewed, peers, peers_listed) = (Instant::now(), Vec::new(), Some(Instant::now()));
+        let mut beat = Beat { lease, status, renewed, peers, peers_listed, peers_age, rtt_cursor: 0 };
         self.put_status(&mut beat).await?;
         Ok(beat)
     }

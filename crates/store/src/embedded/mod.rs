@@ -82,7 +82,15 @@ struct Inner {
     commands: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Reads running at once, at most (each on a pooled connection): more than the cores only adds connections,
+    /// each with its own page cache, and contention.
+    reading: tokio::sync::Semaphore,
     hub: Arc<hub::Hub>,
+}
+
+/// Reads at once: twice the cores, at least four.
+fn concurrent_reads() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
 }
 
 /// How many committed revisions a watcher may fall behind before it catches up from the log.
@@ -127,6 +135,7 @@ impl EmbeddedStore {
             commands: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
+            reading: tokio::sync::Semaphore::new(concurrent_reads()),
             hub,
         });
         spawn_ticker(&runtime, Arc::downgrade(&inner), config.lease_sweep_interval, || Command::SweepLeases);
@@ -235,6 +244,7 @@ impl Inner {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.clone();
+        let _permit = self.reading.acquire().await.map_err(|e| StoreError::Database(format!("read: {e}")))?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().ok().and_then(|mut r| r.pop());
             let mut conn = match pooled {

@@ -362,6 +362,10 @@ fn keep_alive(conn: &Connection, id: LeaseId) -> Result<(), StoreError> {
 }
 
 /// Deletes the lease and its keys (one revision); whether the lease existed.
+/// The keys bound to a lease. `lease != 0` lets SQLite use the partial index `kv_by_lease` (it cannot tell that a
+/// bound parameter is not 0): without it every lease's end scans the whole table.
+const KEYS_OF_LEASE: &str = "SELECT key FROM kv WHERE lease = ?1 AND lease != 0 ORDER BY key";
+
 fn end_lease(
     conn: &Connection,
     revision: &mut Revision,
@@ -371,7 +375,7 @@ fn end_lease(
     let before = *revision;
     let existed = conn.execute("DELETE FROM lease WHERE id = ?1", [id]).map_err(db_err)? > 0;
     let keys = {
-        let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE lease = ?1 ORDER BY key").map_err(db_err)?;
+        let mut stmt = conn.prepare_cached(KEYS_OF_LEASE).map_err(db_err)?;
         let rows = stmt.query_map([id], |r| r.get::<_, Vec<u8>>(0)).map_err(db_err)?;
         rows.map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned()))
             .collect::<Result<Vec<_>, _>>()
@@ -421,4 +425,24 @@ fn compact(conn: &Connection, current: Revision, target: Revision) -> Result<(),
     )
     .map_err(db_err)?;
     schema::set_meta(conn, "compacted", target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keys_of_a_lease_are_found_through_its_index_not_by_scanning_every_key() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::schema::create(&conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {KEYS_OF_LEASE}"))
+            .unwrap()
+            .query_map([7], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("kv_by_lease")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN kv")), "{plan:?}");
+    }
 }
