@@ -15,7 +15,7 @@
 //! ```
 //!
 //! What it writes: `actual/nodes/<node>/info` (a `Node`: name, labels, discovered and declared hardware),
-//! `actual/nodes/<node>/status` (a `NodeStatus` on the heartbeat lease, with round-trip times to other nodes),
+//! `actual/heartbeats/<node>` (a `NodeStatus` on the heartbeat lease, with round-trip times to other nodes),
 //! `actual/nodes/<node>/plugins/<runtime>` ([`PluginRecord`]) and one `ActualInstance` per instance. What it reads:
 //! `desired/nodes/<node>/instances/` and the node's Plugin objects; its network manager also shares the network
 //! records ([`network`]). Every record goes through `fos_store::records::Records`, which knows each kind's key and

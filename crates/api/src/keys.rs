@@ -9,7 +9,7 @@
 //! /fos/<sys>/desired/nodes/<node>/plugins/<plugin>
 //! /fos/<sys>/desired/nodes/<node>/instances/<instance>
 //! /fos/<sys>/actual/nodes/<node>/info
-//! /fos/<sys>/actual/nodes/<node>/status
+//! /fos/<sys>/actual/heartbeats/<node>               a node's status, on its heartbeat lease
 //! /fos/<sys>/actual/nodes/<node>/plugins/<plugin>
 //! /fos/<sys>/actual/nodes/<node>/instances/<instance>
 //! /fos/<sys>/actual/nodes/<node>/networks/<net>
@@ -123,9 +123,16 @@ impl Keys {
         format!("{}actual/nodes/{node}/info", self.root)
     }
 
-    /// A node's heartbeat record (bound to the agent's lease).
+    /// A node's heartbeat record (bound to the agent's lease). Under a prefix of their own, as Kubernetes keeps
+    /// node leases apart from nodes: every agent lists them (for its peers), which must not read every node's
+    /// instances too.
     pub fn node_status(&self, node: &str) -> String {
-        format!("{}actual/nodes/{node}/status", self.root)
+        format!("{}actual/heartbeats/{node}", self.root)
+    }
+
+    /// Every node's heartbeat record.
+    pub fn node_statuses_prefix(&self) -> String {
+        format!("{}actual/heartbeats/", self.root)
     }
 
     /// Everything actual of every node.
@@ -232,7 +239,7 @@ impl Keys {
             }
             ["desired", "nodes", n, "instances", i] => KeyRef::DesiredInstance { node: n.to_string(), id: id(i)? },
             ["actual", "nodes", n, "info"] => KeyRef::NodeInfo { node: n.to_string() },
-            ["actual", "nodes", n, "status"] => KeyRef::NodeStatus { node: n.to_string() },
+            ["actual", "heartbeats", n] => KeyRef::NodeStatus { node: n.to_string() },
             ["actual", "nodes", n, "plugins", p] => KeyRef::ActualPlugin { node: n.to_string(), plugin: p.to_string() },
             ["actual", "nodes", n, "instances", i] => KeyRef::ActualInstance { node: n.to_string(), id: id(i)? },
             ["actual", "nodes", n, "networks", x] => KeyRef::ActualNetwork { node: n.to_string(), net: x.to_string() },
@@ -283,7 +290,7 @@ pub enum KeyRef {
         /// Node.
         node: String,
     },
-    /// `actual/nodes/<node>/status`.
+    /// `actual/heartbeats/<node>`.
     NodeStatus {
         /// Node.
         node: String,
@@ -533,7 +540,7 @@ mod tests {
         let id = InstanceId::new("default", "wp", "db", 0);
         assert_eq!(k.desired_app("default", "wp"), "/fos/0/desired/apps/default/wp");
         assert_eq!(k.desired_instance("n1", &id), "/fos/0/desired/nodes/n1/instances/db-0.wp.default");
-        assert_eq!(k.node_status("n1"), "/fos/0/actual/nodes/n1/status");
+        assert_eq!(k.node_status("n1"), "/fos/0/actual/heartbeats/n1");
         assert_eq!(
             k.parse(&k.actual_instance("n1", &id)),
             Some(KeyRef::ActualInstance { node: "n1".into(), id: id.clone() })

@@ -130,9 +130,9 @@ kind!(
 );
 
 kind!(
-    /// `actual/nodes/<node>/status`: a node's heartbeat, on its agent's lease.
+    /// `actual/heartbeats/<node>`: a node's heartbeat, on its agent's lease.
     NodeStatuses, String, NodeStatus, "node status",
-    key: |k, node| k.node_status(node), prefix: |k| k.actual_nodes_prefix(),
+    key: |k, node| k.node_status(node), prefix: |k| k.node_statuses_prefix(),
     parse: KeyRef::NodeStatus { node } => node
 );
 
@@ -381,20 +381,17 @@ impl Records {
     /// Every node: its info record merged with its status record (a node without a live status is not ready) and the
     /// control plane's marks (cordoned, draining, lost).
     pub async fn nodes(&self) -> Result<Vec<Node>, StoreError> {
-        let prefix = self.keys.actual_nodes_prefix();
-        let (list, (cordons, _), (losses, _)) =
-            tokio::try_join!(self.store.list(&prefix), self.list::<Cordons>(), self.list::<NodeLosses>())?;
+        let (infos, (statuses, _), (cordons, _), (losses, _)) = tokio::try_join!(
+            self.list::<NodeInfos>(),
+            self.list::<NodeStatuses>(),
+            self.list::<Cordons>(),
+            self.list::<NodeLosses>()
+        )?;
         let cordons: std::collections::BTreeMap<_, _> = cordons.into_iter().collect();
         let losses: std::collections::BTreeMap<_, _> = losses.into_iter().collect();
-        let mut nodes = Vec::new();
-        let mut statuses = std::collections::BTreeMap::new();
-        for kv in &list.kvs {
-            if let Some(Ok((name, v))) = self.decode::<NodeInfos>(kv) {
-                nodes.push((name, v.value));
-            } else if let Some(Ok((name, v))) = self.decode::<NodeStatuses>(kv) {
-                statuses.insert(name, v.value);
-            }
-        }
+        let nodes: Vec<(String, Node)> = infos.0.into_iter().map(|(name, v)| (name, v.value)).collect();
+        let mut statuses: std::collections::BTreeMap<_, _> =
+            statuses.into_iter().map(|(name, v)| (name, v.value)).collect();
         Ok(nodes
             .into_iter()
             .map(|(name, node)| {

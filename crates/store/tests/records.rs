@@ -178,5 +178,5 @@ async fn a_key_of_another_kind_is_not_decoded_and_a_bare_node_info_reads_as_a_no
     // An unreadable record is a codec error naming its key.
     records.store().put(&records.keys().node_status("n3"), b"{oops".to_vec(), None).await.unwrap();
     let err = records.get::<NodeStatuses>(&"n3".to_string()).await.unwrap_err();
-    assert!(err.to_string().contains("/fos/0/actual/nodes/n3/status"), "{err}");
+    assert!(err.to_string().contains("/fos/0/actual/heartbeats/n3"), "{err}");
 }

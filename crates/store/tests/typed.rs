@@ -35,7 +35,7 @@ async fn records_round_trip_and_bad_json_is_a_codec_error() {
         other => panic!("expected a codec error, got {other:?}"),
     }
     assert!(matches!(
-        typed::list::<NodeStatus>(&*store, &keys.actual_nodes_prefix()).await,
+        typed::list::<NodeStatus>(&*store, &keys.node_statuses_prefix()).await,
         Err(StoreError::Codec { .. })
     ));
 }
@@ -77,7 +77,7 @@ async fn list_by_uri_matches_one_segment_and_subtrees() {
     let (_dir, store) = open();
     for key in [
         "/fos/0/actual/nodes/n1/info",
-        "/fos/0/actual/nodes/n1/status",
+        "/fos/0/actual/heartbeats/n1",
         "/fos/0/actual/nodes/n2/info",
         "/fos/0/actual/nodes/n2/instances/web-0.wp.default",
         "/fos/0/desired/nodes/n1/info",
@@ -95,6 +95,6 @@ async fn list_by_uri_matches_one_segment_and_subtrees() {
         keys("afos://0/nodes/n2/**").await,
         ["/fos/0/actual/nodes/n2/info", "/fos/0/actual/nodes/n2/instances/web-0.wp.default"]
     );
-    assert_eq!(keys("afos://0/nodes/n1/status").await, ["/fos/0/actual/nodes/n1/status"]);
+    assert_eq!(keys("afos://0/heartbeats/n1").await, ["/fos/0/actual/heartbeats/n1"]);
     assert_eq!(keys("dfos://0/**").await, ["/fos/0/desired/nodes/n1/info"]);
 }
