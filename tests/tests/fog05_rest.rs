@@ -76,3 +76,27 @@ fn fog05rest_drives_an_lxd_fdu_as_a_container() {
     assert_eq!(fos.items(&["get", "entities"]), Vec::<serde_json::Value>::new());
     assert_eq!(fos.items(&["get", "images"]), Vec::<serde_json::Value>::new());
 }
+
+#[test]
+fn an_insecure_listener_beyond_loopback_is_warned_of_by_get_nodes_and_one_on_loopback_is_not() {
+    let port = free_port();
+    let open = format!("0.0.0.0:{port}");
+    let fos = Fos::start_with(None, &["--fog05-rest", &open, "--fog05-rest-tenant", "osm", "--fog05-rest-insecure"]);
+    let run = fos.fosctl(&["get", "nodes"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let warning = format!("the fog05 REST API on {open} has no authentication");
+    assert!(run.stderr.contains("Warning: node ") && run.stderr.contains(&warning), "{}", run.stderr);
+    assert!(!run.stdout.contains("Warning"), "the table stays clean for pipes: {}", run.stdout);
+    let nodes = fos.items(&["get", "nodes"]);
+    let warnings = &nodes[0]["status"]["warnings"];
+    assert!(warnings[0].as_str().is_some_and(|w| w.contains(&warning)), "{warnings}");
+    assert!(fos.log().contains(&warning), "fosd warns at start too");
+    drop(fos);
+
+    let fos =
+        Fos::start_with(None, &["--fog05-rest", &format!("127.0.0.1:{}", free_port()), "--fog05-rest-tenant", "osm"]);
+    let run = fos.fosctl(&["get", "nodes"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("Warning"), "{}", run.stderr);
+    assert!(fos.items(&["get", "nodes"])[0]["status"]["warnings"].is_null());
+}

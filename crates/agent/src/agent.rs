@@ -58,6 +58,8 @@ pub struct AgentConfig {
     pub secrets: Option<Arc<fos_store::seal::SealKey>>,
     /// Heartbeat, lease and fence timing (from `--node-lost-after`).
     pub timing: NodeTiming,
+    /// What the node warns its operators of (published in its status, shown by `fosctl get nodes`).
+    pub warnings: Vec<String>,
     /// The node's API address other nodes call (`host:port`), published in its status.
     pub api_address: Option<String>,
     /// Where the node's description comes from: this machine's discovery, or one given (a simulated node).
@@ -102,6 +104,7 @@ impl AgentConfig {
             network_namespace: None,
             secrets: None,
             timing: NodeTiming::derive(DEFAULT_NODE_LOST_AFTER, node.heartbeat_ttl).unwrap_or_default(),
+            warnings: Vec::new(),
             node,
             api_address: None,
             node_source: NodeSource::Discover,
@@ -317,6 +320,7 @@ impl Agent {
             rtt_interval: config.rtt_interval,
             rtt: config.rtt.clone(),
             guard: None,
+            warnings: config.warnings.clone(),
         };
 
         // What an earlier run left is recovered, and its actual records marked unverified, before the node's

@@ -47,6 +47,8 @@ pub struct Heartbeat {
     pub rtt: RttSource,
     /// The node's fence guard, whose deadline every renewal pushes forward (none on a node without a shared store).
     pub guard: Option<FenceGuard>,
+    /// What the node warns its operators of, published in its status.
+    pub warnings: Vec<String>,
 }
 
 /// Where a node's round-trip times to other nodes come from.
@@ -96,6 +98,7 @@ impl Heartbeat {
             rtt_ms: BTreeMap::new(),
             lost_since: None,
             draining: false,
+            warnings: self.warnings.clone(),
         };
         let lease = self.records.store().grant(self.timing.ttl).await?;
         // The first list of peers at a random point before half the fence deadline (none is needed sooner):

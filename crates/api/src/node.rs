@@ -214,6 +214,10 @@ pub struct NodeStatus {
     /// Being drained (its instances move elsewhere); from the control plane's record.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// What the node warns its operators of, as its daemon was started (e.g. an API served without
+    /// authentication); shown by `fosctl get nodes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl NodeStatus {
@@ -251,6 +255,7 @@ impl Default for NodeStatus {
             rtt_ms: BTreeMap::new(),
             lost_since: None,
             draining: false,
+            warnings: Vec::new(),
         }
     }
 }

@@ -122,6 +122,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config.node.name = Some(node_name.clone());
         config.secrets = Some(security.secrets.clone());
         config.timing = timing;
+        config.warnings = opts.fog05_rest().and_then(|rest| rest.warning()).into_iter().collect();
         config.api_address = Some(api_address.clone());
         config.volume_sender = Some(Arc::new(PeerSender {
             peer: security.peer.clone(),
@@ -161,13 +162,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(rest.listen)
             .await
             .with_context(|| format!("listening on {} (--fog05-rest)", rest.listen))?;
-        if rest.insecure {
-            tracing::warn!(
-                address = %rest.listen,
-                tenant = rest.tenant,
-                "the fog05 REST API is served without authentication beyond loopback (--fog05-rest-insecure): \
-                 anyone who reaches this address acts for the tenant"
-            );
+        if let Some(warning) = rest.warning() {
+            tracing::warn!("{warning}");
         }
         tracing::info!(address = %rest.listen, tenant = rest.tenant, "fog05 REST API listening");
         let state = fos_controller::fog05::Fog05State::new(ctx.clone(), &rest.tenant);

@@ -39,12 +39,14 @@ pub struct Listing {
     pub rows: Vec<Vec<String>>,
     /// The objects, as `-o yaml|json` prints them.
     pub objects: Vec<Value>,
+    /// Warnings printed to stderr under the table, as kubectl's (pipes read the table alone).
+    pub warnings: Vec<String>,
 }
 
 impl Listing {
     fn new(headers: &[&'static str], wide: bool, narrow: usize) -> Listing {
         let n = if wide { headers.len() } else { narrow };
-        Listing { headers: headers[..n].to_vec(), rows: Vec::new(), objects: Vec::new() }
+        Listing { headers: headers[..n].to_vec(), rows: Vec::new(), objects: Vec::new(), warnings: Vec::new() }
     }
 
     /// The table of the rows.
@@ -253,6 +255,9 @@ pub async fn get(client: &Client, global: &Global, args: GetArgs) -> anyhow::Res
         }
         _ => {
             l.table(&l.rows).print();
+            for w in &l.warnings {
+                eprintln!("Warning: {w}");
+            }
             if args.resource == Resource::Networks && !args.watch {
                 print_node_networks(client, &args.name).await?;
             }
@@ -338,6 +343,7 @@ pub fn node_listing(nodes: &[Node], wide: bool) -> Listing {
         }
         l.rows.push(row);
         l.objects.push(node_object(n));
+        l.warnings.extend(n.status.warnings.iter().map(|w| format!("node {}: {w}", n.metadata.name)));
     }
     l
 }
@@ -381,6 +387,9 @@ pub fn print_nodes(nodes: &[Node], output: Output, single: bool) -> anyhow::Resu
         Output::Dot => anyhow::bail!("-o dot draws applications: fosctl get app NAME -o dot"),
         _ => {
             l.table(&l.rows).print();
+            for w in &l.warnings {
+                eprintln!("Warning: {w}");
+            }
             Ok(())
         }
     }

@@ -27,7 +27,7 @@ pub fn uris(resource: Resource, sys: &str) -> Vec<String> {
     let paths: &[&str] = match resource {
         Resource::Apps => &["dfos://{}/apps/**", "afos://{}/apps/**"],
         Resource::Entities => &["dfos://{}/nodes/*/instances/**", "afos://{}/nodes/*/instances/**"],
-        Resource::Nodes => &["afos://{}/nodes/*/info", "afos://{}/nodes/*/status"],
+        Resource::Nodes => &["afos://{}/nodes/*/info", "afos://{}/heartbeats/*"],
         Resource::Networks => &["dfos://{}/networks/**"],
         Resource::Images => &["dfos://{}/images/**"],
         Resource::Plugins => &["dfos://{}/nodes/*/plugins/**", "afos://{}/nodes/*/plugins/**"],

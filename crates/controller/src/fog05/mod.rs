@@ -45,6 +45,18 @@ pub struct Fog05Rest {
 }
 
 impl Fog05Rest {
+    /// What the node warns its operators of when the listener is reachable beyond loopback (`--fog05-rest-insecure`
+    /// on another address): logged at every start and published in the node's status (`fosctl get nodes`).
+    pub fn warning(&self) -> Option<String> {
+        (self.insecure && !self.listen.ip().is_loopback()).then(|| {
+            format!(
+                "the fog05 REST API on {} has no authentication (--fog05-rest-insecure): anyone who reaches it acts \
+                 for tenant {}",
+                self.listen, self.tenant
+            )
+        })
+    }
+
     /// Refuses a listener that would expose the unauthenticated API beyond this machine without `insecure`.
     pub fn check(&self) -> Result<(), String> {
         fos_api::validate_name(&self.tenant).map_err(|e| format!("--fog05-rest-tenant: {e}"))?;
