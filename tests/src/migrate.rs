@@ -10,7 +10,8 @@ use crate::Run;
 
 /// A standalone entity appending `<n> <nanos> <node>` to `$FOS_VOLUME_DATA/counter` every 50 ms, continuing from
 /// the last value in the file. While the file `slow-stop` is in its volume it takes 3 s to stop (a SIGTERM lets
-/// it finish its write, wait, and exit).
+/// it finish its write, wait, and exit). The SIGTERM of a stop also reaches its `date`: a line is written only
+/// with the time it read, else the counter exits there.
 pub fn counter(name: &str) -> String {
     format!(
         r#"apiVersion: fos/v1
@@ -25,7 +26,7 @@ spec:
   command:
     - sh
     - -c
-    - 'trap ''test -f "$FOS_VOLUME_DATA/slow-stop" && sleep 3; exit 0'' TERM; f="$FOS_VOLUME_DATA/counter"; n=$(tail -n 1 "$f" 2>/dev/null | cut -d" " -f1); n=${{n:-0}}; while :; do n=$((n+1)); echo "$n $(date +%s%N) $FOS_NODE" >> "$f"; sleep 0.05; done'
+    - 'trap ''test -f "$FOS_VOLUME_DATA/slow-stop" && sleep 3; exit 0'' TERM; f="$FOS_VOLUME_DATA/counter"; n=$(tail -n 1 "$f" 2>/dev/null | cut -d" " -f1); n=${{n:-0}}; while :; do t=$(date +%s%N) || exit 0; n=$((n+1)); echo "$n $t $FOS_NODE" >> "$f"; sleep 0.05; done'
 "#
     )
 }
