@@ -141,7 +141,7 @@ spec:
       entity:
         kind: native
         networks: [{{network: lan}}]
-        command: [sh, -c, 'while true; do c=$(wget -q -O - http://$FOS_NEED_GUEST_HOST/counter) && echo "guest counter $c"; sleep 1; done']
+        command: [sh, -c, 'while true; do c=$(busybox wget -q -O - http://$FOS_NEED_GUEST_HOST/counter) && echo "guest counter $c"; sleep 1; done']
 "#
     )
 }
