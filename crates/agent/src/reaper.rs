@@ -7,7 +7,9 @@
 //! The agent's own children are reaped by whoever spawned them (tokio, with their exit status), so this reaps only
 //! zombies that are none of them: a child is the agent's own when it leads its process group (every process the agent
 //! starts for an entity or a step does, and the restored tree's root does, watched by its pidfd) or is in the agent's
-//! own process group (helpers such as `ip` or `criu`). An orphan is in the group of the process that led it.
+//! own process group (helpers such as `ip` or `criu`). An orphan is in the group of the process that led it. The one
+//! case this leaves unreaped: a helper's child, in the agent's own group, that outlives the helper (the helpers the
+//! agent runs do not leave any); it stays a zombie until the agent exits.
 
 use std::io;
 use std::sync::OnceLock;
