@@ -30,15 +30,21 @@ fn venv(dir: &Path) -> Option<std::path::PathBuf> {
     Some(venv.join("bin/python"))
 }
 
-#[test]
-fn fog05rest_drives_a_bare_fdu_through_its_whole_life() {
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
+/// A node serving the fog05 REST API on loopback for tenant `osm`, its address, and a Python with `fog05rest`
+/// (`None`, saying so, where PyPI is unreachable).
+fn fos_with_client() -> Option<(Fos, String, std::path::PathBuf)> {
+    let address = format!("127.0.0.1:{}", free_port());
     let fos = Fos::start_with(None, &["--fog05-rest", &address, "--fog05-rest-tenant", "osm"]);
     let Some(python) = venv(fos.dir.path()) else {
         eprintln!("SKIPPED: PyPI is unreachable, so fog05rest==0.0.4 cannot be installed");
-        return;
+        return None;
     };
+    Some((fos, address, python))
+}
+
+#[test]
+fn fog05rest_drives_a_bare_fdu_through_its_whole_life() {
+    let Some((fos, address, python)) = fos_with_client() else { return };
     let marks = fos.marks();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fog05/drive.py");
     let run = Command::new(python)
@@ -60,13 +66,7 @@ fn fog05rest_drives_a_bare_fdu_through_its_whole_life() {
 
 #[test]
 fn fog05rest_drives_an_lxd_fdu_as_a_container() {
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let fos = Fos::start_with(None, &["--fog05-rest", &address, "--fog05-rest-tenant", "osm"]);
-    let Some(python) = venv(fos.dir.path()) else {
-        eprintln!("SKIPPED: PyPI is unreachable, so fog05rest==0.0.4 cannot be installed");
-        return;
-    };
+    let Some((fos, address, python)) = fos_with_client() else { return };
     let archive = fos.dir.path().join("busybox.tar");
     fos_e2e::oci::write_layout_tar(&fos_e2e::oci::busybox_image(8080, "fog05", 0), &archive);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fog05/drive_lxd.py");

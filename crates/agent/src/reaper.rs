@@ -111,7 +111,7 @@ fn children(me: i32) -> Vec<i32> {
 }
 
 /// State, parent pid and process group of `pid` (fields 3, 4 and 5 of `/proc/<pid>/stat`).
-fn stat(pid: i32) -> Option<(char, i32, i32)> {
+pub(crate) fn stat(pid: i32) -> Option<(char, i32, i32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: the fields after it start after the last ')'.
     let mut fields = text.get(text.rfind(')')? + 1..)?.split_whitespace();

@@ -156,8 +156,7 @@ pub async fn watch_adopted(pid: u32, start: u64, tx: watch::Sender<RunState>) {
 
 /// Whether `pid` has exited and waits for its parent to reap it.
 fn is_zombie(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rfind(')').and_then(|i| stat.get(i + 1..)).is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    crate::reaper::stat(pid as i32).is_some_and(|(state, _, _)| state == 'Z')
 }
 
 #[cfg(test)]
