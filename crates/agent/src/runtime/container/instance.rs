@@ -74,6 +74,11 @@ impl Container {
         self.dir.join("bundle")
     }
 
+    /// Where `runc run` writes the container's init pid once the container runs.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("runc.pid")
+    }
+
     /// The desired record it was last set up with.
     pub fn desired(&self) -> DesiredInstance {
         lock(&self.desired).clone()

@@ -71,8 +71,17 @@ impl Runc {
         Ok(text.lines().next().unwrap_or("runc").to_string())
     }
 
+    /// Whether runc keeps state for container `id` (its directory under the state root): without it, `state` and
+    /// `delete` have nothing to report or remove, and are not run.
+    pub fn knows(&self, id: &str) -> bool {
+        self.root.join(id).exists()
+    }
+
     /// The container's state, `None` when runc does not know it.
     pub async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        if !self.knows(id) {
+            return Ok(None);
+        }
         match self.call(&["state", id]).await {
             Ok(json) => {
                 serde_json::from_str(&json).map(Some).map_err(|e| RuntimeError::Failed(format!("runc state {id}: {e}")))
@@ -83,16 +92,19 @@ impl Runc {
     }
 
     /// Starts `runc run` (create and start in one process that stays the agent's child until the container ends,
-    /// so its exit status is the container's) with the container's output going to `stdout` and `stderr`.
+    /// so its exit status is the container's) with the container's output going to `stdout` and `stderr`. runc
+    /// writes the container's init pid to `pid_file` once the container is running (the user's process started).
     pub fn spawn_run(
         &self,
         id: &str,
         bundle: &Path,
+        pid_file: &Path,
         stdout: std::fs::File,
         stderr: std::fs::File,
     ) -> Result<Child, RuntimeError> {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(&self.root).arg("run").arg("--bundle").arg(bundle).arg("--no-new-keyring").arg(id);
+        cmd.arg("--root").arg(&self.root).arg("run").arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
+        cmd.arg("--no-new-keyring").arg(id);
         // Its own process group: a signal meant for the agent never reaches it, and it outlives an agent restart.
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0).kill_on_drop(false);
         cmd.spawn().map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })
@@ -106,6 +118,9 @@ impl Runc {
 
     /// Removes the container whatever its state (`delete --force`); a container runc does not know is fine.
     pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        if !self.knows(id) {
+            return Ok(());
+        }
         match self.call(&["delete", "--force", id]).await {
             Err(RuntimeError::Failed(msg)) if msg.contains("does not exist") => Ok(()),
             other => other.map(|_| ()),

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How often a starting container's pid file is looked for (a file read: cheap next to runc's own start).
+const PID_FILE_POLL: Duration = Duration::from_millis(2);
+
 #[async_trait]
 impl Runtime for ContainerRuntime {
     fn kind(&self) -> EntityKind {
@@ -131,33 +134,39 @@ impl Runtime for ContainerRuntime {
         // The end of the run before (a crash) is history now: Running is set once this one has started.
         c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
         let oom = cx.cgroup.watch_oom();
-        let child =
-            self.runc.spawn_run(&c.runc_id, &c.bundle(), open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?)?;
+        let pid_file = c.pid_file();
+        if let Err(e) = std::fs::remove_file(&pid_file) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(RuntimeError::io(&pid_file, e));
+            }
+        }
+        let (stdout, stderr) = (open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?);
+        let child = self.runc.spawn_run(&c.runc_id, &c.bundle(), &pid_file, stdout, stderr)?;
         c.watch_child(child, oom);
         let mut rx = c.run.subscribe();
-        // Running once runc says so (the container's init is then started); an early end is reported as an exit.
+        // Running once runc writes the pid file (the container's user process is then started); an early end is
+        // reported as an exit.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if !matches!(*rx.borrow_and_update(), RunState::Idle) {
                 break;
             }
-            if let Some(s) = self.runc.state(&c.runc_id).await? {
-                if s.status == "running" && s.pid > 0 {
-                    c.run.send_if_modified(|r| {
-                        let idle = matches!(r, RunState::Idle);
-                        if idle {
-                            *r = RunState::Running { pid: s.pid, started_at: Utc::now() };
-                        }
-                        idle
-                    });
-                    break;
-                }
+            let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
+            if let Some(pid) = pid.filter(|p| *p > 0) {
+                c.run.send_if_modified(|r| {
+                    let idle = matches!(r, RunState::Idle);
+                    if idle {
+                        *r = RunState::Running { pid, started_at: Utc::now() };
+                    }
+                    idle
+                });
+                break;
             }
             if tokio::time::Instant::now() > deadline {
                 self.stop_container(&c).await?;
                 return Err(RuntimeError::Failed("runc run: the container did not start within 30s".into()));
             }
-            let _ = tokio::time::timeout(Duration::from_millis(10), rx.changed()).await;
+            let _ = tokio::time::timeout(PID_FILE_POLL, rx.changed()).await;
         }
         // Recorded right after the start: a restarted agent adopts the container instead of starting another.
         c.persist(State::Running)
