@@ -20,7 +20,8 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img,
 #        genisoimage (cloud-init seed disks; its isoinfo reads them in the tests), and what
 #        scripts/build-test-guest.sh builds the test guest with (busybox-static, cpio; the kernel is a
-#        linux-image-*-amd64 package it downloads with apt-get, without installing it)
+#        linux-image-*-amd64 package it downloads with apt-get, without installing it, as it does syslinux,
+#        syslinux-common, mtools and dosfstools for the guest's bootable disk)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	etcd-server etcd-client iproute2 dnsmasq-base python3 python3-venv openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
