@@ -20,7 +20,8 @@ export PATH := $(PATH)$(if $(filter /usr/sbin,$(subst :, ,$(PATH))),,:/usr/sbin:
 #   VMs: libvirt's daemon and client library headers (the `virt` crate links libvirt), QEMU and qemu-img,
 #        genisoimage (cloud-init seed disks; its isoinfo reads them in the tests), and what
 #        scripts/build-test-guest.sh builds the test guest with (busybox-static, cpio; the kernel is a
-#        linux-image-*-amd64 package it downloads with apt-get, without installing it)
+#        linux-image-*-amd64 package it downloads with apt-get, without installing it, as it does syslinux,
+#        syslinux-common, mtools and dosfstools for the guest's bootable disk)
 APT_PACKAGES := protobuf-compiler libprotobuf-dev gcc libc6-dev pkg-config \
 	etcd-server etcd-client iproute2 dnsmasq-base python3 python3-venv openssl procps chromium \
 	curl mariadb-server-core mariadb-client-core php-cli php-mysql wordpress socat \
@@ -54,7 +55,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(vm)'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(fog05_migrate) and not binary(vm)'
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-cluster
 	$(MAKE) test-migrate
@@ -66,10 +67,10 @@ test-cluster: deps
 	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
 
 ## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end; live with CRIU,
-## skipped where `criu check` fails), one at a time (root)
+## skipped where `criu check` fails; a fog05 FDU migrated through the fog05 REST API), one at a time (root)
 test-migrate: deps
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run -p fos-e2e --test migrate --test migrate_live --no-fail-fast -j 1 --no-capture
+	$(CARGO) nextest run -p fos-e2e --test migrate --test migrate_live --test fog05_migrate --no-fail-fast -j 1 --no-capture
 
 ## test-vm: the VM tests with real QEMU guests (TCG) under a libvirtd each test starts and removes, one at a time;
 ## the test guest is built first from Debian packages (scripts/build-test-guest.sh, into target/test-guest)

@@ -9,16 +9,20 @@
 #     incremented and written back at boot), lists them in /www/disks ("vdb boots=N sectors=S") and on the console;
 #   - counts seconds since boot into /www/counter and prints "fos-guest counter N" to the console every 5 s;
 #   - serves /www over HTTP on port 80 (busybox httpd): `/` says "fos test guest", `/counter` the counter.
+# A disk with a boot sector (the guest's own boot disk) is left alone.
+# Also the same guest as a bootable disk (`disk.img`, raw), for VMs booted from their image as fog05's KVM FDUs are: a
+# FAT file system with syslinux, the kernel, the initramfs and a syslinux.cfg booting them with the serial console
+# (syslinux, syslinux-common, mtools and dosfstools downloaded as Debian packages like the kernel, and run from there).
 #
-# Usage: scripts/build-test-guest.sh [OUT_DIR]   (default target/test-guest; skipped when both files are newer than
-# this script). Needs apt-get (download only: nothing is installed), dpkg-deb, busybox-static, cpio, gzip.
+# Usage: scripts/build-test-guest.sh [OUT_DIR]   (default target/test-guest; skipped when the three files are newer
+# than this script). Needs apt-get (download only: nothing is installed), dpkg-deb, busybox-static, cpio, gzip.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../target/test-guest}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-if [ "$out/vmlinuz" -nt "$0" ] && [ "$out/initrd.img" -nt "$0" ]; then
+if [ "$out/vmlinuz" -nt "$0" ] && [ "$out/initrd.img" -nt "$0" ] && [ "$out/disk.img" -nt "$0" ]; then
     exit 0
 fi
 
@@ -30,6 +34,21 @@ file "$busybox" 2>/dev/null | grep -q 'statically linked' || [ -f /usr/share/doc
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# The .deb of package $1 in the cache, downloaded first when absent.
+deb_of() {
+    local d
+    d=$(ls "$cache"/"$1"_*.deb 2>/dev/null | head -n1 || true)
+    if [ -z "$d" ]; then
+        (cd "$cache" && apt-get download -q "$1" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+        d=$(ls "$cache"/"$1"_*.deb 2>/dev/null | head -n1 || true)
+    fi
+    [ -n "$d" ] || {
+        echo "build-test-guest: apt-get download $1 failed" >&2
+        exit 1
+    }
+    echo "$d"
+}
 
 # The newest linux-image-6.1.0-N-amd64 the archive offers (a plain kernel, not cloud/rt; its NIC drivers are modules).
 cache="$out/cache"
@@ -84,6 +103,7 @@ done
 for d in /sys/block/vd*; do
     [ -e "$d" ] || continue
     name=${d##*/}
+    [ "$(dd if=/dev/$name bs=1 skip=510 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')" = 55aa ] && continue
     n=$(dd if=/dev/$name bs=512 count=1 2>/dev/null | tr -d '\000' | sed -n 's/^fos-disk boots \([0-9]*\)$/\1/p')
     n=$((${n:-0} + 1))
     echo "fos-disk boots $n" | dd of=/dev/$name bs=512 count=1 conv=sync,notrunc 2>/dev/null
@@ -141,6 +161,32 @@ chmod 755 "$root/usr/share/udhcpc/default.script"
 
 cp "$vmlinuz" "$out/vmlinuz.new"
 (cd "$root" && find . | cpio -o -H newc --owner=0:0 --quiet | gzip -1) >"$out/initrd.img.new"
+
+# The bootable disk: FAT (no partition table: the BIOS runs its boot sector, syslinux's), sized to its files.
+tools="$work/tools"
+for p in syslinux syslinux-common mtools dosfstools; do
+    deb=$(deb_of "$p")
+    dpkg-deb -x "$deb" "$tools"
+done
+cat >"$work/syslinux.cfg" <<'EOF'
+DEFAULT fos
+PROMPT 0
+TIMEOUT 0
+LABEL fos
+  KERNEL vmlinuz
+  INITRD initrd.img
+  APPEND console=ttyS0 quiet
+EOF
+kib=$((($(stat -c %s "$out/vmlinuz.new") + $(stat -c %s "$out/initrd.img.new")) / 1024 + 2048))
+PATH="$tools/usr/bin:$tools/usr/sbin:$tools/sbin:$PATH"
+mkfs.fat -C -n FOSGUEST "$work/disk.img" "$kib" >/dev/null
+syslinux --install "$work/disk.img"
+mcopy -i "$work/disk.img" "$out/vmlinuz.new" ::vmlinuz
+mcopy -i "$work/disk.img" "$out/initrd.img.new" ::initrd.img
+mcopy -i "$work/disk.img" "$work/syslinux.cfg" ::syslinux.cfg
+cp "$work/disk.img" "$out/disk.img.new"
+
 mv "$out/vmlinuz.new" "$out/vmlinuz"
 mv "$out/initrd.img.new" "$out/initrd.img"
-echo "test guest: $out/vmlinuz ($release), $out/initrd.img"
+mv "$out/disk.img.new" "$out/disk.img"
+echo "test guest: $out/vmlinuz ($release), $out/initrd.img, $out/disk.img"

@@ -69,11 +69,18 @@ pub struct Cluster {
     pub lost_after: Duration,
     /// Applications to delete on drop.
     pub apps: Mutex<BTreeSet<String>>,
+    /// Extra arguments of each node's `fosd` (by index; kept across restarts).
+    pub node_args: Vec<Vec<String>>,
 }
 
 impl Cluster {
     /// Starts etcd and `n` nodes with `--node-lost-after lost_after`; returns once every node is Ready.
     pub fn start(n: usize, lost_after: Duration) -> Cluster {
+        Cluster::start_with(n, lost_after, Vec::new())
+    }
+
+    /// [`Cluster::start`], node `i`'s `fosd` with the extra arguments `node_args[i]` (when there are).
+    pub fn start_with(n: usize, lost_after: Duration, node_args: Vec<Vec<String>>) -> Cluster {
         use std::os::unix::fs::PermissionsExt;
         crate::build();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -89,6 +96,7 @@ impl Cluster {
             etcd: Vec::new(),
             lost_after,
             apps: Mutex::new(BTreeSet::new()),
+            node_args,
         };
         sh("ip", &["netns", "del", &hub]);
         ip(&["netns", "add", &hub]);
@@ -211,6 +219,7 @@ impl Cluster {
         cmd.arg("--data-dir").arg(&node.data);
         cmd.args(["--listen", &format!("{}:7887", node.ip), "--node-name", &node.name, "--etcd", &endpoints]);
         cmd.args(["--node-lost-after", &lost, "--log", "info"]);
+        cmd.args(self.node_args.get(i).into_iter().flatten());
         if i > 0 || node.data.join("join-token").exists() {
             cmd.arg("--join-token-file").arg(if node.data.join("join-token").exists() {
                 node.data.join("join-token")

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod fog05;
 pub mod host;
 pub mod migrate;
 pub mod oci;

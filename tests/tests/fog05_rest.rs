@@ -10,35 +10,12 @@ use std::process::Command;
 
 use fos_e2e::{free_port, Fos};
 
-/// A virtual environment with `fog05rest==0.0.4`, or `None` when PyPI cannot be reached.
-fn venv(dir: &Path) -> Option<std::path::PathBuf> {
-    let venv = dir.join("venv");
-    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output().expect("running python3 -m venv");
-    assert!(made.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&made.stderr));
-    let pip = Command::new(venv.join("bin/pip"))
-        .args(["install", "--disable-pip-version-check", "-q", "fog05rest==0.0.4"])
-        .output()
-        .expect("running pip");
-    if !pip.status.success() {
-        let err = String::from_utf8_lossy(&pip.stderr);
-        let unreachable = ["Could not fetch", "Failed to establish", "Temporary failure", "No matching distribution"]
-            .iter()
-            .any(|s| err.contains(s));
-        assert!(unreachable, "pip install fog05rest==0.0.4 failed:\n{err}");
-        return None;
-    }
-    Some(venv.join("bin/python"))
-}
-
 /// A node serving the fog05 REST API on loopback for tenant `osm`, its address, and a Python with `fog05rest`
 /// (`None`, saying so, where PyPI is unreachable).
 fn fos_with_client() -> Option<(Fos, String, std::path::PathBuf)> {
     let address = format!("127.0.0.1:{}", free_port());
     let fos = Fos::start_with(None, &["--fog05-rest", &address, "--fog05-rest-tenant", "osm"]);
-    let Some(python) = venv(fos.dir.path()) else {
-        eprintln!("SKIPPED: PyPI is unreachable, so fog05rest==0.0.4 cannot be installed");
-        return None;
-    };
+    let python = fos_e2e::fog05::venv(fos.dir.path())?;
     Some((fos, address, python))
 }
 
@@ -58,8 +35,8 @@ fn fog05rest_drives_a_bare_fdu_through_its_whole_life() {
     assert!(run.status.success() && out.ends_with("ok\n"), "drive.py failed:\n{out}\n{err}\n{}", fos.log());
 
     // Nothing is left: no entity, no network, no process of the FDU.
-    assert_eq!(fos.items(&["get", "entities"]), Vec::<serde_json::Value>::new());
-    assert_eq!(fos.items(&["get", "networks"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["--tenant", "osm", "get", "entities"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["--tenant", "osm", "get", "networks"]), Vec::<serde_json::Value>::new());
     let pid: i32 = std::fs::read_to_string(marks.join("fdu.pid")).unwrap().trim().parse().unwrap();
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the FDU's last process is gone");
 }
@@ -73,7 +50,7 @@ fn fog05rest_drives_an_lxd_fdu_as_a_container() {
     let run = Command::new(python).arg(script).arg(&address).arg(&archive).output().expect("running drive_lxd.py");
     let (out, err) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success() && out.ends_with("ok\n"), "drive_lxd.py failed:\n{out}\n{err}\n{}", fos.log());
-    assert_eq!(fos.items(&["get", "entities"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["--tenant", "osm", "get", "entities"]), Vec::<serde_json::Value>::new());
     assert_eq!(fos.items(&["get", "images"]), Vec::<serde_json::Value>::new());
 }
 

@@ -5,8 +5,9 @@
 //! `need`s it on a fos VxLAN network; the guest is also reached on its hostPort, paused and resumed, stopped,
 //! adopted after `kill -9` of `fosd`, and deleted with nothing left (domain, overlay, taps, volume). Its volume is
 //! its second disk, and what the guest writes there stays across restarts. Corrupted content, by
-//! upload or by URI, is refused by its sha256 and nothing runs. Run by `make test-vm` (one at a time: TCG guests
-//! are heavy on two cores).
+//! upload or by URI, is refused by its sha256 and nothing runs. A KVM FDU is driven through the fog05 REST API by
+//! fog05's own client (`tests/fog05/drive_kvm.py`), booted from the guest's bootable disk added as an image. Run by
+//! `make test-vm` (one at a time: TCG guests are heavy on two cores).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,11 +65,17 @@ fn guest() -> (PathBuf, PathBuf) {
 
 /// A one-node fos whose VM runtime uses `libvirt` (TCG).
 fn start_fos(scratch: &Path, libvirt: &Libvirtd) -> (Fos, String) {
+    start_fos_with(scratch, libvirt, &[])
+}
+
+/// [`start_fos`] with extra arguments.
+fn start_fos_with(scratch: &Path, libvirt: &Libvirtd, extra: &[&str]) -> (Fos, String) {
     let config = scratch.join("node.yaml");
     let text = format!("runtimes:\n  vm:\n    config:\n      uri: \"{}\"\n      accel: tcg\n", libvirt.uri());
     std::fs::write(&config, text).expect("node configuration");
     let config = config.display().to_string();
-    let fos = Fos::start_opts(Start { extra: &["--config", &config], ..Start::default() });
+    let args = [&["--config", config.as_str()][..], extra].concat();
+    let fos = Fos::start_opts(Start { extra: &args, ..Start::default() });
     (fos, config)
 }
 
@@ -357,4 +364,34 @@ fn corrupted_content_is_refused_by_its_sha256_and_nothing_runs() {
     assert_eq!(std::fs::read_dir(fos.dir.path().join("data/images/incoming")).map(|d| d.count()).unwrap_or(0), 0);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[test]
+fn fog05rest_drives_a_kvm_fdu_booted_from_its_image_through_its_whole_life() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    guest();
+    let disk = PathBuf::from(format!("{REPO}/target/test-guest/disk.img"));
+    let libvirt = Libvirtd::start(scratch.path());
+    let address = format!("127.0.0.1:{}", free_port());
+    let (fos, _) = start_fos_with(scratch.path(), &libvirt, &["--fog05-rest", &address, "--fog05-rest-tenant", "osm"]);
+    let Some(python) = fos_e2e::fog05::venv(fos.dir.path()) else { return };
+    let run: fos_e2e::Run = Command::new(python)
+        .arg(fos_e2e::fog05::script("drive_kvm.py"))
+        .arg(&address)
+        .arg(&disk)
+        .arg(libvirt.uri())
+        .output()
+        .expect("running drive_kvm.py")
+        .into();
+    assert!(fos_e2e::fog05::passed(&run), "drive_kvm.py failed:\n{}\n{}\n{}", run.stdout, run.stderr, fos.log());
+    eprintln!("figure: fog05 KVM FDU driven through its whole life: {:.1} s", started.elapsed().as_secs_f64());
+
+    // Nothing is left: no domain, no entity, no image, no network, no instance directory.
+    assert!(libvirt.domains().is_empty(), "{:?}", libvirt.domains());
+    assert_eq!(fos.items(&["--tenant", "osm", "get", "entities"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["get", "images"]), Vec::<serde_json::Value>::new());
+    assert_eq!(fos.items(&["--tenant", "osm", "get", "networks"]), Vec::<serde_json::Value>::new());
+    let left = std::fs::read_dir(fos.dir.path().join("data/vm")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no instance directory left");
 }

@@ -1,7 +1,8 @@
 //! Migrations in the control plane against a real embedded store: `ops::migrate` checks the instance and the
 //! destination, and the application reconciler moves the migration through its phases from what the agents report
 //! (played here): the source's role, the move of the desired record under the new epoch in one transaction, the
-//! completion; a destination that is not ready, and an abort, give the instance back to the source.
+//! completion; a destination that is not ready, and an abort, give the instance back to the source. A standalone
+//! entity pinned to its node goes only where it is sent, and its pin follows it there.
 
 mod common;
 
@@ -48,16 +49,22 @@ impl Placer for FirstSchedulable {
 
 const APP: &str = "apiVersion: fos/v1\nkind: Application\nmetadata: {name: wp}\nspec:\n  components:\n    - name: db\n      entity: {kind: native, command: [sleep, '100'], volumes: [{name: data}]}\n";
 
+const PINNED: &str = "apiVersion: fos/v1\nkind: Entity\nmetadata: {name: pinned, annotations: {fos/node: n1}}\nspec: {kind: native, command: [sleep, '100']}\n";
+
 async fn started() -> (World, InstanceId) {
+    started_with(APP, InstanceId::new("default", "wp", "db", 0)).await
+}
+
+/// A world of two nodes where `manifest` was applied and `id` runs.
+async fn started_with(manifest: &str, id: InstanceId) -> (World, InstanceId) {
     let w = common::world_with(Arc::new(FirstSchedulable));
     w.add_node("n1").await;
     w.add_node("n2").await;
-    let object: fos_api::Object = serde_yaml_ng::from_str(APP).unwrap();
+    let object: fos_api::Object = serde_yaml_ng::from_str(manifest).unwrap();
     let req: fos_api::wire::ApplyRequest =
         serde_json::from_value(serde_json::json!({ "objects": [serde_json::to_value(&object).unwrap()] })).unwrap();
     fos_controller::ops::apply::apply(&w.ctx, &Caller::local_admin(), req).await.unwrap();
     w.reconcile().await;
-    let id = InstanceId::new("default", "wp", "db", 0);
     w.report(&id, State::Running, true).await;
     w.reconcile().await;
     (w, id)
@@ -196,4 +203,33 @@ async fn the_checkpoint_ticket_the_source_reports_goes_to_the_destination_with_t
     w.remove_actual("n1", &id).await;
     w.reconcile().await;
     assert_eq!(ticket(&w.desired(&id).await.unwrap()).as_deref(), Some(".checkpoint"));
+}
+
+#[tokio::test]
+async fn a_pinned_entity_goes_only_where_it_is_sent_and_its_pin_follows_it_once_the_migration_completed() {
+    let (w, id) = started_with(PINNED, InstanceId::new("default", "pinned", "pinned", 0)).await;
+    let admin = Caller::local_admin();
+    let pin = |r: Option<fos_api::wire::AppRecord>| {
+        let r = r.expect("the entity's record");
+        (r.object.metadata().annotations.get(fos_api::wire::NODE_ANNOTATION).cloned(), r.generation)
+    };
+    let (before, generation) = pin(w.record("default", "pinned").await);
+    assert_eq!(before.as_deref(), Some("n1"));
+    let anywhere = migrate::migrate(&w.ctx, &admin, "pinned", &MigrateRequest::default()).await.unwrap_err();
+    assert!(anywhere.to_string().contains("pinned to node n1: name its destination"), "{anywhere}");
+
+    let req = MigrateRequest { to: Some("n2".into()), ..Default::default() };
+    let m = migrate::migrate(&w.ctx, &admin, "pinned", &req).await.unwrap();
+    w.reconcile().await;
+    report_progress(&w, "n1", &id, &m.id, SendPhase::Sent).await;
+    w.reconcile().await;
+    assert_eq!(record(&w, &id).await.phase, MigrationPhase::Landing);
+    assert_eq!(pin(w.record("default", "pinned").await).0.as_deref(), Some("n1"), "until it runs there");
+    w.remove_actual("n1", &id).await;
+    w.report(&id, State::Running, true).await;
+    w.reconcile().await;
+    assert_eq!(record(&w, &id).await.phase, MigrationPhase::Completed);
+    assert_eq!(pin(w.record("default", "pinned").await), (Some("n2".into()), generation), "the pin follows");
+    w.reconcile().await;
+    assert_eq!(w.desired(&id).await.unwrap().node, "n2", "and it stays there");
 }

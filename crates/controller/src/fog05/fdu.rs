@@ -1,13 +1,15 @@
 //! FDUs and their instances. Onboarding keeps the descriptor in the tenant's catalog (checked by the codec); an
 //! instance is the standalone Entity `i-<uuid>` converted from it, pinned to the node asked for, driven by the
 //! entity verbs (`define` applies it asked to stay Defined, `instantiate` to run; `configure`, `start`, `stop`,
-//! `pause`, `resume`, `clean` and `undefine` are the verbs; `terminate` deletes it). As fog05's API does, each call
-//! answers once the node reports the state reached (or the error that stopped it).
+//! `pause`, `resume`, `clean` and `undefine` are the verbs; `terminate` deletes it; `migrate` moves it to another
+//! node with fos's migration, its pin following). As fog05's API does, each call answers once the node reports the
+//! state reached (or the error that stopped it).
 
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use fos_api::migration::{MigrateRequest, MigrationPhase};
 use fos_api::wire::{EntityView, ListQuery, NODE_ANNOTATION, STATE_ANNOTATION};
 use fos_api::{Action, Object, State as Lifecycle};
 use fos_fog05::descriptor::{runtime_of, DescriptorKind};
@@ -64,8 +66,10 @@ async fn instances(s: &Fog05State) -> Result<Vec<Instance>, OpError> {
         let Object::Entity(e) = &app.record.object else { continue };
         let a = &e.metadata.annotations;
         let (Some(uuid), Some(fdu)) = (a.get("fog05/instance"), a.get("fog05/fdu")) else { continue };
-        let node = a.get(NODE_ANNOTATION).cloned().unwrap_or_default();
         let view = views.iter().position(|v| v.id.app == e.metadata.name).map(|i| views.swap_remove(i));
+        // Where it is placed (a migration moves it), else where it is pinned.
+        let placed = view.as_ref().and_then(|v| v.desired.as_ref()).map(|d| d.node.clone());
+        let node = placed.or_else(|| a.get(NODE_ANNOTATION).cloned()).unwrap_or_default();
         out.push(Instance { uuid: uuid.clone(), fdu: fdu.clone(), node, view });
     }
     Ok(out)
@@ -186,6 +190,43 @@ pub async fn verb(State(s): State<Fog05State>, Path((verb, uuid)): Path<(String,
         ops::set_state::set_state(&s.ctx, &s.caller, &s.tenant, &entity_name(&uuid), action).await?;
         wait(&s, &uuid, Some(target)).await?;
         Ok(json!(uuid))
+    };
+    Answer(run.await)
+}
+
+/// `POST /fdu/migrate/{instance}/{node}`: moves a running instance to another node with fos's migration (cold
+/// unless its FDU says `LIVE`); it keeps its uuid, and its pin follows it. Answers its record once it runs there (or
+/// the error that stopped the migration, the instance then running where it was).
+pub async fn migrate(State(s): State<Fog05State>, Path((uuid, node)): Path<(String, String)>) -> Answer {
+    let run = async {
+        instance(&s, &uuid).await?;
+        let target = infra::node(&s, &node).await?.metadata.name;
+        let name = entity_name(&uuid);
+        let req = MigrateRequest { to: Some(target.clone()), ..MigrateRequest::default() };
+        let started = ops::migrate::migrate(&s.ctx, &s.caller, &name, &req).await?;
+        let begun = Instant::now();
+        loop {
+            let m = ops::migrate::get(&s.ctx, &s.caller, &name).await?;
+            if m.id != started.id {
+                return Err(OpError::Conflict(format!("FDU instance {uuid}: another migration replaced this one")));
+            }
+            match m.phase {
+                MigrationPhase::Completed => break,
+                MigrationPhase::Failed | MigrationPhase::Aborted => {
+                    let why = m.message.unwrap_or_else(|| m.phase.to_string());
+                    return Err(OpError::Conflict(format!("FDU instance {uuid}: migration to {target}: {why}")));
+                }
+                _ if begun.elapsed() > WAIT => {
+                    return Err(OpError::Upstream(format!(
+                        "FDU instance {uuid}: waited {WAIT:?} for its migration to {target} ({})",
+                        m.phase
+                    )))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        wait(&s, &uuid, Some(Lifecycle::Running)).await?;
+        record(&s, &uuid).await
     };
     Answer(run.await)
 }

@@ -7,13 +7,13 @@
 //! fog05 clients cannot authenticate, so the listener acts for one tenant only, and serves loopback only unless
 //! `--fog05-rest-insecure` (`fosd` then warns at every start). Node and instance identifiers are uuids: a node's is
 //! derived from the system and its name ([`node_uuid`]); an FDU instance is the standalone Entity `i-<uuid>`,
-//! pinned to its node ([`fos_api::wire::NODE_ANNOTATION`]).
+//! pinned to its node ([`fos_api::wire::NODE_ANNOTATION`]; a migration moves the pin with it).
 //!
 //! | module | routes |
 //! |---|---|
 //! | [`infra`] | `/`, `/node/list|info|status|plugins`, `/plugin/info` |
 //! | [`catalog`] | `/network/*`, `/connection_point/*`, `/image/*`, `/flavor/*` |
-//! | [`fdu`] | `/fdu/*`: onboard, offload, define … terminate, instance and FDU reads |
+//! | [`fdu`] | `/fdu/*`: onboard, offload, define … terminate, migrate, instance and FDU reads |
 
 pub mod catalog;
 pub mod fdu;
@@ -203,6 +203,7 @@ pub fn router(state: Fog05State) -> Router {
         .route("/fdu/instantiate/{fdu}/{node}", post(fdu::instantiate))
         .route("/fdu/undefine/{instance}", delete(fdu::undefine))
         .route("/fdu/terminate/{instance}", post(fdu::terminate))
+        .route("/fdu/migrate/{instance}/{node}", post(fdu::migrate))
         .route("/fdu/{verb}/{instance}", post(fdu::verb))
         .route("/fdu/list", get(fdu::list))
         .route("/fdu/info/{fdu}", get(fdu::info))

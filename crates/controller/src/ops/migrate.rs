@@ -1,14 +1,15 @@
 //! Migrating an instance to another node (`fosctl migrate`, `POST /v1/migrations/{instance}`): checks the instance
 //! and the destination (named, or chosen by the scheduler under the component's constraints and proximity, never the
-//! node it is on), then writes the instance's [`Migration`] record (`Preparing`, with the new placement's epoch),
+//! node it is on; a standalone entity pinned to its node goes only where it is sent, and its pin follows), then
+//! writes the instance's [`Migration`] record (`Preparing`, with the new placement's epoch),
 //! which the application reconciler moves forward (`reconcile/app/migrate.rs`) with the two agents. Also: asking a
 //! migration in progress to stop (`--abort`), and reading migrations (`fosctl get migrations`).
 
 use chrono::Utc;
 use fos_api::manifest::{EntityKind, MigrationKind};
 use fos_api::migration::{MigrateRequest, Migration, MigrationMode, MigrationPhase};
-use fos_api::wire::EntityView;
-use fos_api::{InstanceId, Node, State};
+use fos_api::wire::{EntityView, NODE_ANNOTATION};
+use fos_api::{InstanceId, Node, Object, State};
 use fos_scheduler::{Allocation, ClusterSnapshot};
 use fos_store::records::{ActualPlugins, Change, Migrations};
 
@@ -146,8 +147,21 @@ async fn destination(
         }
         check_node(ctx, node, desired).await.map_err(|why| refuse(to, why))?;
     }
-    let app = view.apps.get(&(id.tenant.clone(), id.app.clone())).and_then(|a| a.record.object.as_application());
-    let app = app.ok_or_else(|| OpError::NotFound(format!("application {}/{} not found", id.tenant, id.app)))?;
+    let stored = view.apps.get(&(id.tenant.clone(), id.app.clone())).map(|a| &a.record.object);
+    let app = stored.and_then(Object::as_application);
+    let mut app = app.ok_or_else(|| OpError::NotFound(format!("application {}/{} not found", id.tenant, id.app)))?;
+    // A standalone entity pinned to its node moves only where it is sent, and its pin follows it there (the
+    // reconciler moves it when the migration completes).
+    if let Some(pin) = stored.and_then(|o| o.metadata().annotations.get(NODE_ANNOTATION)) {
+        let Some(to) = to else {
+            return Err(OpError::Conflict(format!(
+                "{id} is pinned to node {pin}: name its destination (`fosctl migrate {id} --to NODE`)"
+            )));
+        };
+        for c in &mut app.to_mut().spec.components {
+            c.constraints.nodes = vec![to.to_string()];
+        }
+    }
     // The scheduler, over the cluster without this instance, on the nodes it may go to.
     let nodes = view.nodes.values().cloned().map(|mut n: Node| {
         let allowed = n.metadata.name != desired.node && to.is_none_or(|t| t == n.metadata.name);

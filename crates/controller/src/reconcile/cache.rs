@@ -66,7 +66,8 @@ impl Cache {
 
     /// Records that `writes` (applied ahead) went in at `revision`: their watch events, up to it, are skipped.
     pub fn confirm(&mut self, writes: &[Write], revision: Revision) {
-        for w in writes {
+        // An application record rewritten is not in the view yet: its watch event is not skipped.
+        for w in writes.iter().filter(|w| !matches!(w, Write::PutApp(..))) {
             self.ahead.insert(self.key_of(w), revision);
         }
     }
@@ -98,7 +99,7 @@ impl Cache {
             Write::DeleteActual { node, id } => self.records.key::<ActualInstances>(&(node.clone(), id.clone())),
             Write::PutLoss(node, _) | Write::DeleteLoss(node) => self.records.key::<NodeLosses>(node),
             Write::PutStatus(app, _) | Write::DeleteStatus(app) => self.records.key::<AppStatuses>(app),
-            Write::DeleteApp(app) => self.records.key::<Apps>(app),
+            Write::DeleteApp(app) | Write::PutApp(app, _) => self.records.key::<Apps>(app),
             Write::PutMigration(m) => self.records.key::<Migrations>(&m.instance),
             Write::TakeAddress { network, ip, .. } | Write::ReleaseAddress { network, ip } => {
                 self.records.key::<Addresses>(&(network.clone(), *ip))
@@ -141,6 +142,8 @@ impl Cache {
                 Write::DeleteApp(app) => {
                     self.view.apps.remove(app);
                 }
+                // Its revision is known once it is in: the watch brings it (see `confirm`).
+                Write::PutApp(..) => {}
                 Write::PutMigration(m) => {
                     self.view.migrations.insert(m.instance.clone(), (**m).clone());
                 }

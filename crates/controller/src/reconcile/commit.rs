@@ -21,6 +21,7 @@ fn op(records: &Records, write: &Write) -> Result<TxnOp, CommitError> {
         Write::PutStatus(app, status) => records.put_op::<AppStatuses>(app, status)?,
         Write::DeleteStatus(app) => records.delete_op::<AppStatuses>(app),
         Write::DeleteApp(app) => records.delete_op::<Apps>(app),
+        Write::PutApp(app, record) => records.put_op::<Apps>(app, record)?,
         Write::PutMigration(m) => records.put_op::<Migrations>(&m.instance, m)?,
         Write::TakeAddress { network, ip, holder } => records.put_op::<Addresses>(&(network.clone(), *ip), holder)?,
         Write::ReleaseAddress { network, ip } => records.delete_op::<Addresses>(&(network.clone(), *ip)),

@@ -133,6 +133,9 @@ pub enum Write {
     DeleteStatus(AppKey),
     /// Delete an application record (its teardown is complete).
     DeleteApp(AppKey),
+    /// Rewrite an application record (a standalone entity's node pin following its migration), under the guard of
+    /// the revision it was read at. Not applied ahead: the view takes it from the watch, with its new revision.
+    PutApp(AppKey, Box<fos_api::wire::AppRecord>),
     /// Write an instance's migration record (its phase moved).
     PutMigration(Box<fos_api::migration::Migration>),
     /// Allocate an address to an instance at placement (only if nobody holds it: written in the same transaction

@@ -13,6 +13,10 @@
 //!   `--abort`): the role is cleared and the source runs the instance again. At Landing, a destination declared
 //!   lost before it ran the instance: Failed, and the record moves back to the source, which kept the volumes
 //!   until the migration was over.
+//!
+//! A standalone entity pinned to its node ([`NODE_ANNOTATION`], as fog05's instances are) has its pin moved to the
+//! destination in the transaction that completes the migration ([`pin_follows`]): placed again later (its node lost),
+//! it goes where it runs now, never back to the node it left.
 
 use std::collections::BTreeMap;
 
@@ -20,13 +24,14 @@ use chrono::{DateTime, Utc};
 use fos_api::lifecycle::State;
 use fos_api::migration::{Migration, MigrationPhase, SendPhase};
 use fos_api::record::MigrationRole;
-use fos_api::InstanceId;
+use fos_api::wire::{AppRecord, NODE_ANNOTATION};
+use fos_api::{InstanceId, Object};
 
 use fos_scheduler::Allocation;
 
 use crate::placement::Placer;
 use crate::reconcile::{Event, Write};
-use crate::view::{AppKey, ClusterView};
+use crate::view::{AppKey, ClusterView, StoredApp};
 
 /// For the migrations of application `key` still without a destination (a drain's): the scheduler's node for the
 /// instance over the cluster without it (a draining node is cordoned, so never chosen), or why there is none.
@@ -137,6 +142,19 @@ pub fn step(
         }
     }
     moves
+}
+
+/// The record of standalone entity `stored` with its node pin moved where a migration of `moves` completed (its
+/// record placed there without a role and leaving nothing), when that is not where the pin says; `None` otherwise.
+pub fn pin_follows(stored: &StoredApp, moves: &Moves) -> Option<AppRecord> {
+    let Object::Entity(e) = &stored.record.object else { return None };
+    let pin = e.metadata.annotations.get(NODE_ANNOTATION)?;
+    let landed = moves.placements.values().find(|p| p.role.is_none() && p.leaves.is_none() && &p.node != pin)?;
+    let mut record = stored.record.clone();
+    if let Object::Entity(e) = &mut record.object {
+        e.metadata.annotations.insert(NODE_ANNOTATION.to_string(), landed.node.clone());
+    }
+    Some(record)
 }
 
 /// The next state of `m` (written into `next`) and where its instance's record goes (`None`: as it is, without a

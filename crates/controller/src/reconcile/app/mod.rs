@@ -171,6 +171,9 @@ pub fn reconcile_app(
 
     let target = target_state(stored);
     let moves = migrate::step(view, key, chosen, now);
+    if let Some(record) = migrate::pin_follows(stored, &moves) {
+        out.writes.push(Write::PutApp(key.clone(), Box::new(record)));
+    }
     out.writes.extend(moves.writes);
     out.events.extend(moves.events);
     let wanted: BTreeSet<InstanceId> = wanted_instances(tenant, name, spec).into_iter().collect();
