@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fos_api::cluster::NodeTiming;
 use fos_api::node::{Node, NodeStatus};
-use fos_store::records::{NodeInfos, NodeStatuses};
+use fos_store::records::{NodeInfos, NodeProbes, NodeStatuses};
 use fos_store::{LeaseId, Records, StoreError};
 use tokio::sync::watch;
 
@@ -276,13 +276,13 @@ impl Heartbeat {
 
     /// The other nodes with a live heartbeat and their probe addresses (`None`: the store did not answer).
     async fn list_peers(&self) -> Option<Vec<(String, SocketAddr)>> {
-        let listed = tokio::time::timeout(self.timing.period, self.records.list::<NodeStatuses>()).await;
-        let Ok(Ok((statuses, _))) = listed else { return None };
+        let listed = tokio::time::timeout(self.timing.period, self.records.list::<NodeProbes>()).await;
+        let Ok(Ok((probes, _))) = listed else { return None };
         Some(
-            statuses
+            probes
                 .into_iter()
                 .filter(|(node, _)| *node != self.node)
-                .filter_map(|(node, status)| Some((node, status.value.probe_address?.parse().ok()?)))
+                .filter_map(|(node, probe)| Some((node, probe.value.probe_address?.parse().ok()?)))
                 .collect(),
         )
     }

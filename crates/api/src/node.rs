@@ -220,6 +220,17 @@ pub struct NodeStatus {
     pub warnings: Vec<String>,
 }
 
+/// What a node's peers read of its heartbeat record to reach it: the probe address only. The rest of the record
+/// is skipped unparsed, so that every node listing every other stays cheap at a thousand nodes. Read-only: the
+/// record is written whole, as a [`NodeStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeProbe {
+    /// The agent's probe address (`host:port`), as in [`NodeStatus::probe_address`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_address: Option<String>,
+}
+
 impl NodeStatus {
     /// The node's lifecycle phase as shown to users: `Ready`, `NotReady` (no live heartbeat), `Lost`, with
     /// `,Cordoned`/`,Draining` appended when it takes nothing new.
@@ -283,6 +294,23 @@ pub struct PluginRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_is_read_from_a_whole_status_record_and_from_one_without_an_address() {
+        let status = NodeStatus {
+            probe_address: Some("10.0.0.7:7999".into()),
+            address: Some("10.0.0.7:7443".into()),
+            heartbeat: Some(Utc::now()),
+            rtt_ms: [("n2".to_string(), 1.5), ("n3".to_string(), 0.5)].into(),
+            warnings: vec!["a warning".into()],
+            ..NodeStatus::default()
+        };
+        let bytes = serde_json::to_vec(&status).unwrap();
+        let probe: NodeProbe = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(probe.probe_address.as_deref(), Some("10.0.0.7:7999"));
+        let bare = serde_json::to_vec(&NodeStatus { probe_address: None, ..status }).unwrap();
+        assert_eq!(serde_json::from_slice::<NodeProbe>(&bare).unwrap(), NodeProbe::default());
+    }
 
     #[test]
     fn haversine_is_sane() {

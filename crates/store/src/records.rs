@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use fos_api::keys::KeyRef;
 use fos_api::manifest::Object;
-use fos_api::node::{NodeStatus, PluginRecord};
+use fos_api::node::{NodeProbe, NodeStatus, PluginRecord};
 use fos_api::wire::{AppRecord, AppStatus, EventRecord};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Keys, Metadata, Node, NodeInfo};
 use serde::de::DeserializeOwned;
@@ -132,6 +132,14 @@ kind!(
 kind!(
     /// `actual/heartbeats/<node>`: a node's heartbeat, on its agent's lease.
     NodeStatuses, String, NodeStatus, "node status",
+    key: |k, node| k.node_status(node), prefix: |k| k.node_statuses_prefix(),
+    parse: KeyRef::NodeStatus { node } => node
+);
+
+kind!(
+    /// `actual/heartbeats/<node>` as a node's peers read it: only its probe address ([`NodeProbe`]). Read-only:
+    /// the record is written as [`NodeStatuses`].
+    NodeProbes, String, NodeProbe, "node probe address",
     key: |k, node| k.node_status(node), prefix: |k| k.node_statuses_prefix(),
     parse: KeyRef::NodeStatus { node } => node
 );
