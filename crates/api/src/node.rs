@@ -220,6 +220,10 @@ pub struct NodeStatus {
     pub warnings: Vec<String>,
 }
 
+/// The name of the plugin record a node publishes when `criu check` passes there: its native processes can migrate
+/// live (checkpoint and restore).
+pub const CRIU_PLUGIN: &str = "criu";
+
 /// What a node's peers read of its heartbeat record to reach it: the probe address only. The rest of the record
 /// is skipped unparsed, so that every node listing every other stays cheap at a thousand nodes. Read-only: the
 /// record is written whole, as a [`NodeStatus`].

@@ -5,7 +5,7 @@
 //! [`ClusterView::read`]; the controller keeps one up to date from its watch ([`crate::reconcile::cache`]) with
 //! [`ClusterView::apply`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use chrono::{DateTime, Utc};
@@ -14,13 +14,13 @@ use fos_api::keys::KeyRef;
 use fos_api::manifest::{NetworkSpec, Object};
 use fos_api::migration::Migration;
 use fos_api::network::{AddressHolder, NetworkName};
-use fos_api::node::NodeStatus;
+use fos_api::node::{NodeStatus, CRIU_PLUGIN};
 use fos_api::wire::{AppRecord, AppStatus};
 use fos_api::{ActualInstance, DesiredInstance, InstanceId, Node};
 use fos_scheduler::{Allocation, ClusterSnapshot, SnapshotError};
 use fos_store::records::{
-    with_status, ActualInstances, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Kind, Migrations, NodeInfos,
-    NodeLosses, NodeStatuses, Scoped,
+    with_status, ActualInstances, ActualPlugins, Addresses, AppStatuses, Apps, Cordons, DesiredInstances, Kind,
+    Migrations, NodeInfos, NodeLosses, NodeStatuses, Scoped,
 };
 use fos_store::{KeyValue, Records, Revision, StoreError};
 
@@ -57,6 +57,8 @@ pub struct ClusterView {
     pub cordons: BTreeMap<String, Cordon>,
     /// Nodes declared lost.
     pub losses: BTreeMap<String, NodeLoss>,
+    /// Nodes whose CRIU works (their `criu` plugin record says ready): a native process migrates live between two.
+    pub live_capable: BTreeSet<String>,
     /// The last migration of each instance that has one (`system/migrations/<instance>`).
     pub migrations: BTreeMap<InstanceId, Migration>,
     /// Since when (by this process's clock) each node known without a live heartbeat has been seen so: when its
@@ -83,6 +85,7 @@ impl Default for ClusterView {
             addresses: BTreeMap::new(),
             cordons: BTreeMap::new(),
             losses: BTreeMap::new(),
+            live_capable: BTreeSet::new(),
             migrations: BTreeMap::new(),
             not_ready_since: BTreeMap::new(),
             node_statuses: BTreeMap::new(),
@@ -180,6 +183,15 @@ impl ClusterView {
             };
             return Touched::Migration(id);
         }
+        if let Some((node, plugin)) = records.parse::<ActualPlugins>(&kv.key) {
+            if plugin == CRIU_PLUGIN {
+                match records.decode::<ActualPlugins>(kv) {
+                    Some(Ok((_, p))) if p.value.ready => self.live_capable.insert(node),
+                    _ => self.live_capable.remove(&node),
+                };
+            }
+            return Touched::Nothing;
+        }
         if let Some(node) = records.parse::<NodeLosses>(&kv.key) {
             match records.decode::<NodeLosses>(kv) {
                 Some(Ok((_, l))) => self.losses.insert(node.clone(), l.value),
@@ -210,6 +222,12 @@ impl ClusterView {
         if let Some(node) = records.parse::<NodeLosses>(key) {
             self.losses.remove(&node);
             return self.mark_changed(node);
+        }
+        if let Some((node, plugin)) = records.parse::<ActualPlugins>(key) {
+            if plugin == CRIU_PLUGIN {
+                self.live_capable.remove(&node);
+            }
+            return Touched::Nothing;
         }
         if let Some(id) = records.parse::<Migrations>(key) {
             self.migrations.remove(&id);

@@ -9,14 +9,14 @@ mod common;
 use std::sync::Arc;
 
 use common::World;
-use fos_api::migration::{MigrateRequest, MigrationPhase, MigrationProgress, SendPhase};
+use fos_api::migration::{MigrateRequest, MigrationMode, MigrationPhase, MigrationProgress, SendPhase};
 use fos_api::plan::{Placement, Plan};
 use fos_api::record::MigrationRole;
 use fos_api::{ActualInstance, ApplicationSpec, InstanceId, Lifecycle, State};
 use fos_controller::ops::{migrate, Caller, OpError};
 use fos_controller::Placer;
 use fos_scheduler::{Allocation, ClusterSnapshot};
-use fos_store::records::{DesiredInstances, Migrations};
+use fos_store::records::{ActualPlugins, DesiredInstances, Migrations};
 
 /// Places on the first ready node that is not cordoned (what the scheduler does with a cordoned node).
 struct FirstSchedulable;
@@ -232,4 +232,56 @@ async fn a_pinned_entity_goes_only_where_it_is_sent_and_its_pin_follows_it_once_
     assert_eq!(pin(w.record("default", "pinned").await), (Some("n2".into()), generation), "the pin follows");
     w.reconcile().await;
     assert_eq!(w.desired(&id).await.unwrap().node, "n2", "and it stays there");
+}
+
+const LIVE: &str = "apiVersion: fos/v1\nkind: Application\nmetadata: {name: wp}\nspec:\n  components:\n    - name: db\n      entity: {kind: native, command: [sleep, '100'], migration: live, volumes: [{name: data}]}\n";
+
+/// Publishes node `node`'s CRIU plugin record, working or not.
+async fn criu(w: &World, node: &str, ready: bool) {
+    let plugin = fos_api::PluginRecord {
+        plugin_type: "migration".into(),
+        entity_kind: fos_api::manifest::EntityKind::Native,
+        ready,
+        error: (!ready).then(|| "criu check failed".into()),
+        detail: None,
+    };
+    let id = (node.to_string(), fos_api::node::CRIU_PLUGIN.to_string());
+    w.ctx.records().put::<ActualPlugins>(&id, &plugin, None).await.unwrap();
+}
+
+/// Drains n1 and lets the reconcilers choose where its instance goes; the migration they wrote.
+async fn drained(w: &World, id: &InstanceId) -> fos_api::migration::Migration {
+    fos_controller::ops::drain::drain(&w.ctx, &Caller::local_admin(), "n1").await.unwrap();
+    w.reconcile().await;
+    w.reconcile().await;
+    record(w, id).await
+}
+
+#[tokio::test]
+async fn a_drain_migrates_a_live_entity_live_between_nodes_whose_criu_works_and_cold_otherwise() {
+    let id = InstanceId::new("default", "wp", "db", 0);
+    let (w, _) = started_with(LIVE, id.clone()).await;
+    criu(&w, "n1", true).await;
+    criu(&w, "n2", true).await;
+    let m = drained(&w, &id).await;
+    assert_eq!((m.source.as_str(), m.destination.as_str()), ("n1", "n2"));
+    assert_eq!(m.mode, MigrationMode::Live, "{m:?}");
+    assert!(matches!(
+        &w.desired(&id).await.unwrap().migration,
+        Some(MigrationRole::Source { mode: MigrationMode::Live, .. })
+    ));
+
+    // The destination's CRIU fails its check: the drain's migration is cold, and says why.
+    let (w, _) = started_with(LIVE, id.clone()).await;
+    criu(&w, "n1", true).await;
+    criu(&w, "n2", false).await;
+    let m = drained(&w, &id).await;
+    assert_eq!((m.destination.as_str(), m.mode), ("n2", MigrationMode::Cold), "{m:?}");
+    assert!(m.message.as_deref().is_some_and(|s| s.contains("no working CRIU")), "{m:?}");
+
+    // An entity that migrates cold is drained cold wherever CRIU works.
+    let (w, _) = started_with(APP.replace("volumes", "migration: cold, volumes").as_str(), id.clone()).await;
+    criu(&w, "n1", true).await;
+    criu(&w, "n2", true).await;
+    assert_eq!(drained(&w, &id).await.mode, MigrationMode::Cold);
 }

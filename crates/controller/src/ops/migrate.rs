@@ -8,6 +8,7 @@
 use chrono::Utc;
 use fos_api::manifest::{EntityKind, MigrationKind};
 use fos_api::migration::{MigrateRequest, Migration, MigrationMode, MigrationPhase};
+use fos_api::node::CRIU_PLUGIN;
 use fos_api::wire::{EntityView, NODE_ANNOTATION};
 use fos_api::{InstanceId, Node, Object, State};
 use fos_scheduler::{Allocation, ClusterSnapshot};
@@ -16,9 +17,6 @@ use fos_store::records::{ActualPlugins, Change, Migrations};
 use super::{read, Caller, OpError};
 use crate::view::ClusterView;
 use crate::Context;
-
-/// The plugin record a node publishes when `criu check` passes there (live migration of processes).
-pub const CRIU_PLUGIN: &str = "criu";
 
 /// Starts migrating `instance` (its full id, or the name of a standalone entity), or asks its migration in
 /// progress to stop (`abort`). Answers the migration record as written.

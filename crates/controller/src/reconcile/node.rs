@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use fos_api::cluster::{NodeLoss, NodeTiming};
 use fos_api::graph::NeedGraph;
-use fos_api::manifest::{MigrationKind, OnNodeLoss};
+use fos_api::manifest::{EntityKind, MigrationKind, OnNodeLoss};
 use fos_api::migration::{Migration, MigrationMode, MigrationPhase};
 use fos_api::InstanceId;
 
@@ -139,14 +139,19 @@ fn release_holds(view: &ClusterView, node: &str, out: &mut Actions) {
     }
 }
 
-/// A drain's migration of `d` off its node, cold (the destination left to the application reconciler's scheduler).
-fn drain_migration(d: &fos_api::DesiredInstance, now: DateTime<Utc>) -> Migration {
+/// A drain's migration of `d` off its node (the destination left to the application reconciler's scheduler): live
+/// when its entity says `migration: live`, it is a native process and its node's CRIU works (cold again if the
+/// destination's does not: see `reconcile/app/migrate.rs`), cold otherwise.
+fn drain_migration(view: &ClusterView, d: &fos_api::DesiredInstance, now: DateTime<Utc>) -> Migration {
+    let live = d.entity.migration_kind() == MigrationKind::Live
+        && d.entity.kind == EntityKind::Native
+        && view.live_capable.contains(&d.node);
     Migration {
         id: uuid::Uuid::new_v4().to_string(),
         instance: d.id.clone(),
         source: d.node.clone(),
         destination: String::new(),
-        mode: MigrationMode::Cold,
+        mode: if live { MigrationMode::Live } else { MigrationMode::Cold },
         phase: MigrationPhase::Preparing,
         from_epoch: d.epoch.clone(),
         epoch: uuid::Uuid::new_v4().to_string(),
@@ -218,7 +223,7 @@ fn drain(view: &ClusterView, node: &str, now: DateTime<Utc>, out: &mut Actions) 
             if migrates && last.is_none() {
                 // Its entity may move with its volumes: migrated (the application reconciler picks the node).
                 out.events.push(Event::new(&key, "Draining", format!("migrating {} off {node}", id.short())));
-                out.writes.push(Write::PutMigration(Box::new(drain_migration(d, now))));
+                out.writes.push(Write::PutMigration(Box::new(drain_migration(view, d, now))));
                 continue;
             }
             out.events.push(Event::new(&key, "Draining", format!("moving {} off {node}", id.short())));

@@ -20,7 +20,7 @@ use fos_api::PluginRecord;
 pub const INSTALLED: &str = "/usr/local/sbin/criu";
 
 /// The plugin name of the record.
-pub const PLUGIN: &str = "criu";
+pub const PLUGIN: &str = fos_api::node::CRIU_PLUGIN;
 
 /// The `criu` binary to use: on `PATH`, else [`INSTALLED`].
 pub fn binary() -> Option<PathBuf> {

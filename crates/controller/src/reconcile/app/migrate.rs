@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use fos_api::lifecycle::State;
-use fos_api::migration::{Migration, MigrationPhase, SendPhase};
+use fos_api::migration::{Migration, MigrationMode, MigrationPhase, SendPhase};
 use fos_api::record::MigrationRole;
 use fos_api::wire::{AppRecord, NODE_ANNOTATION};
 use fos_api::{InstanceId, Object};
@@ -114,7 +114,14 @@ pub fn step(
         let mut next = m.clone();
         if m.destination.is_empty() {
             match chosen.get(id) {
-                Some(Ok(node)) => next.destination = node.clone(),
+                Some(Ok(node)) => {
+                    next.destination = node.clone();
+                    if next.mode == MigrationMode::Live && !view.live_capable.contains(node) {
+                        // Chosen by the scheduler, which does not look at CRIU: cold where live cannot be.
+                        next.mode = MigrationMode::Cold;
+                        next.message = Some(format!("{node} cannot restore a checkpoint (no working CRIU): cold"));
+                    }
+                }
                 Some(Err(why)) => {
                     next.phase = MigrationPhase::Failed;
                     next.message = Some(format!("no node can take it: {why}"));
