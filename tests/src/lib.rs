@@ -9,6 +9,7 @@ pub mod fog05;
 pub mod host;
 pub mod migrate;
 pub mod oci;
+pub mod processes;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
