@@ -6,7 +6,6 @@ DHCP (the guest, booted from its disk, asks for its address). The guest is seen 
 state), on its serial console (the lines it prints) and at its address (its HTTP counter, reached through the
 network's gateway on the node). Prints `ok` at the end.
 """
-import hashlib
 import re
 import subprocess
 import sys
@@ -16,12 +15,10 @@ import uuid
 
 from fog05rest import FIMAPI
 
+from common import step, add_image
+
 addr, disk, libvirt = sys.argv[1:4]
 api = FIMAPI(locator=addr)
-
-
-def step(name):
-    print(f"-- {name}", flush=True)
 
 
 def virsh(*args):
@@ -64,10 +61,7 @@ hypervisors = [api.plugin.info(node, p)["name"] for p in api.node.plugins(node)]
 assert "KVM" in hypervisors, hypervisors
 
 step("the guest's disk added as an image with its sha256")
-with open(disk, "rb") as f:
-    digest = hashlib.sha256(f.read()).hexdigest()
-image = api.image.add({"name": "fos-guest", "uri": "", "checksum": digest, "format": "raw"}, disk)
-assert isinstance(image, str), image
+image, digest = add_image(api, disk, "fos-guest", "raw")
 assert api.image.get(image)["checksum"] == digest
 
 step("a network, a KVM FDU with one interface on it")

@@ -3,7 +3,6 @@
 Usage: drive_lxd.py ADDRESS IMAGE_ARCHIVE. The image (an OCI layout archive) is added with its sha256, the FDU
 refers to it by the descriptor `image.get` answers (as OSM's connector does). Prints `ok` at the end.
 """
-import hashlib
 import os
 import sys
 import time
@@ -11,13 +10,11 @@ import uuid
 
 from fog05rest import FIMAPI
 
+from common import step, add_image
+
 addr, archive = sys.argv[1:3]
 api = FIMAPI(locator=addr)
 marker = f"lxd-fdu-{uuid.uuid4()}"
-
-
-def step(name):
-    print(f"-- {name}", flush=True)
 
 
 def pids():
@@ -38,10 +35,7 @@ hypervisors = [api.plugin.info(node, p)["name"] for p in api.node.plugins(node)]
 assert "LXD" in hypervisors, hypervisors
 
 step("image added with its sha256")
-with open(archive, "rb") as f:
-    digest = hashlib.sha256(f.read()).hexdigest()
-image = api.image.add({"name": "busybox", "uri": "", "checksum": digest, "format": "tar.gz"}, archive)
-assert isinstance(image, str), image
+image, _ = add_image(api, archive, "busybox", "tar.gz")
 
 step("an LXD FDU onboarded with the image's descriptor")
 fdu = {"uuid": str(uuid.uuid4()), "name": "busybox_lxd",

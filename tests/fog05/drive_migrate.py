@@ -13,21 +13,10 @@ import uuid
 
 from fog05rest import FIMAPI
 
+from common import step, alive
+
 addr, marks, netns_a, netns_b = sys.argv[1:5]
 api = FIMAPI(locator=addr)
-
-
-def step(name):
-    print(f"-- {name}", flush=True)
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[1][0] != "Z"
 
 
 def netns_of(pid):
