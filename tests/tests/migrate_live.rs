@@ -4,8 +4,8 @@
 //! `fosctl migrate --live --wait`. It carries on from memory on the destination (same token, same pid, no value
 //! twice, no gap beyond the downtime), and a checker sampling every node's processes (by network namespace) never
 //! sees two copies. Beside it, in the same run, the same process is dumped and restored by hand with `criu` for the
-//! downtime figure. Then a drain of the node it runs on moves it back live, the same process carrying on. Skipped,
-//! saying so, where `criu check` fails.
+//! downtime figure. Then a drain moves a second counter live, the same process carrying on. Skipped, saying so,
+//! where `criu check` fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -255,31 +255,48 @@ fn a_counter_migrated_live_carries_on_from_memory_with_one_copy_at_every_sample(
         gap_ms as f64 / hand_gap.max(1) as f64
     );
 
-    // A drain of the node it now runs on migrates it back live (its entity says `migration: live`, both nodes'
-    // CRIU works): the same process carries on, never two copies.
-    let checker = cluster.checker(&[name]);
-    let run = cluster.fosctl(0, &["node", "drain", &destination]);
+    // A drain moves a live-migratable entity live too (its entity says `migration: live`, both nodes' CRIU works):
+    // a second counter started on the source (the destination cordoned meanwhile), then the source drained.
+    let drained = "mig-drain";
+    let run = cluster.fosctl(0, &["node", "cordon", &destination]);
+    assert!(run.code == 0, "cordon: {}", run.stderr);
+    let run = cluster.apply(0, drained, &entity(drained, as_root));
+    assert!(run.code == 0, "apply: {}", run.stderr);
+    let (on, drained_pid, _) = running(&cluster, drained);
+    assert_eq!(on, source, "placed away from the cordoned node");
+    let run = cluster.fosctl(0, &["node", "uncordon", &destination]);
+    assert!(run.code == 0, "uncordon: {}", run.stderr);
+    let counter = |i: usize| cluster.nodes[i].data.join("volumes").join(instance(drained)).join("data").join("counter");
+    until_lines(&counter(s), 20, &|| cluster.log(s));
+    let checker = cluster.checker(&[drained]);
+    let run = cluster.fosctl(0, &["node", "drain", &source]);
     assert!(run.code == 0, "drain: {}", run.stderr);
     let deadline = Instant::now() + Duration::from_secs(90);
     let m = loop {
         let run = cluster.fosctl(0, &["get", "migrations", "-o", "json"]);
         let m = json_items(&run.stdout)
             .into_iter()
-            .find(|m| m["instance"] == instance(name).as_str() && m["requestedBy"] == "drain")
+            .find(|m| m["instance"] == instance(drained).as_str() && m["requestedBy"] == "drain")
             .unwrap_or_default();
         if m["phase"] == "Completed" {
             break m;
         }
-        assert!(Instant::now() < deadline, "the drain does not migrate it: {m}\n{}", cluster.log(d));
+        assert!(Instant::now() < deadline, "the drain does not migrate it: {m}\n{}", cluster.log(s));
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!((m["mode"].as_str(), m["destination"].as_str()), (Some("live"), Some(source.as_str())), "{m}");
-    let (back_on, back_pid, e) = running(&cluster, name);
-    assert_eq!(back_on, source);
-    assert_eq!(back_pid, pid, "the drain restored the same process: {e}");
-    let after = lines(&file(s)).len();
-    until_lines(&file(s), after + 20, &|| cluster.log(s));
+    assert_eq!((m["mode"].as_str(), m["destination"].as_str()), (Some("live"), Some(destination.as_str())), "{m}");
+    let (now_on, now_pid, e) = running(&cluster, drained);
+    assert_eq!(now_on, destination);
+    assert_eq!(
+        now_pid,
+        drained_pid,
+        "the drain restored the same process: {e}\n{}\n{}",
+        cluster.log(s),
+        cluster.log(d)
+    );
+    let after = lines(&counter(d)).len();
+    until_lines(&counter(d), after + 20, &|| cluster.log(d));
     let (twice, samples) = checker.finish();
     assert!(twice.is_empty() && samples > 20, "ran twice: {twice:?} ({samples} samples)");
-    check_one_process(&lines(&file(s)));
+    check_one_process(&lines(&counter(d)));
 }
