@@ -16,10 +16,10 @@ fn lines(path: &std::path::Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_outlives_restarts_generations_and_the_agent_and_goes_at_undefine() {
     let mut env = Env::start("n1").await;
-    // Each start appends a line to the volume and records where it found it.
-    let script =
-        "echo \"$FOS_VOLUME_DB_DATA\" > \"$FOS_VOLUME_DB_DATA/where\"; echo start >> \"$FOS_VOLUME_DB_DATA/starts\"; \
-                  id -u > \"$FOS_VOLUME_DB_DATA/uid\"; exec sleep 300";
+    // Each start records where it found the volume and as whom it runs, then appends a line to it (last: once the
+    // line is there, so are the others).
+    let script = "echo \"$FOS_VOLUME_DB_DATA\" > \"$FOS_VOLUME_DB_DATA/where\"; id -u > \"$FOS_VOLUME_DB_DATA/uid\"; \
+                  echo start >> \"$FOS_VOLUME_DB_DATA/starts\"; exec sleep 300";
     let mut d = env.desired("db", &["/bin/sh", "-c", script]);
     d.entity.volumes = vec![Volume { name: "db-data".into(), size: Some("10Mi".into()), mount_path: None }];
     let volume = env.data.path().join("volumes").join(d.id.to_string()).join("db-data");
