@@ -166,6 +166,10 @@ impl Drop for TestHosts {
                 }
             }
         }
+        for i in 0..2 {
+            // The bind mount of the namespace directory on itself, made when the first namespace was named there.
+            let _ = netns::release_dir(&self.netns_dir(i));
+        }
         for name in &self.names {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
