@@ -368,12 +368,15 @@ impl Drop for Fos {
         if let Ok(Some(_)) = self.fosd.try_wait() {
             return;
         }
-        for a in self.try_items(&["get", "apps"]).unwrap_or_default() {
-            let meta = &a["metadata"];
-            if let Some(name) = meta["name"].as_str() {
-                let tenant = meta["tenant"].as_str().unwrap_or("default");
-                self.fosctl(&["--tenant", tenant, "delete", name, "--wait", "--timeout", "30s"]);
-            }
+        // Every tenant's applications, from the store's keys (`/…/desired/apps/<tenant>/<app> (rev N)`).
+        let listed = self.fosctl(&["store", "get", "dfos://0/apps/**"]).stdout;
+        let apps: Vec<(String, String)> = listed
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.split_once("/desired/apps/"))
+            .filter_map(|(_, rest)| rest.split_once('/').map(|(t, a)| (t.to_string(), a.to_string())))
+            .collect();
+        for (tenant, name) in apps {
+            self.fosctl(&["--tenant", &tenant, "delete", &name, "--wait", "--timeout", "30s"]);
         }
         self.stop();
         if let Some(path) = self.tmpfs.take() {
