@@ -55,7 +55,7 @@ pub async fn migrate(
     });
     let destination = destination(ctx, &view, desired, req.to.as_deref()).await?;
     if mode == MigrationMode::Live {
-        check_live(ctx, desired.entity.kind, [&source, &destination]).await?;
+        check_live(ctx, &view, desired.entity.kind, [&source, &destination]).await?;
     }
     let migration = Migration {
         id: uuid::Uuid::new_v4().to_string(),
@@ -214,6 +214,7 @@ async fn check_node(ctx: &Context, node: &Node, desired: &fos_api::DesiredInstan
 /// ready); VMs are migrated by their runtime; containers cannot be yet.
 async fn check_live<'a>(
     ctx: &Context,
+    view: &ClusterView,
     kind: EntityKind,
     nodes: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), OpError> {
@@ -225,20 +226,12 @@ async fn check_live<'a>(
             "live migration of containers (runc checkpoint/restore) is not supported yet; use --cold".into(),
         ));
     }
-    for node in nodes {
-        let plugin = ctx.records().get::<ActualPlugins>(&(node.clone(), CRIU_PLUGIN.into())).await?;
-        match plugin.map(|p| p.value) {
-            Some(p) if p.ready => {}
-            Some(p) => {
-                let why = p.error.unwrap_or_else(|| "not ready".into());
-                return Err(OpError::Conflict(format!("live migration needs CRIU on {node}: {why}; use --cold")));
-            }
-            None => {
-                return Err(OpError::Conflict(format!(
-                    "live migration needs CRIU on {node}, which has none that works; use --cold"
-                )))
-            }
-        }
-    }
-    Ok(())
+    // The view knows which nodes' CRIU works; the plugin record of one that does not says why.
+    let Some(node) = nodes.into_iter().find(|n| !view.live_capable.contains(*n)) else { return Ok(()) };
+    let plugin = ctx.records().get::<ActualPlugins>(&(node.clone(), CRIU_PLUGIN.into())).await?;
+    let why = match plugin.map(|p| p.value) {
+        Some(p) if !p.ready => format!(": {}", p.error.unwrap_or_else(|| "not ready".into())),
+        _ => ", which has none that works".into(),
+    };
+    Err(OpError::Conflict(format!("live migration needs CRIU on {node}{why}; use --cold")))
 }
