@@ -55,7 +55,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(fog05_migrate) and not binary(vm)'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(fog05_migrate) and not binary(vm) and not binary(vm_migrate)'
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-cluster
 	$(MAKE) test-migrate
@@ -72,12 +72,13 @@ test-migrate: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p fos-e2e --test migrate --test migrate_live --test fog05_migrate --no-fail-fast -j 1 --no-capture
 
-## test-vm: the VM tests with real QEMU guests (TCG) under a libvirtd each test starts and removes, one at a time;
+## test-vm: the VM tests with real QEMU guests (TCG) under a libvirtd each test starts and removes (one per node for
+## the live migration between two nodes' daemons), one at a time;
 ## the test guest is built first from Debian packages (scripts/build-test-guest.sh, into target/test-guest)
 test-vm: deps
 	$(CARGO) build --workspace --bins
 	scripts/build-test-guest.sh target/test-guest
-	$(CARGO) nextest run -p fos-e2e --test vm --no-fail-fast -j 1 --no-capture
+	$(CARGO) nextest run -p fos-e2e --test vm --test vm_migrate --no-fail-fast -j 1 --no-capture
 
 ## fuzz: the fuzz targets (manifest loader, fog05 converter, store URI parser, API request decoding) on many more
 ## inputs than `make test` (FUZZ_CASES per target, default 50000)

@@ -82,6 +82,16 @@ impl Cluster {
 
     /// [`Cluster::start`], node `i`'s `fosd` with the extra arguments `node_args[i]` (when there are).
     pub fn start_with(n: usize, lost_after: Duration, node_args: Vec<Vec<String>>) -> Cluster {
+        Cluster::start_prepared(n, lost_after, |i, _| node_args.get(i).cloned().unwrap_or_default())
+    }
+
+    /// [`Cluster::start_with`], each node's extra arguments made by `setup` once its namespace exists (to start
+    /// what the node needs beside it there, e.g. a libvirtd).
+    pub fn start_prepared(
+        n: usize,
+        lost_after: Duration,
+        setup: impl Fn(usize, &ClusterNode) -> Vec<String>,
+    ) -> Cluster {
         use std::os::unix::fs::PermissionsExt;
         crate::build();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -97,7 +107,7 @@ impl Cluster {
             etcd: Vec::new(),
             lost_after,
             apps: Mutex::new(BTreeSet::new()),
-            node_args,
+            node_args: Vec::new(),
         };
         sh("ip", &["netns", "del", &hub]);
         ip(&["netns", "add", &hub]);
@@ -129,6 +139,7 @@ impl Cluster {
             cluster.nodes.push(ClusterNode { name: format!("n{i}"), ns, ip: node_ip, data, fosd: None });
         }
         cluster.wait_etcd();
+        cluster.node_args = cluster.nodes.iter().enumerate().map(|(i, node)| setup(i, node)).collect();
         for i in 0..n {
             cluster.start_node(i);
             if i == 0 {

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cluster;
 pub mod fog05;
 pub mod host;
+pub mod libvirt;
 pub mod migrate;
 pub mod oci;
 pub mod processes;

@@ -13,55 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fos_e2e::libvirt::{guest, Libvirtd};
 use fos_e2e::{bin_dir, free_port, Fos, Start};
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-/// A libvirtd of the test's own, stopped (with its guests) and removed on drop.
-struct Libvirtd {
-    dir: PathBuf,
-}
-
-impl Libvirtd {
-    fn start(dir: &Path) -> Libvirtd {
-        let dir = dir.join("libvirt");
-        let out = Command::new(format!("{REPO}/scripts/libvirtd-sandbox.sh"))
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .expect("running libvirtd-sandbox.sh");
-        assert!(out.status.success(), "starting libvirtd: {}", String::from_utf8_lossy(&out.stderr));
-        Libvirtd { dir }
-    }
-
-    fn uri(&self) -> String {
-        format!("qemu+unix:///system?socket={}/run/libvirt-sock", self.dir.display())
-    }
-
-    fn virsh(&self, args: &[&str]) -> String {
-        let out = Command::new("virsh").args(["-q", "-c", &self.uri()]).args(args).output().expect("virsh");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// Every domain the daemon knows, defined or running.
-    fn domains(&self) -> Vec<String> {
-        self.virsh(&["list", "--all", "--name"]).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
-    }
-}
-
-impl Drop for Libvirtd {
-    fn drop(&mut self) {
-        let _ = Command::new(format!("{REPO}/scripts/libvirtd-sandbox.sh")).arg("stop").arg(&self.dir).status();
-    }
-}
-
-/// The test guest's kernel and initrd (built once from Debian packages, then reused).
-fn guest() -> (PathBuf, PathBuf) {
-    let out = PathBuf::from(format!("{REPO}/target/test-guest"));
-    let status = Command::new(format!("{REPO}/scripts/build-test-guest.sh")).arg(&out).status().expect("build script");
-    assert!(status.success(), "building the test guest");
-    (out.join("vmlinuz"), out.join("initrd.img"))
-}
 
 /// A one-node fos whose VM runtime uses `libvirt` (TCG).
 fn start_fos(scratch: &Path, libvirt: &Libvirtd) -> (Fos, String) {

@@ -336,7 +336,7 @@ impl Agent {
         };
         let max_bytes = config.node.images.max_bytes().map_err(AgentError::Config)?;
         let image_gc = crate::image_gc::ImageGc::new(&data_dir, records.clone(), name.clone(), max_bytes);
-        let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()));
+        let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()).with_runtimes(started.runtimes.clone()));
         let mut driver = Driver::new(Shared {
             volume_sender: config.volume_sender.clone(),
             records: records.clone(),

@@ -143,7 +143,7 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     until_lines(&n1.counter(&d), 10).await;
 
     let t = std::time::Instant::now();
-    let ticket = n1.rt.migrate_out(&cx1, "n2", MigrationMode::Live).await.unwrap();
+    let ticket = n1.rt.migrate_out(&cx1, &"n2".into(), MigrationMode::Live).await.unwrap();
     let out_ms = t.elapsed().as_millis();
     assert_eq!(ticket.location, ".checkpoint");
     assert_eq!(n1.pid(&d).await, None, "the source holds no process once checkpointed");
@@ -200,7 +200,7 @@ async fn given_up_it_is_restored_on_the_source_and_a_broken_checkpoint_starts_af
     n1.rt.run(&cx, &d).await.unwrap();
     let pid = n1.pid(&d).await.unwrap();
     until_lines(&n1.counter(&d), 5).await;
-    n1.rt.migrate_out(&cx, "n2", MigrationMode::Live).await.unwrap();
+    n1.rt.migrate_out(&cx, &"n2".into(), MigrationMode::Live).await.unwrap();
     n1.rt.migrate_abort(&cx, &d).await.unwrap();
     assert_eq!(n1.pid(&d).await, Some(pid), "restored, the same process");
     let before = lines(&n1.counter(&d)).len();
@@ -208,7 +208,7 @@ async fn given_up_it_is_restored_on_the_source_and_a_broken_checkpoint_starts_af
     consecutive_one_token(&lines(&n1.counter(&d)));
 
     // A checkpoint whose images are damaged: the instance starts afresh (one copy), saying why.
-    n1.rt.migrate_out(&cx, "n2", MigrationMode::Live).await.unwrap();
+    n1.rt.migrate_out(&cx, &"n2".into(), MigrationMode::Live).await.unwrap();
     let images = n1.layout.volumes_dir(&d.id).join(".checkpoint");
     std::fs::write(images.join("pstree.img"), b"broken").unwrap();
     let ticket = MigrationTicket { location: ".checkpoint".into() };

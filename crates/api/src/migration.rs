@@ -145,9 +145,18 @@ pub struct MigrationProgress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Live: where the runtime saved the instance's checkpoint (relative to its volumes, sent with them), for the
-    /// destination to restore.
+    /// destination to restore; or, starting with [`MOVED_BY_RUNTIME`], that the runtime moved the instance itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+}
+
+/// The start of a ticket saying the runtime moved the running instance, memory and disks, to the destination itself
+/// (a VM by libvirt's live migration): no volumes are streamed, and the destination adopts what runs there.
+pub const MOVED_BY_RUNTIME: &str = "moved:";
+
+/// Whether `ticket` says the runtime moved the instance itself ([`MOVED_BY_RUNTIME`]).
+pub fn moved_by_runtime(ticket: Option<&str>) -> bool {
+    ticket.is_some_and(|t| t.starts_with(MOVED_BY_RUNTIME))
 }
 
 /// `POST /v1/migrations/{instance}`: what `fosctl migrate` asks.

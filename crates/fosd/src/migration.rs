@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use fos_agent::migration::stream::{self, Frame};
 use fos_agent::migration::{Inbox, InboxError, Outgoing, Progress, VolumeSender};
 use fos_api::migration::{DataCommit, Received};
+use fos_api::record::DesiredInstance;
 use fos_api::wire::ErrorBody;
 use fos_api::InstanceId;
 use fos_controller::auth::Peer;
-use fos_controller::ops::transfer::{BodyStream, InboxRefusal, MigrationInbox};
+use fos_controller::ops::transfer::{BodyStream, InboxRefusal, MigrationInbox, Prepared};
 use fos_store::records::NodeStatuses;
 use fos_store::Records;
 use futures::StreamExt;
@@ -28,6 +29,9 @@ const ATTEMPTS: u32 = 5;
 
 /// A stream that moves no byte for this long is given up (and resumed).
 const STALL: Duration = Duration::from_secs(20);
+
+/// How long the destination may take to prepare an incoming instance (its images fetched, its disks made).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long the destination may take to finish unpacking and move the volumes into place.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -53,8 +57,9 @@ fn refusal(e: InboxError) -> InboxRefusal {
         | InboxError::Mismatch { .. }
         | InboxError::BadId(_)
         | InboxError::Frame(..)
-        | InboxError::Superseded(_) => InboxRefusal::Conflict(e.to_string()),
-        InboxError::Io { .. } | InboxError::Broken(..) => InboxRefusal::Failed(e.to_string()),
+        | InboxError::Superseded(_)
+        | InboxError::NoRuntime(_) => InboxRefusal::Conflict(e.to_string()),
+        InboxError::Io { .. } | InboxError::Broken(..) | InboxError::Prepare(_) => InboxRefusal::Failed(e.to_string()),
     }
 }
 
@@ -70,6 +75,10 @@ impl MigrationInbox for AgentInbox {
 
     async fn commit(&self, migration: &str, instance: &InstanceId, commit: &DataCommit) -> Result<(), InboxRefusal> {
         self.get()?.commit(migration, instance, commit).await.map_err(refusal)
+    }
+
+    async fn prepare(&self, migration: &str, desired: &DesiredInstance) -> Result<String, InboxRefusal> {
+        self.get()?.prepare(migration, desired).await.map_err(refusal)
     }
 }
 
@@ -102,10 +111,7 @@ impl PeerSender {
 impl VolumeSender for PeerSender {
     async fn send(&self, out: &Outgoing, progress: Progress) -> Result<(), String> {
         let (destination, instance, migration) = (out.destination.as_str(), &out.instance, out.migration.as_str());
-        let status = self.records.get::<NodeStatuses>(&destination.to_string()).await.map_err(|e| e.to_string())?;
-        let address = status
-            .and_then(|s| s.value.address)
-            .ok_or_else(|| format!("{destination} has no API address (no heartbeat)"))?;
+        let address = self.address(destination).await?;
         let base = format!("{}://{address}/v1/migrations/{instance}/data", self.peer.scheme);
         let parts = out.parts.clone();
         let total = tokio::task::spawn_blocking(move || stream::estimate(&parts)).await.map_err(|e| e.to_string())?;
@@ -125,9 +131,24 @@ impl VolumeSender for PeerSender {
             }
         }
     }
+
+    async fn prepare(&self, destination: &str, migration: &str, desired: &DesiredInstance) -> Result<String, String> {
+        let address = self.address(destination).await?;
+        let url =
+            format!("{}://{address}/v1/migrations/{}/prepare?migration={migration}", self.peer.scheme, desired.id);
+        let req = self.peer.http.post(url).bearer_auth(&self.peer.token).json(desired).timeout(PREPARE_TIMEOUT);
+        let answer: Prepared = Self::answer(req.send().await.map_err(|e| e.to_string())?, destination).await?;
+        Ok(answer.prepared)
+    }
 }
 
 impl PeerSender {
+    /// The API address of node `node`, from its heartbeat.
+    async fn address(&self, node: &str) -> Result<String, String> {
+        let status = self.records.get::<NodeStatuses>(&node.to_string()).await.map_err(|e| e.to_string())?;
+        status.and_then(|s| s.value.address).ok_or_else(|| format!("{node} has no API address (no heartbeat)"))
+    }
+
     /// One attempt: asks what arrived, streams the rest (a stream that makes no progress for [`STALL`] is given
     /// up), then commits.
     async fn attempt(&self, base: &str, out: &Outgoing, total: u64, progress: Progress) -> Result<(), String> {

@@ -68,6 +68,12 @@ pub enum InboxError {
     /// The connection broke mid-stream (what arrived of whole frames is kept).
     #[error("migration {0}: the data stopped: {1}")]
     Broken(String, String),
+    /// This node has no runtime for the incoming instance's kind.
+    #[error("this node has no {0} runtime")]
+    NoRuntime(fos_api::manifest::EntityKind),
+    /// The runtime could not prepare the incoming instance.
+    #[error("preparing the incoming instance: {0}")]
+    Prepare(#[source] crate::runtime::RuntimeError),
     /// A file operation failed (what arrived is dropped).
     #[error("{path}: {source}")]
     Io {
@@ -154,7 +160,9 @@ fn unpack(mut feed: Feed, dir: &Path) -> io::Result<()> {
 /// The migrations a node receives.
 pub struct Inbox {
     root: PathBuf,
-    layout: NodeLayout,
+    pub(super) layout: NodeLayout,
+    /// The node's runtimes, which prepare an incoming live migration ([`Inbox::prepare`]).
+    pub(super) runtimes: crate::runtime::registry::Runtimes,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Held while an instance's volumes directory is replaced or removed.
     volumes: tokio::sync::Mutex<()>,
@@ -181,7 +189,14 @@ impl Inbox {
     /// The inbox of the node laid out as `layout` (`<data>/migrations/in`).
     pub fn new(layout: NodeLayout) -> Self {
         let root = layout.data_dir().join("migrations").join("in");
-        Inbox { root, layout, sessions: Mutex::default(), volumes: tokio::sync::Mutex::new(()) }
+        let runtimes = Default::default();
+        Inbox { root, layout, runtimes, sessions: Mutex::default(), volumes: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The same inbox, with the node's runtimes to prepare incoming live migrations.
+    pub fn with_runtimes(mut self, runtimes: crate::runtime::registry::Runtimes) -> Self {
+        self.runtimes = runtimes;
+        self
     }
 
     /// The instances whose volumes are kept here, with their migration.
@@ -224,7 +239,7 @@ impl Inbox {
         ids
     }
 
-    fn check(migration: &str) -> Result<(), InboxError> {
+    pub(super) fn check(migration: &str) -> Result<(), InboxError> {
         let ok = !migration.is_empty()
             && migration.len() <= 64
             && migration.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');

@@ -7,11 +7,13 @@
 pub mod criu;
 pub mod inbox;
 pub mod janitor;
+pub mod prepare;
 pub mod stream;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use fos_api::record::DesiredInstance;
 use fos_api::InstanceId;
 
 pub use self::inbox::{Inbox, InboxError};
@@ -40,4 +42,8 @@ pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 pub trait VolumeSender: Send + Sync + std::fmt::Debug {
     /// Sends `out`, reporting its progress as it goes.
     async fn send(&self, out: &Outgoing, progress: Progress) -> Result<(), String>;
+
+    /// Asks the destination of migration `migration` to prepare the incoming instance `desired` (a live migration
+    /// whose runtime moves the instance itself); answers what the destination's runtime said.
+    async fn prepare(&self, destination: &str, migration: &str, desired: &DesiredInstance) -> Result<String, String>;
 }

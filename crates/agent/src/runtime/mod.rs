@@ -99,6 +99,22 @@ pub struct MigrationTicket {
     pub location: String,
 }
 
+/// Where a migrating instance goes, as the source runtime is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The node.
+    pub node: String,
+    /// What the destination's runtime answered when asked to prepare ([`Runtime::migrate_prepare`]), when the
+    /// runtime asks for that ([`Runtime::prepares_destination`]).
+    pub prepared: Option<String>,
+}
+
+impl From<&str> for Destination {
+    fn from(node: &str) -> Self {
+        Destination { node: node.to_string(), prepared: None }
+    }
+}
+
 /// What can go wrong in a runtime.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
@@ -268,13 +284,28 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Migration, source side: takes the instance off this node for `destination`. Cold (the default): stops it
-    /// (its volumes are then sent by the driver). Live: checkpoints it, leaving it stopped, and says where the
-    /// checkpoint is (sent along with the volumes, under the ticket's `location` relative to the volumes).
+    /// Whether a live migration needs the destination's runtime to prepare the instance before the source takes
+    /// it off ([`Runtime::migrate_prepare`]; default: no).
+    fn prepares_destination(&self) -> bool {
+        false
+    }
+
+    /// Migration, destination side, before the source takes the instance off (live, when
+    /// [`Runtime::prepares_destination`]): makes ready what the incoming instance needs here (its disks, its
+    /// images) and answers what the source's runtime needs to send it (runtime-specific).
+    async fn migrate_prepare(&self, _cx: &InstanceContext, _desired: &DesiredInstance) -> Result<String, RuntimeError> {
+        Err(RuntimeError::Unsupported("preparing a live migration's destination"))
+    }
+
+    /// Migration, source side: takes the instance off this node for `to`. Cold (the default): stops it (its
+    /// volumes are then sent by the driver). Live: checkpoints it, leaving it stopped, and says where the checkpoint
+    /// is (sent along with the volumes, under the ticket's `location` relative to the volumes); or moves the running
+    /// instance to the prepared destination itself (a ticket starting with
+    /// [`fos_api::migration::MOVED_BY_RUNTIME`]: nothing is streamed).
     async fn migrate_out(
         &self,
         cx: &InstanceContext,
-        _destination: &str,
+        _to: &Destination,
         mode: MigrationMode,
     ) -> Result<MigrationTicket, RuntimeError> {
         match mode {

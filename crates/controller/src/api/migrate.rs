@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use fos_api::migration::{DataCommit, MigrateRequest, Migration, Received};
+use fos_api::record::DesiredInstance;
 use futures::StreamExt;
 
 use super::error::ApiError;
@@ -64,4 +65,15 @@ pub async fn commit(
     Body(c): Body<DataCommit>,
 ) -> Answer<Received> {
     Ok(Json(transfer::commit(&ctx, &caller, &instance, &q, &c).await?))
+}
+
+/// `POST /v1/migrations/{instance}/prepare?migration=`: prepare the incoming instance (body: its desired record).
+pub async fn prepare(
+    State(ctx): State<Context>,
+    caller: Caller,
+    Path(instance): Path<String>,
+    Query(q): Query<DataQuery>,
+    Body(desired): Body<DesiredInstance>,
+) -> Answer<transfer::Prepared> {
+    Ok(Json(transfer::prepare(&ctx, &caller, &instance, &q, &desired).await?))
 }

@@ -75,6 +75,7 @@ pub fn router(ctx: Context) -> Router {
             get(migrate::received).put(migrate::append).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/migrations/{instance}/data/commit", post(migrate::commit))
+        .route("/v1/migrations/{instance}/prepare", post(migrate::prepare))
         .route("/v1/tokens", post(admin::create_token).get(admin::list_tokens))
         .route("/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/tenants", get(admin::list_tenants))

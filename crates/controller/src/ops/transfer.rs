@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fos_api::auth::Role;
 use fos_api::migration::{DataCommit, Migration, Received};
+use fos_api::record::DesiredInstance;
 use fos_api::InstanceId;
 use fos_store::records::Migrations;
 use futures::stream::BoxStream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Caller, OpError};
 use crate::Context;
@@ -40,6 +41,9 @@ pub trait MigrationInbox: Send + Sync {
     async fn append(&self, migration: &str, offset: u64, body: BodyStream) -> Result<u64, InboxRefusal>;
     /// Checks what arrived against `commit` and unpacks it into `instance`'s volumes.
     async fn commit(&self, migration: &str, instance: &InstanceId, commit: &DataCommit) -> Result<(), InboxRefusal>;
+    /// Prepares the incoming instance `desired` of a live migration its runtime moves itself; answers what the
+    /// runtime said, for the source.
+    async fn prepare(&self, migration: &str, desired: &DesiredInstance) -> Result<String, InboxRefusal>;
 }
 
 /// The inbox of a node that runs no agent: it receives nothing.
@@ -54,6 +58,9 @@ impl MigrationInbox for NoInbox {
         Err(InboxRefusal::Failed("this node runs no agent".into()))
     }
     async fn commit(&self, _m: &str, _i: &InstanceId, _c: &DataCommit) -> Result<(), InboxRefusal> {
+        Err(InboxRefusal::Failed("this node runs no agent".into()))
+    }
+    async fn prepare(&self, _migration: &str, _desired: &DesiredInstance) -> Result<String, InboxRefusal> {
         Err(InboxRefusal::Failed("this node runs no agent".into()))
     }
 }
@@ -127,4 +134,26 @@ pub async fn commit(
     let m = current(ctx, caller, instance, q).await?;
     ctx.inbox.commit(&m.id, &m.instance, commit).await?;
     Ok(ctx.inbox.received(&m.id)?)
+}
+
+/// The answer of [`prepare`]: what the destination's runtime needs the source's to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prepared {
+    /// Runtime-specific (for a VM: where its libvirt takes the domain, and the domain's definition here).
+    pub prepared: String,
+}
+
+/// Prepares the incoming instance of a live migration its runtime moves itself (the source's first step).
+pub async fn prepare(
+    ctx: &Context,
+    caller: &Caller,
+    instance: &str,
+    q: &DataQuery,
+    desired: &DesiredInstance,
+) -> Result<Prepared, OpError> {
+    let m = current(ctx, caller, instance, q).await?;
+    if desired.id != m.instance {
+        return Err(OpError::invalid(format!("the desired record is of {}, not {}", desired.id, m.instance)));
+    }
+    Ok(Prepared { prepared: ctx.inbox.prepare(&m.id, desired).await? })
 }

@@ -1,7 +1,8 @@
 //! An instance task's part in a migration. On the source (its desired record names this node `Source`): the
 //! runtime takes the instance off (cold: stops it; live: checkpoints it into its volumes directory, the ticket going
 //! into the progress for the destination to restore; TakingOff), its volumes are packed into one archive and sent to
-//! the destination through the [`crate::migration::VolumeSender`] (resuming after what arrived), and the progress
+//! the destination through the [`crate::migration::VolumeSender`] (resuming after what arrived; a runtime that moves
+//! the running instance itself, a VM, has the destination prepare it first and sends nothing), and the progress
 //! goes into the actual record (`migration`) until everything is there (`Sent`). Then the controller moves the
 //! desired record to the destination under a new epoch: the record gone, the source removes what is left
 //! ([`Task::depart`]); or it gives up (the role cleared): the source runs the instance again
@@ -14,12 +15,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fos_api::lifecycle::{Action, Lifecycle, State};
-use fos_api::migration::{MigrationMode, MigrationProgress, SendPhase};
+use fos_api::migration::{moved_by_runtime, MigrationMode, MigrationProgress, SendPhase};
 use fos_api::record::DesiredInstance;
 use tokio::sync::watch;
 
 use super::{backoff, Task};
 use crate::migration::{inbox, Outgoing, Part};
+use crate::runtime::Destination;
 
 /// How often the progress of a transfer is written to the actual record.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -101,16 +103,25 @@ impl Task {
             let (Some(rt), Some(cx)) = (self.runtime.clone(), self.cx.clone()) else {
                 return Err("no runtime holds the instance".into());
             };
+            let mut to = Destination::from(destination);
+            if mode == MigrationMode::Live && rt.prepares_destination() {
+                let sender = self.shared.volume_sender.clone().ok_or("this node has no client to reach others")?;
+                let prepared = sender.prepare(destination, id, desired).await;
+                to.prepared = Some(prepared.map_err(|e| format!("preparing {destination}: {e}"))?);
+            }
             // Live, the instance stops serving when the checkpoint freezes it, at the start of the step.
             let began = Utc::now();
-            let ticket =
-                rt.migrate_out(&cx, destination, mode).await.map_err(|e| format!("taking the instance off: {e}"))?;
+            let ticket = rt.migrate_out(&cx, &to, mode).await.map_err(|e| format!("taking the instance off: {e}"))?;
             self.actual.lifecycle = Lifecycle::at(Some(State::TakingOff));
             self.actual.pid = None;
             self.actual.ready = false;
             self.run_rx = None;
             progress.stopped_at = Some(if mode == MigrationMode::Live { began } else { Utc::now() });
             progress.ticket = (!ticket.location.is_empty()).then_some(ticket.location);
+        }
+        if moved_by_runtime(progress.ticket.as_deref()) {
+            // The runtime moved the running instance, its disks with it: nothing is left to send.
+            return Ok(true);
         }
         progress.phase = SendPhase::Sending;
         progress.error = None;

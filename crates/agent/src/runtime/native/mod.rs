@@ -417,7 +417,7 @@ impl Runtime for NativeRuntime {
     async fn migrate_out(
         &self,
         cx: &InstanceContext,
-        _destination: &str,
+        _to: &crate::runtime::Destination,
         mode: MigrationMode,
     ) -> Result<MigrationTicket, RuntimeError> {
         match mode {

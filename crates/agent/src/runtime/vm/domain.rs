@@ -201,6 +201,17 @@ impl DomainSpec {
     }
 }
 
+/// `xml` (a domain definition named `name`, without a UUID) with `uuid` given it.
+pub fn with_uuid(xml: &str, name: &str, uuid: &str) -> String {
+    renamed(xml, name, name, uuid)
+}
+
+/// `xml` (a domain definition named `name`, without a UUID) named `to` instead, with `uuid` given it.
+pub fn renamed(xml: &str, name: &str, to: &str, uuid: &str) -> String {
+    let tag = format!("<name>{}</name>", esc(name));
+    xml.replacen(&tag, &format!("<name>{}</name>\n  <uuid>{uuid}</uuid>", esc(to)), 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

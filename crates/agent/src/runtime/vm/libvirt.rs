@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use virt::connect::Connect;
-use virt::domain::Domain;
+use virt::domain::{Domain, MigrateParameters};
 use virt::error::{Error as VirtError, ErrorNumber};
 
 use crate::runtime::RuntimeError;
@@ -24,6 +24,32 @@ pub enum DomainState {
     Paused,
     /// Crashed or in a state fos does not drive (pmsuspended).
     Other(u32),
+}
+
+/// Where a live migration takes a domain.
+#[derive(Debug, Clone)]
+pub struct MigrateTo {
+    /// The destination's libvirt daemon, as this one reaches it.
+    pub uri: String,
+    /// The destination's address for the migration's data (default: libvirt's choice, the destination's host name).
+    pub address: Option<String>,
+    /// The domain's name there.
+    pub name: String,
+    /// The domain's definition there (its paths, with the UUID it has here).
+    pub xml: String,
+}
+
+/// What libvirt reports of a finished migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationStats {
+    /// How long the guest was paused for the switch-over (ms).
+    pub downtime_ms: Option<u64>,
+    /// How long the migration took (ms).
+    pub elapsed_ms: Option<u64>,
+    /// Memory moved (bytes).
+    pub memory_bytes: Option<u64>,
+    /// Disk data moved (bytes).
+    pub disk_bytes: Option<u64>,
 }
 
 /// One libvirt daemon, by URI.
@@ -101,8 +127,7 @@ impl Libvirt {
             let xml = match Domain::lookup_by_name(c, &name) {
                 Ok(d) if !xml.contains("<uuid>") => {
                     let uuid = d.get_uuid_string().map_err(|e| failed(&format!("reading the UUID of {name}"), e))?;
-                    let tag = format!("<name>{name}</name>");
-                    xml.replacen(&tag, &format!("{tag}\n  <uuid>{uuid}</uuid>"), 1)
+                    super::domain::with_uuid(&xml, &name, &uuid)
                 }
                 Ok(_) => xml,
                 Err(e) if no_domain(&e) => xml,
@@ -192,6 +217,45 @@ impl Libvirt {
             Ok(d) => d.get_xml_desc(0).map(Some).map_err(|e| failed(&format!("reading domain {name}"), e)),
             Err(e) if no_domain(&e) => Ok(None),
             Err(e) => Err(failed(&format!("looking up domain {name}"), e)),
+        })
+        .await
+    }
+
+    /// The UUID of domain `name`, when it is defined.
+    pub async fn uuid(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let name = name.to_string();
+        self.with(move |c| match Domain::lookup_by_name(c, &name) {
+            Ok(d) => d.get_uuid_string().map(Some).map_err(|e| failed(&format!("reading the UUID of {name}"), e)),
+            Err(e) if no_domain(&e) => Ok(None),
+            Err(e) => Err(failed(&format!("looking up domain {name}"), e)),
+        })
+        .await
+    }
+
+    /// Migrates domain `name`, running or paused, live to the daemon at `to.uri` (peer to peer: this daemon talks to
+    /// that one), its memory and the top of each writable disk (the base images are there already) copied while it
+    /// runs; the domain there is `to.name` as `to.xml` defines it. Here it ends shut off, its definition kept.
+    pub async fn migrate(&self, name: &str, to: MigrateTo) -> Result<MigrationStats, RuntimeError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let d = Domain::lookup_by_name(c, &name).map_err(|e| failed(&format!("looking up domain {name}"), e))?;
+            let params = MigrateParameters {
+                dest_name: Some(to.name.clone()),
+                dest_xml: Some(to.xml.clone()),
+                uri: to.address.as_ref().map(|a| format!("tcp://{a}")),
+                ..MigrateParameters::default()
+            };
+            let flags =
+                virt::sys::VIR_MIGRATE_LIVE | virt::sys::VIR_MIGRATE_PEER2PEER | virt::sys::VIR_MIGRATE_NON_SHARED_INC;
+            d.migrate_to_uri3(Some(&to.uri), params, flags)
+                .map_err(|e| failed(&format!("migrating domain {name} to {}", to.uri), e))?;
+            let stats = d.get_job_stats(virt::sys::VIR_DOMAIN_JOB_STATS_COMPLETED).ok();
+            Ok(MigrationStats {
+                downtime_ms: stats.as_ref().and_then(|s| s.downtime),
+                elapsed_ms: stats.as_ref().and_then(|s| s.time_elapsed),
+                memory_bytes: stats.as_ref().and_then(|s| s.mem_processed),
+                disk_bytes: stats.as_ref().and_then(|s| s.disk_processed),
+            })
         })
         .await
     }

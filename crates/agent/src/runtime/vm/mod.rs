@@ -23,6 +23,7 @@
 pub mod accel;
 pub mod domain;
 pub mod libvirt;
+pub mod migrate;
 pub mod seed;
 mod state;
 pub mod volumes;
@@ -47,7 +48,11 @@ use self::libvirt::{DomainState, Libvirt};
 use self::state::StateFile;
 use crate::images::{ImageError, Images};
 use crate::network::names;
-use crate::runtime::{probe, InstanceContext, NodeLayout, Recovered, RunState, Runtime, RuntimeEnv, RuntimeError};
+use crate::runtime::{
+    probe, Destination, InstanceContext, MigrationTicket, NodeLayout, Recovered, RunState, Runtime, RuntimeEnv,
+    RuntimeError,
+};
+use fos_api::migration::MigrationMode;
 
 /// Memory of a guest whose entity does not say (MiB).
 const DEFAULT_MEMORY_MIB: u64 = 256;
@@ -71,6 +76,12 @@ pub struct VmSettings {
     /// The `genisoimage` program that makes cloud-init seed disks (default: found on `PATH`).
     #[serde(default = "default_genisoimage")]
     pub genisoimage: String,
+    /// How other nodes' libvirt daemons reach this node's for a live migration (default: `uri`).
+    #[serde(default)]
+    pub migration_uri: Option<String>,
+    /// The address other nodes' QEMU send a live migration's data to (default: the host name libvirt knows).
+    #[serde(default)]
+    pub migration_address: Option<String>,
 }
 
 fn default_genisoimage() -> String {
@@ -92,6 +103,8 @@ impl Default for VmSettings {
             accel: accel::AccelSetting::Auto,
             qemu_img: default_qemu_img(),
             genisoimage: default_genisoimage(),
+            migration_uri: None,
+            migration_address: None,
         }
     }
 }
@@ -539,6 +552,43 @@ impl Runtime for VmRuntime {
 
     fn log_files(&self, cx: &InstanceContext) -> Vec<PathBuf> {
         vec![cx.logs.stdout.clone()]
+    }
+
+    fn prepares_destination(&self) -> bool {
+        true
+    }
+
+    async fn migrate_prepare(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<String, RuntimeError> {
+        self.prepare_incoming(cx, desired).await
+    }
+
+    /// Cold: stops the guest. Live: libvirt moves it, running, to the prepared destination ([`migrate`]).
+    async fn migrate_out(
+        &self,
+        cx: &InstanceContext,
+        to: &Destination,
+        mode: MigrationMode,
+    ) -> Result<MigrationTicket, RuntimeError> {
+        match mode {
+            MigrationMode::Cold => crate::runtime::depart_cold(self, cx).await,
+            MigrationMode::Live => self.move_live(cx, to).await,
+        }
+    }
+
+    async fn migrate_in(
+        &self,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+        ticket: &MigrationTicket,
+    ) -> Result<(), RuntimeError> {
+        match ticket.location.is_empty() {
+            true => self.run(cx, desired).await,
+            false => self.adopt_moved(cx, desired, ticket).await,
+        }
+    }
+
+    async fn migrate_abort(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+        self.back_after_abort(cx, desired).await
     }
 }
 

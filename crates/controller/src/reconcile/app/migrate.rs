@@ -116,8 +116,11 @@ pub fn step(
             match chosen.get(id) {
                 Some(Ok(node)) => {
                     next.destination = node.clone();
-                    if next.mode == MigrationMode::Live && !view.live_capable.contains(node) {
-                        // Chosen by the scheduler, which does not look at CRIU: cold where live cannot be.
+                    let kind = view.desired_of(&key.0, &key.1).find(|d| d.id == *id).map(|d| d.entity.kind);
+                    let by_checkpoint = kind != Some(fos_api::manifest::EntityKind::Vm);
+                    if next.mode == MigrationMode::Live && by_checkpoint && !view.live_capable.contains(node) {
+                        // Chosen by the scheduler, which does not look at CRIU: cold where live cannot be (VMs are
+                        // moved by libvirt, which every node running them has).
                         next.mode = MigrationMode::Cold;
                         next.message = Some(format!("{node} cannot restore a checkpoint (no working CRIU): cold"));
                     }
