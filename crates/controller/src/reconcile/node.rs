@@ -140,11 +140,11 @@ fn release_holds(view: &ClusterView, node: &str, out: &mut Actions) {
 }
 
 /// A drain's migration of `d` off its node (the destination left to the application reconciler's scheduler): live
-/// when its entity says `migration: live`, it is a native process and its node's CRIU works (cold again if the
+/// when its entity says `migration: live`, it is a native process or a container and its node's CRIU works (cold again if the
 /// destination's does not: see `reconcile/app/migrate.rs`), cold otherwise.
 fn drain_migration(view: &ClusterView, d: &fos_api::DesiredInstance, now: DateTime<Utc>) -> Migration {
     let live = d.entity.migration_kind() == MigrationKind::Live
-        && d.entity.kind == EntityKind::Native
+        && matches!(d.entity.kind, EntityKind::Native | EntityKind::Container)
         && view.live_capable.contains(&d.node);
     Migration {
         id: uuid::Uuid::new_v4().to_string(),
