@@ -66,7 +66,8 @@ test-cluster: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
 
-## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end; live with CRIU,
+## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end; live with CRIU for a
+## process and, through runc, a container,
 ## skipped where `criu check` fails; a fog05 FDU migrated through the fog05 REST API), one at a time (root)
 test-migrate: deps
 	$(CARGO) build --workspace --bins

@@ -139,9 +139,10 @@ fn hand_bundle(dir: &Path) -> PathBuf {
     spec["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", SCRIPT]);
     spec["process"]["env"] = serde_json::json!(["PATH=/bin"]);
     let data = dir.join("data").display().to_string();
-    spec["mounts"].as_array_mut().unwrap().push(
-        serde_json::json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}),
-    );
+    spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}));
     let namespaces = spec["linux"]["namespaces"].as_array_mut().unwrap();
     namespaces.retain(|n| n["type"] != "network");
     std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
@@ -315,11 +316,16 @@ fn a_container_migrated_live_carries_on_from_memory_with_one_copy_at_every_sampl
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!((m["mode"].as_str(), m["destination"].as_str()), (Some("live"), Some(destination.as_str())), "{m}");
-    let (now_on, _) = running(&cluster, drained);
+    let (now_on, e) = running(&cluster, drained);
     assert_eq!(now_on, destination);
     let after = lines(&counter(d)).len();
     until_lines(&counter(d), after + 20, &|| cluster.log(d));
     let (twice, samples) = checker.finish();
     assert!(twice.is_empty() && samples > 20, "ran twice: {twice:?} ({samples} samples)");
-    check_one_process(&lines(&counter(d)));
+    let gap_ms = check_one_process(&lines(&counter(d)));
+    println!(
+        "figure: the drain's live migration of a second container (its image on {destination} already): downtime {} \
+         ms, longest gap in its file {gap_ms} ms",
+        millis(&e["actual"]["startedAt"]) - millis(&m["stoppedAt"])
+    );
 }

@@ -105,11 +105,13 @@ impl ContainerRuntime {
         let Some(manifest) = manifest else {
             return crate::runtime::Runtime::run(self, cx, desired).await;
         };
+        let started = std::time::Instant::now();
         let restored = self.restore(cx, desired, &images).await;
         let _ = std::fs::remove_dir_all(&images);
         match restored {
             Ok(()) => {
-                tracing::info!(instance = %cx.id, from = %manifest.runc_id, "container restored from its checkpoint");
+                let restore_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(instance = %cx.id, from = %manifest.runc_id, restore_ms, "container restored from its checkpoint");
                 Ok(())
             }
             Err(e) => {
@@ -123,7 +125,12 @@ impl ContainerRuntime {
         }
     }
 
-    async fn restore(&self, cx: &InstanceContext, desired: &DesiredInstance, images: &Path) -> Result<(), RuntimeError> {
+    async fn restore(
+        &self,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+        images: &Path,
+    ) -> Result<(), RuntimeError> {
         check_container(desired)?;
         let c = self.get(&cx.id)?;
         if matches!(*c.run.borrow(), RunState::Running { .. }) {

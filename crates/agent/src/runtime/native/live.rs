@@ -48,7 +48,8 @@ fn failed(e: CriuError) -> RuntimeError {
 
 impl NativeRuntime {
     fn checkpoint_dir(&self, cx: &InstanceContext, location: &str) -> Result<PathBuf, RuntimeError> {
-        crate::migration::criu::checkpoint_dir(&self.layout.volumes_dir(&cx.id), location).map_err(RuntimeError::Invalid)
+        crate::migration::criu::checkpoint_dir(&self.layout.volumes_dir(&cx.id), location)
+            .map_err(RuntimeError::Invalid)
     }
 
     /// Checkpoints the running instance into its volumes directory; once this returns its processes are gone.
