@@ -7,7 +7,8 @@
 //! kill` TERM, then KILL to every process after the grace time, then `runc delete`; pause and resume are `runc pause`
 //! and `runc resume`; clean unmounts the root and removes the groups. A restarted agent adopts the containers `runc
 //! state` reports running or paused. The container's cgroup is runc's `fos/<instance group>/c`, under the instance's
-//! group, which holds the reservations as limits and counts OOM kills.
+//! group, which holds the reservations as limits and counts OOM kills. Live migration is `runc checkpoint` and
+//! `runc restore` with CRIU ([`live`]).
 
 mod instance;
 mod live;
