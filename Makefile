@@ -67,8 +67,8 @@ test-cluster: deps
 	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
 
 ## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end; live with CRIU for a
-## process and, through runc, a container,
-## skipped where `criu check` fails; a fog05 FDU migrated through the fog05 REST API), one at a time (root)
+## process and, through runc, a container, skipped where `criu check` fails; a fog05 FDU migrated through the fog05
+## REST API), one at a time (root)
 test-migrate: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p fos-e2e --test migrate --test migrate_live --test migrate_live_container --test fog05_migrate --no-fail-fast -j 1 --no-capture
