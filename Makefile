@@ -55,7 +55,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(fog05_migrate) and not binary(vm) and not binary(vm_migrate)'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(migrate_live_container) and not binary(fog05_migrate) and not binary(vm) and not binary(vm_migrate)'
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-cluster
 	$(MAKE) test-migrate
@@ -66,11 +66,12 @@ test-cluster: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p fos-e2e --test cluster --no-fail-fast -j 1 --no-capture
 
-## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end; live with CRIU,
-## skipped where `criu check` fails; a fog05 FDU migrated through the fog05 REST API), one at a time (root)
+## test-migrate: migrations between real fosd on the cluster harness (cold, kill -9 of either end; live with CRIU for a
+## process and, through runc, a container, skipped where `criu check` fails; a fog05 FDU migrated through the fog05
+## REST API), one at a time (root)
 test-migrate: deps
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run -p fos-e2e --test migrate --test migrate_live --test fog05_migrate --no-fail-fast -j 1 --no-capture
+	$(CARGO) nextest run -p fos-e2e --test migrate --test migrate_live --test migrate_live_container --test fog05_migrate --no-fail-fast -j 1 --no-capture
 
 ## test-vm: the VM tests with real QEMU guests (TCG) under a libvirtd each test starts and removes (one per node for
 ## the live migration between two nodes' daemons), one at a time;

@@ -1,7 +1,8 @@
 //! Live migration of native processes with CRIU, runtime to runtime: two native runtimes with their own data
 //! directories (two nodes), a counter that keeps its count in memory checkpointed on one (`migrate_out(Live)`), its
 //! volumes directory carried with the real migration stream and inbox, and restored on the other (`migrate_in` with the ticket):
-//! the same process (same token, same pid) goes on counting, into the destination's output file and cgroup. Given
+//! the same process (same token, same pid) goes on counting, into the destination's output file and cgroup, and is
+//! migrated back and there again (a restored process, once dumped, leaves its pids free). Given
 //! up before the destination took it, it is restored on the source; a checkpoint that cannot be restored starts the
 //! instance afresh. Skipped, saying so, where `criu check` fails.
 
@@ -105,7 +106,7 @@ async fn until_lines(path: &Path, n: usize) {
 
 /// What the transfer does: the source's volumes directory streamed (the real frames) into the destination's inbox,
 /// which checks and moves it into place.
-async fn carry(from: &Node, to: &Node, d: &DesiredInstance) {
+async fn carry(from: &Node, to: &Node, d: &DesiredInstance, migration: &str) {
     let parts = [Part { name: "volumes".into(), dir: from.layout.volumes_dir(&d.id) }];
     let mut frames = Vec::new();
     let streamed = stream::produce(&parts, 0, &mut |f| {
@@ -114,10 +115,10 @@ async fn carry(from: &Node, to: &Node, d: &DesiredInstance) {
     })
     .unwrap();
     let inbox = Inbox::new(to.layout.clone());
-    let got = inbox.receive("m-live", 0, futures::stream::iter(frames)).await.unwrap();
+    let got = inbox.receive(migration, 0, futures::stream::iter(frames)).await.unwrap();
     assert_eq!(got, streamed.bytes);
     let commit = fos_api::migration::DataCommit { bytes: streamed.bytes, sha256: streamed.sha256 };
-    inbox.commit("m-live", &d.id, &commit).await.unwrap();
+    inbox.commit(migration, &d.id, &commit).await.unwrap();
 }
 
 fn consecutive_one_token(all: &[(u64, String)]) {
@@ -152,7 +153,7 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(lines(&n1.counter(&d)).len(), at_dump, "nothing counts while the checkpoint travels");
 
-    carry(&n1, &n2, &d).await;
+    carry(&n1, &n2, &d, "m-live").await;
     let d2 = desired("n2");
     n2.prepare(&d2).await;
     let cx2 = n2.layout.context(&d2);
@@ -174,6 +175,25 @@ async fn a_live_migrated_process_goes_on_from_memory_on_the_other_node() {
     if !n2.rt.cgroup_dirs(&d.id).is_empty() {
         assert!(n2.rt.cgroup_pids(&d.id).contains(&(pid as i32)), "restored into the instance's cgroup");
     }
+    // Migrated live again, back: the restored (adopted) process, once dumped, is reaped (CRIU still traces it as it
+    // dies), so its pids are free for the restore on the first node, the same process going on.
+    let ticket = n2.rt.migrate_out(&cx2, &"n1".into(), MigrationMode::Live).await.unwrap();
+    let back = lines(&n2.counter(&d2)).len();
+    carry(&n2, &n1, &d, "m-back").await;
+    let t = std::time::Instant::now();
+    n1.rt.migrate_in(&cx1, &d, &ticket).await.unwrap();
+    let err = std::fs::read_to_string(&cx1.logs.stderr).unwrap_or_default();
+    assert!(!err.contains("could not be restored"), "restored, not started afresh: {err}");
+    assert_eq!(n1.pid(&d).await, Some(pid), "the same process, back (restored in {:?})", t.elapsed());
+    until_lines(&n1.counter(&d), back + 10).await;
+    consecutive_one_token(&lines(&n1.counter(&d)));
+    let t = std::time::Instant::now();
+    n1.rt.migrate_out(&cx1, &"n2".into(), MigrationMode::Live).await.unwrap();
+    carry(&n1, &n2, &d, "m-again").await;
+    n2.rt.migrate_in(&cx2, &d2, &ticket).await.unwrap();
+    let err = std::fs::read_to_string(&cx2.logs.stderr).unwrap_or_default();
+    assert!(!err.contains("could not be restored"), "restored a third time, not started afresh: {err}");
+    assert_eq!(n2.pid(&d2).await, Some(pid), "the same process, there again (in {:?})", t.elapsed());
     // Supervised as a started one: its exit is seen.
     let mut rx = n2.rt.subscribe(&d.id).unwrap();
     unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };

@@ -210,8 +210,8 @@ async fn check_node(ctx: &Context, node: &Node, desired: &fos_api::DesiredInstan
     Ok(())
 }
 
-/// Refuses a live migration unless both nodes can do it: for processes, CRIU (the node's `criu` plugin record
-/// ready); VMs are migrated by their runtime; containers cannot be yet.
+/// Refuses a live migration unless both nodes can do it: for processes and containers, CRIU (the node's `criu`
+/// plugin record ready; containers are checkpointed by runc with it); VMs are migrated by their runtime.
 async fn check_live<'a>(
     ctx: &Context,
     view: &ClusterView,
@@ -220,11 +220,6 @@ async fn check_live<'a>(
 ) -> Result<(), OpError> {
     if kind == EntityKind::Vm {
         return Ok(());
-    }
-    if kind == EntityKind::Container {
-        return Err(OpError::Conflict(
-            "live migration of containers (runc checkpoint/restore) is not supported yet; use --cold".into(),
-        ));
     }
     // The view knows which nodes' CRIU works; the plugin record of one that does not says why.
     let Some(node) = nodes.into_iter().find(|n| !view.live_capable.contains(*n)) else { return Ok(()) };

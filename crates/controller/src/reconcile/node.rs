@@ -140,14 +140,13 @@ fn release_holds(view: &ClusterView, node: &str, out: &mut Actions) {
 }
 
 /// A drain's migration of `d` off its node (the destination left to the application reconciler's scheduler): live
-/// when its entity says `migration: live` and it is a VM (moved by libvirt) or a native process on a node whose
-/// CRIU works (cold again if the destination's does not: see `reconcile/app/migrate.rs`), cold otherwise.
+/// when its entity says `migration: live` and it is a VM (moved by libvirt), or a native process or a container on
+/// a node whose CRIU works (cold again if the destination's does not: see `reconcile/app/migrate.rs`), cold otherwise.
 fn drain_migration(view: &ClusterView, d: &fos_api::DesiredInstance, now: DateTime<Utc>) -> Migration {
     let live = d.entity.migration_kind() == MigrationKind::Live
         && match d.entity.kind {
             EntityKind::Vm => true,
-            EntityKind::Native => view.live_capable.contains(&d.node),
-            _ => false,
+            EntityKind::Native | EntityKind::Container => view.live_capable.contains(&d.node),
         };
     Migration {
         id: uuid::Uuid::new_v4().to_string(),

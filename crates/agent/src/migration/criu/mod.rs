@@ -19,6 +19,20 @@ use fos_api::PluginRecord;
 /// Where `make deps` installs the CRIU it builds.
 pub const INSTALLED: &str = "/usr/local/sbin/criu";
 
+/// Where a runtime keeps a checkpoint, relative to the instance's volumes directory (so the images travel with the
+/// volumes; not a volume name: those are DNS labels, so never seen by the entity).
+pub const CHECKPOINT_DIR: &str = ".checkpoint";
+
+/// The directory of a checkpoint at `location` (a ticket's), relative to the volumes directory `volumes`; refused
+/// when it would leave it.
+pub fn checkpoint_dir(volumes: &Path, location: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(location);
+    if location.is_empty() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(format!("checkpoint location `{location}` must stay inside the volumes"));
+    }
+    Ok(volumes.join(rel))
+}
+
 /// The plugin name of the record.
 pub const PLUGIN: &str = fos_api::node::CRIU_PLUGIN;
 
@@ -111,7 +125,7 @@ impl CriuError {
 }
 
 /// The last error lines of a CRIU log (what went wrong, in its words).
-fn log_errors(log: &Path) -> String {
+pub fn log_errors(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error") || l.contains("rror (")).collect();
     let tail: Vec<&str> = match errors.is_empty() {

@@ -7,9 +7,11 @@
 //! kill` TERM, then KILL to every process after the grace time, then `runc delete`; pause and resume are `runc pause`
 //! and `runc resume`; clean unmounts the root and removes the groups. A restarted agent adopts the containers `runc
 //! state` reports running or paused. The container's cgroup is runc's `fos/<instance group>/c`, under the instance's
-//! group, which holds the reservations as limits and counts OOM kills.
+//! group, which holds the reservations as limits and counts OOM kills. Live migration is `runc checkpoint` and
+//! `runc restore` with CRIU ([`live`]).
 
 mod instance;
+mod live;
 pub mod runc;
 pub mod spec;
 
@@ -38,6 +40,12 @@ use crate::runtime::{probe, InstanceContext, NodeLayout, Recovered, RunState, Ru
 
 /// Where cgroup hierarchies are mounted (runc makes its groups there).
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// How often a starting container's pid file is looked for (a file read: cheap next to runc's own start).
+const PID_FILE_POLL: Duration = Duration::from_millis(2);
+
+/// How long runc may take to start (or restore) a container.
+const LAUNCH_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The container runtime's section of the node configuration (`runtimes: {container: {config: {…}}}`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -219,6 +227,56 @@ impl ContainerRuntime {
             .open(&path)
             .map_err(|e| RuntimeError::io(&path, e))?;
         std::io::Write::write_all(&mut file, &json).map_err(|e| RuntimeError::io(&path, e))
+    }
+
+    /// Starts the container's runc process (`spawn`, handed the pid file and the output files: `runc run` or
+    /// `runc restore`), watches it, and waits until runc wrote the container's init pid (Running then); an early end
+    /// is reported as an exit.
+    async fn launch(
+        &self,
+        c: &Arc<Container>,
+        cx: &InstanceContext,
+        what: &str,
+        spawn: impl FnOnce(&Path, std::fs::File, std::fs::File) -> Result<tokio::process::Child, RuntimeError>,
+    ) -> Result<(), RuntimeError> {
+        c.stopping.store(false, Ordering::SeqCst);
+        // The end of the run before (a crash) is history now: Running is set once this one has started.
+        c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
+        let oom = cx.cgroup.watch_oom();
+        let pid_file = c.pid_file();
+        if let Err(e) = std::fs::remove_file(&pid_file) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(RuntimeError::io(&pid_file, e));
+            }
+        }
+        let (stdout, stderr) = (open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?);
+        let child = spawn(&pid_file, stdout, stderr)?;
+        c.watch_child(child, oom);
+        let mut rx = c.run.subscribe();
+        // Running once runc writes the pid file (the container's user process is then started or restored).
+        let deadline = tokio::time::Instant::now() + LAUNCH_PATIENCE;
+        loop {
+            if !matches!(*rx.borrow_and_update(), RunState::Idle) {
+                return Ok(());
+            }
+            let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
+            if let Some(pid) = pid.filter(|p| *p > 0) {
+                c.run.send_if_modified(|r| {
+                    let idle = matches!(r, RunState::Idle);
+                    if idle {
+                        *r = RunState::Running { pid, started_at: Utc::now() };
+                    }
+                    idle
+                });
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.stop_container(c).await?;
+                let secs = LAUNCH_PATIENCE.as_secs();
+                return Err(RuntimeError::Failed(format!("{what}: the container did not start within {secs}s")));
+            }
+            let _ = tokio::time::timeout(PID_FILE_POLL, rx.changed()).await;
+        }
     }
 
     /// Stops the container: TERM, KILL to every process after the grace time, then `runc delete`.

@@ -13,6 +13,13 @@ use crate::runtime::RuntimeError;
 /// How long one runc call (other than `run`) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a checkpoint may take (CRIU writes the container's memory out).
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What `runc checkpoint` and `runc restore` both take: established TCP connections and file locks are carried
+/// (a restore where the addresses are not there fails, and the instance starts afresh instead).
+const CRIU_OPTIONS: &[&str] = &["--tcp-established", "--file-locks"];
+
 /// A container as `runc state` reports it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContainerState {
@@ -106,6 +113,52 @@ impl Runc {
         cmd.arg("--root").arg(&self.root).arg("run").arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
         cmd.arg("--no-new-keyring").arg(id);
         // Its own process group: a signal meant for the agent never reaches it, and it outlives an agent restart.
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0).kill_on_drop(false);
+        cmd.spawn().map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })
+    }
+
+    /// `runc checkpoint`: CRIU (`criu`) writes the container's processes into `images` (CRIU's own files and log in
+    /// `work`); runc then removes the container, its processes gone. On a failure the container runs on.
+    pub async fn checkpoint(&self, id: &str, criu: &Path, images: &Path, work: &Path) -> Result<(), RuntimeError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(&self.root).arg("--criu").arg(criu).arg("checkpoint");
+        cmd.arg("--image-path").arg(images).arg("--work-path").arg(work).args(CRIU_OPTIONS).arg(id);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        let what = format!("runc checkpoint {id}");
+        let out = tokio::time::timeout(CHECKPOINT_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| RuntimeError::Failed(format!("{what}: no answer in {}s", CHECKPOINT_TIMEOUT.as_secs())))?
+            .map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err = err.lines().last().unwrap_or("").trim().to_string();
+        let criu = crate::migration::criu::log_errors(&work.join("dump.log"));
+        let criu = if criu.is_empty() { String::new() } else { format!("; criu: {criu}") };
+        Err(RuntimeError::Failed(format!("{what}: {err} ({}){criu}", out.status)))
+    }
+
+    /// Starts `runc restore` of the checkpoint in `images` with the bundle `bundle` (its configuration as this node
+    /// wrote it), like [`Runc::spawn_run`]: a process that stays the agent's child until the container ends, the
+    /// container's output (the pipes the checkpoint recorded, in `descriptors.json`, given new ones) going to
+    /// `stdout` and `stderr`, the restored init's pid written to `pid_file` once it runs. CRIU's log is in `work`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_restore(
+        &self,
+        id: &str,
+        criu: &Path,
+        bundle: &Path,
+        images: &Path,
+        work: &Path,
+        pid_file: &Path,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
+    ) -> Result<Child, RuntimeError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(&self.root).arg("--criu").arg(criu).arg("restore").arg("--bundle").arg(bundle);
+        cmd.arg("--image-path").arg(images).arg("--work-path").arg(work).arg("--pid-file").arg(pid_file);
+        cmd.args(CRIU_OPTIONS).arg(id);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0).kill_on_drop(false);
         cmd.spawn().map_err(|source| RuntimeError::Spawn { command: self.bin.display().to_string(), source })
     }

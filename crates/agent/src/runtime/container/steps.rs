@@ -1,9 +1,8 @@
 //! The [`Runtime`] steps of the container runtime, one method each.
 
 use super::*;
-
-/// How often a starting container's pid file is looked for (a file read: cheap next to runc's own start).
-const PID_FILE_POLL: Duration = Duration::from_millis(2);
+use crate::runtime::MigrationTicket;
+use fos_api::migration::MigrationMode;
 
 #[async_trait]
 impl Runtime for ContainerRuntime {
@@ -130,44 +129,11 @@ impl Runtime for ContainerRuntime {
         c.set_desired(desired);
         let image = self.image(cx, desired).await?;
         self.write_spec(&c, cx, desired, &image)?;
-        c.stopping.store(false, Ordering::SeqCst);
-        // The end of the run before (a crash) is history now: Running is set once this one has started.
-        c.run.send_if_modified(|r| std::mem::replace(r, RunState::Idle) != RunState::Idle);
-        let oom = cx.cgroup.watch_oom();
-        let pid_file = c.pid_file();
-        if let Err(e) = std::fs::remove_file(&pid_file) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(RuntimeError::io(&pid_file, e));
-            }
-        }
-        let (stdout, stderr) = (open_log(&cx.logs.stdout)?, open_log(&cx.logs.stderr)?);
-        let child = self.runc.spawn_run(&c.runc_id, &c.bundle(), &pid_file, stdout, stderr)?;
-        c.watch_child(child, oom);
-        let mut rx = c.run.subscribe();
-        // Running once runc writes the pid file (the container's user process is then started); an early end is
-        // reported as an exit.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if !matches!(*rx.borrow_and_update(), RunState::Idle) {
-                break;
-            }
-            let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
-            if let Some(pid) = pid.filter(|p| *p > 0) {
-                c.run.send_if_modified(|r| {
-                    let idle = matches!(r, RunState::Idle);
-                    if idle {
-                        *r = RunState::Running { pid, started_at: Utc::now() };
-                    }
-                    idle
-                });
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                self.stop_container(&c).await?;
-                return Err(RuntimeError::Failed("runc run: the container did not start within 30s".into()));
-            }
-            let _ = tokio::time::timeout(PID_FILE_POLL, rx.changed()).await;
-        }
+        let (id, bundle) = (c.runc_id.clone(), c.bundle());
+        self.launch(&c, cx, "runc run", |pid_file, stdout, stderr| {
+            self.runc.spawn_run(&id, &bundle, pid_file, stdout, stderr)
+        })
+        .await?;
         // Recorded right after the start: a restarted agent adopts the container instead of starting another.
         c.persist(State::Running)
     }
@@ -245,5 +211,37 @@ impl Runtime for ContainerRuntime {
 
     fn addresses(&self, _id: &InstanceId) -> Vec<String> {
         self.config.addresses.clone()
+    }
+
+    /// Cold: stops the container. Live: checkpoints it with `runc checkpoint` into its volumes directory.
+    async fn migrate_out(
+        &self,
+        cx: &InstanceContext,
+        _to: &crate::runtime::Destination,
+        mode: MigrationMode,
+    ) -> Result<MigrationTicket, RuntimeError> {
+        match mode {
+            MigrationMode::Cold => crate::runtime::depart_cold(self, cx).await,
+            MigrationMode::Live => self.checkpoint(cx).await,
+        }
+    }
+
+    /// Restores the checkpoint the ticket names with `runc restore` (else, or when it cannot be restored, runs the
+    /// container on its volumes).
+    async fn migrate_in(
+        &self,
+        cx: &InstanceContext,
+        desired: &DesiredInstance,
+        ticket: &MigrationTicket,
+    ) -> Result<(), RuntimeError> {
+        match ticket.location.is_empty() {
+            true => self.run(cx, desired).await,
+            false => self.restore_or_run(cx, desired, &ticket.location).await,
+        }
+    }
+
+    /// Restores the checkpoint a live migration left here, else runs the container again on its volumes.
+    async fn migrate_abort(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
+        self.restore_or_run(cx, desired, crate::migration::criu::CHECKPOINT_DIR).await
     }
 }

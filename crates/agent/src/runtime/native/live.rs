@@ -22,9 +22,7 @@ use super::NativeRuntime;
 use crate::migration::criu::{dump, restore, CriuError};
 use crate::runtime::{InstanceContext, MigrationTicket, RunState, RuntimeError};
 
-/// Where a checkpoint is kept, relative to the instance's volumes directory (not a volume name: those are DNS
-/// labels, so never seen by the entity).
-pub const CHECKPOINT_DIR: &str = ".checkpoint";
+use crate::migration::criu::CHECKPOINT_DIR;
 
 /// The manifest the source writes next to the images.
 const MANIFEST: &str = "fos-checkpoint.json";
@@ -50,13 +48,8 @@ fn failed(e: CriuError) -> RuntimeError {
 
 impl NativeRuntime {
     fn checkpoint_dir(&self, cx: &InstanceContext, location: &str) -> Result<PathBuf, RuntimeError> {
-        let rel = Path::new(location);
-        if location.is_empty() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            return Err(RuntimeError::Invalid(format!(
-                "checkpoint location `{location}` must stay inside the volumes"
-            )));
-        }
-        Ok(self.layout.volumes_dir(&cx.id).join(rel))
+        crate::migration::criu::checkpoint_dir(&self.layout.volumes_dir(&cx.id), location)
+            .map_err(RuntimeError::Invalid)
     }
 
     /// Checkpoints the running instance into its volumes directory; once this returns its processes are gone.

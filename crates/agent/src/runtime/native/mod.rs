@@ -441,6 +441,6 @@ impl Runtime for NativeRuntime {
 
     /// Restores the checkpoint a live migration left here, else starts the instance again on its volumes.
     async fn migrate_abort(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<(), RuntimeError> {
-        self.restore_or_run(cx, desired, live::CHECKPOINT_DIR).await
+        self.restore_or_run(cx, desired, crate::migration::criu::CHECKPOINT_DIR).await
     }
 }

@@ -14,6 +14,9 @@ use tokio::sync::watch;
 
 use crate::runtime::RunState;
 
+/// How long an exited child of ours that a tracer still holds may take to become reapable.
+const TRACED_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`), if it exists.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -144,7 +147,17 @@ pub async fn watch_adopted(pid: u32, start: u64, tx: watch::Sender<RunState>) {
             if is_same_process(pid, start) {
                 let _ = async_fd.readable().await;
             }
-            tx.send_replace(reap_pidfd(async_fd.get_ref()).unwrap_or_else(|| exited(None, None)));
+            let mut state = reap_pidfd(async_fd.get_ref());
+            // A child of ours that a tracer still holds (CRIU kills a tree it dumped while it traces it) can be
+            // reaped only once the tracer let it go: until then waitid finds nothing, and the zombie, leading its
+            // group, is no orphan for the reaper. Left there, it would hold its pids (a restore of the tree waits
+            // for them).
+            let deadline = tokio::time::Instant::now() + TRACED_PATIENCE;
+            while state.is_none() && is_our_zombie(pid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                state = reap_pidfd(async_fd.get_ref());
+            }
+            tx.send_replace(state.unwrap_or_else(|| exited(None, None)));
             return;
         }
     }
@@ -152,6 +165,13 @@ pub async fn watch_adopted(pid: u32, start: u64, tx: watch::Sender<RunState>) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tx.send_replace(exited(None, None));
+}
+
+/// Whether `pid` is a child of this process that has exited and is not reaped yet.
+fn is_our_zombie(pid: u32) -> bool {
+    // SAFETY: getpid(2) has no preconditions.
+    let me = unsafe { libc::getpid() };
+    crate::reaper::stat(pid as i32).is_some_and(|(state, ppid, _)| state == 'Z' && ppid == me)
 }
 
 /// Whether `pid` has exited and waits for its parent to reap it.
