@@ -213,6 +213,20 @@ impl Runtime for ContainerRuntime {
         self.config.addresses.clone()
     }
 
+    fn prepares_destination(&self) -> bool {
+        true
+    }
+
+    /// The image made local before the source stops the container, so that the restore here does not wait for it
+    /// (a failure is only logged: configure fetches it again).
+    async fn migrate_prepare(&self, cx: &InstanceContext, desired: &DesiredInstance) -> Result<String, RuntimeError> {
+        check_container(desired)?;
+        if let Err(e) = self.image(cx, desired).await {
+            tracing::warn!(instance = %cx.id, error = %e, "the incoming container's image could not be fetched ahead");
+        }
+        Ok(String::new())
+    }
+
     /// Cold: stops the container. Live: checkpoints it with `runc checkpoint` into its volumes directory.
     async fn migrate_out(
         &self,

@@ -37,6 +37,8 @@ pub struct MigrateTo {
     pub name: String,
     /// The domain's definition there (its paths, with the UUID it has here).
     pub xml: String,
+    /// The longest pause of the guest the switch-over may take (ms; QEMU's default, 300 ms, when not given).
+    pub max_downtime_ms: Option<u64>,
 }
 
 /// What libvirt reports of a finished migration.
@@ -245,8 +247,15 @@ impl Libvirt {
                 uri: to.address.as_ref().map(|a| format!("tcp://{a}")),
                 ..MigrateParameters::default()
             };
-            let flags =
-                virt::sys::VIR_MIGRATE_LIVE | virt::sys::VIR_MIGRATE_PEER2PEER | virt::sys::VIR_MIGRATE_NON_SHARED_INC;
+            if let Some(ms) = to.max_downtime_ms {
+                d.migrate_set_max_downtime(ms, 0)
+                    .map_err(|e| failed(&format!("setting the longest pause of {name}'s migration"), e))?;
+            }
+            // A guest dirtying memory faster than it moves is slowed down until the rest fits in that pause.
+            let flags = virt::sys::VIR_MIGRATE_LIVE
+                | virt::sys::VIR_MIGRATE_PEER2PEER
+                | virt::sys::VIR_MIGRATE_NON_SHARED_INC
+                | virt::sys::VIR_MIGRATE_AUTO_CONVERGE;
             d.migrate_to_uri3(Some(&to.uri), params, flags)
                 .map_err(|e| failed(&format!("migrating domain {name} to {}", to.uri), e))?;
             let stats = d.get_job_stats(virt::sys::VIR_DOMAIN_JOB_STATS_COMPLETED).ok();

@@ -7,8 +7,9 @@
 //!    (`migrationAddress`, default the host name libvirt knows), the domain's name here and that definition.
 //! 2. **Move** (source): libvirt's peer-to-peer live migration to that daemon with that definition (the domain's
 //!    UUID kept): memory, and the top of each writable disk (the overlay and the volumes' disks; base images are on
-//!    the destination already) are copied while the guest runs, then the guest is paused for the switch-over
-//!    (libvirt's reported downtime, in the ticket) and runs on the destination. The domain here is shut off, its
+//!    the destination already) are copied while the guest runs, then the guest is paused for the switch-over (at
+//!    most `migrationMaxDowntimeMs`, default 50 ms; a guest dirtying memory faster than it moves is slowed down
+//!    until it fits; libvirt's reported downtime goes in the ticket) and runs on the destination. The domain here is shut off, its
 //!    definition kept until the departure cleans it. Nothing is streamed after: the ticket starts with
 //!    [`MOVED_BY_RUNTIME`].
 //! 3. **Adopt** (destination, once its desired record arrived and configure defined the domain): the running
@@ -84,7 +85,8 @@ impl VmRuntime {
             .ok_or_else(|| RuntimeError::Failed(format!("domain {name} is not defined here")))?;
         // libvirt wants the definition under the source's name and UUID, the name there given apart.
         let xml = domain::renamed(&landing.xml, &landing.name, &name, &uuid);
-        let target = MigrateTo { uri: landing.uri, address: landing.address, name: landing.name, xml };
+        let max_downtime_ms = Some(self.settings.migration_max_downtime_ms);
+        let target = MigrateTo { uri: landing.uri, address: landing.address, name: landing.name, xml, max_downtime_ms };
         // The guest stops being followed here: the domain shut off by the move is not an exit.
         let before = vm.run.send_replace(RunState::Idle);
         match self.libvirt.migrate(&name, target.clone()).await {

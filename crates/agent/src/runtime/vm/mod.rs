@@ -82,6 +82,13 @@ pub struct VmSettings {
     /// The address other nodes' QEMU send a live migration's data to (default: the host name libvirt knows).
     #[serde(default)]
     pub migration_address: Option<String>,
+    /// The longest pause of a guest at the end of its live migration, in ms (default 50).
+    #[serde(default = "default_max_downtime")]
+    pub migration_max_downtime_ms: u64,
+}
+
+fn default_max_downtime() -> u64 {
+    50
 }
 
 fn default_genisoimage() -> String {
@@ -105,6 +112,7 @@ impl Default for VmSettings {
             genisoimage: default_genisoimage(),
             migration_uri: None,
             migration_address: None,
+            migration_max_downtime_ms: default_max_downtime(),
         }
     }
 }
