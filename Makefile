@@ -134,6 +134,7 @@ bench: deps
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench 200
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench-apply 5000
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench-container 20
+	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-bench-migrate 3
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) ./target/release/fos-sim --nodes 1000 --entities 10000
 	FOS_BENCH_RESULTS=$(BENCH_RESULTS) scripts/sim-etcd.sh ./target/release/fos-sim --nodes 1000 --entities 10000
 	@scripts/bench-table.py $(BENCH_RESULTS) target/bench/results.json

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fog05;
 pub mod host;
 pub mod libvirt;
+pub mod live;
 pub mod migrate;
 pub mod oci;
 pub mod processes;
