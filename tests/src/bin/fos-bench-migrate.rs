@@ -7,7 +7,8 @@
 //! - live migration (CRIU) of an idle counter that keeps its count in memory and writes a line every 50 ms: downtime
 //!   (`stoppedAt` → Running on the destination) and the longest gap between two lines of its file, beside the same
 //!   process dumped and restored by hand with `criu` in the same run (goals: ≤ 1.2 × by hand; gap ≤ 100 ms).
-//!   Skipped, saying so, where `criu check` fails.
+//!   Then the same with 100 MiB of random bytes in its volume (total and downtime beside rsync). Skipped, saying
+//!   so, where `criu check` fails.
 //!
 //! Runs the binaries of `FOS_BIN_DIR` (default `target/release`); needs root.
 
@@ -86,24 +87,75 @@ fn cold(cluster: &Cluster, moves: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The live counter ([`SCRIPT`]) as an entity named `name`, its volume first given a 100 MiB file of random bytes
+/// when `blob`.
+fn live_counter(name: &str, blob: bool) -> String {
+    // Where root lacks CAP_SYS_RESOURCE (some sandboxes), CRIU can only checkpoint root's processes.
+    let run_as = if has_sys_resource() { "" } else { "  runAs: root\n" };
+    let mut script = SCRIPT.replace("$COUNTER", "$FOS_VOLUME_DATA/counter");
+    if blob {
+        script = format!(
+            r#"test -f "$FOS_VOLUME_DATA/blob" || head -c 100M /dev/urandom > "$FOS_VOLUME_DATA/blob"; {script}"#
+        );
+    }
+    let script = script.replace('\'', "''");
+    format!(
+        "apiVersion: fos/v1\nkind: Entity\nmetadata: {{name: {name}}}\nspec:\n  kind: native\n  migration: live\n\
+         {run_as}  volumes:\n    - name: data\n      size: 10Mi\n  command: [sh, -c, '{script}']\n"
+    )
+}
+
+/// Live migration of a process with a 100 MiB volume: the volume moves while the process is checkpointed.
+fn live_volume(cluster: &Cluster, moves: usize) -> anyhow::Result<()> {
+    let name = "bench-live-blob";
+    apply_on_n0(cluster, name, &live_counter(name, true))?;
+    let file = |i: usize| cluster.nodes[i].data.join("volumes").join(instance(name)).join("data").join("counter");
+    until_lines(&file(0), 20, &|| cluster.log(0));
+    let (mut totals, mut downtimes, mut rsyncs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut on = 0;
+    for _ in 0..moves {
+        let volume = file(on).parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let reference = cluster.nodes[1 - on].data.join("rsync-reference");
+        let t = Instant::now();
+        let status = std::process::Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", volume.display()))
+            .arg(&reference)
+            .status()?;
+        rsyncs.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(status.success(), "rsync failed");
+        std::fs::remove_dir_all(&reference)?;
+        let (total, m) = move_once(cluster, name, true)?;
+        on = 1 - on;
+        totals.push(total);
+        downtimes.push((millis(&m["finished"]) - millis(&m["stoppedAt"])) as f64);
+        let before = lines(&file(on)).len();
+        until_lines(&file(on), before + 5, &|| cluster.log(on));
+    }
+    check_one_process(&lines(&file(on)));
+    let (total, downtime, rsync) = (median(totals), median(downtimes), median(rsyncs));
+    println!("live migration (CRIU) with a 100 MiB volume, median of {moves}: total {total:.0} ms, downtime {downtime:.0} ms;");
+    println!("  reference, same run: rsync -a of the same directory {rsync:.0} ms ({:.2}×)", total / rsync);
+    figures::record(Figure {
+        figure: "live migration (CRIU), 100 MiB volume, total",
+        value: total,
+        unit: "ms",
+        goal: "",
+        reference: format!("rsync -a {rsync:.0} ms ({:.2}×); downtime {downtime:.0} ms", total / rsync),
+    });
+    Ok(())
+}
+
 fn live(cluster: &Cluster, moves: usize) -> anyhow::Result<()> {
     if let Some(why) = criu_missing() {
         println!("live migration: SKIPPED, `criu check` fails here: {why}");
         return Ok(());
     }
-    let name = "bench-live";
-    // Where root lacks CAP_SYS_RESOURCE (some sandboxes), CRIU can only checkpoint root's processes.
-    let as_root = !has_sys_resource();
-    if as_root {
+    if !has_sys_resource() {
         cluster.fosctl(0, &["tenant", "allow-root", "default"]);
     }
-    let script = SCRIPT.replace("$COUNTER", "$FOS_VOLUME_DATA/counter").replace('\'', "''");
-    let run_as = if as_root { "  runAs: root\n" } else { "" };
-    let manifest = format!(
-        "apiVersion: fos/v1\nkind: Entity\nmetadata: {{name: {name}}}\nspec:\n  kind: native\n  migration: live\n\
-         {run_as}  volumes:\n    - name: data\n      size: 10Mi\n  command: [sh, -c, '{script}']\n"
-    );
-    apply_on_n0(cluster, name, &manifest)?;
+    let name = "bench-live";
+    apply_on_n0(cluster, name, &live_counter(name, false))?;
     let file = |i: usize| cluster.nodes[i].data.join("volumes").join(instance(name)).join("data").join("counter");
     until_lines(&file(0), 20, &|| cluster.log(0));
     let mut downtimes = Vec::new();
@@ -155,5 +207,8 @@ fn main() -> anyhow::Result<()> {
     let cluster = Cluster::start(2, Duration::from_secs(10));
     cold(&cluster, moves)?;
     live(&cluster, moves)?;
+    if criu_missing().is_none() {
+        live_volume(&cluster, moves)?;
+    }
     Ok(())
 }
