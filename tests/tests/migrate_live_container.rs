@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fos_e2e::cluster::{json_items, Cluster};
+use fos_e2e::live::{criu, criu_missing};
 use fos_e2e::oci::{busybox_image, write_layout_tar};
 
 /// `--node-lost-after` of the test.
@@ -22,22 +23,6 @@ const LOST_AFTER: Duration = Duration::from_secs(6);
 /// clock as `adjtimex` reads it (microseconds; not the uptime: a restored process sees boot time go on from where it
 /// was checkpointed, in its own time namespace).
 const SCRIPT: &str = r#"t=$RANDOM$RANDOM$RANDOM; n=0; exec 3>>/data/counter; while :; do n=$((n+1)); set -- $(/bin/busybox adjtimex | /bin/busybox grep tv_); printf "%d %d.%06d %s\n" $n $2 $4 $t >&3; echo "out $n"; sleep 0.05; done"#;
-
-/// The `criu` binary: on `PATH`, else where `make deps` installs it.
-fn criu() -> PathBuf {
-    let on_path =
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("criu")).find(|p| p.is_file()));
-    on_path.unwrap_or_else(|| PathBuf::from("/usr/local/sbin/criu"))
-}
-
-/// Why live migration cannot be tested here, if it cannot.
-fn criu_missing() -> Option<String> {
-    match Command::new(criu()).arg("check").output() {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
-        Err(e) => Some(format!("{}: {e}", criu().display())),
-    }
-}
 
 fn entity(name: &str) -> String {
     format!(

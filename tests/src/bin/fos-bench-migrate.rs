@@ -24,6 +24,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `rsync -a` of `volume` into the data directory `to` (removed after): how long it took (ms).
+fn rsync(volume: &std::path::Path, to: &std::path::Path) -> anyhow::Result<f64> {
+    let reference = to.join("rsync-reference");
+    let t = Instant::now();
+    let status =
+        std::process::Command::new("rsync").arg("-a").arg(format!("{}/", volume.display())).arg(&reference).status()?;
+    let took = t.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(status.success(), "rsync failed");
+    std::fs::remove_dir_all(&reference)?;
+    Ok(took)
+}
+
 /// Places `manifest`'s entity on `n0` (`n1` cordoned meanwhile).
 fn apply_on_n0(cluster: &Cluster, name: &str, manifest: &str) -> anyhow::Result<()> {
     cluster.fosctl(0, &["node", "cordon", "n1"]);
@@ -56,16 +68,7 @@ fn cold(cluster: &Cluster, moves: usize) -> anyhow::Result<()> {
     for _ in 0..moves {
         let s = index(cluster, &running_node(cluster, name, Duration::from_secs(60)));
         let volume = counter_file(cluster, s, name).parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let reference = cluster.nodes[1 - s].data.join("rsync-reference");
-        let t = Instant::now();
-        let status = std::process::Command::new("rsync")
-            .arg("-a")
-            .arg(format!("{}/", volume.display()))
-            .arg(&reference)
-            .status()?;
-        rsyncs.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(status.success(), "rsync failed");
-        std::fs::remove_dir_all(&reference)?;
+        rsyncs.push(rsync(&volume, &cluster.nodes[1 - s].data)?);
         let (total, m) = move_once(cluster, name, false)?;
         totals.push(total);
         downtimes.push((millis(&m["finished"]) - millis(&m["stoppedAt"])) as f64);
@@ -115,16 +118,7 @@ fn live_volume(cluster: &Cluster, moves: usize) -> anyhow::Result<()> {
     let mut on = 0;
     for _ in 0..moves {
         let volume = file(on).parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let reference = cluster.nodes[1 - on].data.join("rsync-reference");
-        let t = Instant::now();
-        let status = std::process::Command::new("rsync")
-            .arg("-a")
-            .arg(format!("{}/", volume.display()))
-            .arg(&reference)
-            .status()?;
-        rsyncs.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(status.success(), "rsync failed");
-        std::fs::remove_dir_all(&reference)?;
+        rsyncs.push(rsync(&volume, &cluster.nodes[1 - on].data)?);
         let (total, m) = move_once(cluster, name, true)?;
         on = 1 - on;
         totals.push(total);
