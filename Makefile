@@ -55,7 +55,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(migrate_live_container) and not binary(fog05_migrate) and not binary(vm) and not binary(vm_migrate)'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(cluster) and not binary(migrate) and not binary(migrate_live) and not binary(migrate_live_container) and not binary(fog05_migrate) and not binary(vm) and not binary(vm_migrate) and not binary(fog05_vm_migrate)'
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-cluster
 	$(MAKE) test-migrate
@@ -79,7 +79,7 @@ test-migrate: deps
 test-vm: deps
 	$(CARGO) build --workspace --bins
 	scripts/build-test-guest.sh target/test-guest
-	$(CARGO) nextest run -p fos-e2e --test vm --test vm_migrate --no-fail-fast -j 1 --no-capture
+	$(CARGO) nextest run -p fos-e2e --test vm --test vm_migrate --test fog05_vm_migrate --no-fail-fast -j 1 --no-capture
 
 ## fuzz: the fuzz targets (manifest loader, fog05 converter, store URI parser, API request decoding) on many more
 ## inputs than `make test` (FUZZ_CASES per target, default 50000)

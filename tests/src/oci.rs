@@ -145,6 +145,18 @@ pub fn busybox_image(port: u16, page: &str, payload_mib: usize) -> TestImage {
     TestImage { layers, config, manifest }
 }
 
+/// `image` with its configuration's `User` set to `user` (the manifest made to refer to the new configuration).
+pub fn with_user(image: TestImage, user: &str) -> TestImage {
+    let mut config: serde_json::Value = serde_json::from_slice(&image.config).expect("the image's configuration");
+    config["config"]["User"] = user.into();
+    let config = serde_json::to_vec(&config).expect("json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).expect("the image's manifest");
+    manifest["config"]["digest"] = digest(&config).into();
+    manifest["config"]["size"] = config.len().into();
+    let manifest = serde_json::to_vec(&manifest).expect("json");
+    TestImage { layers: image.layers, config, manifest }
+}
+
 /// Writes `image` as an OCI image layout tar at `path`.
 pub fn write_layout_tar(image: &TestImage, path: &Path) {
     let mut tar = tar::Builder::new(Vec::new());

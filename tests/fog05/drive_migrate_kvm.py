@@ -1,0 +1,115 @@
+"""Migrates a KVM FDU (a VM) live between two fos nodes' libvirt daemons with the fog05rest client (0.0.4).
+
+Usage: drive_migrate_kvm.py ADDRESS MARKS_DIR DISK_IMAGE LIBVIRT_A LIBVIRT_B. Runs where ADDRESS is reachable (node
+A's namespace). The disk (the test guest, bootable) is added as an image with its sha256 through node A; the FDU
+(`migration_kind: LIVE`, no interface) refers to it by the descriptor `image.get` answers. It is instantiated on node
+A (`n0`), and once its guest counts on its serial console, migrated to node B (`n1`) with `api.fdu.migrate`: the
+domain then runs in B's libvirtd only and the guest's counter goes on on B's console, with no second boot. Then
+(once the test has looked at the cluster: it writes MARKS_DIR/checked after this script wrote MARKS_DIR/migrated)
+terminated and offloaded, the image removed: no domain left in either daemon. Every step asserts what it gets;
+prints `ok` at the end.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+from fog05rest import FIMAPI
+
+from common import step, add_image
+
+addr, marks, disk, libvirt_a, libvirt_b = sys.argv[1:6]
+api = FIMAPI(locator=addr)
+
+
+def virsh(uri, *args):
+    out = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def domains(uri):
+    return [d for d in virsh(uri, "list", "--all", "--name").splitlines() if d]
+
+
+def console(uri, domain):
+    """What the guest printed on its serial console on that daemon's node (the file the domain writes it to)."""
+    path = re.search(r"<serial type='file'>\s*<source path='([^']+)'", virsh(uri, "dumpxml", domain)).group(1)
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def counters(text):
+    return [int(n) for n in re.findall(r"^fos-guest counter (\d+)", text, re.M)]
+
+
+def eventually(what, check, timeout=240):
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+step("two nodes offering KVM")
+nodes = {api.node.info(n)["name"]: n for n in api.node.list()}
+assert sorted(nodes) == ["n0", "n1"], nodes
+a, b = nodes["n0"], nodes["n1"]
+for n in (a, b):
+    assert "KVM" in [api.plugin.info(n, p)["name"] for p in api.node.plugins(n)], n
+
+step("the guest's disk added as an image with its sha256 through n0")
+image, digest = add_image(api, disk, "fos-guest", "raw")
+assert api.image.get(image)["checksum"] == digest
+
+step("a KVM FDU (migration_kind LIVE) onboarded, instantiated on n0")
+fdu = {"uuid": str(uuid.uuid4()), "name": "guest_mover",
+       "computation_requirements": {"cpu_arch": api.node.info(a)["cpu"][0]["arch"], "cpu_min_freq": 0,
+                                    "cpu_min_count": 1, "ram_size_mb": 128.0, "storage_size_gb": 1.0},
+       "image": api.image.get(image), "hypervisor": "KVM", "migration_kind": "LIVE",
+       "interfaces": [], "io_ports": [], "connection_points": [], "depends_on": []}
+assert "result" in api.fdu.onboard(fdu), fdu
+record = api.fdu.instantiate(fdu["uuid"], a)
+instance = record["uuid"]
+assert record["status"] == "RUN" and record["node"] == a, record
+[domain] = domains(libvirt_a)
+assert virsh(libvirt_a, "domstate", domain) == "running"
+assert domains(libvirt_b) == []
+eventually("the guest counting on n0", lambda: any(n >= 10 for n in counters(console(libvirt_a, domain))))
+assert console(libvirt_a, domain).count("fos-guest up") == 1
+before = counters(console(libvirt_a, domain))[-1]
+
+step("migrated live to n1 by fog05rest's migrate: the same guest, running in n1's libvirtd only")
+moved = api.fdu.migrate(instance, b)
+assert moved["uuid"] == instance and moved["node"] == b and moved["status"] == "RUN", moved
+info = api.fdu.instance_info(instance)
+assert info["uuid"] == instance and info["node"] == b and info["status"] == "RUN", info
+assert info["fdu_uuid"] == fdu["uuid"] and info["hypervisor"] == "KVM", info
+assert api.fdu.instance_list(fdu["uuid"]) == {b: [instance]}
+assert api.fdu.list_node(a) == [] and api.fdu.list_node(b) == [fdu["uuid"]]
+[there] = domains(libvirt_b)
+assert virsh(libvirt_b, "domstate", there) == "running"
+eventually("the source's domain removed", lambda: domains(libvirt_a) == [], 60)
+eventually("the guest counting on n1", lambda: any(n > before for n in counters(console(libvirt_b, there))), 120)
+on_b = console(libvirt_b, there)
+assert counters(on_b)[0] > before, f"the counter goes on from {before}:\n{on_b}"
+assert "fos-guest up" not in on_b, f"the guest did not boot again on n1:\n{on_b}"
+
+step("the test looks at the cluster")
+with open(os.path.join(marks, "migrated.tmp"), "w") as f:
+    f.write(instance)
+os.rename(os.path.join(marks, "migrated.tmp"), os.path.join(marks, "migrated"))
+deadline = time.time() + 120
+while not os.path.exists(os.path.join(marks, "checked")):
+    assert time.time() < deadline, "the test did not look"
+    time.sleep(0.1)
+
+step("terminated and offloaded, the image removed: no domain left")
+assert api.fdu.terminate(instance) == instance
+assert domains(libvirt_a) == [] and domains(libvirt_b) == [], (domains(libvirt_a), domains(libvirt_b))
+assert "error" in api.fdu.instance_info(instance)
+assert "result" in api.fdu.offload(fdu["uuid"])
+assert api.fdu.list() == []
+assert "result" in api.image.remove(image)
+assert api.image.list() == []
+print("ok", flush=True)
