@@ -3,15 +3,13 @@
 //! network namespace (`fos_e2e::libvirt`, QEMU guests under TCG, as `vm_migrate` has), node `n0` serving the fog05
 //! REST API on its namespace's loopback (`--fog05-rest 127.0.0.1:PORT --fog05-rest-tenant osm`).
 //! `tests/fog05/drive_migrate_kvm.py`, run in that namespace with `fog05rest==0.0.4` from PyPI, adds the bootable
-//! test guest's disk as an image through `n0`, instantiates a KVM FDU (`migration_kind: LIVE`, no interface) on
-//! `n0` and migrates it with `api.fdu.migrate`: the domain runs in `n1`'s libvirtd only, the guest's console counter
-//! goes on on `n1` with no second boot. Meanwhile the test checks the cluster: one live migration, completed from
+//! test guest's disk as an image through `n0`, instantiates a KVM FDU (`migration_kind: LIVE`, one interface on a
+//! fog05 network with DHCP) on `n0` and migrates it with `api.fdu.migrate`: the domain runs in `n1`'s libvirtd only,
+//! the guest's console counter goes on on `n1` with no second boot, and it answers at the same address on `n1`'s
+//! side of the network. Meanwhile the test checks the cluster: one live migration, completed from
 //! `n0` to `n1` and moved by libvirt (its downtime in the ticket), the node pin on `n1`, the entity running there.
 //! Then it is terminated and offloaded: nothing left in either libvirtd nor in the store. Skipped, saying so, only
 //! when PyPI cannot be reached.
-//!
-//! The FDU has no interface: the destination's preparation of a live migration does not attach the instance's
-//! networks (the network's bridge must exist there before libvirt moves the guest).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -64,7 +62,7 @@ fn fog05rest_migrates_a_kvm_fdu_live_between_two_nodes_libvirt_daemons() {
         .arg(REST)
         .arg(&marks)
         .arg(&disk)
-        .args([libvirt[0].uri(), libvirt[1].uri()])
+        .args([libvirt[0].uri(), libvirt[1].uri(), cluster.nodes[1].ns.clone()])
         .stdout(Stdio::from(std::fs::File::create(&out).expect("drive.out")))
         .stderr(Stdio::from(std::fs::File::create(&err).expect("drive.err")))
         .spawn()

@@ -1,10 +1,12 @@
 //! A VM migrated live between two nodes' libvirt daemons on the cluster harness (`make test-vm`): each node's `fosd`
 //! drives a libvirtd of its own started in the node's network namespace (`fos_e2e::libvirt`), and QEMU guests run
 //! under TCG. The test guest (booted from its kernel and initrd, with a 16 MiB volume as its disk) counts seconds
-//! on its console; `fosctl migrate --live --wait` moves it from one node to the other while it runs. Checked: the
-//! migration record (live, Completed, libvirt's downtime in its ticket), the guest running in the destination's
-//! libvirtd only (the source's domain gone), its counter carrying on in the destination's console with no second
-//! boot, and the volume's disk at the destination holding what the guest wrote to it at boot (copied by the move).
+//! on its console and serves it over HTTP on a fos VxLAN network; `fosctl migrate --live --wait` moves it from one
+//! node to the other while it runs (the destination attached to the network first). Checked: the migration record
+//! (live, Completed, libvirt's downtime in its ticket), the guest running in the destination's libvirtd only (the
+//! source's domain gone), its counter carrying on in the destination's console with no second boot, the same
+//! address answering on the destination's side with the counter going on, and the volume's disk at the destination
+//! holding what the guest wrote to it at boot (copied by the move).
 //! Beside it, in the same run, the same guest migrated by hand with `virsh migrate --live --p2p --copy-storage-inc`
 //! between the same daemons, for the downtime figure.
 
@@ -22,12 +24,30 @@ fn instance() -> String {
 
 fn manifest(kernel: &Path, initrd: &Path) -> String {
     format!(
-        "apiVersion: fos/v1\nkind: Application\nmetadata: {{name: {APP}}}\nspec:\n  components:\n    - name: guest\n      \
-         entity:\n        kind: vm\n        kernel: {}\n        initrd: {}\n        cmdline: quiet\n        cpu: 1\n        \
-         memory: 128Mi\n        migration: live\n        volumes: [{{name: data, size: 16Mi}}]\n",
+        "apiVersion: fos/v1\nkind: Application\nmetadata: {{name: {APP}}}\nspec:\n  networks:\n    - {{name: lan, type: \
+         vxlan, ipRange: 10.203.9.0/24, gateway: 10.203.9.1}}\n  components:\n    - name: guest\n      entity:\n        \
+         kind: vm\n        kernel: {}\n        initrd: {}\n        cmdline: quiet\n        cpu: 1\n        \
+         memory: 128Mi\n        migration: live\n        networks: [{{network: lan}}]\n        \
+         volumes: [{{name: data, size: 16Mi}}]\n",
         kernel.display(),
         initrd.display()
     )
+}
+
+/// The guest's address on `lan`, as its entity record says.
+fn address(cluster: &Cluster) -> Option<String> {
+    let entities = json_items(&cluster.fosctl(0, &["get", "entities", "-o", "json"]).stdout);
+    let e = entities.into_iter().find(|e| e["id"] == instance().as_str())?;
+    e["actual"]["addresses"].as_array()?.first()?.as_str().map(str::to_string)
+}
+
+/// The guest's HTTP counter, asked from inside node `ns`'s namespace (through the network's bridge there).
+fn http_counter(ns: &str, ip: &str) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "-f", "-m", "2", &format!("http://{ip}/counter")])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// The counter values the guest printed on a console (`fos-guest counter N`).
@@ -164,6 +184,9 @@ fn a_vm_migrated_live_between_two_nodes_libvirt_daemons_carries_on_counting() {
         let c = counters(&logs(0));
         c.last().copied().filter(|n| *n >= 10)
     });
+    let ip = wait_for("the guest's address", Duration::from_secs(30), || address(&cluster));
+    let served =
+        wait_for("the guest's HTTP counter on n0", Duration::from_secs(60), || http_counter(&cluster.nodes[0].ns, &ip));
     assert_eq!(libvirt[0].running().len(), 1, "the guest runs in n0's libvirtd");
     assert!(libvirt[1].domains().is_empty(), "and not in n1's");
 
@@ -194,6 +217,12 @@ fn a_vm_migrated_live_between_two_nodes_libvirt_daemons_carries_on_counting() {
     let (first_on_n1, console) = (counters(&after.1)[0], after.1);
     assert!(first_on_n1 > before, "the counter carries on ({first_on_n1} after {before}):\n{console}");
     assert!(!console.contains("fos-guest up"), "the guest did not boot again on n1:\n{console}");
+
+    // Reached at the same address on n1's side of the network, its HTTP counter going on.
+    assert_eq!(address(&cluster).as_deref(), Some(ip.as_str()), "the guest keeps its address");
+    let served_after =
+        wait_for("the guest's HTTP counter on n1", Duration::from_secs(60), || http_counter(&cluster.nodes[1].ns, &ip));
+    assert!(served_after > served, "its HTTP counter carries on ({served_after} after {served})");
 
     // The volume's disk on n1 holds what the guest wrote to it at boot on n0.
     let disks = disks_under(&cluster.nodes[1].data.join("volumes"));

@@ -336,7 +336,9 @@ impl Agent {
         };
         let max_bytes = config.node.images.max_bytes().map_err(AgentError::Config)?;
         let image_gc = crate::image_gc::ImageGc::new(&data_dir, records.clone(), name.clone(), max_bytes);
-        let inbox = Arc::new(crate::migration::Inbox::new(layout.clone()).with_runtimes(started.runtimes.clone()));
+        let networking = networks.clone().map(|m| Arc::new(Networking::new(m as Arc<dyn NetworkManager>)));
+        let inbox = crate::migration::Inbox::new(layout.clone()).with_runtimes(started.runtimes.clone());
+        let inbox = Arc::new(inbox.with_networking(networking.clone()));
         let mut driver = Driver::new(Shared {
             volume_sender: config.volume_sender.clone(),
             records: records.clone(),
@@ -345,7 +347,7 @@ impl Agent {
             layout,
             local: local.clone(),
             settings: config.driver.clone(),
-            networking: networks.clone().map(|m| Networking::new(m as Arc<dyn NetworkManager>)),
+            networking,
             secrets: config.secrets.clone(),
         });
         // Processes the instances leave behind become this process's children, reaped at once.

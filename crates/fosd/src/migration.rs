@@ -59,7 +59,9 @@ fn refusal(e: InboxError) -> InboxRefusal {
         | InboxError::Frame(..)
         | InboxError::Superseded(_)
         | InboxError::NoRuntime(_) => InboxRefusal::Conflict(e.to_string()),
-        InboxError::Io { .. } | InboxError::Broken(..) | InboxError::Prepare(_) => InboxRefusal::Failed(e.to_string()),
+        InboxError::Io { .. } | InboxError::Broken(..) | InboxError::Prepare(_) | InboxError::Attach(_) => {
+            InboxRefusal::Failed(e.to_string())
+        }
     }
 }
 

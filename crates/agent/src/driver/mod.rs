@@ -85,7 +85,7 @@ pub struct Shared {
     /// Timing.
     pub settings: DriverSettings,
     /// The node's networks, when it has a network manager (instances with `networks` fail to configure without).
-    pub networking: Option<Networking>,
+    pub networking: Option<Arc<Networking>>,
     /// The cluster's secrets key, to open the Secrets entities reference (none: such entities fail to start).
     pub secrets: Option<std::sync::Arc<fos_store::seal::SealKey>>,
     /// How volumes of instances migrating away are sent to their destination.

@@ -71,6 +71,9 @@ pub enum InboxError {
     /// This node has no runtime for the incoming instance's kind.
     #[error("this node has no {0} runtime")]
     NoRuntime(fos_api::manifest::EntityKind),
+    /// The incoming instance could not be attached to its networks.
+    #[error("attaching the incoming instance to its networks: {0}")]
+    Attach(String),
     /// The runtime could not prepare the incoming instance.
     #[error("preparing the incoming instance: {0}")]
     Prepare(#[source] crate::runtime::RuntimeError),
@@ -163,6 +166,8 @@ pub struct Inbox {
     pub(super) layout: NodeLayout,
     /// The node's runtimes, which prepare an incoming live migration ([`Inbox::prepare`]).
     pub(super) runtimes: crate::runtime::registry::Runtimes,
+    /// The node's networking (the driver's), which attaches an incoming instance to its networks.
+    pub(super) networking: Option<Arc<crate::driver::Networking>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Held while an instance's volumes directory is replaced or removed.
     volumes: tokio::sync::Mutex<()>,
@@ -190,12 +195,19 @@ impl Inbox {
     pub fn new(layout: NodeLayout) -> Self {
         let root = layout.data_dir().join("migrations").join("in");
         let runtimes = Default::default();
-        Inbox { root, layout, runtimes, sessions: Mutex::default(), volumes: tokio::sync::Mutex::new(()) }
+        let volumes = tokio::sync::Mutex::new(());
+        Inbox { root, layout, runtimes, networking: None, sessions: Mutex::default(), volumes }
     }
 
     /// The same inbox, with the node's runtimes to prepare incoming live migrations.
     pub fn with_runtimes(mut self, runtimes: crate::runtime::registry::Runtimes) -> Self {
         self.runtimes = runtimes;
+        self
+    }
+
+    /// The same inbox, with the node's networking to attach incoming live migrations to their networks.
+    pub fn with_networking(mut self, networking: Option<Arc<crate::driver::Networking>>) -> Self {
+        self.networking = networking;
         self
     }
 
