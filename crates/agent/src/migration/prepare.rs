@@ -1,9 +1,9 @@
-//! The destination's first step of a live migration whose runtime moves the running instance itself (a VM by
-//! libvirt): before the source takes anything off, the source asks this node (over the node API) to prepare the
-//! incoming instance: it is attached to its networks here (the driver's networking: bridges, its reserved addresses),
-//! and the runtime of its kind makes ready what it needs — its volumes' directories, disks and images — and answers
-//! what the source's runtime needs to send it there. Nothing runs yet: the instance's desired record comes here only
-//! once the source reports the move done.
+//! The destination's first step of a live migration whose runtime asks for it (a VM, which libvirt moves running; a
+//! container, whose image is fetched ahead): before the source takes anything off, the source asks this node (over
+//! the node API) to prepare the incoming instance. A VM is attached to its networks here (the driver's networking:
+//! bridges, its reserved addresses), and the runtime of its kind makes ready what it needs — its volumes'
+//! directories, disks and images — and answers what the source's runtime needs to send it there. Nothing runs yet:
+//! the instance's desired record comes here only once the source reports the move done.
 
 use fos_api::record::DesiredInstance;
 
@@ -20,9 +20,10 @@ impl Inbox {
         for dir in cx.volumes.values() {
             std::fs::create_dir_all(dir).map_err(|source| InboxError::Io { path: dir.clone(), source })?;
         }
-        if !desired.entity.networks.is_empty() {
-            // Its networks here (bridges, its reserved addresses) before anything moves; configure, once it lands,
-            // finds them attached.
+        // A VM's networks here (bridges, its reserved addresses) before libvirt moves it onto them; configure, once
+        // it lands, finds them attached. A process's or container's namespace would answer for its address while
+        // the source still serves it: those are attached at Landing.
+        if desired.entity.kind == fos_api::manifest::EntityKind::Vm && !desired.entity.networks.is_empty() {
             let networking = self.networking.as_ref().ok_or_else(|| InboxError::Attach("no network manager".into()))?;
             networking.attach(desired).await.map_err(|e| InboxError::Attach(e.to_string()))?;
         }
