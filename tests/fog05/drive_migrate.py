@@ -13,7 +13,7 @@ import uuid
 
 from fog05rest import FIMAPI
 
-from common import step, alive
+from common import step, alive, hand_over
 
 addr, marks, netns_a, netns_b = sys.argv[1:5]
 api = FIMAPI(locator=addr)
@@ -97,13 +97,7 @@ for to, why in ((b, "runs there already"), (str(uuid.uuid4()), "not found")):
 assert api.fdu.instance_info(instance)["node"] == b
 
 step("the test looks at the cluster")
-with open(os.path.join(marks, "migrated.tmp"), "w") as f:
-    f.write(instance)
-os.rename(os.path.join(marks, "migrated.tmp"), os.path.join(marks, "migrated"))
-deadline = time.time() + 120
-while not os.path.exists(os.path.join(marks, "checked")):
-    assert time.time() < deadline, "the test did not look"
-    time.sleep(0.1)
+hand_over(marks, instance)
 
 step("terminated and offloaded")
 assert api.fdu.terminate(instance) == instance

@@ -11,16 +11,14 @@ network (asked from B's namespace). Then
 terminated and offloaded, the image removed: no domain left in either daemon. Every step asserts what it gets;
 prints `ok` at the end.
 """
-import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 
 from fog05rest import FIMAPI
 
-from common import step, add_image
+from common import step, add_image, eventually, hand_over, two_nodes
 
 addr, marks, disk, libvirt_a, libvirt_b, netns_b = sys.argv[1:7]
 api = FIMAPI(locator=addr)
@@ -58,19 +56,8 @@ def http_counter(ip, netns=None):
         return None
 
 
-def eventually(what, check, timeout=240):
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 step("two nodes offering KVM")
-nodes = {api.node.info(n)["name"]: n for n in api.node.list()}
-assert sorted(nodes) == ["n0", "n1"], nodes
-a, b = nodes["n0"], nodes["n1"]
-for n in (a, b):
-    assert "KVM" in [api.plugin.info(n, p)["name"] for p in api.node.plugins(n)], n
+a, b = two_nodes(api, "KVM")
 
 step("the guest's disk added as an image with its sha256 through n0")
 image, digest = add_image(api, disk, "fos-guest", "raw")
@@ -97,7 +84,7 @@ assert record["status"] == "RUN" and record["node"] == a, record
 [domain] = domains(libvirt_a)
 assert virsh(libvirt_a, "domstate", domain) == "running"
 assert domains(libvirt_b) == []
-eventually("the guest counting on n0", lambda: any(n >= 10 for n in counters(console(libvirt_a, domain))))
+eventually("the guest counting on n0", lambda: any(n >= 10 for n in counters(console(libvirt_a, domain))), 240)
 assert console(libvirt_a, domain).count("fos-guest up") == 1
 before = counters(console(libvirt_a, domain))[-1]
 eth0 = api.fdu.instance_info(instance)["hypervisor_info"]["network"]["eth0"]
@@ -127,13 +114,7 @@ eventually("the guest answering at the same address on n1",
            lambda: (http_counter(ip, netns_b) or 0) > served, 120)
 
 step("the test looks at the cluster")
-with open(os.path.join(marks, "migrated.tmp"), "w") as f:
-    f.write(instance)
-os.rename(os.path.join(marks, "migrated.tmp"), os.path.join(marks, "migrated"))
-deadline = time.time() + 120
-while not os.path.exists(os.path.join(marks, "checked")):
-    assert time.time() < deadline, "the test did not look"
-    time.sleep(0.1)
+hand_over(marks, instance)
 
 step("terminated and offloaded, the image and the network removed: no domain left")
 assert api.fdu.terminate(instance) == instance

@@ -15,7 +15,7 @@ import uuid
 
 from fog05rest import FIMAPI
 
-from common import step, add_image, alive
+from common import step, add_image, alive, eventually, hand_over, two_nodes
 
 addr, marks, archive, netns_a, netns_b = sys.argv[1:6]
 api = FIMAPI(locator=addr)
@@ -44,19 +44,8 @@ def inode(netns):
     return os.stat(f"/run/netns/{netns}").st_ino
 
 
-def eventually(what, check, timeout=60):
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 step("two nodes offering LXD")
-nodes = {api.node.info(n)["name"]: n for n in api.node.list()}
-assert sorted(nodes) == ["n0", "n1"], nodes
-a, b = nodes["n0"], nodes["n1"]
-for n in (a, b):
-    assert "LXD" in [api.plugin.info(n, p)["name"] for p in api.node.plugins(n)], n
+a, b = two_nodes(api, "LXD")
 
 step("image added with its sha256 through n0")
 image, digest = add_image(api, archive, "busybox", "tar.gz")
@@ -94,13 +83,7 @@ assert len(running) == 1 and netns_of(running[0]) == inode(netns_b), f"one proce
 second = running[0]
 
 step("the test looks at the cluster and the instance's output")
-with open(os.path.join(marks, "migrated.tmp"), "w") as f:
-    f.write(instance)
-os.rename(os.path.join(marks, "migrated.tmp"), os.path.join(marks, "migrated"))
-deadline = time.time() + 120
-while not os.path.exists(os.path.join(marks, "checked")):
-    assert time.time() < deadline, "the test did not look"
-    time.sleep(0.1)
+hand_over(marks, instance)
 
 step("terminated and offloaded, the image removed")
 assert api.fdu.terminate(instance) == instance
