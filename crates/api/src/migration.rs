@@ -194,3 +194,16 @@ pub struct DataCommit {
     /// Its SHA-256, hex.
     pub sha256: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_ticket_starting_with_the_mark_says_the_runtime_moved_the_instance() {
+        assert!(moved_by_runtime(Some("moved:libvirt downtimeMs=21")));
+        assert!(!moved_by_runtime(Some(".checkpoint")));
+        assert!(!moved_by_runtime(Some("")));
+        assert!(!moved_by_runtime(None));
+    }
+}
