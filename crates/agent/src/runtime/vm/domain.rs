@@ -295,9 +295,9 @@ mod tests {
     fn a_definition_is_renamed_with_the_uuid_it_keeps_and_nothing_else_changes() {
         let xml = "<domain type='qemu'>\n  <name>fos-n1-vm-0.app.default</name>\n  <memory unit='MiB'>128</memory>\n</domain>\n";
         let uuid = "6f1c9a3e-0b5d-4c1e-9f43-2a7d0c5e8b11";
-        let renamed = renamed(xml, "fos-n1-vm-0.app.default", "fos-n0-vm-0.app.default", uuid);
+        let moved = renamed(xml, "fos-n1-vm-0.app.default", "fos-n0-vm-0.app.default", uuid);
         assert_eq!(
-            renamed,
+            moved,
             format!("<domain type='qemu'>\n  <name>fos-n0-vm-0.app.default</name>\n  <uuid>{uuid}</uuid>\n  <memory unit='MiB'>128</memory>\n</domain>\n")
         );
         assert_eq!(with_uuid(xml, "fos-n1-vm-0.app.default", uuid).matches("<uuid>").count(), 1);
